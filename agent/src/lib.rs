@@ -1,0 +1,1 @@
+//! pulih-agent: sources, backup/restore jobs, controller client, DRC role (later issues).

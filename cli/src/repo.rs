@@ -1,0 +1,124 @@
+//! `pulih repo …`: repository commands that need no controller.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use pulih_core::keys::AgentKey;
+use pulih_core::storage::{Store, read_secret_file};
+
+mod backup;
+mod init;
+mod repair_index;
+mod restore;
+mod snapshots;
+mod verify;
+
+#[derive(Args)]
+pub struct RepoArgs {
+    #[command(subcommand)]
+    command: RepoCommand,
+}
+
+#[derive(Subcommand)]
+enum RepoCommand {
+    /// Create a repository and its walidata key slot.
+    Init(init::InitArgs),
+    /// Back up paths with an agent key (write-only).
+    Backup(backup::BackupArgs),
+    /// Restore a snapshot under a target directory (needs a reader key).
+    Restore(restore::RestoreArgs),
+    /// List snapshots.
+    Snapshots(snapshots::SnapshotsArgs),
+    /// Check the repository; `--read-data` also reads and authenticates data.
+    Verify(verify::VerifyArgs),
+    /// Rebuild the index from the packs.
+    RepairIndex(repair_index::RepairIndexArgs),
+    /// Make a new agent key (its own dedup space) for another server.
+    AddAgentKey(init::AddAgentKeyArgs),
+}
+
+/// `--repo URL` / `PULIH_REPO`.
+#[derive(Args, Clone)]
+pub struct RepoUrl {
+    /// Repository URL: a path, file:///PATH, s3://BUCKET/PREFIX?endpoint=URL&region=R, or memory://NAME.
+    #[arg(long = "repo", env = "PULIH_REPO", value_name = "URL")]
+    pub url: String,
+}
+
+/// `--passphrase-file F` / `PULIH_PASSPHRASE_FILE`.
+#[derive(Args, Clone)]
+pub struct Passphrase {
+    /// File holding the walidata passphrase (must not be world-readable).
+    #[arg(
+        long = "passphrase-file",
+        env = "PULIH_PASSPHRASE_FILE",
+        value_name = "FILE"
+    )]
+    pub file: PathBuf,
+}
+
+impl Passphrase {
+    pub fn read(&self) -> Result<String> {
+        Ok(read_secret_file(&self.file)?)
+    }
+}
+
+impl RepoUrl {
+    pub fn open(&self) -> Result<Store> {
+        Ok(Store::open(&self.url, false)?)
+    }
+}
+
+pub fn load_agent_key(path: &std::path::Path) -> Result<AgentKey> {
+    // The agent key is a secret: refuse a world-readable one.
+    read_secret_file(path)?;
+    Ok(AgentKey::load(path)?)
+}
+
+/// Write a secret file with mode 0600, refusing to overwrite.
+pub fn write_secret(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A progress spinner on stderr, hidden when stderr is not a terminal.
+pub fn spinner(msg: &'static str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed} {prefix}")
+            .expect("valid template"),
+    );
+    pb.set_message(msg);
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb
+}
+
+pub fn human(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}
+
+pub async fn run(args: RepoArgs) -> Result<u8> {
+    match args.command {
+        RepoCommand::Init(a) => init::run(a).await,
+        RepoCommand::AddAgentKey(a) => init::add_agent_key(a).await,
+        RepoCommand::Backup(a) => backup::run(a).await,
+        RepoCommand::Restore(a) => restore::run(a).await,
+        RepoCommand::Snapshots(a) => snapshots::run(a).await,
+        RepoCommand::Verify(a) => verify::run(a).await,
+        RepoCommand::RepairIndex(a) => repair_index::run(a).await,
+    }
+}

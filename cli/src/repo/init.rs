@@ -1,0 +1,77 @@
+//! `pulih repo init` and `pulih repo add-agent-key`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use pulih_core::keys::AgentKey;
+use pulih_core::repo::{InitOptions, Reader, Repo};
+use pulih_core::storage::Store;
+
+use super::{Passphrase, RepoUrl, write_secret};
+use crate::exit;
+
+#[derive(Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    repo: RepoUrl,
+    #[command(flatten)]
+    passphrase: Passphrase,
+    /// Also write an agent key (mode 0600) for a first server.
+    #[arg(long, value_name = "FILE")]
+    agent_key_out: Option<PathBuf>,
+    /// zstd level for new data (1–19).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    compression_level: i32,
+}
+
+pub async fn run(a: InitArgs) -> Result<u8> {
+    let pass = a.passphrase.read()?;
+    if let Some(out) = &a.agent_key_out {
+        anyhow::ensure!(
+            !out.exists(),
+            "{} already exists; choose another --agent-key-out",
+            out.display()
+        );
+    }
+    let store = Store::open(&a.repo.url, true)?;
+    let opts = InitOptions {
+        compression_level: a.compression_level,
+        ..Default::default()
+    };
+    let (repo, reader) = Repo::init(store, &pass, &opts).await?;
+    println!(
+        "created repository {} at {}",
+        repo.config.repo_id, a.repo.url
+    );
+    if let Some(out) = a.agent_key_out {
+        let (_, text) = AgentKey::new(&reader.master, &repo.config);
+        write_secret(&out, &text)?;
+        println!("agent key written to {}", out.display());
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Args)]
+pub struct AddAgentKeyArgs {
+    #[command(flatten)]
+    repo: RepoUrl,
+    #[command(flatten)]
+    passphrase: Passphrase,
+    /// Where to write the new agent key (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+pub async fn add_agent_key(a: AddAgentKeyArgs) -> Result<u8> {
+    anyhow::ensure!(!a.out.exists(), "{} already exists", a.out.display());
+    let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
+    let (key, text) = AgentKey::new(&reader.keys.master, &reader.repo.config);
+    write_secret(&a.out, &text)?;
+    println!(
+        "agent key for space {} written to {}",
+        key.space.space,
+        a.out.display()
+    );
+    Ok(exit::OK)
+}

@@ -1,0 +1,73 @@
+//! `pulih repo restore`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Result;
+use clap::Args;
+use pulih_core::repo::Reader;
+use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
+
+use super::{Passphrase, RepoUrl, human, spinner};
+use crate::exit;
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    repo: RepoUrl,
+    #[command(flatten)]
+    passphrase: Passphrase,
+    /// Snapshot id (or a unique prefix of it), or `latest`.
+    snapshot: String,
+    /// Directory to restore into; each backed-up path lands at TARGET/<its absolute path>.
+    #[arg(long)]
+    target: PathBuf,
+    /// Restore only this backed-up path and what is below it (repeatable).
+    #[arg(long)]
+    include: Vec<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(a: RestoreArgs) -> Result<u8> {
+    let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
+    let snap = reader.find_snapshot(&a.snapshot).await?;
+    let progress = Arc::new(RestoreProgress::default());
+    let pb = spinner("restoring");
+    let ticker = {
+        let (pb, progress) = (pb.clone(), progress.clone());
+        tokio::spawn(async move {
+            loop {
+                pb.set_prefix(human(progress.bytes.load(Ordering::Relaxed)));
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let opts = RestoreOptions {
+        include: a.include,
+        ..Default::default()
+    };
+    let r = restore(&reader, &snap, &a.target, &opts, progress).await;
+    ticker.abort();
+    pb.finish_and_clear();
+    let s = r?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"snapshot_id": snap.id.to_hex(), "files": s.files, "dirs": s.dirs, "symlinks": s.symlinks, "bytes": s.bytes, "duration_s": s.duration_s})
+        );
+    } else {
+        println!(
+            "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {} in {:.1}s",
+            snap.id,
+            a.target.display(),
+            s.files,
+            s.dirs,
+            s.symlinks,
+            human(s.bytes),
+            s.duration_s
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,1 @@
+//! pulih-controller: API, scheduler, inventory (later issues).

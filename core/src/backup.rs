@@ -1,0 +1,666 @@
+//! Backup: walk → chunk → deduplicate → compress → encrypt → pack → upload →
+//! index → snapshot (FORMAT.md §8).
+//!
+//! Threads: one walker (read, chunk, hash, dedup; builds trees bottom-up),
+//! `workers` pack builders (zstd + AES-GCM, one open pack per blob type
+//! each), and an async uploader with bounded concurrency. Channels are
+//! bounded, so memory stays bounded: roughly
+//! `workers × 2 × pack_size + (2 + upload_concurrency) × pack_size`.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::chunker::Chunker;
+use crate::files_cache::{CacheEntry, FilesCache, cache_file};
+use crate::id::{BlobId, IndexId, PackId, SnapshotId};
+use crate::index::{IndexFile, IndexPack, SpaceIndex};
+use crate::keys::{AgentKey, SessionKey, SpaceKeys};
+use crate::pack::{self, BlobType, FinishedPack, PackWriter};
+use crate::repo::{LoadedIndexes, Repo};
+use crate::snapshot::{Snapshot, Summary};
+use crate::storage::Store;
+use crate::tree::{Node, NodeKind, Tree};
+use crate::{Error, Result};
+
+const READ_BLOCK: usize = 4 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct BackupOptions {
+    pub host: String,
+    pub tags: Vec<String>,
+    pub cache_dir: PathBuf,
+    /// Target pack size in bytes (16–64 MiB in production).
+    pub pack_size: usize,
+    pub workers: usize,
+    pub upload_concurrency: usize,
+}
+
+impl BackupOptions {
+    pub fn new(host: String, cache_dir: PathBuf) -> Self {
+        BackupOptions {
+            host,
+            tags: Vec::new(),
+            cache_dir,
+            pack_size: 16 * 1024 * 1024,
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            upload_concurrency: 3,
+        }
+    }
+}
+
+/// Live counters for a progress display.
+#[derive(Default, Debug)]
+pub struct Progress {
+    pub files: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_stored: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct BackupOutcome {
+    pub snapshot_id: SnapshotId,
+    pub snapshot: Snapshot,
+    /// Sources that could not be read; the backup went on without them.
+    pub errors: Vec<String>,
+    /// Packs left by an interrupted earlier run, found and reused.
+    pub resumed_packs: usize,
+}
+
+struct Job {
+    kind: BlobType,
+    id: BlobId,
+    data: Vec<u8>,
+}
+
+/// Run one backup of `paths` with an agent key.
+pub async fn backup(
+    store: Store,
+    key: &AgentKey,
+    paths: &[PathBuf],
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    let start_time = time::OffsetDateTime::now_utc();
+    let paths = normalize_paths(paths)?;
+    let repo = Repo::open(store).await?;
+    repo.check_agent_key(key)?;
+    let space = key.space.clone();
+
+    // Own index, plus adoption of packs an interrupted run left behind.
+    let sp = space.clone();
+    let mut loaded = LoadedIndexes::load(&repo, |s| (s == sp.space).then(|| sp.clone())).await?;
+    for (id, e) in &loaded.damaged {
+        tracing::warn!(index = %id, error = %e, "skipping an unreadable index file");
+    }
+    let mut index = loaded
+        .spaces
+        .remove(&space.space)
+        .unwrap_or_else(SpaceIndex::new);
+    let adopted = adopt_orphans(&repo, &space, &loaded.indexed_packs, &mut index).await?;
+    index.finalize();
+    let index = Arc::new(index);
+    let mut bytes_stored: u64 = 0;
+
+    // The session key goes first, so every pack of this run is readable.
+    let session = Arc::new(SessionKey::generate());
+    let wrapped = session.wrap(&key.recipients)?;
+    bytes_stored += wrapped.len() as u64;
+    repo.store
+        .put(&format!("keys/sessions/{}", session.id), wrapped.into())
+        .await?;
+
+    let cache_path = cache_file(&opts.cache_dir, key.repo_id, space.space);
+    let old_cache = FilesCache::load(&cache_path);
+
+    // Pipeline.
+    let workers = opts.workers.max(1);
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 4);
+    let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(2);
+    let uploader = tokio::spawn(upload_packs(
+        repo.store.clone(),
+        pack_rx,
+        opts.upload_concurrency.max(1),
+        progress.clone(),
+    ));
+    let mut worker_handles = Vec::new();
+    for _ in 0..workers {
+        let (rx, tx, session, space) = (
+            job_rx.clone(),
+            pack_tx.clone(),
+            session.clone(),
+            space.clone(),
+        );
+        let (level, pack_size, max_chunk) = (
+            key.compression_level,
+            opts.pack_size,
+            key.chunker.max_size as usize,
+        );
+        worker_handles.push(std::thread::spawn(move || {
+            pack_worker(rx, tx, &session, &space, level, pack_size, max_chunk)
+        }));
+    }
+    drop((job_rx, pack_tx));
+
+    let walker = Walker {
+        keys: space.clone(),
+        chunker: Chunker::new(&key.chunker_key, key.chunker),
+        index: index.clone(),
+        seen: HashSet::new(),
+        tx: job_tx,
+        old_cache,
+        new_cache: FilesCache::default(),
+        summary: Summary::default(),
+        errors: Vec::new(),
+        links: HashMap::new(),
+        buf: Vec::new(),
+        progress: progress.clone(),
+    };
+    let walk_paths = paths.clone();
+    let walked = tokio::task::spawn_blocking(move || walker.run(&walk_paths))
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+    let worker_results = tokio::task::spawn_blocking(move || {
+        worker_handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Task("a pack worker panicked".into())))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?;
+    let uploaded = uploader.await.map_err(|e| Error::Task(e.to_string()))?;
+    // Report the root cause: the store first, then the workers, then the walk.
+    let (mut packs, uploaded_bytes) = uploaded?;
+    for r in worker_results {
+        r?;
+    }
+    let (root, mut summary, new_cache, errors) = walked?;
+    bytes_stored += uploaded_bytes;
+
+    // Index, then snapshot.
+    let resumed_packs = adopted.len();
+    packs.extend(adopted);
+    if !packs.is_empty() {
+        let id = IndexId::random();
+        let bytes = IndexFile {
+            space: space.space,
+            packs,
+        }
+        .encode(&space, &id);
+        bytes_stored += bytes.len() as u64;
+        repo.store
+            .put(&crate::index::index_key_name(&id), bytes.into())
+            .await?;
+    }
+    summary.errors = errors.len() as u64;
+    let snapshot_id = SnapshotId::random();
+    let mut snapshot = Snapshot {
+        time: start_time
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("formats"),
+        host: opts.host.clone(),
+        tags: opts.tags.clone(),
+        paths: paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+        tree: root,
+        session: session.id,
+        parent: None,
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        summary,
+    };
+    // The snapshot's own size counts as stored; estimate it with the final
+    // summary in place (the number's digits barely move it).
+    snapshot.summary.bytes_stored = bytes_stored;
+    snapshot.summary.bytes_stored += snapshot.encode(&space, &snapshot_id).len() as u64;
+    snapshot.summary.duration_s = started.elapsed().as_secs_f64();
+    let bytes = snapshot.encode(&space, &snapshot_id);
+    repo.store
+        .put(
+            &crate::snapshot::snapshot_key_name(&snapshot_id),
+            bytes.into(),
+        )
+        .await?;
+    progress
+        .bytes_stored
+        .store(snapshot.summary.bytes_stored, Ordering::Relaxed);
+
+    if let Err(e) = new_cache.save(&cache_path) {
+        tracing::warn!(error = %e, "could not save the files cache; the next backup reads every file");
+    }
+    Ok(BackupOutcome {
+        snapshot_id,
+        snapshot,
+        errors,
+        resumed_packs,
+    })
+}
+
+fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(Error::Invalid("no source path given".into()));
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+        // Drop `.` and trailing slashes; refuse `..`, whose meaning depends on links.
+        let mut clean = PathBuf::from("/");
+        for c in abs.components() {
+            match c {
+                std::path::Component::Normal(n) => clean.push(n),
+                std::path::Component::ParentDir => {
+                    return Err(Error::Invalid(format!(
+                        "source path {} contains `..`; give it without",
+                        p.display()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if clean == Path::new("/") {
+            return Err(Error::Invalid(
+                "backing up `/` as a whole is not supported; name the directories to protect"
+                    .into(),
+            ));
+        }
+        if std::fs::symlink_metadata(&clean).is_err() {
+            return Err(Error::Invalid(format!(
+                "source path {} does not exist",
+                p.display()
+            )));
+        }
+        out.push(clean);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Find packs no index names; adopt those of our space (an interrupted run).
+async fn adopt_orphans(
+    repo: &Repo,
+    space: &SpaceKeys,
+    indexed: &HashSet<crate::id::PackId>,
+    index: &mut SpaceIndex,
+) -> Result<Vec<IndexPack>> {
+    use futures::StreamExt;
+    let orphans: Vec<(PackId, u64)> = repo
+        .list_packs()
+        .await?
+        .into_iter()
+        .filter(|(id, _)| !indexed.contains(id) && !index.has_pack(id))
+        .collect();
+    let sp = space.clone();
+    let results: Vec<(PackId, Result<_>)> = futures::stream::iter(orphans)
+        .map(|(id, size)| {
+            let sp = sp.clone();
+            async move {
+                (
+                    id,
+                    repo.read_pack_header(&id, size, |s| (s == sp.space).then(|| sp.clone()))
+                        .await,
+                )
+            }
+        })
+        .buffer_unordered(crate::repo::LOAD_CONCURRENCY)
+        .collect()
+        .await;
+    let mut adopted = Vec::new();
+    for (id, r) in results {
+        match r {
+            Ok((_, Some(header))) => {
+                index.add_pack(id, &header);
+                adopted.push(IndexPack { pack: id, header });
+            }
+            Ok((_, None)) => {}
+            Err(e) => {
+                tracing::warn!(pack = %id, error = %e, "unindexed pack is unreadable; not reusing it")
+            }
+        }
+    }
+    if !adopted.is_empty() {
+        tracing::info!(
+            packs = adopted.len(),
+            "resuming: reusing packs of an interrupted backup"
+        );
+    }
+    Ok(adopted)
+}
+
+fn pack_worker(
+    rx: crossbeam_channel::Receiver<Job>,
+    tx: mpsc::Sender<FinishedPack>,
+    session: &SessionKey,
+    space: &SpaceKeys,
+    level: i32,
+    pack_size: usize,
+    max_chunk: usize,
+) -> Result<()> {
+    let mut comp = zstd::bulk::Compressor::new(level)
+        .map_err(|e| Error::Invalid(format!("zstd level {level}: {e}")))?;
+    let mut open: [Option<PackWriter>; 2] = [None, None];
+    let send = |w: PackWriter| {
+        tx.blocking_send(w.finish(space))
+            .map_err(|_| Error::Task("the uploader stopped".into()))
+    };
+    for job in rx {
+        let (compressed, flags) = pack::compress(&mut comp, &job.data);
+        let slot = job.kind as usize;
+        let cap = if job.kind == BlobType::Data {
+            pack_size + max_chunk + 4096
+        } else {
+            1 << 20
+        };
+        let w = open[slot].get_or_insert_with(|| PackWriter::new(session, job.kind, cap));
+        w.add(
+            job.id,
+            compressed.as_deref().unwrap_or(&job.data),
+            flags,
+            job.data.len() as u32,
+        );
+        if w.len() >= pack_size {
+            send(open[slot].take().expect("just used"))?;
+        }
+    }
+    for w in open.into_iter().flatten() {
+        if !w.is_empty() {
+            send(w)?;
+        }
+    }
+    Ok(())
+}
+
+async fn upload_packs(
+    store: Store,
+    mut rx: mpsc::Receiver<FinishedPack>,
+    concurrency: usize,
+    progress: Arc<Progress>,
+) -> Result<(Vec<IndexPack>, u64)> {
+    let mut set: JoinSet<Result<(IndexPack, u64)>> = JoinSet::new();
+    let mut done = Vec::new();
+    let mut total = 0u64;
+    let mut collect =
+        |r: std::result::Result<Result<(IndexPack, u64)>, tokio::task::JoinError>| -> Result<()> {
+            let (p, n) = r.map_err(|e| Error::Task(e.to_string()))??;
+            total += n;
+            progress.bytes_stored.fetch_add(n, Ordering::Relaxed);
+            done.push(p);
+            Ok(())
+        };
+    while let Some(p) = rx.recv().await {
+        while set.len() >= concurrency {
+            collect(set.join_next().await.expect("set is not empty"))?;
+        }
+        let store = store.clone();
+        set.spawn(async move {
+            let n = p.bytes.len() as u64;
+            store
+                .put(&pack::pack_key_name(&p.id), Bytes::from(p.bytes))
+                .await?;
+            Ok((
+                IndexPack {
+                    pack: p.id,
+                    header: p.header,
+                },
+                n,
+            ))
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        collect(r)?;
+    }
+    Ok((done, total))
+}
+
+struct Walker {
+    keys: SpaceKeys,
+    chunker: Chunker,
+    index: Arc<SpaceIndex>,
+    seen: HashSet<BlobId>,
+    tx: crossbeam_channel::Sender<Job>,
+    old_cache: FilesCache,
+    new_cache: FilesCache,
+    summary: Summary,
+    errors: Vec<String>,
+    links: HashMap<(u64, u64), u64>,
+    buf: Vec<u8>,
+    progress: Arc<Progress>,
+}
+
+type WalkResult = (BlobId, Summary, FilesCache, Vec<String>);
+
+fn path_key(p: &Path) -> String {
+    match p.to_str() {
+        Some(s) => s.to_owned(),
+        None => format!("hex:{}", hex::encode(p.as_os_str().as_bytes())),
+    }
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.mtime_nsec())
+}
+
+impl Walker {
+    fn run(mut self, paths: &[PathBuf]) -> Result<WalkResult> {
+        let mut root = Tree::default();
+        for p in paths {
+            let name = p.strip_prefix("/").expect("paths are absolute");
+            if let Some(node) = self.node(p, name.as_os_str())? {
+                root.nodes.push(node);
+            }
+        }
+        let id = self.store(BlobType::Tree, &root.encode())?;
+        Ok((id, self.summary, self.new_cache, self.errors))
+    }
+
+    fn skip(&mut self, path: &Path, e: impl std::fmt::Display) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot read; skipping");
+        self.errors.push(format!("{}: {e}", path.display()));
+    }
+
+    fn known(&self, id: &BlobId) -> bool {
+        self.index.contains(id) || self.seen.contains(id)
+    }
+
+    fn store(&mut self, kind: BlobType, data: &[u8]) -> Result<BlobId> {
+        let id = self.keys.blob_id(data);
+        if !self.index.contains(&id) && self.seen.insert(id) {
+            if kind == BlobType::Data {
+                self.summary.bytes_new += data.len() as u64;
+            }
+            self.tx
+                .send(Job {
+                    kind,
+                    id,
+                    data: data.to_vec(),
+                })
+                .map_err(|_| Error::Task("the pack workers stopped".into()))?;
+        }
+        Ok(id)
+    }
+
+    fn node(&mut self, path: &Path, name: &OsStr) -> Result<Option<Node>> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.skip(path, e);
+                return Ok(None);
+            }
+        };
+        let ft = meta.file_type();
+        let mut node = if ft.is_dir() {
+            let mut n = Node::new(name, NodeKind::Dir);
+            match self.dir(path)? {
+                Some(id) => n.subtree = Some(id),
+                None => return Ok(None),
+            }
+            self.summary.dirs += 1;
+            n
+        } else if ft.is_file() {
+            let mut n = Node::new(name, NodeKind::File);
+            match self.file(path, &meta)? {
+                Some((content, size)) => {
+                    n.content = Some(content);
+                    n.size = Some(size);
+                }
+                None => return Ok(None),
+            }
+            if meta.nlink() > 1 {
+                let next = self.links.len() as u64 + 1;
+                n.link_id = Some(*self.links.entry((meta.dev(), meta.ino())).or_insert(next));
+            }
+            self.summary.files += 1;
+            self.progress.files.fetch_add(1, Ordering::Relaxed);
+            n
+        } else if ft.is_symlink() {
+            let mut n = Node::new(name, NodeKind::Symlink);
+            match std::fs::read_link(path) {
+                Ok(t) => n.set_target(t.as_os_str()),
+                Err(e) => {
+                    self.skip(path, e);
+                    return Ok(None);
+                }
+            }
+            n
+        } else {
+            tracing::info!(path = %path.display(), "not a file, directory or symlink; not backed up");
+            return Ok(None);
+        };
+        node.mode = meta.mode() & 0o7777;
+        node.mtime_ns = mtime_ns(&meta);
+        node.uid = meta.uid();
+        node.gid = meta.gid();
+        Ok(Some(node))
+    }
+
+    fn dir(&mut self, path: &Path) -> Result<Option<BlobId>> {
+        let rd = match std::fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.skip(path, e);
+                return Ok(None);
+            }
+        };
+        let mut names = Vec::new();
+        for entry in rd {
+            match entry {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => self.skip(path, e),
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut tree = Tree::default();
+        for n in names {
+            if let Some(node) = self.node(&path.join(&n), &n)? {
+                tree.nodes.push(node);
+            }
+        }
+        Ok(Some(self.store(BlobType::Tree, &tree.encode())?))
+    }
+
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+    ) -> Result<Option<(Vec<BlobId>, u64)>> {
+        let key = path_key(path);
+        let mut entry = CacheEntry {
+            size: meta.len(),
+            mtime_ns: mtime_ns(meta),
+            ctime_ns: meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+            content: Vec::new(),
+        };
+        if let Some(old) = self.old_cache.entries.remove(&key) {
+            let same = (old.size, old.mtime_ns, old.ctime_ns, old.ino, old.dev)
+                == (
+                    entry.size,
+                    entry.mtime_ns,
+                    entry.ctime_ns,
+                    entry.ino,
+                    entry.dev,
+                );
+            if same && old.content.iter().all(|id| self.known(id)) {
+                let r = (old.content.clone(), old.size);
+                self.new_cache.entries.insert(key, old);
+                return Ok(Some(r));
+            }
+        }
+        let mut f = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.skip(path, e);
+                return Ok(None);
+            }
+        };
+        let max = self.chunker.params().max_size as usize;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(max + READ_BLOCK, 0);
+        let (mut start, mut end, mut eof, mut size) = (0usize, 0usize, false, 0u64);
+        let result = loop {
+            while !eof && end - start < max {
+                if buf.len() - end < READ_BLOCK {
+                    buf.copy_within(start..end, 0);
+                    end -= start;
+                    start = 0;
+                }
+                let want = READ_BLOCK.min(buf.len() - end);
+                match f.read(&mut buf[end..end + want]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => {
+                        end += n;
+                        self.progress
+                            .bytes_read
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.buf = buf;
+                        self.skip(path, e);
+                        return Ok(None);
+                    }
+                }
+            }
+            if start == end {
+                break Ok(());
+            }
+            let n = self.chunker.next_cut(&buf[start..end]);
+            match self.store(BlobType::Data, &buf[start..start + n]) {
+                Ok(id) => entry.content.push(id),
+                Err(e) => break Err(e),
+            }
+            start += n;
+            size += n as u64;
+        };
+        self.buf = buf;
+        result?;
+        self.summary.bytes_read += size;
+        entry.size = size;
+        let r = (entry.content.clone(), size);
+        self.new_cache.entries.insert(key, entry);
+        Ok(Some(r))
+    }
+}

@@ -1,0 +1,355 @@
+//! Index files (FORMAT.md §5) and the compact in-memory index.
+//!
+//! In memory, one blob costs one 48-byte [`Entry`] in a sorted array (plus a
+//! share of the per-pack table), well under the 64 bytes the design allows.
+
+use std::collections::HashMap;
+
+use crate::crypto::{self, Key};
+use crate::id::{BlobId, IndexId, PackId, SessionId, SpaceId};
+use crate::keys::SpaceKeys;
+use crate::pack::{BlobType, FLAG_COMPRESSED, PackEntry, PackHeader};
+use crate::{Error, Result};
+
+pub const INDEX_MAGIC: &[u8; 8] = b"PLHINDX1";
+const IENTRY_LEN: usize = 46;
+
+/// One pack's part of an index file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexPack {
+    pub pack: PackId,
+    pub header: PackHeader,
+}
+
+/// A decoded index file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexFile {
+    pub space: SpaceId,
+    pub packs: Vec<IndexPack>,
+}
+
+pub fn index_key_name(id: &IndexId) -> String {
+    format!("index/{id}")
+}
+
+fn body_key(space: &SpaceKeys, id: &IndexId) -> Key {
+    space.meta_key.derive("index", &[&id.0])
+}
+
+impl IndexFile {
+    pub fn encode(&self, keys: &SpaceKeys, id: &IndexId) -> Vec<u8> {
+        let mut clear = Vec::with_capacity(28 + 32 * self.packs.len());
+        clear.extend_from_slice(INDEX_MAGIC);
+        clear.extend_from_slice(&self.space.0);
+        clear.extend_from_slice(&(self.packs.len() as u32).to_le_bytes());
+        for p in &self.packs {
+            clear.extend_from_slice(&p.pack.0);
+        }
+        let mut body = Vec::new();
+        for p in &self.packs {
+            body.extend_from_slice(&p.header.session.0);
+            body.extend_from_slice(&(p.header.entries.len() as u32).to_le_bytes());
+            for e in &p.header.entries {
+                body.push(e.kind as u8);
+                body.push(e.flags);
+                body.extend_from_slice(&e.id.0);
+                body.extend_from_slice(&e.offset.to_le_bytes());
+                body.extend_from_slice(&e.stored_len.to_le_bytes());
+                body.extend_from_slice(&e.raw_len.to_le_bytes());
+            }
+        }
+        let aad = [b"pulih/v1/index".as_slice(), &id.0, &clear].concat();
+        let ct = crypto::seal(&body_key(keys, id), [0; 12], &aad, &body);
+        clear.extend_from_slice(&ct);
+        clear
+    }
+
+    /// The clear part: the space and the pack ids. Not authenticated until
+    /// [`IndexFile::decode`] succeeds.
+    pub fn decode_clear(bytes: &[u8], id: &IndexId) -> Result<(SpaceId, Vec<PackId>, usize)> {
+        let bad = |d: &str| Error::corrupt(format!("index {id}"), d.to_owned());
+        if bytes.len() < 28 || &bytes[..8] != INDEX_MAGIC {
+            return Err(bad("not an index file (bad magic or truncated)"));
+        }
+        let space = SpaceId::from_slice(&bytes[8..24]).expect("16 bytes");
+        let n = u32::from_le_bytes(bytes[24..28].try_into().expect("4 bytes")) as usize;
+        let end = n
+            .checked_mul(32)
+            .and_then(|x| x.checked_add(28))
+            .ok_or_else(|| bad("pack count overflows"))?;
+        if bytes.len() < end {
+            return Err(bad("truncated pack list"));
+        }
+        let packs = bytes[28..end]
+            .chunks_exact(32)
+            .map(|c| PackId::from_slice(c).expect("32 bytes"))
+            .collect();
+        Ok((space, packs, end))
+    }
+
+    pub fn decode(bytes: &[u8], keys: &SpaceKeys, id: &IndexId) -> Result<IndexFile> {
+        let (space, pack_ids, end) = Self::decode_clear(bytes, id)?;
+        let bad = |d: &str| Error::corrupt(format!("index {id}"), d.to_owned());
+        if space != keys.space {
+            return Err(bad("belongs to another dedup space"));
+        }
+        let aad = [b"pulih/v1/index".as_slice(), &id.0, &bytes[..end]].concat();
+        let body = crypto::open(&body_key(keys, id), [0; 12], &aad, &bytes[end..])
+            .ok_or_else(|| bad("does not authenticate (damaged or tampered with)"))?;
+        let mut packs = Vec::with_capacity(pack_ids.len());
+        let mut pos = 0usize;
+        for pack in pack_ids {
+            if body.len() < pos + 20 {
+                return Err(bad("truncated body"));
+            }
+            let session = SessionId::from_slice(&body[pos..pos + 16]).expect("16 bytes");
+            let count =
+                u32::from_le_bytes(body[pos + 16..pos + 20].try_into().expect("4 bytes")) as usize;
+            pos += 20;
+            let len = count
+                .checked_mul(IENTRY_LEN)
+                .ok_or_else(|| bad("entry count overflows"))?;
+            if body.len() < pos + len {
+                return Err(bad("truncated body"));
+            }
+            let mut entries = Vec::with_capacity(count);
+            for e in body[pos..pos + len].chunks_exact(IENTRY_LEN) {
+                let kind = BlobType::from_u8(e[0]).ok_or_else(|| bad("unknown blob type"))?;
+                if e[1] & !FLAG_COMPRESSED != 0 {
+                    return Err(bad("unknown blob flags"));
+                }
+                let u = |i: usize| u32::from_le_bytes(e[i..i + 4].try_into().expect("4 bytes"));
+                entries.push(PackEntry {
+                    kind,
+                    flags: e[1],
+                    id: BlobId::from_slice(&e[2..34]).expect("32 bytes"),
+                    offset: u(34),
+                    stored_len: u(38),
+                    raw_len: u(42),
+                });
+            }
+            pos += len;
+            packs.push(IndexPack {
+                pack,
+                header: PackHeader { session, entries },
+            });
+        }
+        if pos != body.len() {
+            return Err(bad("trailing bytes after the last pack"));
+        }
+        Ok(IndexFile { space, packs })
+    }
+}
+
+/// Where a blob is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub pack: PackId,
+    pub session: SessionId,
+    pub entry: PackEntry,
+}
+
+/// 48 bytes per blob: id, pack number (low 24 bits) with type and flags in
+/// the top byte, offset, stored and raw length.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    id: [u8; 32],
+    pack_and_bits: u32,
+    offset: u32,
+    stored_len: u32,
+    raw_len: u32,
+}
+
+const PACK_MASK: u32 = 0x00FF_FFFF;
+const BIT_TREE: u32 = 1 << 24;
+const BIT_COMPRESSED: u32 = 1 << 25;
+
+/// The in-memory index of one dedup space.
+#[derive(Default)]
+pub struct SpaceIndex {
+    packs: Vec<(PackId, SessionId)>,
+    pack_pos: HashMap<PackId, u32>,
+    entries: Vec<Entry>,
+    sorted: bool,
+}
+
+impl SpaceIndex {
+    pub fn new() -> Self {
+        SpaceIndex {
+            sorted: true,
+            ..Default::default()
+        }
+    }
+
+    /// Add a pack's blobs. Adding a pack twice is harmless.
+    pub fn add_pack(&mut self, pack: PackId, header: &PackHeader) {
+        if self.pack_pos.contains_key(&pack) {
+            return;
+        }
+        let n = self.packs.len() as u32;
+        assert!(n <= PACK_MASK, "more than 16M packs in one space");
+        self.packs.push((pack, header.session));
+        self.pack_pos.insert(pack, n);
+        for e in &header.entries {
+            let mut bits = n;
+            if e.kind == BlobType::Tree {
+                bits |= BIT_TREE;
+            }
+            if e.flags & FLAG_COMPRESSED != 0 {
+                bits |= BIT_COMPRESSED;
+            }
+            self.entries.push(Entry {
+                id: e.id.0,
+                pack_and_bits: bits,
+                offset: e.offset,
+                stored_len: e.stored_len,
+                raw_len: e.raw_len,
+            });
+        }
+        self.sorted = false;
+    }
+
+    /// Sort for lookups; call after the last [`SpaceIndex::add_pack`].
+    pub fn finalize(&mut self) {
+        if !self.sorted {
+            self.entries.sort_unstable_by(|a, b| {
+                a.id.cmp(&b.id).then(a.pack_and_bits.cmp(&b.pack_and_bits))
+            });
+            self.entries.dedup_by(|a, b| a.id == b.id);
+            self.entries.shrink_to_fit();
+            self.sorted = true;
+        }
+    }
+
+    fn find(&self, id: &BlobId) -> Option<&Entry> {
+        debug_assert!(self.sorted, "finalize() before lookups");
+        self.entries
+            .binary_search_by(|e| e.id.cmp(&id.0))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.find(id).is_some()
+    }
+
+    pub fn lookup(&self, id: &BlobId) -> Option<Location> {
+        let e = self.find(id)?;
+        let (pack, session) = self.packs[(e.pack_and_bits & PACK_MASK) as usize];
+        Some(Location {
+            pack,
+            session,
+            entry: PackEntry {
+                kind: if e.pack_and_bits & BIT_TREE != 0 {
+                    BlobType::Tree
+                } else {
+                    BlobType::Data
+                },
+                flags: if e.pack_and_bits & BIT_COMPRESSED != 0 {
+                    FLAG_COMPRESSED
+                } else {
+                    0
+                },
+                id: *id,
+                offset: e.offset,
+                stored_len: e.stored_len,
+                raw_len: e.raw_len,
+            },
+        })
+    }
+
+    pub fn has_pack(&self, pack: &PackId) -> bool {
+        self.pack_pos.contains_key(pack)
+    }
+
+    pub fn packs(&self) -> impl Iterator<Item = &(PackId, SessionId)> {
+        self.packs.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes resident per blob entry.
+    pub const fn entry_size() -> usize {
+        std::mem::size_of::<Entry>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn entry_is_48_bytes() {
+        assert_eq!(SpaceIndex::entry_size(), 48);
+    }
+
+    fn arb_pack() -> impl Strategy<Value = IndexPack> {
+        (
+            any::<[u8; 32]>(),
+            any::<[u8; 16]>(),
+            proptest::collection::vec(
+                (any::<[u8; 32]>(), any::<bool>(), 16u32..1000, any::<u32>()),
+                0..20,
+            ),
+        )
+            .prop_map(|(p, s, es)| IndexPack {
+                pack: PackId(p),
+                header: PackHeader {
+                    session: SessionId(s),
+                    entries: es
+                        .into_iter()
+                        .scan(0u32, |off, (id, t, sl, rl)| {
+                            let e = PackEntry {
+                                kind: if t { BlobType::Tree } else { BlobType::Data },
+                                flags: t as u8,
+                                id: BlobId(id),
+                                offset: *off,
+                                stored_len: sl,
+                                raw_len: rl,
+                            };
+                            *off += sl;
+                            Some(e)
+                        })
+                        .collect(),
+                },
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn index_file_round_trip_and_lookup(packs in proptest::collection::vec(arb_pack(), 0..6)) {
+            let keys = SpaceKeys::from_secret(SpaceId([1; 16]), &Key([2; 32]));
+            let f = IndexFile { space: keys.space, packs };
+            let id = IndexId::random();
+            let bytes = f.encode(&keys, &id);
+            prop_assert_eq!(&IndexFile::decode(&bytes, &keys, &id).unwrap(), &f);
+            // Another id (a renamed object) or another space fails.
+            prop_assert!(IndexFile::decode(&bytes, &keys, &IndexId::random()).is_err());
+            let other = SpaceKeys::from_secret(SpaceId([1; 16]), &Key([3; 32]));
+            prop_assert!(IndexFile::decode(&bytes, &other, &id).is_err());
+            let mut idx = SpaceIndex::new();
+            for p in &f.packs { idx.add_pack(p.pack, &p.header); }
+            idx.finalize();
+            for p in &f.packs {
+                for e in &p.header.entries {
+                    let loc = idx.lookup(&e.id).unwrap();
+                    prop_assert!(loc.entry.id == e.id);
+                }
+            }
+            prop_assert!(!idx.contains(&BlobId([0xEE; 32])) || f.packs.iter().any(|p| p.header.entries.iter().any(|e| e.id.0 == [0xEE; 32])));
+        }
+
+        #[test]
+        fn decode_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let keys = SpaceKeys::from_secret(SpaceId([1; 16]), &Key([2; 32]));
+            let _ = IndexFile::decode(&bytes, &keys, &IndexId([0; 32]));
+        }
+    }
+}

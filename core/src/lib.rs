@@ -1,0 +1,29 @@
+//! pulih-core: Pulih's domain types and its repository format.
+//!
+//! The repository format (docs/FORMAT.md) is implemented here: the keyed
+//! content-defined [`chunker`], the [`crypto`] and [`keys`] of the
+//! write-only key model, [`pack`]s, [`index`] files, [`snapshot`]s and
+//! [`tree`]s, and [`storage`] over `object_store`. On top of those sit the
+//! operations: [`backup`], [`restore`], [`verify`], [`forget`].
+//!
+//! This crate has no HTTP server and no Docker; the agent and controller
+//! crates build on it.
+
+pub mod backup;
+pub mod chunker;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod files_cache;
+pub mod id;
+pub mod index;
+pub mod keys;
+pub mod pack;
+pub mod repo;
+pub mod restore;
+pub mod snapshot;
+pub mod storage;
+pub mod tree;
+pub mod verify;
+
+pub use error::{Error, Result};

@@ -1,0 +1,369 @@
+//! Packs (FORMAT.md §4): many encrypted blobs and an encrypted header that
+//! lists them, so a pack describes itself.
+
+use crate::crypto::{self, Key, TAG_LEN, counter_nonce};
+use crate::id::{BlobId, PackId, SessionId, SpaceId};
+use crate::keys::{SessionKey, SpaceKeys};
+use crate::{Error, Result};
+
+pub const PACK_MAGIC: &[u8; 8] = b"PLHPACK1";
+/// `space_id (16) ‖ header_len (4) ‖ magic (8)`.
+pub const TRAILER_LEN: usize = 28;
+/// Bytes one header entry takes.
+pub const HEADER_ENTRY_LEN: usize = 42;
+pub const FLAG_COMPRESSED: u8 = 1;
+/// Compression must save at least this share (in 1/100) to be kept.
+const MIN_SAVING_PERCENT: usize = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BlobType {
+    Data = 0,
+    Tree = 1,
+}
+
+impl BlobType {
+    pub fn from_u8(b: u8) -> Option<BlobType> {
+        match b {
+            0 => Some(BlobType::Data),
+            1 => Some(BlobType::Tree),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobType::Data => "data",
+            BlobType::Tree => "tree",
+        }
+    }
+}
+
+/// One blob of a pack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackEntry {
+    pub kind: BlobType,
+    pub flags: u8,
+    pub id: BlobId,
+    pub offset: u32,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+/// The decrypted header of a pack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackHeader {
+    pub session: SessionId,
+    pub entries: Vec<PackEntry>,
+}
+
+/// The object key of a pack.
+pub fn pack_key_name(id: &PackId) -> String {
+    let h = id.to_hex();
+    format!("data/{}/{}", &h[..2], h)
+}
+
+fn blob_aad(pack: &PackId, id: &BlobId, kind: BlobType, flags: u8, raw_len: u32) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(13 + 32 + 32 + 6);
+    aad.extend_from_slice(b"pulih/v1/blob");
+    aad.extend_from_slice(&pack.0);
+    aad.extend_from_slice(&id.0);
+    aad.push(kind as u8);
+    aad.push(flags);
+    aad.extend_from_slice(&raw_len.to_le_bytes());
+    aad
+}
+
+fn header_key(space: &SpaceKeys, pack: &PackId) -> Key {
+    space.meta_key.derive("pack-header", &[&pack.0])
+}
+
+fn header_aad(pack: &PackId, space: &SpaceId) -> Vec<u8> {
+    [b"pulih/v1/pack-header".as_slice(), &pack.0, &space.0].concat()
+}
+
+/// Compress `raw` with zstd unless it does not pay. Returns the bytes to
+/// store and their flags. Large inputs are probed on a sample first, so
+/// incompressible data costs little.
+pub fn compress(compressor: &mut zstd::bulk::Compressor<'_>, raw: &[u8]) -> (Option<Vec<u8>>, u8) {
+    const SAMPLE: usize = 64 * 1024;
+    if raw.len() > 4 * SAMPLE {
+        let sample = &raw[..SAMPLE];
+        match compressor.compress(sample) {
+            Ok(c) if c.len() * 100 <= sample.len() * (100 - MIN_SAVING_PERCENT) => {}
+            _ => return (None, 0),
+        }
+    }
+    match compressor.compress(raw) {
+        Ok(c) if c.len() * 100 <= raw.len() * (100 - MIN_SAVING_PERCENT) => {
+            (Some(c), FLAG_COMPRESSED)
+        }
+        _ => (None, 0),
+    }
+}
+
+/// Builds one pack in memory.
+pub struct PackWriter {
+    pub id: PackId,
+    kind: BlobType,
+    key: Key,
+    session: SessionId,
+    buf: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+/// A finished pack, ready to upload.
+pub struct FinishedPack {
+    pub id: PackId,
+    pub bytes: Vec<u8>,
+    pub header: PackHeader,
+}
+
+impl PackWriter {
+    pub fn new(session: &SessionKey, kind: BlobType, capacity: usize) -> PackWriter {
+        let id = PackId::random();
+        PackWriter {
+            id,
+            kind,
+            key: session.pack_key(&id),
+            session: session.id,
+            buf: Vec::with_capacity(capacity),
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn kind(&self) -> BlobType {
+        self.kind
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Encrypt and append one blob; `stored` is the (maybe compressed)
+    /// plaintext, `raw_len` the length before compression.
+    pub fn add(&mut self, id: BlobId, stored: &[u8], flags: u8, raw_len: u32) -> u32 {
+        let offset = u32::try_from(self.buf.len()).expect("packs stay below 4 GiB");
+        let aad = blob_aad(&self.id, &id, self.kind, flags, raw_len);
+        let ct = crypto::seal(&self.key, counter_nonce(offset as u64), &aad, stored);
+        let stored_len = ct.len() as u32;
+        self.buf.extend_from_slice(&ct);
+        self.entries.push(PackEntry {
+            kind: self.kind,
+            flags,
+            id,
+            offset,
+            stored_len,
+            raw_len,
+        });
+        stored_len
+    }
+
+    pub fn finish(mut self, space: &SpaceKeys) -> FinishedPack {
+        let header = PackHeader {
+            session: self.session,
+            entries: std::mem::take(&mut self.entries),
+        };
+        let plain = encode_header(&header);
+        let ct = crypto::seal(
+            &header_key(space, &self.id),
+            [0; 12],
+            &header_aad(&self.id, &space.space),
+            &plain,
+        );
+        self.buf.extend_from_slice(&ct);
+        self.buf.extend_from_slice(&space.space.0);
+        self.buf.extend_from_slice(&(ct.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(PACK_MAGIC);
+        FinishedPack {
+            id: self.id,
+            bytes: self.buf,
+            header,
+        }
+    }
+}
+
+fn encode_header(h: &PackHeader) -> Vec<u8> {
+    let mut out = Vec::with_capacity(21 + h.entries.len() * HEADER_ENTRY_LEN);
+    out.push(1);
+    out.extend_from_slice(&h.session.0);
+    out.extend_from_slice(&(h.entries.len() as u32).to_le_bytes());
+    for e in &h.entries {
+        out.push(e.kind as u8);
+        out.push(e.flags);
+        out.extend_from_slice(&e.id.0);
+        out.extend_from_slice(&e.stored_len.to_le_bytes());
+        out.extend_from_slice(&e.raw_len.to_le_bytes());
+    }
+    out
+}
+
+/// Parse a header's plaintext, recomputing offsets.
+pub fn decode_header(plain: &[u8], what: &str) -> Result<PackHeader> {
+    let bad = |d: &str| Error::corrupt(what.to_owned(), d.to_owned());
+    if plain.len() < 21 || plain[0] != 1 {
+        return Err(bad("header is too short or has an unknown version"));
+    }
+    let session = SessionId::from_slice(&plain[1..17]).expect("16 bytes");
+    let count = u32::from_le_bytes(plain[17..21].try_into().expect("4 bytes")) as usize;
+    let body = &plain[21..];
+    if body.len()
+        != count
+            .checked_mul(HEADER_ENTRY_LEN)
+            .ok_or_else(|| bad("entry count overflows"))?
+    {
+        return Err(bad("header length does not match its entry count"));
+    }
+    let mut entries = Vec::with_capacity(count);
+    let mut offset: u64 = 0;
+    for e in body.chunks_exact(HEADER_ENTRY_LEN) {
+        let kind = BlobType::from_u8(e[0]).ok_or_else(|| bad("unknown blob type"))?;
+        let flags = e[1];
+        if flags & !FLAG_COMPRESSED != 0 {
+            return Err(bad("unknown blob flags"));
+        }
+        let id = BlobId::from_slice(&e[2..34]).expect("32 bytes");
+        let stored_len = u32::from_le_bytes(e[34..38].try_into().expect("4 bytes"));
+        let raw_len = u32::from_le_bytes(e[38..42].try_into().expect("4 bytes"));
+        if (stored_len as usize) < TAG_LEN {
+            return Err(bad("blob shorter than its tag"));
+        }
+        let off = u32::try_from(offset).map_err(|_| bad("pack larger than 4 GiB"))?;
+        entries.push(PackEntry {
+            kind,
+            flags,
+            id,
+            offset: off,
+            stored_len,
+            raw_len,
+        });
+        offset += stored_len as u64;
+    }
+    Ok(PackHeader { session, entries })
+}
+
+/// The fixed trailer of a pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trailer {
+    pub space: SpaceId,
+    pub header_len: u32,
+}
+
+pub fn parse_trailer(pack: &PackId, tail: &[u8]) -> Result<Trailer> {
+    let what = || format!("pack {pack}");
+    if tail.len() < TRAILER_LEN || &tail[tail.len() - 8..] != PACK_MAGIC {
+        return Err(Error::corrupt(
+            what(),
+            "no pack trailer (truncated or not a pack)",
+        ));
+    }
+    let t = &tail[tail.len() - TRAILER_LEN..];
+    Ok(Trailer {
+        space: SpaceId::from_slice(&t[..16]).expect("16 bytes"),
+        header_len: u32::from_le_bytes(t[16..20].try_into().expect("4 bytes")),
+    })
+}
+
+pub fn decrypt_header(space: &SpaceKeys, pack: &PackId, header_ct: &[u8]) -> Result<PackHeader> {
+    let what = format!("pack {pack}");
+    let plain = crypto::open(
+        &header_key(space, pack),
+        [0; 12],
+        &header_aad(pack, &space.space),
+        header_ct,
+    )
+    .ok_or_else(|| Error::corrupt(what.clone(), "header does not authenticate"))?;
+    decode_header(&plain, &what)
+}
+
+/// Decrypt, decompress and check one blob read from a pack.
+pub fn open_blob(
+    pack_key: &Key,
+    pack: &PackId,
+    entry: &PackEntry,
+    ct: &[u8],
+    space: &SpaceKeys,
+) -> Result<Vec<u8>> {
+    let what = || format!("blob {} in pack {pack}", entry.id);
+    let aad = blob_aad(pack, &entry.id, entry.kind, entry.flags, entry.raw_len);
+    let plain =
+        crypto::open(pack_key, counter_nonce(entry.offset as u64), &aad, ct).ok_or_else(|| {
+            Error::corrupt(what(), "does not authenticate (damaged or tampered with)")
+        })?;
+    let raw = if entry.flags & FLAG_COMPRESSED != 0 {
+        zstd::bulk::decompress(&plain, entry.raw_len as usize)
+            .map_err(|e| Error::corrupt(what(), e.to_string()))?
+    } else {
+        plain
+    };
+    if raw.len() != entry.raw_len as usize {
+        return Err(Error::corrupt(what(), "length differs from the index"));
+    }
+    if space.blob_id(&raw) != entry.id {
+        return Err(Error::corrupt(what(), "content does not hash to its id"));
+    }
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Key;
+    use proptest::prelude::*;
+
+    fn space() -> SpaceKeys {
+        SpaceKeys::from_secret(SpaceId([9; 16]), &Key([4; 32]))
+    }
+
+    proptest! {
+        #[test]
+        fn header_round_trip(n in 0usize..50, seed in any::<u8>()) {
+            let entries: Vec<PackEntry> = (0..n).scan(0u32, |off, i| {
+                let e = PackEntry { kind: if i % 2 == 0 { BlobType::Data } else { BlobType::Tree }, flags: (i % 2) as u8,
+                    id: BlobId([seed.wrapping_add(i as u8); 32]), offset: *off, stored_len: 16 + i as u32, raw_len: i as u32 * 3 };
+                *off += e.stored_len;
+                Some(e)
+            }).collect();
+            let h = PackHeader { session: SessionId([seed; 16]), entries };
+            prop_assert_eq!(decode_header(&encode_header(&h), "t").unwrap(), h);
+        }
+
+        #[test]
+        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 1..20)) {
+            let sp = space();
+            let session = SessionKey::generate();
+            let mut w = PackWriter::new(&session, BlobType::Data, 0);
+            let mut comp = zstd::bulk::Compressor::new(3).unwrap();
+            for b in &blobs {
+                let (c, flags) = compress(&mut comp, b);
+                w.add(sp.blob_id(b), c.as_deref().unwrap_or(b), flags, b.len() as u32);
+            }
+            let p = w.finish(&sp);
+            let t = parse_trailer(&p.id, &p.bytes).unwrap();
+            prop_assert_eq!(t.space, sp.space);
+            let hend = p.bytes.len() - TRAILER_LEN;
+            let h = decrypt_header(&sp, &p.id, &p.bytes[hend - t.header_len as usize..hend]).unwrap();
+            prop_assert_eq!(&h, &p.header);
+            let key = session.pack_key(&p.id);
+            for (e, b) in h.entries.iter().zip(&blobs) {
+                let ct = &p.bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+                prop_assert_eq!(&open_blob(&key, &p.id, e, ct, &sp).unwrap(), b);
+                // The same bytes under another pack id do not open.
+                prop_assert!(open_blob(&key, &PackId([1; 32]), e, ct, &sp).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn incompressible_data_is_stored_raw() {
+        let mut comp = zstd::bulk::Compressor::new(3).unwrap();
+        let text = b"kota bontang ".repeat(50_000);
+        assert_eq!(compress(&mut comp, &text).1, FLAG_COMPRESSED);
+        let mut rnd = vec![0u8; 600_000];
+        use rand::RngCore;
+        rand::thread_rng().fill_bytes(&mut rnd);
+        assert_eq!(compress(&mut comp, &rnd).1, 0);
+    }
+}

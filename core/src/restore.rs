@@ -1,0 +1,338 @@
+//! Restore a snapshot under a target directory (layout: FORMAT.md §7, each
+//! backed-up path at its absolute path below the target).
+//!
+//! Plan first (walk the trees, create directories and empty files of the
+//! right size), then fetch each needed pack once, in parallel, and write
+//! every blob to every place that needs it; metadata last, directories
+//! deepest first. Every blob is authenticated and its id re-hashed before a
+//! byte of it is written.
+
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::id::{BlobId, PackId, SessionId};
+use crate::pack::{self, PackEntry};
+use crate::repo::{ListedSnapshot, Reader};
+use crate::tree::{Node, NodeKind};
+use crate::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    /// Snapshot paths (absolute, as backed up) to restore; empty = all.
+    pub include: Vec<String>,
+    pub concurrency: usize,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            include: Vec::new(),
+            concurrency: 4,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RestoreSummary {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    pub duration_s: f64,
+}
+
+#[derive(Default)]
+pub struct RestoreProgress {
+    pub bytes: AtomicU64,
+}
+
+struct Target {
+    file: usize,
+    offset: u64,
+}
+
+struct PackPlan {
+    session: SessionId,
+    blobs: HashMap<BlobId, (PackEntry, Vec<Target>)>,
+}
+
+struct Planned {
+    path: PathBuf,
+    node: Node,
+}
+
+enum Selection {
+    All,
+    Partly,
+    None,
+}
+
+fn select(rel: &str, include: &[String]) -> Selection {
+    if include.is_empty() {
+        return Selection::All;
+    }
+    let mut partly = false;
+    for i in include {
+        if rel == i || rel.starts_with(&format!("{i}/")) {
+            return Selection::All;
+        }
+        if i.starts_with(&format!("{rel}/")) {
+            partly = true;
+        }
+    }
+    if partly {
+        Selection::Partly
+    } else {
+        Selection::None
+    }
+}
+
+/// A node name as a safe relative path: one component, or (in the root
+/// tree) several normal components.
+fn safe_rel(name: &[u8], root: bool) -> Result<PathBuf> {
+    let p = Path::new(std::ffi::OsStr::from_bytes(name));
+    let ok = p.components().all(|c| matches!(c, Component::Normal(_)))
+        && (root || p.components().count() == 1);
+    if !ok || name.contains(&b'/') && !root {
+        return Err(Error::corrupt(
+            "tree",
+            format!("unsafe node name {:?}", String::from_utf8_lossy(name)),
+        ));
+    }
+    Ok(p.to_owned())
+}
+
+fn is_root_user() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+pub async fn restore(
+    reader: &Reader,
+    snap: &ListedSnapshot,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: Arc<RestoreProgress>,
+) -> Result<RestoreSummary> {
+    let started = Instant::now();
+    let space = snap.space;
+    let index = reader.index(space).ok_or_else(|| {
+        Error::corrupt(
+            format!("snapshot {}", snap.id),
+            "no index covers its space (run `pulih repo repair-index`)",
+        )
+    })?;
+    let include: Vec<String> = opts
+        .include
+        .iter()
+        .map(|i| i.trim_matches('/').to_owned())
+        .collect();
+    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+    let mut summary = RestoreSummary::default();
+
+    // Plan.
+    let mut files: Vec<Planned> = Vec::new();
+    let mut dirs: Vec<Planned> = Vec::new();
+    let mut links: Vec<Planned> = Vec::new();
+    let mut hardlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut first_link: HashMap<u64, PathBuf> = HashMap::new();
+    let mut plan: HashMap<PackId, PackPlan> = HashMap::new();
+    let mut stack = vec![(snap.snapshot.tree, target.to_owned(), String::new(), true)];
+    while let Some((tree_id, dir, rel_dir, root)) = stack.pop() {
+        let tree = reader.read_tree(space, &tree_id).await?;
+        for node in tree.nodes {
+            let name = node.name_bytes()?;
+            let rel_name = safe_rel(&name, root)?;
+            let rel = if rel_dir.is_empty() {
+                rel_name.to_string_lossy().into_owned()
+            } else {
+                format!("{rel_dir}/{}", rel_name.to_string_lossy())
+            };
+            let sel = select(&rel, &include);
+            if matches!(sel, Selection::None)
+                || (matches!(sel, Selection::Partly) && node.kind != NodeKind::Dir)
+            {
+                continue;
+            }
+            let path = dir.join(&rel_name);
+            match node.kind {
+                NodeKind::Dir => {
+                    std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                    let sub = node.subtree.ok_or_else(|| {
+                        Error::corrupt(format!("tree {tree_id}"), "directory without subtree")
+                    })?;
+                    let (sub_rel, sub_root) = (rel.clone(), false);
+                    stack.push((sub, path.clone(), sub_rel, sub_root));
+                    if matches!(sel, Selection::All) {
+                        summary.dirs += 1;
+                        dirs.push(Planned { path, node });
+                    }
+                }
+                NodeKind::Symlink => {
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                    }
+                    let t = node.target_bytes()?;
+                    let _ = std::fs::remove_file(&path);
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), &path)
+                        .map_err(|e| Error::io(&path, e))?;
+                    summary.symlinks += 1;
+                    links.push(Planned { path, node });
+                }
+                NodeKind::File => {
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                    }
+                    if let Some(l) = node.link_id {
+                        if let Some(first) = first_link.get(&l) {
+                            hardlinks.push((first.clone(), path));
+                            continue;
+                        }
+                        first_link.insert(l, path.clone());
+                    }
+                    let _ = std::fs::remove_file(&path);
+                    let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+                    let size = node.size.unwrap_or(0);
+                    f.set_len(size).map_err(|e| Error::io(&path, e))?;
+                    let fi = files.len();
+                    let mut offset = 0u64;
+                    for id in node.content.as_deref().unwrap_or_default() {
+                        let loc = index.lookup(id).ok_or_else(|| {
+                            Error::corrupt(
+                                format!("data blob {id} of {rel}"),
+                                "no index lists it (run `pulih repo repair-index`)",
+                            )
+                        })?;
+                        let raw = loc.entry.raw_len as u64;
+                        let pp = plan.entry(loc.pack).or_insert_with(|| PackPlan {
+                            session: loc.session,
+                            blobs: HashMap::new(),
+                        });
+                        pp.blobs
+                            .entry(*id)
+                            .or_insert_with(|| (loc.entry.clone(), Vec::new()))
+                            .1
+                            .push(Target { file: fi, offset });
+                        offset += raw;
+                    }
+                    if offset != size {
+                        return Err(Error::corrupt(
+                            format!("tree {tree_id}"),
+                            format!("{rel}: content length {offset} differs from size {size}"),
+                        ));
+                    }
+                    summary.files += 1;
+                    summary.bytes += size;
+                    files.push(Planned { path, node });
+                }
+            }
+        }
+    }
+
+    // Content: each pack fetched once, packs in parallel.
+    let files = Arc::new(files);
+    let keys = reader.space_keys(space);
+    futures::stream::iter(plan)
+        .map(|(pack_id, pp)| {
+            let (files, keys, progress) = (files.clone(), keys.clone(), progress.clone());
+            async move {
+                let session = reader.session(pp.session).await?;
+                let lo = pp
+                    .blobs
+                    .values()
+                    .map(|(e, _)| e.offset as u64)
+                    .min()
+                    .unwrap_or(0);
+                let hi = pp
+                    .blobs
+                    .values()
+                    .map(|(e, _)| e.offset as u64 + e.stored_len as u64)
+                    .max()
+                    .unwrap_or(0);
+                let span = reader
+                    .repo
+                    .store
+                    .get_range(&pack::pack_key_name(&pack_id), lo..hi)
+                    .await?;
+                let pk = session.pack_key(&pack_id);
+                tokio::task::spawn_blocking(move || -> Result<()> {
+                    for (entry, targets) in pp.blobs.values() {
+                        let s = (entry.offset as u64 - lo) as usize;
+                        let ct = span.get(s..s + entry.stored_len as usize).ok_or_else(|| {
+                            Error::corrupt(
+                                format!("pack {pack_id}"),
+                                format!(
+                                    "blob {} lies beyond the end of the pack (truncated)",
+                                    entry.id
+                                ),
+                            )
+                        })?;
+                        let raw = pack::open_blob(&pk, &pack_id, entry, ct, &keys)?;
+                        for t in targets {
+                            let path = &files[t.file].path;
+                            let f = std::fs::OpenOptions::new()
+                                .write(true)
+                                .open(path)
+                                .map_err(|e| Error::io(path, e))?;
+                            f.write_all_at(&raw, t.offset)
+                                .map_err(|e| Error::io(path, e))?;
+                        }
+                        progress
+                            .bytes
+                            .fetch_add(raw.len() as u64 * targets.len() as u64, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(|e| Error::Task(e.to_string()))?
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .try_collect::<()>()
+        .await?;
+
+    for (first, path) in hardlinks {
+        let _ = std::fs::remove_file(&path);
+        std::fs::hard_link(&first, &path).map_err(|e| Error::io(&path, e))?;
+    }
+
+    // Metadata: files and links, then directories deepest first.
+    let root = is_root_user();
+    for p in files.iter().chain(links.iter()) {
+        set_meta(&p.path, &p.node, root)?;
+    }
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
+    for d in &dirs {
+        set_meta(&d.path, &d.node, root)?;
+    }
+    summary.duration_s = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn set_meta(path: &Path, node: &Node, root: bool) -> Result<()> {
+    if root {
+        std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    let mtime = filetime::FileTime::from_unix_time(
+        node.mtime_ns.div_euclid(1_000_000_000),
+        node.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    );
+    if node.kind == NodeKind::Symlink {
+        filetime::set_symlink_file_times(path, mtime, mtime).map_err(|e| Error::io(path, e))?;
+    } else {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
+            .map_err(|e| Error::io(path, e))?;
+        filetime::set_file_times(path, mtime, mtime).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}

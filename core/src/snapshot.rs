@@ -1,0 +1,119 @@
+//! Snapshot objects (FORMAT.md §6), written last by a backup.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{self, Key};
+use crate::id::{BlobId, SessionId, SnapshotId, SpaceId};
+use crate::keys::SpaceKeys;
+use crate::{Error, Result};
+
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"PLHSNAP1";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes_read: u64,
+    pub bytes_new: u64,
+    pub bytes_stored: u64,
+    pub duration_s: f64,
+    pub errors: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub time: String,
+    pub host: String,
+    pub tags: Vec<String>,
+    pub paths: Vec<String>,
+    pub tree: BlobId,
+    pub session: SessionId,
+    pub parent: Option<SnapshotId>,
+    pub agent_version: String,
+    pub summary: Summary,
+}
+
+pub fn snapshot_key_name(id: &SnapshotId) -> String {
+    format!("snapshots/{id}")
+}
+
+fn key(keys: &SpaceKeys, id: &SnapshotId) -> Key {
+    keys.meta_key.derive("snapshot", &[&id.0])
+}
+
+fn aad(id: &SnapshotId, space: &SpaceId) -> Vec<u8> {
+    [b"pulih/v1/snapshot".as_slice(), &id.0, &space.0].concat()
+}
+
+impl Snapshot {
+    pub fn encode(&self, keys: &SpaceKeys, id: &SnapshotId) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("snapshots serialize");
+        let mut out = Vec::with_capacity(24 + json.len() + 16);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&keys.space.0);
+        out.extend_from_slice(&crypto::seal(
+            &key(keys, id),
+            [0; 12],
+            &aad(id, &keys.space),
+            &json,
+        ));
+        out
+    }
+
+    /// The space a snapshot object belongs to (clear, unauthenticated).
+    pub fn space_of(bytes: &[u8], id: &SnapshotId) -> Result<SpaceId> {
+        if bytes.len() < 24 + crypto::TAG_LEN || &bytes[..8] != SNAPSHOT_MAGIC {
+            return Err(Error::corrupt(
+                format!("snapshot {id}"),
+                "not a snapshot object (bad magic or truncated)",
+            ));
+        }
+        Ok(SpaceId::from_slice(&bytes[8..24]).expect("16 bytes"))
+    }
+
+    pub fn decode(bytes: &[u8], keys: &SpaceKeys, id: &SnapshotId) -> Result<Snapshot> {
+        let what = || format!("snapshot {id}");
+        if Self::space_of(bytes, id)? != keys.space {
+            return Err(Error::corrupt(what(), "belongs to another dedup space"));
+        }
+        let json = crypto::open(&key(keys, id), [0; 12], &aad(id, &keys.space), &bytes[24..])
+            .ok_or_else(|| {
+                Error::corrupt(what(), "does not authenticate (damaged or tampered with)")
+            })?;
+        serde_json::from_slice(&json).map_err(|e| Error::corrupt(what(), e.to_string()))
+    }
+
+    pub fn unix_time(&self) -> Option<i64> {
+        time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| t.unix_timestamp())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn snapshot_round_trip(host in ".{0,20}", tags in proptest::collection::vec("[a-z]{1,8}", 0..3), files in any::<u64>()) {
+            let keys = SpaceKeys::from_secret(SpaceId([5; 16]), &Key([6; 32]));
+            let s = Snapshot { time: "2026-11-24T01:00:00Z".into(), host, tags, paths: vec!["/srv".into()],
+                tree: BlobId([1; 32]), session: SessionId([2; 16]), parent: None, agent_version: "0.1.0".into(),
+                summary: Summary { files, ..Default::default() } };
+            let id = SnapshotId::random();
+            let b = s.encode(&keys, &id);
+            prop_assert_eq!(Snapshot::decode(&b, &keys, &id).unwrap(), s);
+            prop_assert!(Snapshot::decode(&b, &keys, &SnapshotId::random()).is_err());
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let keys = SpaceKeys::from_secret(SpaceId([5; 16]), &Key([6; 32]));
+            let _ = Snapshot::decode(&bytes, &keys, &SnapshotId::default());
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Storage over `object_store`: `file://` (or a plain path), `s3://` (any
+//! S3-compatible store) and `memory://` (tests). The engine sees only a
+//! flat key space of immutable objects.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjPath;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, PutPayload};
+
+use crate::{Error, Result};
+
+/// What a listing says of one object.
+#[derive(Clone, Debug)]
+pub struct ObjectInfo {
+    /// Key relative to the repository prefix.
+    pub key: String,
+    pub size: u64,
+    /// The store's own time of the last write, Unix seconds.
+    pub modified: i64,
+}
+
+/// A repository's store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    url: String,
+    /// For `file://` stores: the directory, which must exist to open.
+    local_dir: Option<std::path::PathBuf>,
+}
+
+fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    STORES.get_or_init(Default::default)
+}
+
+/// Read a secret from a file, refusing files other users can read.
+pub fn read_secret_file(path: &std::path::Path) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Err(Error::Invalid(format!(
+            "{} is readable by every user; a secret file must not be (chmod 600 it)",
+            path.display()
+        )));
+    }
+    let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+impl Store {
+    /// Open a store from a repository URL. `create` makes a missing local
+    /// directory (for `init`).
+    pub fn open(url: &str, create: bool) -> Result<Store> {
+        let bad = |reason: &str| Error::BadUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Some(name) = url.strip_prefix("memory://") {
+            let mem = memory_stores()
+                .lock()
+                .expect("memory store registry")
+                .entry(name.to_owned())
+                .or_default()
+                .clone();
+            return Ok(Store {
+                inner: mem,
+                url: url.to_owned(),
+                local_dir: None,
+            });
+        }
+        if url.starts_with("s3://") {
+            return Self::open_s3(url);
+        }
+        let path = match url.strip_prefix("file://") {
+            Some(p) => std::path::PathBuf::from(p),
+            None if url.contains("://") => {
+                return Err(bad(
+                    "unknown scheme; use file://PATH, s3://BUCKET/PREFIX or memory://NAME",
+                ));
+            }
+            None => std::path::PathBuf::from(url),
+        };
+        if path.as_os_str().is_empty() {
+            return Err(bad("empty path"));
+        }
+        let path = if path.is_absolute() {
+            path
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::io(".", e))?
+                .join(path)
+        };
+        if create {
+            std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        } else if !path.is_dir() {
+            return Err(Error::NotARepository {
+                url: url.to_owned(),
+            });
+        }
+        let fs = LocalFileSystem::new_with_prefix(&path).map_err(|e| Error::Store {
+            key: url.to_owned(),
+            source: e,
+        })?;
+        Ok(Store {
+            inner: Arc::new(fs),
+            url: url.to_owned(),
+            local_dir: Some(path),
+        })
+    }
+
+    fn open_s3(url: &str) -> Result<Store> {
+        let bad = |reason: String| Error::BadUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let bucket = parsed
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| bad("no bucket name".into()))?;
+        let prefix = parsed.path().trim_matches('/').to_owned();
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_virtual_hosted_style_request(false);
+        for (k, v) in parsed.query_pairs() {
+            match &*k {
+                "endpoint" => {
+                    b = b
+                        .with_allow_http(v.starts_with("http://"))
+                        .with_endpoint(v.to_string());
+                }
+                "region" => b = b.with_region(v.to_string()),
+                "path_style" => b = b.with_virtual_hosted_style_request(v == "false"),
+                other => {
+                    return Err(bad(format!(
+                        "unknown parameter `{other}` (known: endpoint, region, path_style)"
+                    )));
+                }
+            }
+        }
+        if let Ok(f) = std::env::var("PULIH_S3_ACCESS_KEY_ID_FILE") {
+            b = b.with_access_key_id(read_secret_file(f.as_ref())?);
+        }
+        if let Ok(f) = std::env::var("PULIH_S3_SECRET_ACCESS_KEY_FILE") {
+            b = b.with_secret_access_key(read_secret_file(f.as_ref())?);
+        }
+        let s3 = b.build().map_err(|e| bad(e.to_string()))?;
+        let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix.as_str()))
+        };
+        Ok(Store {
+            inner,
+            url: url.to_owned(),
+            local_dir: None,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The directory of a `file://` store.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        self.local_dir.as_deref()
+    }
+
+    fn err(key: &str, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => Error::Missing(key.to_owned()),
+            e => Error::Store {
+                key: key.to_owned(),
+                source: e,
+            },
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let r = self
+            .inner
+            .get(&ObjPath::from(key))
+            .await
+            .map_err(|e| Self::err(key, e))?;
+        r.bytes().await.map_err(|e| Self::err(key, e))
+    }
+
+    pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        self.inner
+            .get_range(&ObjPath::from(key), range)
+            .await
+            .map_err(|e| Self::err(key, e))
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        match self.inner.head(&ObjPath::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(Self::err(key, e)),
+        }
+    }
+
+    pub async fn size(&self, key: &str) -> Result<u64> {
+        Ok(self
+            .inner
+            .head(&ObjPath::from(key))
+            .await
+            .map_err(|e| Self::err(key, e))?
+            .size)
+    }
+
+    pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        self.inner
+            .put(&ObjPath::from(key), PutPayload::from_bytes(data))
+            .await
+            .map_err(|e| Self::err(key, e))?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.inner
+            .delete(&ObjPath::from(key))
+            .await
+            .map_err(|e| Self::err(key, e))
+    }
+
+    /// All objects under `prefix` (e.g. `"data/"`).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let p = ObjPath::from(prefix.trim_end_matches('/'));
+        let metas: Vec<object_store::ObjectMeta> = self
+            .inner
+            .list(Some(&p))
+            .try_collect()
+            .await
+            .map_err(|e| Self::err(prefix, e))?;
+        Ok(metas
+            .into_iter()
+            .map(|m| ObjectInfo {
+                key: m.location.to_string(),
+                size: m.size,
+                modified: m.last_modified.timestamp(),
+            })
+            .collect())
+    }
+}

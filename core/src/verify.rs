@@ -1,0 +1,308 @@
+//! `verify`: check the repository's structure and, with `read_data`, read
+//! and authenticate every blob of a share of the packs. `repair_index`:
+//! rebuild the index from the packs' own headers.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use crate::id::{BlobId, IndexId, PackId, SnapshotId, SpaceId};
+use crate::index::{IndexFile, IndexPack};
+use crate::pack::{self, TRAILER_LEN};
+use crate::repo::Reader;
+use crate::snapshot::Snapshot;
+use crate::{Error, Result};
+
+#[derive(Debug, Default, Serialize)]
+pub struct VerifyReport {
+    pub snapshots: usize,
+    pub trees: usize,
+    pub packs: usize,
+    pub packs_read: usize,
+    pub blobs_read: usize,
+    pub unindexed_packs: usize,
+    /// Each problem names the object (pack, blob, snapshot, index) and what is wrong.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// `read_data_percent`: None = structure only; Some(p) = read p % of the packs.
+pub async fn verify(reader: &Reader, read_data_percent: Option<f64>) -> Result<VerifyReport> {
+    let mut r = VerifyReport::default();
+    for (id, e) in &reader.indexes.damaged {
+        r.problems.push(format!("index {id}: {e}"));
+    }
+    let packs = reader.repo.list_packs().await?;
+    // Every indexed pack exists and is long enough for its blobs.
+    let mut indexed: Vec<(SpaceId, PackId)> = Vec::new();
+    for (space, idx) in &reader.indexes.spaces {
+        for (pack, _) in idx.packs() {
+            indexed.push((*space, *pack));
+        }
+    }
+    let mut blobs_end: HashMap<PackId, u64> = HashMap::new();
+    r.packs = indexed.len();
+    r.unindexed_packs = packs
+        .keys()
+        .filter(|p| !reader.indexes.indexed_packs.contains(p))
+        .count();
+
+    // Walk every snapshot's trees; every referenced blob must be indexed and
+    // its pack present.
+    let snaps = reader.repo.list_ids("snapshots/").await?;
+    r.snapshots = snaps.len();
+    let mut seen_trees: HashSet<(SpaceId, BlobId)> = HashSet::new();
+    let mut seen_data: HashSet<(SpaceId, BlobId)> = HashSet::new();
+    for (sid, _) in snaps {
+        let sid: SnapshotId = sid;
+        let snap = match read_snapshot(reader, &sid).await {
+            Ok(s) => s,
+            Err(e) => {
+                r.problems.push(format!("snapshot {sid}: {e}"));
+                continue;
+            }
+        };
+        let (space, snap) = snap;
+        let idx = reader.index(space);
+        let mut stack = vec![(snap.tree, String::from("/"))];
+        while let Some((tree_id, path)) = stack.pop() {
+            if !seen_trees.insert((space, tree_id)) {
+                continue;
+            }
+            r.trees += 1;
+            let tree = match reader.read_tree(space, &tree_id).await {
+                Ok(t) => t,
+                Err(e) => {
+                    r.problems
+                        .push(format!("snapshot {sid}: tree {tree_id} ({path}): {e}"));
+                    continue;
+                }
+            };
+            for node in tree.nodes {
+                let name = node
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| node.name_hex.clone().unwrap_or_default());
+                let child = format!(
+                    "{}{}{name}",
+                    path,
+                    if path.ends_with('/') { "" } else { "/" }
+                );
+                if let Some(sub) = node.subtree {
+                    stack.push((sub, child.clone()));
+                }
+                for id in node.content.iter().flatten() {
+                    if !seen_data.insert((space, *id)) {
+                        continue;
+                    }
+                    match idx.and_then(|i| i.lookup(id)) {
+                        None => r.problems.push(format!(
+                            "snapshot {sid}: data blob {id} of {child} is in no index"
+                        )),
+                        Some(loc) => {
+                            let end = loc.entry.offset as u64 + loc.entry.stored_len as u64;
+                            let e = blobs_end.entry(loc.pack).or_default();
+                            *e = (*e).max(end);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (_, pack) in &indexed {
+        match packs.get(pack) {
+            None => r
+                .problems
+                .push(format!("pack {pack}: missing (an index lists it)")),
+            Some(size) => {
+                let need = blobs_end.get(pack).copied().unwrap_or(0) + TRAILER_LEN as u64;
+                if *size < need {
+                    r.problems.push(format!(
+                        "pack {pack}: truncated ({size} bytes, its blobs need at least {need})"
+                    ));
+                }
+            }
+        }
+    }
+
+    // Read data.
+    if let Some(pct) = read_data_percent {
+        let mut chosen: Vec<(SpaceId, PackId)> = indexed
+            .into_iter()
+            .filter(|(_, p)| packs.contains_key(p))
+            .collect();
+        chosen.shuffle(&mut rand::thread_rng());
+        let n = ((chosen.len() as f64) * pct.clamp(0.0, 100.0) / 100.0).ceil() as usize;
+        chosen.truncate(n);
+        r.packs_read = chosen.len();
+        let results: Vec<(usize, Vec<String>)> = futures::stream::iter(chosen)
+            .map(|(space, pack)| async move { read_pack(reader, space, pack).await })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        for (blobs, problems) in results {
+            r.blobs_read += blobs;
+            r.problems.extend(problems);
+        }
+    }
+    r.problems.sort();
+    Ok(r)
+}
+
+async fn read_snapshot(reader: &Reader, id: &SnapshotId) -> Result<(SpaceId, Snapshot)> {
+    let bytes = reader
+        .repo
+        .store
+        .get(&crate::snapshot::snapshot_key_name(id))
+        .await?;
+    let space = Snapshot::space_of(&bytes, id)?;
+    Ok((
+        space,
+        Snapshot::decode(&bytes, &reader.space_keys(space), id)?,
+    ))
+}
+
+/// Download one pack; check its header against the index and every blob.
+async fn read_pack(reader: &Reader, space: SpaceId, pack: PackId) -> (usize, Vec<String>) {
+    let mut problems = Vec::new();
+    let bytes = match reader.repo.store.get(&pack::pack_key_name(&pack)).await {
+        Ok(b) => b,
+        Err(e) => return (0, vec![format!("pack {pack}: {e}")]),
+    };
+    let keys = reader.space_keys(space);
+    let header = pack::parse_trailer(&pack, &bytes).and_then(|t| {
+        let hend = bytes.len() - TRAILER_LEN;
+        let hstart = hend
+            .checked_sub(t.header_len as usize)
+            .ok_or_else(|| Error::corrupt(format!("pack {pack}"), "header longer than the pack"))?;
+        if t.space != space {
+            return Err(Error::corrupt(
+                format!("pack {pack}"),
+                "trailer names another space than its index",
+            ));
+        }
+        pack::decrypt_header(&keys, &pack, &bytes[hstart..hend])
+    });
+    let header = match header {
+        Ok(h) => h,
+        Err(e) => return (0, vec![format!("pack {pack}: {e}")]),
+    };
+    let session = match reader.session(header.session).await {
+        Ok(s) => s,
+        Err(e) => return (0, vec![format!("pack {pack}: {e}")]),
+    };
+    let idx = reader.index(space);
+    let pk = session.pack_key(&pack);
+    let mut n = 0;
+    for e in &header.entries {
+        if let Some(loc) = idx.and_then(|i| i.lookup(&e.id)) {
+            if loc.pack == pack && loc.entry != *e {
+                problems.push(format!(
+                    "pack {pack}: blob {}: index entry differs from the pack header",
+                    e.id
+                ));
+            }
+        }
+        let (s, end) = (e.offset as usize, e.offset as usize + e.stored_len as usize);
+        match bytes.get(s..end) {
+            None => problems.push(format!(
+                "pack {pack}: blob {}: beyond the end of the pack",
+                e.id
+            )),
+            Some(ct) => {
+                if let Err(err) = pack::open_blob(&pk, &pack, e, ct, &keys) {
+                    problems.push(format!(
+                        "pack {pack}: {} blob {}: {err}",
+                        e.kind.name(),
+                        e.id
+                    ));
+                }
+            }
+        }
+        n += 1;
+    }
+    (n, problems)
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RepairReport {
+    pub packs_indexed: usize,
+    pub blobs_indexed: usize,
+    pub indexes_written: usize,
+    pub indexes_removed: usize,
+    /// Packs that could not be read; their blobs are not indexed.
+    pub unreadable_packs: Vec<String>,
+}
+
+/// Rebuild the index from the packs' headers: write the new index files
+/// first, then remove the old ones.
+pub async fn repair_index(reader: &Reader) -> Result<RepairReport> {
+    let mut report = RepairReport::default();
+    let packs = reader.repo.list_packs().await?;
+    let master = reader.keys.master.clone();
+    let results: Vec<(PackId, Result<_>)> = futures::stream::iter(packs)
+        .map(|(id, size)| {
+            let master = master.clone();
+            async move {
+                (
+                    id,
+                    reader
+                        .repo
+                        .read_pack_header(&id, size, |s| Some(master.space(s)))
+                        .await,
+                )
+            }
+        })
+        .buffer_unordered(crate::repo::LOAD_CONCURRENCY)
+        .collect()
+        .await;
+    let mut by_space: HashMap<SpaceId, Vec<IndexPack>> = HashMap::new();
+    for (id, r) in results {
+        match r {
+            Ok((t, Some(header))) => {
+                report.packs_indexed += 1;
+                report.blobs_indexed += header.entries.len();
+                by_space
+                    .entry(t.space)
+                    .or_default()
+                    .push(IndexPack { pack: id, header });
+            }
+            Ok((_, None)) => unreachable!("a reader derives every space's keys"),
+            Err(e) => report.unreadable_packs.push(format!("pack {id}: {e}")),
+        }
+    }
+    for (space, packs) in by_space {
+        let keys = reader.space_keys(space);
+        let id = IndexId::random();
+        let bytes = IndexFile { space, packs }.encode(&keys, &id);
+        reader
+            .repo
+            .store
+            .put(&crate::index::index_key_name(&id), bytes.into())
+            .await?;
+        report.indexes_written += 1;
+    }
+    let old: Vec<IndexId> = reader
+        .indexes
+        .files
+        .iter()
+        .map(|(id, _)| *id)
+        .chain(reader.indexes.damaged.iter().map(|(id, _)| *id))
+        .collect();
+    for id in old {
+        reader
+            .repo
+            .store
+            .delete(&crate::index::index_key_name(&id))
+            .await?;
+        report.indexes_removed += 1;
+    }
+    Ok(report)
+}
