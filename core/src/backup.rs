@@ -439,7 +439,8 @@ struct Walker {
     new_cache: FilesCache,
     summary: Summary,
     errors: Vec<String>,
-    links: HashMap<(u64, u64), u64>,
+    /// Hard links seen this run: (dev, inode) → (link id, content, size).
+    links: HashMap<(u64, u64), (u64, Vec<BlobId>, u64)>,
     buf: Vec<u8>,
     progress: Arc<Progress>,
 }
@@ -517,17 +518,30 @@ impl Walker {
             n
         } else if ft.is_file() {
             let mut n = Node::new(name, NodeKind::File);
-            match self.file(path, &meta)? {
-                Some((content, size)) => {
-                    n.content = Some(content);
-                    n.size = Some(size);
+            // A further name of an inode already read this run: same content.
+            let seen_link = if meta.nlink() > 1 {
+                self.links.get(&(meta.dev(), meta.ino())).cloned()
+            } else {
+                None
+            };
+            let (content, size) = match seen_link {
+                Some((link_id, content, size)) => {
+                    n.link_id = Some(link_id);
+                    (content, size)
                 }
-                None => return Ok(None),
+                None => match self.file(path, &meta)? {
+                    Some(x) => x,
+                    None => return Ok(None),
+                },
+            };
+            if meta.nlink() > 1 && n.link_id.is_none() {
+                let link_id = self.links.len() as u64 + 1;
+                n.link_id = Some(link_id);
+                self.links
+                    .insert((meta.dev(), meta.ino()), (link_id, content.clone(), size));
             }
-            if meta.nlink() > 1 {
-                let next = self.links.len() as u64 + 1;
-                n.link_id = Some(*self.links.entry((meta.dev(), meta.ino())).or_insert(next));
-            }
+            n.content = Some(content);
+            n.size = Some(size);
             self.summary.files += 1;
             self.progress.files.fetch_add(1, Ordering::Relaxed);
             n

@@ -140,3 +140,42 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod overwrite_tests {
+    use super::*;
+
+    #[test]
+    fn an_overwrite_changes_few_chunks_at_real_sizes() {
+        use rand::RngCore;
+        for avg in [64 * 1024u32, 1024 * 1024] {
+            let p = ChunkerParams {
+                min_size: avg / 4,
+                avg_size: avg,
+                max_size: avg * 4,
+            };
+            let c = Chunker::new(&Key([1; 32]), p);
+            let mut data = vec![0u8; 8_000_000];
+            rand::thread_rng().fill_bytes(&mut data);
+            let a = c.cuts(&data);
+            data[4_000_000..4_000_010].copy_from_slice(b"XXXXXXXXXX");
+            let b = c.cuts(&data);
+            let ends = |v: &[usize]| {
+                v.iter()
+                    .scan(0, |s, n| {
+                        *s += n;
+                        Some(*s)
+                    })
+                    .collect::<std::collections::HashSet<usize>>()
+            };
+            let (ea, eb) = (ends(&a), ends(&b));
+            let changed = ea.symmetric_difference(&eb).count();
+            assert!(
+                changed <= 4,
+                "avg {avg}: {changed} boundaries moved of {}; sizes {:?}",
+                a.len(),
+                &a[..a.len().min(12)]
+            );
+        }
+    }
+}

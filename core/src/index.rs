@@ -349,7 +349,7 @@ mod tests {
         #[test]
         fn decode_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let keys = SpaceKeys::from_secret(SpaceId([1; 16]), &Key([2; 32]));
-            let _ = IndexFile::decode(&bytes, &keys, &IndexId([0; 32]));
+            let _ = IndexFile::decode(&bytes, &keys, &IndexId::default());
         }
     }
 }

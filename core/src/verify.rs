@@ -77,6 +77,12 @@ pub async fn verify(reader: &Reader, read_data_percent: Option<f64>) -> Result<V
                 continue;
             }
             r.trees += 1;
+            if idx.and_then(|i| i.lookup(&tree_id)).is_none() {
+                r.problems.push(format!(
+                    "snapshot {sid}: tree blob {tree_id} of {path} is in no index"
+                ));
+                continue;
+            }
             let tree = match reader.read_tree(space, &tree_id).await {
                 Ok(t) => t,
                 Err(e) => {

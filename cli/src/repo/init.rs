@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use pulih_core::keys::AgentKey;
+use pulih_core::keys::{AgentKey, ChunkerParams};
 use pulih_core::repo::{InitOptions, Reader, Repo};
 use pulih_core::storage::Store;
 
@@ -23,6 +23,9 @@ pub struct InitArgs {
     /// zstd level for new data (1–19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     compression_level: i32,
+    /// Average chunk size in KiB (a power of two, 64–4096); min is a quarter, max four times it.
+    #[arg(long, default_value_t = 1024)]
+    chunk_size_kib: u32,
 }
 
 pub async fn run(a: InitArgs) -> Result<u8> {
@@ -35,9 +38,19 @@ pub async fn run(a: InitArgs) -> Result<u8> {
         );
     }
     let store = Store::open(&a.repo.url, true)?;
+    let avg = a.chunk_size_kib;
+    anyhow::ensure!(
+        avg.is_power_of_two() && (64..=4096).contains(&avg),
+        "--chunk-size-kib must be a power of two from 64 to 4096, not {avg}"
+    );
+    let chunker = ChunkerParams {
+        min_size: avg * 256,
+        avg_size: avg * 1024,
+        max_size: avg * 4096,
+    };
     let opts = InitOptions {
         compression_level: a.compression_level,
-        ..Default::default()
+        chunker,
     };
     let (repo, reader) = Repo::init(store, &pass, &opts).await?;
     println!(
