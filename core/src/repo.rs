@@ -422,7 +422,7 @@ pub async fn list_snapshots(
         });
     }
     out.sort_by(|a, b| {
-        (a.snapshot.unix_time(), a.stored_at).cmp(&(b.snapshot.unix_time(), b.stored_at))
+        (a.snapshot.time_ns(), a.stored_at).cmp(&(b.snapshot.time_ns(), b.stored_at))
     });
     Ok(out)
 }

@@ -85,10 +85,11 @@ impl Snapshot {
         serde_json::from_slice(&json).map_err(|e| Error::corrupt(what(), e.to_string()))
     }
 
-    pub fn unix_time(&self) -> Option<i64> {
+    /// The claimed time in nanoseconds since the epoch (None if unparsable).
+    pub fn time_ns(&self) -> Option<i128> {
         time::OffsetDateTime::parse(&self.time, &time::format_description::well_known::Rfc3339)
             .ok()
-            .map(|t| t.unix_timestamp())
+            .map(|t| t.unix_timestamp_nanos())
     }
 }
 

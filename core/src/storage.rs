@@ -59,6 +59,16 @@ impl Store {
     /// Open a store from a repository URL. `create` makes a missing local
     /// directory (for `init`).
     pub fn open(url: &str, create: bool) -> Result<Store> {
+        Self::open_with(url, create, None)
+    }
+
+    /// As [`Store::open`], with S3 credentials given directly (they
+    /// override the environment).
+    pub fn open_with(
+        url: &str,
+        create: bool,
+        s3_credentials: Option<(&str, &str)>,
+    ) -> Result<Store> {
         let bad = |reason: &str| Error::BadUrl {
             url: url.to_owned(),
             reason: reason.to_owned(),
@@ -77,7 +87,7 @@ impl Store {
             });
         }
         if url.starts_with("s3://") {
-            return Self::open_s3(url);
+            return Self::open_s3(url, s3_credentials);
         }
         let path = match url.strip_prefix("file://") {
             Some(p) => std::path::PathBuf::from(p),
@@ -116,7 +126,7 @@ impl Store {
         })
     }
 
-    fn open_s3(url: &str) -> Result<Store> {
+    fn open_s3(url: &str, credentials: Option<(&str, &str)>) -> Result<Store> {
         let bad = |reason: String| Error::BadUrl {
             url: url.to_owned(),
             reason,
@@ -151,6 +161,9 @@ impl Store {
         }
         if let Ok(f) = std::env::var("PULIH_S3_SECRET_ACCESS_KEY_FILE") {
             b = b.with_secret_access_key(read_secret_file(f.as_ref())?);
+        }
+        if let Some((id, secret)) = credentials {
+            b = b.with_access_key_id(id).with_secret_access_key(secret);
         }
         let s3 = b.build().map_err(|e| bad(e.to_string()))?;
         let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {

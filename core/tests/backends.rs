@@ -1,0 +1,188 @@
+//! One suite, run against every storage backend: memory, a local
+//! directory, and a real S3 server (Garage) on loopback.
+
+#[path = "support/garage.rs"]
+mod garage;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pulih_core::Error;
+use pulih_core::backup::{BackupOptions, Progress, backup};
+use pulih_core::keys::AgentKey;
+use pulih_core::repo::{InitOptions, Reader, Repo};
+use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
+use pulih_core::storage::Store;
+use rand::RngCore;
+
+fn make_source(root: &Path) {
+    std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    let mut big = vec![0u8; 3_000_000];
+    rand::thread_rng().fill_bytes(&mut big);
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    std::fs::write(root.join("sub/teks.txt"), "data penduduk ".repeat(20_000)).unwrap();
+    std::fs::write(root.join("sub/deeper/kosong"), b"").unwrap();
+    std::os::unix::fs::symlink("sub/teks.txt", root.join("tautan")).unwrap();
+}
+
+fn files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_owned();
+            if m.is_dir() {
+                stack.push(p);
+                out.push((rel, b"dir".to_vec()));
+            } else if m.file_type().is_symlink() {
+                out.push((
+                    rel,
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                ));
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn suite(store: Store) {
+    // Object semantics the engine relies on.
+    assert!(matches!(store.get("nope/x").await, Err(Error::Missing(_))));
+    store
+        .put("suite/a", Bytes::from_static(b"hello pulih"))
+        .await
+        .unwrap();
+    store
+        .put("suite/b/c", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert_eq!(&store.get("suite/a").await.unwrap()[..], b"hello pulih");
+    assert_eq!(
+        &store.get_range("suite/a", 6..11).await.unwrap()[..],
+        b"pulih"
+    );
+    assert_eq!(store.size("suite/a").await.unwrap(), 11);
+    let mut keys: Vec<String> = store
+        .list("suite/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, vec!["suite/a".to_owned(), "suite/b/c".to_owned()]);
+    assert!(
+        store
+            .list("suite/")
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.modified > 1_700_000_000)
+    );
+    store.delete("suite/a").await.unwrap();
+    store.delete("suite/b/c").await.unwrap();
+    assert!(!store.exists("suite/a").await.unwrap());
+
+    // The engine.
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    make_source(&src);
+    let (repo, reader_keys) = Repo::init(store.clone(), "sandi walidata", &InitOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(
+        Repo::init(store.clone(), "x", &InitOptions::default()).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let mut opts = BackupOptions::new("server-uji".into(), work.path().join("cache"));
+    opts.pack_size = 1 << 20;
+    let first = backup(
+        store.clone(),
+        &agent,
+        &[src.clone()],
+        &opts,
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    assert!(first.errors.is_empty());
+    assert_eq!(first.snapshot.summary.files, 3);
+    let second = backup(
+        store.clone(),
+        &agent,
+        &[src.clone()],
+        &opts,
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.snapshot.summary.bytes_read, 0);
+    assert_eq!(second.snapshot.summary.bytes_new, 0);
+
+    let reader = Reader::open(store.clone(), "sandi walidata").await.unwrap();
+    assert!(matches!(
+        Reader::open(store.clone(), "salah").await,
+        Err(Error::WrongPassphrase { .. })
+    ));
+    let snaps = reader.snapshots().await.unwrap();
+    assert_eq!(snaps.len(), 2);
+    assert_eq!(snaps[0].id, first.snapshot_id);
+    let target = work.path().join("restore");
+    restore(
+        &reader,
+        &snaps[1],
+        &target,
+        &RestoreOptions::default(),
+        Arc::new(RestoreProgress::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        files(&src),
+        files(&target.join(src.strip_prefix("/").unwrap()))
+    );
+    let report = pulih_core::verify::verify(&reader, Some(100.0))
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert!(report.packs_read >= 2, "data and tree packs");
+
+    // Rebuild the index from the packs alone.
+    let repaired = pulih_core::verify::repair_index(&reader).await.unwrap();
+    assert_eq!(repaired.packs_indexed, report.packs);
+    let reader = Reader::open(store.clone(), "sandi walidata").await.unwrap();
+    let report = pulih_core::verify::verify(&reader, Some(100.0))
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_memory() {
+    suite(Store::open(&format!("memory://suite-{}", rand::random::<u64>()), true).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/repo", dir.path().display());
+    suite(Store::open(&url, true).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_s3_garage() {
+    let g = garage::Garage::start();
+    let store =
+        Store::open_with(&g.url("bontang/dinkes"), true, Some((&g.key_id, &g.secret))).unwrap();
+    suite(store).await;
+}

@@ -1,0 +1,138 @@
+//! A real Garage S3 server on loopback for the S3 leg of the backend suite.
+//! Needs the `garage` binary (`cargo install --locked garage --version
+//! 2.5.0`; `.ci/run` installs it) or `PULIH_GARAGE_BIN`.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Garage {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub endpoint: String,
+    pub key_id: String,
+    pub secret: String,
+    pub bucket: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn bin() -> String {
+    std::env::var("PULIH_GARAGE_BIN").unwrap_or_else(|_| "garage".into())
+}
+
+impl Garage {
+    pub fn start() -> Garage {
+        let dir = tempfile::tempdir().unwrap();
+        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
+        let secret: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let cfg = dir.path().join("garage.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\nreplication_factor = 1\n\
+                 rpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\nroot_domain = \".s3.garage.localhost\"\n\
+                 [admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin())
+            .arg("-c")
+            .arg(&cfg)
+            .arg("server")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{}` ({e}): install Garage with `cargo install --locked garage --version 2.5.0`", bin()));
+        let cli = |args: &[&str]| -> String {
+            let out = Command::new(bin())
+                .arg("-c")
+                .arg(&cfg)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "garage {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let started = Instant::now();
+        let node = loop {
+            let out = Command::new(bin())
+                .arg("-c")
+                .arg(&cfg)
+                .args(["node", "id", "-q"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                break String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .split('@')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "garage did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        cli(&["layout", "apply", "--version", "1"]);
+        cli(&["bucket", "create", "pulih"]);
+        let key = cli(&["key", "create", "pulih-test"]);
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let (key_id, secret) = (field("Key ID:"), field("Secret key:"));
+        cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            "pulih",
+            "--key",
+            "pulih-test",
+        ]);
+        Garage {
+            child,
+            _dir: dir,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            key_id,
+            secret,
+            bucket: "pulih".into(),
+        }
+    }
+
+    pub fn url(&self, prefix: &str) -> String {
+        format!(
+            "s3://{}/{prefix}?endpoint={}&region=garage",
+            self.bucket, self.endpoint
+        )
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

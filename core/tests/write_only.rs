@@ -1,0 +1,248 @@
+//! The key split of DESIGN.md §4: an agent key writes and deduplicates but
+//! cannot read back file contents or names, and one agent cannot plant a
+//! blob that another agent will trust.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pulih_core::backup::{BackupOptions, Progress, backup};
+use pulih_core::crypto::Key;
+use pulih_core::id::{IndexId, SessionId};
+use pulih_core::index::{IndexFile, IndexPack, index_key_name};
+use pulih_core::keys::{AgentKey, SessionKey, SpaceKeys};
+use pulih_core::pack::{self, BlobType, PackWriter, pack_key_name};
+use pulih_core::repo::{InitOptions, LoadedIndexes, Reader, Repo, list_snapshots};
+use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
+use pulih_core::storage::Store;
+
+const SECRET_NAME: &str = "rekam-medis-pasien-6474012345.txt";
+const SECRET_TEXT: &str = "NIK 6474012345678901 diagnosa: rahasia; ";
+
+async fn setup(name: &str) -> (Store, Repo, pulih_core::keys::ReaderKeys, tempfile::TempDir) {
+    let store = Store::open(&format!("memory://{name}-{}", rand::random::<u64>()), true).unwrap();
+    let (repo, reader) = Repo::init(store.clone(), "sandi", &InitOptions::default())
+        .await
+        .unwrap();
+    (store, repo, reader, tempfile::tempdir().unwrap())
+}
+
+fn opts(dir: &Path, cache: &str) -> BackupOptions {
+    BackupOptions::new("srv".into(), dir.join(cache))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_key_cannot_read_back_file_contents_or_names() {
+    let (store, repo, reader_keys, dir) = setup("wo").await;
+    let (agent, agent_file) = AgentKey::new(&reader_keys.master, &repo.config);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join(SECRET_NAME), SECRET_TEXT.repeat(1000)).unwrap();
+    let out = backup(
+        store.clone(),
+        &agent,
+        &[src.clone()],
+        &opts(dir.path(), "c"),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+
+    // The agent key file holds no reader identity and no master secret.
+    assert!(!agent_file.contains("AGE-SECRET-KEY"));
+    assert!(!agent_file.contains(&reader_keys.master.0.to_hex()));
+
+    // Nothing in the store shows the name or the content in clear.
+    for o in store.list("").await.unwrap() {
+        let b = store.get(&o.key).await.unwrap();
+        for needle in [SECRET_NAME.as_bytes(), &SECRET_TEXT.as_bytes()[..24]] {
+            assert!(
+                !b.windows(needle.len()).any(|w| w == needle),
+                "{} holds plaintext",
+                o.key
+            );
+        }
+    }
+
+    // What the agent can open: its own index and snapshot metadata.
+    let sp = agent.space.clone();
+    let loaded = LoadedIndexes::load(&repo, |s| (s == sp.space).then(|| sp.clone()))
+        .await
+        .unwrap();
+    let snaps = list_snapshots(&repo, |s| (s == sp.space).then(|| sp.clone()))
+        .await
+        .unwrap();
+    assert_eq!(snaps[0].id, out.snapshot_id);
+    let session_id: SessionId = snaps[0].snapshot.session;
+    let index = &loaded.spaces[&agent.space.space];
+
+    // What it cannot: any blob (trees hold the names, data the contents).
+    // Try every key the agent key holds or can derive as the session secret.
+    let candidates: Vec<Key> = vec![
+        agent.chunker_key.clone(),
+        agent.space.blob_id_key.clone(),
+        agent.space.meta_key.clone(),
+    ];
+    let mut tried = 0;
+    for (pack_id, _) in index.packs() {
+        let bytes = store.get(&pack_key_name(pack_id)).await.unwrap();
+        let t = pack::parse_trailer(pack_id, &bytes).unwrap();
+        let hend = bytes.len() - pack::TRAILER_LEN;
+        let header = pack::decrypt_header(
+            &agent.space,
+            pack_id,
+            &bytes[hend - t.header_len as usize..hend],
+        )
+        .unwrap();
+        for e in &header.entries {
+            let ct = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+            for k in &candidates {
+                let guess = SessionKey {
+                    id: session_id,
+                    secret: k.clone(),
+                };
+                assert!(
+                    pack::open_blob(&guess.pack_key(pack_id), pack_id, e, ct, &agent.space)
+                        .is_err()
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried >= 6, "tree and data blobs were tried");
+    // The session key is wrapped to reader identities the agent does not hold.
+    let wrapped = store
+        .get(&format!("keys/sessions/{session_id}"))
+        .await
+        .unwrap();
+    assert!(SessionKey::unwrap(session_id, &wrapped, &age::x25519::Identity::generate()).is_err());
+
+    // A reader can read it all.
+    let reader = Reader::open(store.clone(), "sandi").await.unwrap();
+    let snap = reader.find_snapshot("latest").await.unwrap();
+    let target = dir.path().join("r");
+    restore(
+        &reader,
+        &snap,
+        &target,
+        &RestoreOptions::default(),
+        Arc::new(RestoreProgress::default()),
+    )
+    .await
+    .unwrap();
+    let back = std::fs::read_to_string(
+        target
+            .join(src.strip_prefix("/").unwrap())
+            .join(SECRET_NAME),
+    )
+    .unwrap();
+    assert_eq!(back, SECRET_TEXT.repeat(1000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_planted_by_one_agent_under_anothers_id_is_never_used() {
+    let (store, repo, reader_keys, dir) = setup("plant").await;
+    let (mallory, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let (victim, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let content = SECRET_TEXT.repeat(500).into_bytes();
+    // Worst case: the attacker knows the victim's future blob id.
+    let planted_id = victim.space.blob_id(&content);
+
+    let garbage = b"ransomware was here".repeat(100);
+    let session = SessionKey::generate();
+    store
+        .put(
+            &format!("keys/sessions/{}", session.id),
+            session.wrap(&mallory.recipients).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let mut plant = |space_keys: &SpaceKeys, index_too: bool| {
+        let mut w = PackWriter::new(&session, BlobType::Data, 0);
+        w.add(planted_id, &garbage, 0, garbage.len() as u32);
+        let p = w.finish(space_keys);
+        let idx = index_too.then(|| {
+            let id = IndexId::random();
+            (
+                id,
+                IndexFile {
+                    space: space_keys.space,
+                    packs: vec![IndexPack {
+                        pack: p.id,
+                        header: p.header.clone(),
+                    }],
+                }
+                .encode(space_keys, &id),
+            )
+        });
+        (p.id, p.bytes, idx)
+    };
+    // 1. A pack and index in the attacker's own space, under the victim's id.
+    let own = plant(&mallory.space, true);
+    // 2. A forged index that claims the victim's space (the attacker does
+    //    not have the victim's keys, so it uses its own).
+    let forged_keys = SpaceKeys {
+        space: victim.space.space,
+        ..mallory.space.clone()
+    };
+    let forged_index = plant(&forged_keys, true);
+    // 3. An unindexed pack whose trailer claims the victim's space, as if an
+    //    interrupted backup of the victim had left it (resume bait).
+    let forged_orphan = plant(&forged_keys, false);
+    for (id, bytes, idx) in [own, forged_index, forged_orphan] {
+        store.put(&pack_key_name(&id), bytes.into()).await.unwrap();
+        if let Some((iid, ib)) = idx {
+            store.put(&index_key_name(&iid), ib.into()).await.unwrap();
+        }
+    }
+
+    // The victim backs up the content: it must upload it, not trust the plant.
+    let src = dir.path().join("victim");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("data.txt"), &content).unwrap();
+    let out = backup(
+        store.clone(),
+        &victim,
+        &[src.clone()],
+        &opts(dir.path(), "vc"),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.snapshot.summary.bytes_new,
+        content.len() as u64,
+        "the victim deduplicated against a planted blob"
+    );
+    assert_eq!(out.resumed_packs, 0, "the victim adopted a forged pack");
+
+    let reader = Reader::open(store.clone(), "sandi").await.unwrap();
+    let snap = reader
+        .snapshots()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id == out.snapshot_id)
+        .unwrap();
+    let target = dir.path().join("r");
+    restore(
+        &reader,
+        &snap,
+        &target,
+        &RestoreOptions::default(),
+        Arc::new(RestoreProgress::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        std::fs::read(target.join(src.strip_prefix("/").unwrap()).join("data.txt")).unwrap(),
+        content
+    );
+    // The forged index is reported as damaged to a reader, not silently used.
+    assert!(
+        reader
+            .indexes
+            .damaged
+            .iter()
+            .any(|(_, e)| e.to_string().contains("does not authenticate"))
+    );
+}
