@@ -109,7 +109,7 @@ async fn suite(store: Store) {
     let first = backup(
         store.clone(),
         &agent,
-        &[src.clone()],
+        std::slice::from_ref(&src),
         &opts,
         Arc::new(Progress::default()),
     )
@@ -120,7 +120,7 @@ async fn suite(store: Store) {
     let second = backup(
         store.clone(),
         &agent,
-        &[src.clone()],
+        std::slice::from_ref(&src),
         &opts,
         Arc::new(Progress::default()),
     )

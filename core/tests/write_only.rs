@@ -40,7 +40,7 @@ async fn an_agent_key_cannot_read_back_file_contents_or_names() {
     let out = backup(
         store.clone(),
         &agent,
-        &[src.clone()],
+        std::slice::from_ref(&src),
         &opts(dir.path(), "c"),
         Arc::new(Progress::default()),
     )
@@ -156,7 +156,7 @@ async fn a_blob_planted_by_one_agent_under_anothers_id_is_never_used() {
         )
         .await
         .unwrap();
-    let mut plant = |space_keys: &SpaceKeys, index_too: bool| {
+    let plant = |space_keys: &SpaceKeys, index_too: bool| {
         let mut w = PackWriter::new(&session, BlobType::Data, 0);
         w.add(planted_id, &garbage, 0, garbage.len() as u32);
         let p = w.finish(space_keys);
@@ -202,7 +202,7 @@ async fn a_blob_planted_by_one_agent_under_anothers_id_is_never_used() {
     let out = backup(
         store.clone(),
         &victim,
-        &[src.clone()],
+        std::slice::from_ref(&src),
         &opts(dir.path(), "vc"),
         Arc::new(Progress::default()),
     )
