@@ -8,6 +8,7 @@ use pulih_core::keys::AgentKey;
 use pulih_core::storage::{Store, read_secret_file};
 
 mod backup;
+mod forget;
 mod init;
 mod repair_index;
 mod restore;
@@ -34,6 +35,10 @@ enum RepoCommand {
     Verify(verify::VerifyArgs),
     /// Rebuild the index from the packs.
     RepairIndex(repair_index::RepairIndexArgs),
+    /// Remove snapshots by a retention policy (`--prune` to free space too).
+    Forget(forget::ForgetArgs),
+    /// Free space: condemn unused packs, delete those condemned a grace period ago.
+    Prune(forget::PruneArgs),
     /// Make a new agent key (its own dedup space) for another server.
     AddAgentKey(init::AddAgentKeyArgs),
 }
@@ -120,5 +125,7 @@ pub async fn run(args: RepoArgs) -> Result<u8> {
         RepoCommand::Snapshots(a) => snapshots::run(a).await,
         RepoCommand::Verify(a) => verify::run(a).await,
         RepoCommand::RepairIndex(a) => repair_index::run(a).await,
+        RepoCommand::Forget(a) => forget::run(a).await,
+        RepoCommand::Prune(a) => forget::run_prune(a).await,
     }
 }

@@ -87,15 +87,9 @@ impl IndexFile {
         Ok((space, packs, end))
     }
 
-    pub fn decode(bytes: &[u8], keys: &SpaceKeys, id: &IndexId) -> Result<IndexFile> {
-        let (space, pack_ids, end) = Self::decode_clear(bytes, id)?;
+    /// Parse a decrypted index body for the given pack ids (exposed for fuzzing).
+    pub fn decode_body(body: &[u8], pack_ids: Vec<PackId>, id: &IndexId) -> Result<Vec<IndexPack>> {
         let bad = |d: &str| Error::corrupt(format!("index {id}"), d.to_owned());
-        if space != keys.space {
-            return Err(bad("belongs to another dedup space"));
-        }
-        let aad = [b"pulih/v1/index".as_slice(), &id.0, &bytes[..end]].concat();
-        let body = crypto::open(&body_key(keys, id), [0; 12], &aad, &bytes[end..])
-            .ok_or_else(|| bad("does not authenticate (damaged or tampered with)"))?;
         let mut packs = Vec::with_capacity(pack_ids.len());
         let mut pos = 0usize;
         for pack in pack_ids {
@@ -137,6 +131,19 @@ impl IndexFile {
         if pos != body.len() {
             return Err(bad("trailing bytes after the last pack"));
         }
+        Ok(packs)
+    }
+
+    pub fn decode(bytes: &[u8], keys: &SpaceKeys, id: &IndexId) -> Result<IndexFile> {
+        let (space, pack_ids, end) = Self::decode_clear(bytes, id)?;
+        let bad = |d: &str| Error::corrupt(format!("index {id}"), d.to_owned());
+        if space != keys.space {
+            return Err(bad("belongs to another dedup space"));
+        }
+        let aad = [b"pulih/v1/index".as_slice(), &id.0, &bytes[..end]].concat();
+        let body = crypto::open(&body_key(keys, id), [0; 12], &aad, &bytes[end..])
+            .ok_or_else(|| bad("does not authenticate (damaged or tampered with)"))?;
+        let packs = Self::decode_body(&body, pack_ids, id)?;
         Ok(IndexFile { space, packs })
     }
 }
@@ -234,9 +241,12 @@ impl SpaceIndex {
     }
 
     pub fn lookup(&self, id: &BlobId) -> Option<Location> {
-        let e = self.find(id)?;
+        self.find(id).map(|e| self.location(e))
+    }
+
+    fn location(&self, e: &Entry) -> Location {
         let (pack, session) = self.packs[(e.pack_and_bits & PACK_MASK) as usize];
-        Some(Location {
+        Location {
             pack,
             session,
             entry: PackEntry {
@@ -250,12 +260,17 @@ impl SpaceIndex {
                 } else {
                     0
                 },
-                id: *id,
+                id: BlobId(e.id),
                 offset: e.offset,
                 stored_len: e.stored_len,
                 raw_len: e.raw_len,
             },
-        })
+        }
+    }
+
+    /// Every blob's location (order unspecified).
+    pub fn iter(&self) -> impl Iterator<Item = Location> + '_ {
+        self.entries.iter().map(|e| self.location(e))
     }
 
     pub fn has_pack(&self, pack: &PackId) -> bool {

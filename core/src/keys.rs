@@ -221,10 +221,11 @@ impl ReaderKeys {
         .expect("slot serializes")
     }
 
-    /// Wrap these keys with a passphrase (the walidata slot).
-    pub fn wrap_with_passphrase(&self, passphrase: &str) -> Vec<u8> {
+    /// Wrap these keys with a passphrase (the walidata slot). `log_n`
+    /// overrides age's scrypt work factor (tests use a cheap one).
+    pub fn wrap_with_passphrase(&self, passphrase: &str, log_n: Option<u8>) -> Vec<u8> {
         let mut r = age::scrypt::Recipient::new(SecretString::from(passphrase.to_owned()));
-        if let Some(n) = scrypt_work_factor() {
+        if let Some(n) = log_n.or_else(scrypt_work_factor) {
             r.set_work_factor(n);
         }
         let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))

@@ -15,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod files_cache;
+pub mod forget;
 pub mod id;
 pub mod index;
 pub mod keys;

@@ -33,6 +33,8 @@ pub struct Repo {
 pub struct InitOptions {
     pub chunker: ChunkerParams,
     pub compression_level: i32,
+    /// scrypt work factor (log2 N) of the walidata slot; None = age's default.
+    pub scrypt_log_n: Option<u8>,
 }
 
 impl Default for InitOptions {
@@ -40,6 +42,7 @@ impl Default for InitOptions {
         InitOptions {
             chunker: ChunkerParams::default(),
             compression_level: 3,
+            scrypt_log_n: None,
         }
     }
 }
@@ -82,7 +85,9 @@ impl Repo {
         store
             .put(
                 &format!("keys/{WALIDATA_SLOT}"),
-                reader.wrap_with_passphrase(passphrase).into(),
+                reader
+                    .wrap_with_passphrase(passphrase, opts.scrypt_log_n)
+                    .into(),
             )
             .await?;
         store
@@ -340,6 +345,15 @@ impl Reader {
                     "no index lists it (run `pulih repo repair-index`)",
                 )
             })?;
+        self.read_blob_at(space, &loc).await
+    }
+
+    /// Read, authenticate and check the blob at a known location.
+    pub async fn read_blob_at(
+        &self,
+        space: SpaceId,
+        loc: &crate::index::Location,
+    ) -> Result<Vec<u8>> {
         let session = self.session(loc.session).await?;
         let e = &loc.entry;
         let ct = self

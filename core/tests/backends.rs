@@ -96,11 +96,26 @@ async fn suite(store: Store) {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     make_source(&src);
-    let (repo, reader_keys) = Repo::init(store.clone(), "sandi walidata", &InitOptions::default())
-        .await
-        .unwrap();
+    let (repo, reader_keys) = Repo::init(
+        store.clone(),
+        "sandi walidata",
+        &InitOptions {
+            scrypt_log_n: Some(10),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(matches!(
-        Repo::init(store.clone(), "x", &InitOptions::default()).await,
+        Repo::init(
+            store.clone(),
+            "x",
+            &InitOptions {
+                scrypt_log_n: Some(10),
+                ..Default::default()
+            }
+        )
+        .await,
         Err(Error::AlreadyExists { .. })
     ));
     let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);

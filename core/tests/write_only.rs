@@ -20,9 +20,16 @@ const SECRET_TEXT: &str = "NIK 6474012345678901 diagnosa: rahasia; ";
 
 async fn setup(name: &str) -> (Store, Repo, pulih_core::keys::ReaderKeys, tempfile::TempDir) {
     let store = Store::open(&format!("memory://{name}-{}", rand::random::<u64>()), true).unwrap();
-    let (repo, reader) = Repo::init(store.clone(), "sandi", &InitOptions::default())
-        .await
-        .unwrap();
+    let (repo, reader) = Repo::init(
+        store.clone(),
+        "sandi",
+        &InitOptions {
+            scrypt_log_n: Some(10),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     (store, repo, reader, tempfile::tempdir().unwrap())
 }
 
