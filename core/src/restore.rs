@@ -195,6 +195,7 @@ pub async fn restore(
                     if let Some(l) = node.link_id {
                         if let Some(first) = first_link.get(&l) {
                             hardlinks.push((first.clone(), path));
+                            summary.files += 1;
                             continue;
                         }
                         first_link.insert(l, path.clone());
