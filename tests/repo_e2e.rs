@@ -321,6 +321,16 @@ fn damaged_copy(fx: &Fixture, name: &str) -> Fixture {
     }
 }
 
+fn assert_restore_fails(fx: &Fixture) {
+    let out = fx.restore_cmd("latest", &fx.path("r")).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "restore of a damaged repository must fail: {}",
+        stderr_of(&out)
+    );
+}
+
 fn verify_problems(fx: &Fixture) -> String {
     let out = fx.verify(true);
     assert_eq!(
@@ -393,13 +403,7 @@ fn corruption_is_detected_named_and_never_restored_silently() {
         problems.contains(&format!("pack {}: truncated", pack_name(&victim))),
         "{problems}"
     );
-    assert!(
-        !d.restore_cmd("latest", &d.path("r"))
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    assert_restore_fails(&d);
 
     // A deleted pack.
     let d = damaged_copy(&fx, "gone");
@@ -410,13 +414,7 @@ fn corruption_is_detected_named_and_never_restored_silently() {
         problems.contains(&format!("pack {}: missing", pack_name(&victim))),
         "{problems}"
     );
-    assert!(
-        !d.restore_cmd("latest", &d.path("r"))
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    assert_restore_fails(&d);
 
     // A deleted index: verify names the unindexed blobs; repair-index recovers.
     let d = damaged_copy(&fx, "noindex");

@@ -434,13 +434,7 @@ async fn phase1(
                 );
                 if w.len() >= 16 << 20 {
                     let f = writers[slot].take().expect("just used").finish(&keys);
-                    store
-                        .put(&pack::pack_key_name(&f.id), f.bytes.into())
-                        .await?;
-                    new_index.entry(*space).or_default().push(IndexPack {
-                        pack: f.id,
-                        header: f.header,
-                    });
+                    put_pack(store, f, new_index.entry(*space).or_default()).await?;
                     report.new_packs += 1;
                 }
             }
@@ -448,14 +442,7 @@ async fn phase1(
             condemned.push(p);
         }
         for w in writers.into_iter().flatten() {
-            let f = w.finish(&keys);
-            store
-                .put(&pack::pack_key_name(&f.id), f.bytes.into())
-                .await?;
-            new_index.entry(*space).or_default().push(IndexPack {
-                pack: f.id,
-                header: f.header,
-            });
+            put_pack(store, w.finish(&keys), new_index.entry(*space).or_default()).await?;
             report.new_packs += 1;
         }
     }
@@ -504,4 +491,20 @@ async fn phase1(
         store.delete(&crate::index::index_key_name(id)).await?;
     }
     Ok(report)
+}
+
+/// Upload a repacked pack and add it to the new index.
+async fn put_pack(
+    store: &crate::storage::Store,
+    f: pack::FinishedPack,
+    list: &mut Vec<IndexPack>,
+) -> Result<()> {
+    store
+        .put(&pack::pack_key_name(&f.id), f.bytes.into())
+        .await?;
+    list.push(IndexPack {
+        pack: f.id,
+        header: f.header,
+    });
+    Ok(())
 }

@@ -128,6 +128,8 @@ mod tests {
     proptest! {
         #[test]
         fn tree_round_trip(names in proptest::collection::vec(proptest::collection::vec(1u8..=255, 1..20), 0..10), mode in any::<u32>(), mtime in any::<i64>()) {
+            // Valid file names: no `/`, never `.` or `..` (a prefix byte rules those out).
+            let names: Vec<Vec<u8>> = names.into_iter().map(|n| std::iter::once(b'n').chain(n.into_iter().map(|b| if b == b'/' { b'_' } else { b })).collect()).collect();
             let nodes: Vec<Node> = names.iter().enumerate().map(|(i, n)| {
                 let mut node = Node::new(OsStr::from_bytes(n), if i % 2 == 0 { NodeKind::File } else { NodeKind::Symlink });
                 node.mode = mode; node.mtime_ns = mtime;
