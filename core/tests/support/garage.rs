@@ -132,6 +132,16 @@ impl Garage {
 
 impl Drop for Garage {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Make a failure explain itself: the server's side of the story.
+            let log =
+                std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- garage server log (last 40 lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
