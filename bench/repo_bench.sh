@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of the replication engine against restic and borg
+# (and rustic, bupstash when installed): initial backup, a 1% incremental,
+# a no-change incremental, and a full restore, on one deterministic corpus.
+#
+#   bench/repo_bench.sh [--size BYTES] [--workdir DIR] [--tools pulih,restic,borg,rustic,bupstash]
+#
+# Prints a Markdown table and writes it to bench/results/<date>.md.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+size=$((1 << 30)); work=/tmp/pulih-bench; tools=pulih,restic,borg,rustic,bupstash
+while [ $# -gt 0 ]; do
+  case $1 in
+    --size) size=$2; shift 2 ;; --workdir) work=$2; shift 2 ;; --tools) tools=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+pulih=${PULIH_BIN:-$here/../target/release/pulih}
+[ -x "$pulih" ] || (cd "$here/.." && cargo build --release -p pulih)
+corpus=$work/corpus
+mkdir -p "$work"
+if [ ! -f "$work/pristine.size" ] || [ "$(cat "$work/pristine.size")" != "$size" ]; then
+  rm -rf "$work/pristine"; python3 "$here/make_corpus.py" build "$work/pristine" --size "$size"; echo "$size" > "$work/pristine.size"
+fi
+rm -rf "$corpus"; cp -a "$work/pristine" "$corpus"   # every run starts from the same bytes
+rm -rf "$work/repos" "$work/out" "$work/cache" "$work/pulih.key" "$work/bupstash.key"; mkdir -p "$work/repos" "$work/out" "$work/cache"
+export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench RUSTIC_PASSWORD=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+echo bench > "$work/pass"; chmod 600 "$work/pass"
+bytes=$(du -sb "$corpus" | cut -f1)
+have() { case ",$tools," in *,$1,*) command -v "$2" >/dev/null 2>&1 ;; *) return 1 ;; esac; }
+active=()
+for t in pulih restic borg rustic bupstash; do
+  bin=$t; [ $t = pulih ] && bin=$pulih
+  if have $t "$bin"; then active+=($t); else echo "skipped: $t (not installed or not selected)" >&2; fi
+done
+
+init() {
+  local r=$work/repos/$1
+  case $1 in
+    pulih) "$pulih" repo init --repo "$r" --passphrase-file "$work/pass" --agent-key-out "$work/pulih.key" >/dev/null ;;
+    restic) restic init --repository-version 2 -r "$r" -q ;;
+    borg) borg init -e repokey-blake2 "$r" ;;
+    rustic) rustic -r "$r" init >/dev/null 2>&1 ;;
+    bupstash) bupstash new-key -o "$work/bupstash.key"; BUPSTASH_REPOSITORY=$r bupstash init ;;
+  esac
+}
+backup() {
+  local r=$work/repos/$1 n=$2
+  case $1 in
+    pulih) "$pulih" repo backup --repo "$r" --agent-key "$work/pulih.key" --cache-dir "$work/cache/pulih" --json "$corpus" >/dev/null ;;
+    restic) restic -r "$r" backup -q "$corpus" ;;
+    borg) borg create --compression zstd,3 "$r::s$n" "$corpus" ;;
+    rustic) rustic -r "$r" backup "$corpus" >/dev/null 2>&1 ;;
+    bupstash) BUPSTASH_REPOSITORY=$r BUPSTASH_KEY=$work/bupstash.key bupstash put "$corpus" >/dev/null ;;
+  esac
+}
+restore() {
+  local r=$work/repos/$1 o=$work/out/$1
+  rm -rf "$o"; mkdir -p "$o"
+  case $1 in
+    pulih) "$pulih" repo restore --repo "$r" --passphrase-file "$work/pass" latest --target "$o" >/dev/null ;;
+    restic) restic -r "$r" restore latest --target "$o" -q ;;
+    borg) (cd "$o" && borg extract "$r::s3") ;;
+    rustic) rustic -r "$r" restore latest "$o" >/dev/null 2>&1 ;;
+    bupstash) id=$(BUPSTASH_REPOSITORY=$r BUPSTASH_KEY=$work/bupstash.key bupstash list --format jsonl1 | tail -1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["id"])')
+              BUPSTASH_REPOSITORY=$r BUPSTASH_KEY=$work/bupstash.key bupstash get "id=$id" | tar -x -C "$o" ;;
+  esac
+}
+restored_root() { # where the corpus lands under the restore dir
+  case $1 in pulih|restic|rustic|borg) echo "$work/out/$1$corpus" ;; bupstash) echo "$work/out/$1" ;; esac
+}
+
+export -f init backup restore
+export work corpus pulih
+rows=()
+measure() { # phase tool fn args...
+  local phase=$1 tool=$2; shift 2
+  sync; cat $(find "$corpus" -type f | head -2000) >/dev/null 2>&1 || true
+  local before; before=$(du -sb "$work/repos/$tool" | cut -f1)
+  /usr/bin/time -f "%e %M" -o "$work/time" bash -c '"$@"' _ "$@"
+  read -r wall rss < "$work/time"
+  local after; after=$(du -sb "$work/repos/$tool" | cut -f1)
+  local mbs; mbs=$(python3 -c "print(f'{$bytes/1e6/max($wall,0.001):.0f}')")
+  rows+=("| $phase | $tool | $wall | $mbs | $((rss / 1024)) | $((after - before)) |")
+  echo "${rows[-1]}" >&2
+}
+
+for t in "${active[@]}"; do init $t; done
+for t in "${active[@]}"; do measure "initial backup" $t backup $t 1; done
+python3 "$here/make_corpus.py" mutate "$corpus" --percent 1 --seed 7
+for t in "${active[@]}"; do measure "1% incremental" $t backup $t 2; done
+for t in "${active[@]}"; do measure "no-change incremental" $t backup $t 3; done
+for t in "${active[@]}"; do
+  measure "full restore" $t restore $t
+  if diff -rq "$corpus" "$(restored_root $t)" >/dev/null; then echo "restore $t: identical" >&2; else echo "restore $t: DIFFERS" >&2; rows+=("| full restore | $t | RESTORE DIFFERS | | | |"); fi
+done
+
+{
+  echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, corpus $bytes bytes ($(find "$corpus" -type f | wc -l) files), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  echo "Versions: pulih $("$pulih" --version | cut -d' ' -f2)$(for t in "${active[@]}"; do case $t in restic) echo -n ", $(restic version | cut -d' ' -f1-2)";; borg) echo -n ", $(borg --version)";; rustic) echo -n ", $(rustic --version)";; bupstash) echo -n ", $(bupstash version)";; esac; done)"
+  echo
+  echo "| phase | tool | wall s | MB/s | peak RSS MiB | repo bytes added |"
+  echo "|---|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "Machine limits (one core):"
+  echo "- AES-256-GCM: $(openssl speed -evp aes-256-gcm -seconds 1 -bytes 1048576 2>/dev/null | awk '/^AES-256-GCM|^aes-256-gcm/ {print $2}') kB/s (openssl, 1 MiB blocks)"
+  echo "- zstd -3 compress: $(zstd -b3 -i2 "$corpus/teks/0000.txt" 2>&1 | tr '\r' '\n' | grep -o '[0-9.]* MB/s' | tail -2 | head -1) (text)"
+  echo "- BLAKE3: $(python3 -c 'import blake3' 2>/dev/null && python3 -c 'import blake3,time,os; b=os.urandom(1<<28); t=time.time(); blake3.blake3(b).digest(); print(f"{len(b)/1e6/(time.time()-t):.0f} MB/s")' || echo 'not measured (pip install blake3)')"
+  echo "- disk read: $(dd if="$(find "$corpus/besar" -type f | head -1)" of=/dev/null bs=4M iflag=direct 2>&1 | tail -1)"
+} > "$work/result.md"
+mkdir -p "$here/results"; cp "$work/result.md" "$here/results/$(date -u +%Y-%m-%dT%H%M).md"
+cat "$work/result.md"
