@@ -129,17 +129,26 @@ pub async fn backup(
     // Pipeline.
     let workers = opts.workers.max(1);
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 4);
+    // Chunk buffers travel back from the workers to the walker for reuse.
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(workers * 4 + workers);
     let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(2);
+    // Uploaded data-pack buffers go back to the workers through this pool.
+    let (pool_tx, pool_rx) =
+        crossbeam_channel::bounded::<Vec<u8>>(workers + opts.upload_concurrency + 2);
     let uploader = tokio::spawn(upload_packs(
         repo.store.clone(),
         pack_rx,
+        pool_tx,
+        opts.pack_size,
         opts.upload_concurrency.max(1),
         progress.clone(),
     ));
     let mut worker_handles = Vec::new();
     for _ in 0..workers {
-        let (rx, tx, session, space) = (
+        let (rx, spare, pool, tx, session, space) = (
             job_rx.clone(),
+            spare_tx.clone(),
+            pool_rx.clone(),
             pack_tx.clone(),
             session.clone(),
             space.clone(),
@@ -150,10 +159,12 @@ pub async fn backup(
             key.chunker.max_size as usize,
         );
         worker_handles.push(std::thread::spawn(move || {
-            pack_worker(rx, tx, &session, &space, level, pack_size, max_chunk)
+            pack_worker(
+                rx, spare, pool, tx, &session, &space, level, pack_size, max_chunk,
+            )
         }));
     }
-    drop((job_rx, pack_tx));
+    drop((job_rx, pack_tx, spare_tx, pool_rx));
 
     let walker = Walker {
         keys: space.clone(),
@@ -161,6 +172,7 @@ pub async fn backup(
         index: index.clone(),
         seen: HashSet::new(),
         tx: job_tx,
+        spare: spare_rx,
         old_cache,
         new_cache: FilesCache::default(),
         summary: Summary::default(),
@@ -344,8 +356,11 @@ async fn adopt_orphans(
     Ok(adopted)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn pack_worker(
     rx: crossbeam_channel::Receiver<Job>,
+    spare: crossbeam_channel::Sender<Vec<u8>>,
+    pool: crossbeam_channel::Receiver<Vec<u8>>,
     tx: mpsc::Sender<FinishedPack>,
     session: &SessionKey,
     space: &SpaceKeys,
@@ -360,21 +375,22 @@ fn pack_worker(
         tx.blocking_send(w.finish(space))
             .map_err(|_| Error::Task("the uploader stopped".into()))
     };
+    let mut scratch = Vec::new();
     for job in rx {
-        let (compressed, flags) = pack::compress(&mut comp, &job.data);
         let slot = job.kind as usize;
-        let cap = if job.kind == BlobType::Data {
-            pack_size + max_chunk + 4096
-        } else {
-            1 << 20
-        };
-        let w = open[slot].get_or_insert_with(|| PackWriter::new(session, job.kind, cap));
-        w.add(
-            job.id,
-            compressed.as_deref().unwrap_or(&job.data),
-            flags,
-            job.data.len() as u32,
-        );
+        let w = open[slot].get_or_insert_with(|| match job.kind {
+            // Data packs reuse the buffers of uploaded packs: no churn of
+            // 20 MiB allocations (which glibc keeps, raising peak RSS).
+            BlobType::Data => PackWriter::with_buffer(
+                session,
+                job.kind,
+                pool.try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(pack_size + max_chunk + 4096)),
+            ),
+            BlobType::Tree => PackWriter::new(session, job.kind, 1 << 20),
+        });
+        w.add_raw(&mut comp, &mut scratch, job.id, &job.data);
+        let _ = spare.try_send(job.data);
         if w.len() >= pack_size {
             send(open[slot].take().expect("just used"))?;
         }
@@ -390,6 +406,8 @@ fn pack_worker(
 async fn upload_packs(
     store: Store,
     mut rx: mpsc::Receiver<FinishedPack>,
+    pool: crossbeam_channel::Sender<Vec<u8>>,
+    pack_size: usize,
     concurrency: usize,
     progress: Arc<Progress>,
 ) -> Result<(Vec<IndexPack>, u64)> {
@@ -408,12 +426,20 @@ async fn upload_packs(
         while set.len() >= concurrency {
             collect(set.join_next().await.expect("set is not empty"))?;
         }
-        let store = store.clone();
+        let (store, pool) = (store.clone(), pool.clone());
         set.spawn(async move {
             let n = p.bytes.len() as u64;
+            let bytes = Bytes::from(p.bytes);
             store
-                .put(&pack::pack_key_name(&p.id), Bytes::from(p.bytes))
+                .put(&pack::pack_key_name(&p.id), bytes.clone())
                 .await?;
+            // Recycle the buffer when the store kept no reference to it.
+            if let Ok(m) = bytes.try_into_mut() {
+                let buf = Vec::from(m);
+                if buf.capacity() >= pack_size {
+                    let _ = pool.try_send(buf);
+                }
+            }
             Ok((
                 IndexPack {
                     pack: p.id,
@@ -435,6 +461,7 @@ struct Walker {
     index: Arc<SpaceIndex>,
     seen: HashSet<BlobId>,
     tx: crossbeam_channel::Sender<Job>,
+    spare: crossbeam_channel::Receiver<Vec<u8>>,
     old_cache: FilesCache,
     new_cache: FilesCache,
     summary: Summary,
@@ -488,11 +515,14 @@ impl Walker {
             if kind == BlobType::Data {
                 self.summary.bytes_new += data.len() as u64;
             }
+            let mut buf = self.spare.try_recv().unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(data);
             self.tx
                 .send(Job {
                     kind,
                     id,
-                    data: data.to_vec(),
+                    data: buf,
                 })
                 .map_err(|_| Error::Task("the pack workers stopped".into()))?;
         }

@@ -1,7 +1,7 @@
 //! The cryptographic building blocks of FORMAT.md §1, on maintained crates:
 //! HKDF-SHA256 (`hkdf`), AES-256-GCM (`aes-gcm`), keyed BLAKE3 (`blake3`).
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -74,6 +74,27 @@ pub fn seal(key: &Key, nonce: [u8; 12], aad: &[u8], plaintext: &[u8]) -> Vec<u8>
             },
         )
         .expect("AES-GCM encryption of an in-memory buffer cannot fail")
+}
+
+/// One AES-256-GCM key schedule, for many messages under one key.
+pub struct Sealer(Aes256Gcm);
+
+impl Sealer {
+    pub fn new(key: &Key) -> Sealer {
+        Sealer(Aes256Gcm::new((&key.0).into()))
+    }
+
+    /// Append `plaintext`'s ciphertext and tag to `out`, encrypting in place
+    /// (no temporary buffer).
+    pub fn seal_append(&self, nonce: [u8; 12], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut out[start..])
+            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+        out.extend_from_slice(&tag);
+    }
 }
 
 /// AES-256-GCM decryption; `None` when the ciphertext does not authenticate.

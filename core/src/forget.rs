@@ -387,6 +387,7 @@ async fn phase1(
         }
         let keys = reader.space_keys(*space);
         let mut writers: [Option<PackWriter>; 2] = [None, None];
+        let mut scratch = Vec::new();
         let mut comp = zstd::bulk::Compressor::new(reader.repo.config.compression_level)
             .map_err(|e| Error::Invalid(e.to_string()))?;
         for (p, mut locs) in by_pack {
@@ -425,13 +426,7 @@ async fn phase1(
                 let slot = l.entry.kind as usize;
                 let w =
                     writers[slot].get_or_insert_with(|| PackWriter::new(&session, l.entry.kind, 0));
-                let (c, flags) = pack::compress(&mut comp, &raw);
-                w.add(
-                    l.entry.id,
-                    c.as_deref().unwrap_or(&raw),
-                    flags,
-                    raw.len() as u32,
-                );
+                w.add_raw(&mut comp, &mut scratch, l.entry.id, &raw);
                 if w.len() >= 16 << 20 {
                     let f = writers[slot].take().expect("just used").finish(&keys);
                     put_pack(store, f, new_index.entry(*space).or_default()).await?;

@@ -1,7 +1,7 @@
 //! Packs (FORMAT.md §4): many encrypted blobs and an encrypted header that
 //! lists them, so a pack describes itself.
 
-use crate::crypto::{self, Key, TAG_LEN, counter_nonce};
+use crate::crypto::{self, Key, Sealer, TAG_LEN, counter_nonce};
 use crate::id::{BlobId, PackId, SessionId, SpaceId};
 use crate::keys::{SessionKey, SpaceKeys};
 use crate::{Error, Result};
@@ -80,31 +80,28 @@ fn header_aad(pack: &PackId, space: &SpaceId) -> Vec<u8> {
     [b"pulih/v1/pack-header".as_slice(), &pack.0, &space.0].concat()
 }
 
-/// Compress `raw` with zstd unless it does not pay. Returns the bytes to
-/// store and their flags. Large inputs are probed on a sample first, so
-/// incompressible data costs little.
-pub fn compress(compressor: &mut zstd::bulk::Compressor<'_>, raw: &[u8]) -> (Option<Vec<u8>>, u8) {
+/// Compress `raw` with zstd into `out` (cleared first) unless it does not
+/// pay. Returns the flags: with [`FLAG_COMPRESSED`] the bytes to store are
+/// `out`, without it they are `raw`. Large inputs are probed on a sample
+/// first, so incompressible data costs little. `out` is reused across calls.
+pub fn compress(compressor: &mut zstd::bulk::Compressor<'_>, raw: &[u8], out: &mut Vec<u8>) -> u8 {
     const SAMPLE: usize = 64 * 1024;
-    if raw.len() > 4 * SAMPLE {
-        let sample = &raw[..SAMPLE];
-        match compressor.compress(sample) {
-            Ok(c) if c.len() * 100 <= sample.len() * (100 - MIN_SAVING_PERCENT) => {}
-            _ => return (None, 0),
-        }
+    let mut pays = |input: &[u8], out: &mut Vec<u8>| {
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(input.len()));
+        matches!(compressor.compress_to_buffer(input, out), Ok(n) if n * 100 <= input.len() * (100 - MIN_SAVING_PERCENT))
+    };
+    if raw.len() > 4 * SAMPLE && !pays(&raw[..SAMPLE], out) {
+        return 0;
     }
-    match compressor.compress(raw) {
-        Ok(c) if c.len() * 100 <= raw.len() * (100 - MIN_SAVING_PERCENT) => {
-            (Some(c), FLAG_COMPRESSED)
-        }
-        _ => (None, 0),
-    }
+    if pays(raw, out) { FLAG_COMPRESSED } else { 0 }
 }
 
 /// Builds one pack in memory.
 pub struct PackWriter {
     pub id: PackId,
     kind: BlobType,
-    key: Key,
+    sealer: Sealer,
     session: SessionId,
     buf: Vec<u8>,
     entries: Vec<PackEntry>,
@@ -119,13 +116,19 @@ pub struct FinishedPack {
 
 impl PackWriter {
     pub fn new(session: &SessionKey, kind: BlobType, capacity: usize) -> PackWriter {
+        Self::with_buffer(session, kind, Vec::with_capacity(capacity))
+    }
+
+    /// Start a pack in a recycled buffer (its contents are discarded).
+    pub fn with_buffer(session: &SessionKey, kind: BlobType, mut buf: Vec<u8>) -> PackWriter {
+        buf.clear();
         let id = PackId::random();
         PackWriter {
             id,
             kind,
-            key: session.pack_key(&id),
+            sealer: Sealer::new(&session.pack_key(&id)),
             session: session.id,
-            buf: Vec::with_capacity(capacity),
+            buf,
             entries: Vec::new(),
         }
     }
@@ -147,9 +150,9 @@ impl PackWriter {
     pub fn add(&mut self, id: BlobId, stored: &[u8], flags: u8, raw_len: u32) -> u32 {
         let offset = u32::try_from(self.buf.len()).expect("packs stay below 4 GiB");
         let aad = blob_aad(&self.id, &id, self.kind, flags, raw_len);
-        let ct = crypto::seal(&self.key, counter_nonce(offset as u64), &aad, stored);
-        let stored_len = ct.len() as u32;
-        self.buf.extend_from_slice(&ct);
+        self.sealer
+            .seal_append(counter_nonce(offset as u64), &aad, stored, &mut self.buf);
+        let stored_len = (self.buf.len() - offset as usize) as u32;
         self.entries.push(PackEntry {
             kind: self.kind,
             flags,
@@ -159,6 +162,24 @@ impl PackWriter {
             raw_len,
         });
         stored_len
+    }
+
+    /// Compress (when it pays) and encrypt one blob's plaintext into the
+    /// pack; `scratch` is a reusable compression buffer.
+    pub fn add_raw(
+        &mut self,
+        comp: &mut zstd::bulk::Compressor<'_>,
+        scratch: &mut Vec<u8>,
+        id: BlobId,
+        raw: &[u8],
+    ) -> u32 {
+        let flags = compress(comp, raw, scratch);
+        let stored = if flags & FLAG_COMPRESSED != 0 {
+            &scratch[..]
+        } else {
+            raw
+        };
+        self.add(id, stored, flags, raw.len() as u32)
     }
 
     pub fn finish(mut self, space: &SpaceKeys) -> FinishedPack {
@@ -336,9 +357,10 @@ mod tests {
             let session = SessionKey::generate();
             let mut w = PackWriter::new(&session, BlobType::Data, 0);
             let mut comp = zstd::bulk::Compressor::new(3).unwrap();
+            let mut out = Vec::new();
             for b in &blobs {
-                let (c, flags) = compress(&mut comp, b);
-                w.add(sp.blob_id(b), c.as_deref().unwrap_or(b), flags, b.len() as u32);
+                let flags = compress(&mut comp, b, &mut out);
+                w.add(sp.blob_id(b), if flags == FLAG_COMPRESSED { &out } else { b }, flags, b.len() as u32);
             }
             let p = w.finish(&sp);
             let t = parse_trailer(&p.id, &p.bytes).unwrap();
@@ -360,10 +382,12 @@ mod tests {
     fn incompressible_data_is_stored_raw() {
         let mut comp = zstd::bulk::Compressor::new(3).unwrap();
         let text = b"kota bontang ".repeat(50_000);
-        assert_eq!(compress(&mut comp, &text).1, FLAG_COMPRESSED);
+        let mut out = Vec::new();
+        assert_eq!(compress(&mut comp, &text, &mut out), FLAG_COMPRESSED);
+        assert!(out.len() < text.len() / 10);
         let mut rnd = vec![0u8; 600_000];
         use rand::RngCore;
         rand::thread_rng().fill_bytes(&mut rnd);
-        assert_eq!(compress(&mut comp, &rnd).1, 0);
+        assert_eq!(compress(&mut comp, &rnd, &mut out), 0);
     }
 }
