@@ -572,6 +572,7 @@ impl Walker {
             }
             n.content = Some(content);
             n.size = Some(size);
+            self.summary.total_bytes += size;
             self.summary.files += 1;
             self.progress.files.fetch_add(1, Ordering::Relaxed);
             n

@@ -19,6 +19,9 @@ pub struct Summary {
     pub bytes_stored: u64,
     pub duration_s: f64,
     pub errors: u64,
+    /// Size of all files in the snapshot (read or not).
+    #[serde(default)]
+    pub total_bytes: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -63,16 +63,20 @@ pub async fn run(a: SnapshotsArgs) -> Result<u8> {
         println!("{}", serde_json::to_string(&v)?);
     } else {
         println!(
-            "{:<12} {:<25} {:<16} {:>10}  paths",
-            "id", "time", "host", "size"
+            "{:<12} {:<19} {:<16} {:>10}  paths",
+            "id", "time (UTC)", "host", "size"
         );
         for s in &snaps {
             println!(
-                "{:<12} {:<25} {:<16} {:>10}  {}",
+                "{:<12} {:<19} {:<16} {:>10}  {}",
                 &s.id.to_hex()[..12],
-                s.snapshot.time,
+                s.snapshot
+                    .time
+                    .get(..19)
+                    .unwrap_or(&s.snapshot.time)
+                    .replace('T', " "),
                 s.snapshot.host,
-                human(s.snapshot.summary.bytes_read),
+                human(s.snapshot.summary.total_bytes),
                 s.snapshot.paths.join(" ")
             );
         }
