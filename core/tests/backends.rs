@@ -1,6 +1,9 @@
 //! One suite, run against every storage backend: memory, a local
 //! directory, and a real S3 server (Garage) on loopback.
 
+#[path = "support/repo.rs"]
+mod support;
+
 #[path = "support/garage.rs"]
 mod garage;
 
@@ -11,8 +14,7 @@ use bytes::Bytes;
 use pulih_core::Error;
 use pulih_core::backup::{BackupOptions, Progress, backup};
 use pulih_core::keys::AgentKey;
-use pulih_core::repo::{InitOptions, Reader, Repo};
-use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
+use pulih_core::repo::{Reader, Repo};
 use pulih_core::storage::Store;
 use rand::RngCore;
 
@@ -96,26 +98,9 @@ async fn suite(store: Store) {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     make_source(&src);
-    let (repo, reader_keys) = Repo::init(
-        store.clone(),
-        "sandi walidata",
-        &InitOptions {
-            scrypt_log_n: Some(10),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (repo, reader_keys) = support::init(&store, "sandi walidata").await;
     assert!(matches!(
-        Repo::init(
-            store.clone(),
-            "x",
-            &InitOptions {
-                scrypt_log_n: Some(10),
-                ..Default::default()
-            }
-        )
-        .await,
+        Repo::init(store.clone(), "x", &support::fast_init()).await,
         Err(Error::AlreadyExists { .. })
     ));
     let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
@@ -153,15 +138,7 @@ async fn suite(store: Store) {
     assert_eq!(snaps.len(), 2);
     assert_eq!(snaps[0].id, first.snapshot_id);
     let target = work.path().join("restore");
-    restore(
-        &reader,
-        &snaps[1],
-        &target,
-        &RestoreOptions::default(),
-        Arc::new(RestoreProgress::default()),
-    )
-    .await
-    .unwrap();
+    support::restore_all(&reader, &snaps[1], &target).await;
     assert_eq!(
         files(&src),
         files(&target.join(src.strip_prefix("/").unwrap()))

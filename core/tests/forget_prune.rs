@@ -1,6 +1,9 @@
 //! Retention does not trust agent-claimed times; prune frees space, repacks,
 //! and is safe against a backup that runs across it.
 
+#[path = "support/repo.rs"]
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,8 +11,7 @@ use pulih_core::backup::{BackupOptions, Progress, backup};
 use pulih_core::forget::{KeepPolicy, PruneOptions, forget, plan, prune};
 use pulih_core::id::SnapshotId;
 use pulih_core::keys::AgentKey;
-use pulih_core::repo::{InitOptions, Reader, Repo};
-use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
+use pulih_core::repo::Reader;
 use pulih_core::snapshot::Snapshot;
 use pulih_core::storage::Store;
 use rand::RngCore;
@@ -23,16 +25,7 @@ fn random_file(p: &Path, n: usize) {
 
 async fn fresh() -> (Store, AgentKey, tempfile::TempDir) {
     let store = Store::open(&format!("memory://prune-{}", rand::random::<u64>()), true).unwrap();
-    let (repo, reader) = Repo::init(
-        store.clone(),
-        "sandi",
-        &InitOptions {
-            scrypt_log_n: Some(10),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (repo, reader) = support::init(&store, "sandi").await;
     let (agent, _) = AgentKey::new(&reader.master, &repo.config);
     (store, agent, tempfile::tempdir().unwrap())
 }
@@ -216,15 +209,7 @@ async fn prune_frees_space_repacks_and_rescues_what_a_concurrent_backup_used() {
     ] {
         let snap = reader.find_snapshot(&id.to_hex()).await.unwrap();
         let target = dir.path().join(format!("r-{id}"));
-        restore(
-            &reader,
-            &snap,
-            &target,
-            &RestoreOptions::default(),
-            Arc::new(RestoreProgress::default()),
-        )
-        .await
-        .unwrap();
+        support::restore_all(&reader, &snap, &target).await;
         for f in files {
             assert_eq!(
                 std::fs::read(target.join(src.strip_prefix("/").unwrap()).join(f)).unwrap(),
@@ -275,15 +260,7 @@ async fn prune_repacks_partly_used_packs() {
     assert!(report.ok(), "{:?}", report.problems);
     let snap = reader.find_snapshot(&kept.to_hex()).await.unwrap();
     let target = dir.path().join("r");
-    restore(
-        &reader,
-        &snap,
-        &target,
-        &RestoreOptions::default(),
-        Arc::new(RestoreProgress::default()),
-    )
-    .await
-    .unwrap();
+    support::restore_all(&reader, &snap, &target).await;
     let f = target.join(src.strip_prefix("/").unwrap()).join("keep.bin");
     assert_eq!(
         std::fs::read(f).unwrap(),

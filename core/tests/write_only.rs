@@ -2,6 +2,9 @@
 //! cannot read back file contents or names, and one agent cannot plant a
 //! blob that another agent will trust.
 
+#[path = "support/repo.rs"]
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,8 +14,7 @@ use pulih_core::id::{IndexId, SessionId};
 use pulih_core::index::{IndexFile, IndexPack, index_key_name};
 use pulih_core::keys::{AgentKey, SessionKey, SpaceKeys};
 use pulih_core::pack::{self, BlobType, PackWriter, pack_key_name};
-use pulih_core::repo::{InitOptions, LoadedIndexes, Reader, Repo, list_snapshots};
-use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
+use pulih_core::repo::{LoadedIndexes, Reader, Repo, list_snapshots};
 use pulih_core::storage::Store;
 
 const SECRET_NAME: &str = "rekam-medis-pasien-6474012345.txt";
@@ -20,16 +22,7 @@ const SECRET_TEXT: &str = "NIK 6474012345678901 diagnosa: rahasia; ";
 
 async fn setup(name: &str) -> (Store, Repo, pulih_core::keys::ReaderKeys, tempfile::TempDir) {
     let store = Store::open(&format!("memory://{name}-{}", rand::random::<u64>()), true).unwrap();
-    let (repo, reader) = Repo::init(
-        store.clone(),
-        "sandi",
-        &InitOptions {
-            scrypt_log_n: Some(10),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (repo, reader) = support::init(&store, "sandi").await;
     (store, repo, reader, tempfile::tempdir().unwrap())
 }
 
@@ -127,15 +120,7 @@ async fn an_agent_key_cannot_read_back_file_contents_or_names() {
     let reader = Reader::open(store.clone(), "sandi").await.unwrap();
     let snap = reader.find_snapshot("latest").await.unwrap();
     let target = dir.path().join("r");
-    restore(
-        &reader,
-        &snap,
-        &target,
-        &RestoreOptions::default(),
-        Arc::new(RestoreProgress::default()),
-    )
-    .await
-    .unwrap();
+    support::restore_all(&reader, &snap, &target).await;
     let back = std::fs::read_to_string(
         target
             .join(src.strip_prefix("/").unwrap())
@@ -231,15 +216,7 @@ async fn a_blob_planted_by_one_agent_under_anothers_id_is_never_used() {
         .find(|s| s.id == out.snapshot_id)
         .unwrap();
     let target = dir.path().join("r");
-    restore(
-        &reader,
-        &snap,
-        &target,
-        &RestoreOptions::default(),
-        Arc::new(RestoreProgress::default()),
-    )
-    .await
-    .unwrap();
+    support::restore_all(&reader, &snap, &target).await;
     assert_eq!(
         std::fs::read(target.join(src.strip_prefix("/").unwrap()).join("data.txt")).unwrap(),
         content

@@ -1,0 +1,38 @@
+//! Shared set-up for the core test suites.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pulih_core::keys::ReaderKeys;
+use pulih_core::repo::{InitOptions, ListedSnapshot, Reader, Repo};
+use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
+use pulih_core::storage::Store;
+
+/// Init options with a cheap scrypt work factor, so tests stay fast.
+pub fn fast_init() -> InitOptions {
+    InitOptions {
+        scrypt_log_n: Some(10),
+        ..Default::default()
+    }
+}
+
+pub async fn init(store: &Store, passphrase: &str) -> (Repo, ReaderKeys) {
+    Repo::init(store.clone(), passphrase, &fast_init())
+        .await
+        .unwrap()
+}
+
+/// Restore a whole snapshot under `target`.
+pub async fn restore_all(reader: &Reader, snap: &ListedSnapshot, target: &Path) {
+    restore(
+        reader,
+        snap,
+        target,
+        &RestoreOptions::default(),
+        Arc::new(RestoreProgress::default()),
+    )
+    .await
+    .unwrap();
+}
