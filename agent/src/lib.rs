@@ -1,1 +1,463 @@
-//! pulih-agent: sources, backup/restore jobs, controller client, DRC role (later issues).
+//! pulih-agent: runs on a PD server (DESIGN.md §1).
+//!
+//! It enrols once with a one-time token, then heartbeats with facts and
+//! receives its assignment (what to back up, to which repository, on which
+//! schedule) and jobs. The assignment is cached in the state dir, so the
+//! agent keeps replicating on schedule while the controller is down; results
+//! wait in an outbox until the controller acknowledges them. Runs are keyed
+//! (`sched-<unix time>` for scheduled ones), so redelivery never duplicates.
+
+pub mod client;
+pub mod config;
+pub mod schedule;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use pulih_core::api::{Assignment, Facts, RunResult, RunStartRequest};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use client::{Client, ClientError};
+pub use config::AgentConfig;
+
+const CREDENTIAL: &str = "credential";
+const ASSIGNMENT: &str = "assignment.json";
+const SCHEDULE_STATE: &str = "schedule.json";
+const OUTBOX: &str = "outbox";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ScheduleState {
+    /// The newest scheduled time a run was fired for.
+    last_fired: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Outgoing {
+    run_key: String,
+    result: RunResult,
+}
+
+/// Writes `bytes` to `path` atomically (temp file + rename), mode 0600.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(serde_json::from_slice(&b).with_context(|| {
+            format!("corrupt state file {}", path.display())
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_string())
+}
+
+/// Free bytes where `dir` lives (from `df`; None when it cannot tell).
+fn free_disk(dir: &Path) -> Option<u64> {
+    let out = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// The address this host uses to reach `controller` (no packet is sent).
+fn local_ip(controller: &str, bind: Option<std::net::IpAddr>) -> Vec<String> {
+    if let Some(ip) = bind {
+        return vec![ip.to_string()];
+    }
+    let host = reqwest::Url::parse(controller)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)));
+    host.and_then(|h| {
+        use std::net::ToSocketAddrs;
+        let addr = h.to_socket_addrs().ok()?.next()?;
+        let sock = std::net::UdpSocket::bind(if addr.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        })
+        .ok()?;
+        sock.connect(addr).ok()?;
+        Some(vec![sock.local_addr().ok()?.ip().to_string()])
+    })
+    .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Go,
+    Wait,
+    Done,
+}
+
+pub struct Agent {
+    config: AgentConfig,
+    client: Client,
+    hostname: String,
+    enrolled: bool,
+}
+
+impl Agent {
+    pub fn new(config: AgentConfig) -> Result<Agent> {
+        std::fs::create_dir_all(config.state_dir.join(OUTBOX))
+            .with_context(|| format!("cannot create state dir {}", config.state_dir.display()))?;
+        let mut client = Client::new(&config.controller, &config.server, config.bind_address)?;
+        let cred_path = config.state_dir.join(CREDENTIAL);
+        let enrolled = cred_path.exists();
+        if enrolled {
+            client.set_credential(
+                pulih_core::storage::read_secret_file(&cred_path)?
+                    .trim()
+                    .to_string(),
+            );
+        }
+        let hostname = config.hostname.clone().unwrap_or_else(hostname);
+        Ok(Agent {
+            config,
+            client,
+            hostname,
+            enrolled,
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.config.state_dir.join(name)
+    }
+
+    fn facts(&self) -> Facts {
+        Facts {
+            hostname: self.hostname.clone(),
+            ips: local_ip(&self.config.controller, self.config.bind_address),
+            os: os_name(),
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            free_disk_bytes: free_disk(&self.config.state_dir),
+            docker_containers: Vec::new(),
+            docker_volumes: Vec::new(),
+        }
+    }
+
+    /// Enrols with the one-time token if there is no credential yet.
+    async fn ensure_enrolled(&mut self) -> Result<bool> {
+        if self.enrolled {
+            return Ok(true);
+        }
+        let Some(token_file) = &self.config.enroll_token_file else {
+            anyhow::bail!(
+                "this agent is not enrolled: set enroll_token_file (a token from `pulih servers enroll-token {}`)",
+                self.config.server
+            );
+        };
+        let token = pulih_core::storage::read_secret_file(token_file)?;
+        match self.client.enroll(token.trim(), self.facts()).await {
+            Ok(r) => {
+                write_atomic(&self.path(CREDENTIAL), r.credential.as_bytes())?;
+                self.client.set_credential(r.credential);
+                self.enrolled = true;
+                tracing::info!(server = %self.config.server, "enrolled");
+                Ok(true)
+            }
+            Err(ClientError::Unreachable(e)) => {
+                tracing::warn!(error = %e, "cannot enrol yet; will retry");
+                Ok(false)
+            }
+            Err(e) => Err(e).context("enrolment refused"),
+        }
+    }
+
+    fn assignment(&self) -> Result<Option<Assignment>> {
+        read_json(&self.path(ASSIGNMENT))
+    }
+
+    /// Sends undelivered results; stops at the first that cannot be sent.
+    async fn flush_outbox(&self) -> Result<()> {
+        let dir = self.path(OUTBOX);
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        entries.sort();
+        for p in entries {
+            let Some(o) = read_json::<Outgoing>(&p)? else {
+                continue;
+            };
+            match self.client.result(&o.run_key, &o.result).await {
+                Ok(()) => {
+                    std::fs::remove_file(&p)?;
+                    tracing::info!(run_key = %o.run_key, "result delivered");
+                }
+                Err(ClientError::Unreachable(e)) => {
+                    tracing::debug!(error = %e, "controller unreachable; results stay in the outbox");
+                    return Ok(());
+                }
+                Err(e) => {
+                    // Refused for good: keep it aside rather than retry forever.
+                    tracing::error!(run_key = %o.run_key, error = %e, "result refused; moved to outbox/rejected");
+                    let rej = dir.join("rejected");
+                    std::fs::create_dir_all(&rej)?;
+                    std::fs::rename(&p, rej.join(p.file_name().unwrap_or_default()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One heartbeat: facts out, assignment and jobs in. Returns the jobs'
+    /// run keys, or None when the controller is unreachable.
+    async fn heartbeat(&self) -> Result<Option<Vec<String>>> {
+        match self.client.heartbeat(self.facts()).await {
+            Ok(resp) => {
+                match &resp.assignment {
+                    Some(a) => {
+                        if self.assignment()?.as_ref() != Some(a) {
+                            tracing::info!(revision = a.revision, cron = %a.cron, "new assignment");
+                        }
+                        write_atomic(&self.path(ASSIGNMENT), &serde_json::to_vec_pretty(a)?)?;
+                    }
+                    None => {
+                        tracing::warn!(server = %self.config.server, "the controller has no Server of this name in its manifests")
+                    }
+                }
+                Ok(Some(resp.jobs.into_iter().map(|j| j.run_key).collect()))
+            }
+            Err(ClientError::Unreachable(e)) => {
+                tracing::warn!(error = %e, "heartbeat failed; working from the cached assignment");
+                Ok(None)
+            }
+            Err(e) => Err(e).context("heartbeat refused"),
+        }
+    }
+
+    /// Runs one replication and queues its result for delivery.
+    async fn replicate(
+        &self,
+        a: &Assignment,
+        run_key: &str,
+        trigger: &str,
+        scheduled_for: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let started = Utc::now();
+        let span = tracing::info_span!("run", run_key, server = %a.server);
+        let repo = self
+            .config
+            .repository
+            .clone()
+            .unwrap_or_else(|| a.repository.clone());
+        let outcome = async {
+            let key = pulih_core::keys::AgentKey::load(&self.config.agent_key_file)?;
+            let store = pulih_core::storage::Store::open(&repo, false)?;
+            let mut opts =
+                pulih_core::backup::BackupOptions::new(self.hostname.clone(), self.path("cache"));
+            opts.tags = vec![format!("server={}", a.server), format!("run={run_key}")];
+            let paths: Vec<PathBuf> = a.paths.iter().map(PathBuf::from).collect();
+            let progress = Arc::new(pulih_core::backup::Progress::default());
+            pulih_core::backup::backup(store, &key, &paths, &opts, progress).await
+        }
+        .instrument(span)
+        .await;
+        let finished = Utc::now();
+        let mut result = RunResult {
+            trigger: trigger.to_string(),
+            scheduled_for: scheduled_for.map(rfc3339),
+            started_at: rfc3339(started),
+            finished_at: rfc3339(finished),
+            state: "failed".into(),
+            snapshot_id: None,
+            files: 0,
+            bytes_read: 0,
+            bytes_new: 0,
+            bytes_stored: 0,
+            duration_s: (finished - started).num_milliseconds() as f64 / 1000.0,
+            errors: Vec::new(),
+        };
+        match outcome {
+            Ok(out) => {
+                let s = &out.snapshot.summary;
+                result.state = if out.errors.is_empty() {
+                    "succeeded"
+                } else {
+                    "partial"
+                }
+                .into();
+                result.snapshot_id = Some(out.snapshot_id.to_hex());
+                result.files = s.files;
+                result.bytes_read = s.bytes_read;
+                result.bytes_new = s.bytes_new;
+                result.bytes_stored = s.bytes_stored;
+                result.duration_s = s.duration_s;
+                result.errors = out.errors;
+                tracing::info!(snapshot = %out.snapshot_id, files = s.files, bytes_new = s.bytes_new, "replication done");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "replication failed");
+                result.errors = vec![e.to_string()];
+            }
+        }
+        let name = format!("{}-{run_key}.json", finished.timestamp_millis());
+        let out = Outgoing {
+            run_key: run_key.to_string(),
+            result,
+        };
+        write_atomic(&self.path(OUTBOX).join(name), &serde_json::to_vec(&out)?)?;
+        self.flush_outbox().await
+    }
+
+    /// Asks the controller to start a run. Unreachable: go ahead anyway
+    /// (autonomy).
+    async fn may_start(
+        &self,
+        run_key: &str,
+        trigger: &str,
+        scheduled_for: Option<DateTime<Utc>>,
+    ) -> Result<Start> {
+        let req = RunStartRequest {
+            trigger: trigger.to_string(),
+            scheduled_for: scheduled_for.map(rfc3339),
+        };
+        match self.client.start_run(run_key, &req).await {
+            Ok(r) if r.proceed => Ok(Start::Go),
+            Ok(r) if r.retry_after_seconds > 0 => {
+                tracing::info!(
+                    run_key,
+                    retry_after = r.retry_after_seconds,
+                    "a concurrency cap is reached; waiting"
+                );
+                Ok(Start::Wait)
+            }
+            Ok(_) => {
+                tracing::info!(run_key, "the controller has this run finished already");
+                Ok(Start::Done)
+            }
+            Err(ClientError::Unreachable(_)) => Ok(Start::Go),
+            Err(e) => Err(e).context("run start refused"),
+        }
+    }
+
+    /// The agent's main loop, until `cancel`.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        let mut next_heartbeat = tokio::time::Instant::now();
+        let mut pending_jobs: Vec<String> = Vec::new();
+        let sched_path = self.path(SCHEDULE_STATE);
+        let mut sched: ScheduleState = read_json(&sched_path)?.unwrap_or_default();
+        if sched.last_fired.is_none() {
+            // First start: nothing in the past is owed.
+            sched.last_fired = Some(Utc::now());
+            write_atomic(&sched_path, &serde_json::to_vec(&sched)?)?;
+        }
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= next_heartbeat {
+                next_heartbeat = tokio::time::Instant::now() + self.config.heartbeat_interval;
+                if self.ensure_enrolled().await?
+                    && let Some(jobs) = self.heartbeat().await?
+                {
+                    for j in jobs {
+                        if !pending_jobs.contains(&j) {
+                            pending_jobs.push(j);
+                        }
+                    }
+                    self.flush_outbox().await?;
+                }
+            }
+            let assignment = self.assignment()?;
+            // Jobs (replicate now) first.
+            if let Some(a) = &assignment {
+                while let Some(job) = pending_jobs.first().cloned() {
+                    match self.may_start(&job, "manual", None).await? {
+                        Start::Go => self.replicate(a, &job, "manual", None).await?,
+                        Start::Wait => break,
+                        Start::Done => {}
+                    }
+                    pending_jobs.remove(0);
+                }
+            }
+            // Then the schedule.
+            let mut wake = next_heartbeat;
+            if let Some(a) = &assignment {
+                match schedule::Plan::new(&a.cron, &a.timezone, a.jitter_seconds) {
+                    Ok(plan) => {
+                        let last = sched.last_fired.unwrap_or_else(Utc::now);
+                        let now = Utc::now();
+                        if let Some(due) = plan.due(last, now) {
+                            let run_key = format!("sched-{}", due.timestamp());
+                            let start = self.may_start(&run_key, "schedule", Some(due)).await?;
+                            if start != Start::Wait {
+                                sched.last_fired = Some(due);
+                                write_atomic(&sched_path, &serde_json::to_vec(&sched)?)?;
+                            }
+                            if start == Start::Go {
+                                self.replicate(a, &run_key, "schedule", Some(due)).await?;
+                            }
+                            if start != Start::Wait {
+                                continue;
+                            }
+                            // Capped: ask again shortly.
+                            wake = wake.min(tokio::time::Instant::now() + Duration::from_secs(5));
+                        } else if let Some(next) = plan.next_after(last.max(now)) {
+                            let until = (plan.fire_time(next) - now).to_std().unwrap_or_default();
+                            wake = wake.min(tokio::time::Instant::now() + until);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the cached assignment has a bad schedule")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+}

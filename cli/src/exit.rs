@@ -9,3 +9,5 @@ pub const ERROR: u8 = 1;
 pub const PARTIAL: u8 = 3;
 /// `verify` found missing or damaged data.
 pub const DAMAGED: u8 = 4;
+/// Input (manifests, a request) was refused as invalid; every problem is listed.
+pub const INVALID: u8 = 5;

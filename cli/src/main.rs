@@ -4,8 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod dev;
 mod exit;
+mod manifests;
+mod ops;
 mod repo;
+mod serve;
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +26,26 @@ struct Cli {
 enum Command {
     /// Work on a repository directly, with no controller (works from the DRC alone).
     Repo(repo::RepoArgs),
+    /// Validate manifests and print their JSON Schema.
+    Manifests(manifests::ManifestsArgs),
+    /// Everything in one process: controller, filesystem DRC, one agent, the example manifests.
+    Dev(dev::DevArgs),
+    /// Run the controller (Pusat Data).
+    Controller(serve::ControllerArgs),
+    /// Run an agent (on a PD server).
+    Agent(serve::AgentArgs),
+    /// Apply manifests to the controller (recorded with who, when and the diff).
+    Apply(ops::ApplyArgs),
+    /// List servers with their centralization status; `enroll-token NAME` for agents.
+    Servers(ops::ServersArgs),
+    /// The controller's and the fleet's state.
+    Status(ops::JsonArgs),
+    /// Pasal 9 compliance: centralization and protection, per agency and overall.
+    Compliance(ops::ComplianceArgs),
+    /// Replicate a server now.
+    Replicate(ops::ReplicateArgs),
+    /// List runs (scheduled and manual) with their results.
+    Runs(ops::RunsArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +70,16 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Repo(args) => repo::run(args).await,
+            Command::Manifests(args) => manifests::run(args),
+            Command::Dev(args) => dev::run(args).await,
+            Command::Controller(args) => serve::controller(args).await,
+            Command::Agent(args) => serve::agent(args).await,
+            Command::Apply(args) => ops::apply(args).await,
+            Command::Servers(args) => ops::servers(args).await,
+            Command::Status(args) => ops::status(args).await,
+            Command::Compliance(args) => ops::compliance(args).await,
+            Command::Replicate(args) => ops::replicate(args).await,
+            Command::Runs(args) => ops::runs(args).await,
         }
     });
     match result {

@@ -1,1 +1,97 @@
-//! pulih-controller: API, scheduler, inventory (later issues).
+//! pulih-controller: the control plane in the Pusat Data (DESIGN.md §1, §7, §8).
+//!
+//! An axum HTTP API under `/api/v1` ([`api`]) over a state store
+//! ([`store`], SQLite by default): manifests applied with their history,
+//! one-time enrolment tokens, agents' heartbeats and facts, runs and their
+//! results, and the Pasal 9 inventory ([`compliance`]). Agents pull: the
+//! controller never dials them, and it never reads agency data.
+
+pub mod api;
+pub mod compliance;
+pub mod config;
+pub mod desired;
+pub mod error;
+pub mod openapi;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+
+pub use config::ControllerConfig;
+
+/// A started controller.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_token: String,
+    pub task: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// Reads the admin token file, or creates it (mode 0600) with a new token.
+fn admin_token(path: &Path) -> Result<String> {
+    if path.exists() {
+        let t = pulih_core::storage::read_secret_file(path)
+            .with_context(|| format!("admin token file {}", path.display()))?;
+        return Ok(t.trim().to_string());
+    }
+    let token = api::new_token();
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create admin token file {}", path.display()))?;
+    writeln!(f, "{token}")?;
+    Ok(token)
+}
+
+/// Opens the state, binds the listener and serves until `cancel`.
+pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Result<Running> {
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("cannot create state dir {}", config.state_dir.display()))?;
+    let db = config.state_dir.join("controller.db");
+    let store = Arc::new(store::sqlite::SqliteStore::open(&db)?);
+    let token = admin_token(&config.admin_token_path())?;
+    let objects = store::StateStore::objects(store.as_ref())?;
+    let revision = store::StateStore::revisions(store.as_ref(), 1)?
+        .first()
+        .map(|r| r.id);
+    let set = desired::from_stored(&objects).map_err(|d| {
+        anyhow::anyhow!(
+            "the applied manifests in {} no longer parse: {}",
+            db.display(),
+            d[0]
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(api::AppState::new(
+        store,
+        config,
+        &token,
+        api::Desired { set, revision },
+    ));
+    let app = api::router(state);
+    tracing::info!(%addr, "controller listening");
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+        .context("controller HTTP server")
+    });
+    Ok(Running {
+        addr,
+        admin_token: token,
+        task,
+    })
+}

@@ -9,6 +9,7 @@
 //! This crate has no HTTP server and no Docker; the agent and controller
 //! crates build on it.
 
+pub mod api;
 pub mod backup;
 pub mod chunker;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod forget;
 pub mod id;
 pub mod index;
 pub mod keys;
+pub mod manifest;
 pub mod pack;
 pub mod repo;
 pub mod restore;

@@ -1,0 +1,119 @@
+//! The agent's HTTP client for the controller API.
+
+use pulih_core::api::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The controller could not be reached (or answered 5xx): try later.
+    #[error("controller unreachable: {0}")]
+    Unreachable(String),
+    /// The controller refused the request: retrying the same will not help.
+    #[error("controller refused the request ({status} {code}): {message}")]
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    server: String,
+    credential: Option<String>,
+}
+
+impl Client {
+    pub fn new(base: &str, server: &str, bind: Option<std::net::IpAddr>) -> anyhow::Result<Client> {
+        let mut b = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .connect_timeout(std::time::Duration::from_secs(5));
+        if let Some(ip) = bind {
+            b = b.local_address(ip);
+        }
+        Ok(Client {
+            http: b.build()?,
+            base: format!("{}/api/v1", base.trim_end_matches('/')),
+            server: server.to_string(),
+            credential: None,
+        })
+    }
+
+    pub fn set_credential(&mut self, c: String) {
+        self.credential = Some(c);
+    }
+
+    async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(c) = &self.credential {
+            req = req.bearer_auth(c);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        if status.is_server_error() {
+            return Err(ClientError::Unreachable(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            let body: Option<ErrorBody> = resp.json().await.ok();
+            let (code, message) = body.map_or(("unknown".into(), String::new()), |b| {
+                (b.error.code, b.error.message)
+            });
+            return Err(ClientError::Rejected {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+        resp.json()
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("bad response: {e}")))
+    }
+
+    pub async fn enroll(&self, token: &str, facts: Facts) -> Result<EnrollResponse, ClientError> {
+        let req = EnrollRequest {
+            server: self.server.clone(),
+            token: token.to_string(),
+            facts,
+        };
+        self.post("/agents/enroll", &req).await
+    }
+
+    pub async fn heartbeat(&self, facts: Facts) -> Result<HeartbeatResponse, ClientError> {
+        self.post(
+            &format!("/agents/{}/heartbeat", self.server),
+            &HeartbeatRequest { facts },
+        )
+        .await
+    }
+
+    pub async fn start_run(
+        &self,
+        run_key: &str,
+        req: &RunStartRequest,
+    ) -> Result<RunStartResponse, ClientError> {
+        self.post(
+            &format!("/agents/{}/runs/{run_key}/start", self.server),
+            req,
+        )
+        .await
+    }
+
+    pub async fn result(&self, run_key: &str, res: &RunResult) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .post(
+                &format!("/agents/{}/runs/{run_key}/result", self.server),
+                res,
+            )
+            .await?;
+        Ok(())
+    }
+}

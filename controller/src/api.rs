@@ -1,0 +1,186 @@
+//! The HTTP API under `/api/v1`: routing, authentication, request bodies.
+
+mod agents;
+mod manifests;
+mod servers;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pulih_core::manifest::ManifestSet;
+use serde::de::DeserializeOwned;
+
+use crate::config::ControllerConfig;
+use crate::error::ApiError;
+use crate::store::StateStore;
+
+/// Manifest uploads may be this large; every other body 256 KiB.
+pub const MANIFEST_BODY_LIMIT: usize = 4 << 20;
+pub const BODY_LIMIT: usize = 256 << 10;
+
+/// The desired state in memory, with the revision it came from.
+pub struct Desired {
+    pub set: ManifestSet,
+    pub revision: Option<i64>,
+}
+
+pub struct AppState {
+    pub store: Arc<dyn StateStore>,
+    pub config: ControllerConfig,
+    pub desired: RwLock<Desired>,
+    admin_token_hash: [u8; 32],
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        config: ControllerConfig,
+        admin_token: &str,
+        desired: Desired,
+    ) -> Self {
+        AppState {
+            store,
+            config,
+            desired: RwLock::new(desired),
+            admin_token_hash: token_hash(admin_token),
+        }
+    }
+
+    pub fn desired(&self) -> std::sync::RwLockReadGuard<'_, Desired> {
+        self.desired.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks the admin token; returns the actor name for the audit log.
+    pub fn require_admin(&self, headers: &HeaderMap) -> Result<&'static str, ApiError> {
+        let token = bearer(headers)?;
+        if token_hash(token) == self.admin_token_hash {
+            Ok("admin")
+        } else {
+            Err(ApiError::InvalidToken)
+        }
+    }
+
+    /// Checks an agent credential against the server it claims to be.
+    pub fn require_agent(&self, headers: &HeaderMap, server: &str) -> Result<(), ApiError> {
+        let hash = token_hash(bearer(headers)?);
+        if let Some(a) = self.store.agent(server).map_err(internal)?
+            && a.credential_hash == hash
+        {
+            return Ok(());
+        }
+        // The failure path only: tell a credential of another server from a bad one.
+        let agents = self.store.agents().map_err(internal)?;
+        if agents.iter().any(|a| a.credential_hash == hash) {
+            Err(ApiError::WrongServer)
+        } else {
+            Err(ApiError::InvalidToken)
+        }
+    }
+}
+
+pub fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// SHA-2-free, keyless hash of a bearer token (what the store keeps).
+pub fn token_hash(token: &str) -> [u8; 32] {
+    *blake3::hash(token.as_bytes()).as_bytes()
+}
+
+/// A random 256-bit token, hex.
+pub fn new_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthenticated)
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A JSON body whose every rejection maps to a stable error code.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::MalformedJson(format!(
+                "malformed JSON: {}",
+                e.body_text()
+            ))),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::InvalidBody(e.body_text())),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(BODY_LIMIT))
+            }
+            Err(e) => Err(ApiError::MalformedJson(e.body_text())),
+        }
+    }
+}
+
+pub fn router(state: Shared) -> Router {
+    let admin = Router::new()
+        .route(
+            "/manifests",
+            post(manifests::apply).layer(DefaultBodyLimit::max(MANIFEST_BODY_LIMIT)),
+        )
+        .route("/manifests/revisions", get(manifests::revisions))
+        .route("/servers", get(servers::list))
+        .route("/servers/{name}", get(servers::show))
+        .route("/servers/{name}/enroll-token", post(servers::enroll_token))
+        .route("/servers/{name}/replicate", post(servers::replicate))
+        .route("/runs", get(servers::runs))
+        .route("/runs/{run_key}", get(servers::run))
+        .route("/status", get(servers::status))
+        .route("/compliance", get(servers::compliance));
+    let agent = Router::new()
+        .route("/agents/enroll", post(agents::enroll))
+        .route("/agents/{server}/heartbeat", post(agents::heartbeat))
+        .route(
+            "/agents/{server}/runs/{run_key}/start",
+            post(agents::start_run),
+        )
+        .route(
+            "/agents/{server}/runs/{run_key}/result",
+            post(agents::result),
+        );
+    let api = admin
+        .merge(agent)
+        .route("/openapi.json", get(crate::openapi::serve))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .fallback(|| async {
+            ApiError::NotFound("no such endpoint; the API is under /api/v1".into())
+        })
+}
+
+/// The peer address, as axum's connect info gives it.
+pub type Peer = axum::extract::ConnectInfo<SocketAddr>;

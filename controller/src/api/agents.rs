@@ -1,0 +1,221 @@
+//! The agent side of the API: enrolment, heartbeat, runs.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use pulih_core::api::{
+    EnrollRequest, EnrollResponse, HeartbeatRequest, HeartbeatResponse, Job, RunResult,
+    RunStartRequest, RunStartResponse,
+};
+
+use super::{ApiJson, Peer, Shared, internal, new_token, now, token_hash};
+use crate::desired::assignment;
+use crate::error::ApiError;
+use crate::store::TokenCheck;
+
+/// Running runs older than this no longer count against the caps (a run
+/// whose agent died without reporting).
+const STALE_RUN_SECONDS: i64 = 6 * 3600;
+
+fn check_server_name(server: &str) -> Result<(), ApiError> {
+    if server.is_empty() || server.len() > 63 {
+        return Err(ApiError::InvalidBody(format!(
+            "invalid server name `{server}`"
+        )));
+    }
+    Ok(())
+}
+
+fn check_run_key(key: &str) -> Result<(), ApiError> {
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidBody(format!("invalid run key `{key}`")))
+    }
+}
+
+pub async fn enroll(
+    State(st): State<Shared>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    check_server_name(&req.server)?;
+    let t = now();
+    match st
+        .store
+        .consume_enroll_token(&token_hash(&req.token), &req.server, t)
+        .map_err(internal)?
+    {
+        TokenCheck::Accepted => {}
+        TokenCheck::Used => return Err(ApiError::EnrollTokenUsed),
+        TokenCheck::Expired => return Err(ApiError::EnrollTokenExpired),
+        TokenCheck::Unknown => return Err(ApiError::InvalidToken),
+        TokenCheck::OtherServer => return Err(ApiError::WrongServer),
+    }
+    let credential = new_token();
+    st.store
+        .set_agent_credential(&req.server, &token_hash(&credential), t)
+        .map_err(internal)?;
+    st.store
+        .audit(
+            &format!("agent:{}", req.server),
+            "agent.enroll",
+            &format!("hostname {}", req.facts.hostname),
+            t,
+        )
+        .map_err(internal)?;
+    tracing::info!(server = %req.server, hostname = %req.facts.hostname, "agent enrolled");
+    Ok(Json(EnrollResponse {
+        server: req.server,
+        credential,
+    }))
+}
+
+pub async fn heartbeat(
+    State(st): State<Shared>,
+    Path(server): Path<String>,
+    peer: Peer,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<HeartbeatRequest>,
+) -> Result<Json<HeartbeatResponse>, ApiError> {
+    st.require_agent(&headers, &server)?;
+    let facts = serde_json::to_string(&req.facts).map_err(internal)?;
+    st.store
+        .heartbeat(&server, now(), &facts, &peer.0.ip().to_string())
+        .map_err(internal)?;
+    let assignment = {
+        let d = st.desired();
+        d.revision
+            .and_then(|rev| assignment(&d.set, &server, rev, &st.config))
+    };
+    let jobs = st
+        .store
+        .queued_runs(&server)
+        .map_err(internal)?
+        .into_iter()
+        .map(|run_key| Job {
+            run_key,
+            kind: "replicate".into(),
+        })
+        .collect();
+    Ok(Json(HeartbeatResponse { assignment, jobs }))
+}
+
+fn parse_time(s: &str) -> Result<i64, ApiError> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|e| ApiError::InvalidBody(format!("invalid time `{s}` ({e}); use RFC 3339")))
+}
+
+pub async fn start_run(
+    State(st): State<Shared>,
+    Path((server, run_key)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RunStartRequest>,
+) -> Result<Json<RunStartResponse>, ApiError> {
+    st.require_agent(&headers, &server)?;
+    check_run_key(&run_key)?;
+    let scheduled_for = req.scheduled_for.as_deref().map(parse_time).transpose()?;
+    let t = now();
+    // Concurrency caps: per agency, and per DRC target.
+    let (pd_servers, pd_cap, target_servers, target_cap) = {
+        let d = st.desired();
+        let set = &d.set;
+        let pd = set
+            .servers
+            .get(&server)
+            .map(|s| s.spec().perangkat_daerah.clone());
+        let pd_obj = pd.as_ref().and_then(|p| set.perangkat_daerah.get(p));
+        let target = pd_obj.map(|p| p.spec().drc_target.clone());
+        let servers_where = |f: &dyn Fn(&str) -> bool| -> Vec<String> {
+            set.servers
+                .values()
+                .filter(|s| f(&s.spec().perangkat_daerah))
+                .map(|s| s.name().to_string())
+                .collect()
+        };
+        let pd_servers = servers_where(&|p| Some(p) == pd.as_deref());
+        let target_servers = servers_where(&|p| {
+            set.perangkat_daerah.get(p).map(|o| &o.spec().drc_target) == target.as_ref()
+        });
+        let pd_cap = pd_obj
+            .and_then(|p| p.spec().max_concurrent_jobs)
+            .unwrap_or(2);
+        let target_cap = target
+            .and_then(|t| set.drc_targets.get(&t))
+            .and_then(|t| t.spec().max_concurrent_jobs)
+            .unwrap_or(8);
+        (pd_servers, pd_cap, target_servers, target_cap)
+    };
+    let since = t - STALE_RUN_SECONDS;
+    let already = st.store.run(&run_key).map_err(internal)?;
+    let resuming = already
+        .as_ref()
+        .is_some_and(|r| r.state == "running" && r.server == server);
+    if !resuming
+        && (st
+            .store
+            .running_count(&pd_servers, since)
+            .map_err(internal)?
+            >= u64::from(pd_cap)
+            || st
+                .store
+                .running_count(&target_servers, since)
+                .map_err(internal)?
+                >= u64::from(target_cap))
+    {
+        return Ok(Json(RunStartResponse {
+            proceed: false,
+            retry_after_seconds: 30,
+        }));
+    }
+    if let Some(r) = &already
+        && r.server != server
+    {
+        return Err(ApiError::Conflict(format!(
+            "run `{run_key}` belongs to another server"
+        )));
+    }
+    let started = st
+        .store
+        .start_run(&server, &run_key, &req.trigger, scheduled_for, t)
+        .map_err(internal)?;
+    Ok(Json(RunStartResponse {
+        proceed: started,
+        retry_after_seconds: 0,
+    }))
+}
+
+pub async fn result(
+    State(st): State<Shared>,
+    Path((server, run_key)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(res): ApiJson<RunResult>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    st.require_agent(&headers, &server)?;
+    check_run_key(&run_key)?;
+    if !matches!(res.state.as_str(), "succeeded" | "partial" | "failed") {
+        return Err(ApiError::InvalidBody(format!(
+            "invalid run state `{}`; expected succeeded, partial or failed",
+            res.state
+        )));
+    }
+    parse_time(&res.started_at)?;
+    parse_time(&res.finished_at)?;
+    if let Some(r) = st.store.run(&run_key).map_err(internal)?
+        && r.server != server
+    {
+        return Err(ApiError::Conflict(format!(
+            "run `{run_key}` belongs to another server"
+        )));
+    }
+    st.store
+        .finish_run(&server, &run_key, &res, now())
+        .map_err(internal)?;
+    tracing::info!(%server, %run_key, state = %res.state, snapshot = ?res.snapshot_id, "run result");
+    Ok(Json(serde_json::json!({ "recorded": run_key })))
+}

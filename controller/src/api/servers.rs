@@ -1,0 +1,220 @@
+//! Servers, runs, status and compliance (for ops, the CLI and auditors).
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use pulih_core::api::{
+    ComplianceReport, EnrollTokenResponse, ReplicateResponse, Run, RunResult, ServerView,
+    StatusResponse,
+};
+use serde::Deserialize;
+
+use super::{Shared, internal, new_token, now, token_hash};
+use crate::compliance::{self, rfc3339};
+use crate::error::ApiError;
+use crate::store::RunRow;
+
+/// Enrolment tokens are valid this long.
+const ENROLL_TOKEN_SECONDS: i64 = 24 * 3600;
+
+fn views(st: &Shared) -> Result<(Vec<ServerView>, i64), ApiError> {
+    let agents: HashMap<_, _> = st
+        .store
+        .agents()
+        .map_err(internal)?
+        .into_iter()
+        .map(|a| (a.server.clone(), a))
+        .collect();
+    let runs = st.store.run_summaries().map_err(internal)?;
+    let t = now();
+    let d = st.desired();
+    Ok((
+        compliance::server_views(&d.set, &agents, &runs, &st.config.pusat_data_subnets, t),
+        t,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFilter {
+    #[serde(default)]
+    pd: Option<String>,
+}
+
+pub async fn list(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(f): Query<ServerFilter>,
+) -> Result<Json<Vec<ServerView>>, ApiError> {
+    st.require_admin(&headers)?;
+    let (mut v, _) = views(&st)?;
+    if let Some(pd) = f.pd {
+        if !st.desired().set.perangkat_daerah.contains_key(&pd) {
+            return Err(ApiError::NotFound(format!("no PerangkatDaerah `{pd}`")));
+        }
+        v.retain(|s| s.perangkat_daerah == pd);
+    }
+    Ok(Json(v))
+}
+
+pub async fn show(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<ServerView>, ApiError> {
+    st.require_admin(&headers)?;
+    let (v, _) = views(&st)?;
+    v.into_iter()
+        .find(|s| s.name == name)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no Server `{name}` in the applied manifests")))
+}
+
+fn require_server(st: &Shared, name: &str) -> Result<(), ApiError> {
+    if st.desired().set.servers.contains_key(name) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no Server `{name}` in the applied manifests"
+        )))
+    }
+}
+
+pub async fn enroll_token(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<EnrollTokenResponse>, ApiError> {
+    let actor = st.require_admin(&headers)?;
+    require_server(&st, &name)?;
+    let token = new_token();
+    let t = now();
+    st.store
+        .add_enroll_token(&token_hash(&token), &name, t + ENROLL_TOKEN_SECONDS)
+        .map_err(internal)?;
+    st.store
+        .audit(actor, "agent.enroll_token", &name, t)
+        .map_err(internal)?;
+    Ok(Json(EnrollTokenResponse {
+        server: name,
+        token,
+        expires_at: rfc3339(t + ENROLL_TOKEN_SECONDS),
+    }))
+}
+
+pub async fn replicate(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<ReplicateResponse>, ApiError> {
+    let actor = st.require_admin(&headers)?;
+    require_server(&st, &name)?;
+    let run_key = format!("manual-{}", &new_token()[..16]);
+    let t = now();
+    st.store
+        .queue_run(&name, &run_key, "manual", t)
+        .map_err(internal)?;
+    st.store
+        .audit(actor, "run.replicate", &format!("{name} {run_key}"), t)
+        .map_err(internal)?;
+    Ok(Json(ReplicateResponse { run_key }))
+}
+
+fn to_run(r: RunRow) -> Run {
+    let res: Option<RunResult> = r
+        .result_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok());
+    let res_ref = res.as_ref();
+    Run {
+        run_key: r.run_key,
+        server: r.server,
+        trigger: r.trigger,
+        state: r.state,
+        scheduled_for: r.scheduled_for.map(rfc3339),
+        created_at: rfc3339(r.created_at),
+        started_at: r.started_at.map(rfc3339),
+        finished_at: r.finished_at.map(rfc3339),
+        snapshot_id: res_ref.and_then(|x| x.snapshot_id.clone()),
+        files: res_ref.map_or(0, |x| x.files),
+        bytes_read: res_ref.map_or(0, |x| x.bytes_read),
+        bytes_new: res_ref.map_or(0, |x| x.bytes_new),
+        bytes_stored: res_ref.map_or(0, |x| x.bytes_stored),
+        duration_s: res_ref.map_or(0.0, |x| x.duration_s),
+        errors: res.map(|x| x.errors).unwrap_or_default(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFilter {
+    #[serde(default)]
+    server: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+pub async fn runs(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(f): Query<RunFilter>,
+) -> Result<Json<Vec<Run>>, ApiError> {
+    st.require_admin(&headers)?;
+    let rows = st
+        .store
+        .runs(f.server.as_deref(), f.limit.unwrap_or(100).min(10_000))
+        .map_err(internal)?;
+    Ok(Json(rows.into_iter().map(to_run).collect()))
+}
+
+pub async fn run(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Json<Run>, ApiError> {
+    st.require_admin(&headers)?;
+    st.store
+        .run(&key)
+        .map_err(internal)?
+        .map(|r| Json(to_run(r)))
+        .ok_or_else(|| ApiError::NotFound(format!("no run `{key}`")))
+}
+
+pub async fn status(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<StatusResponse>, ApiError> {
+    st.require_admin(&headers)?;
+    let (v, t) = views(&st)?;
+    let agents = st.store.agents().map_err(internal)?;
+    let recent = t - st.config.agent_offline_after.as_secs() as i64;
+    let (running, ok, failed) = st.store.run_counts_since(t - 24 * 3600).map_err(internal)?;
+    let d = st.desired();
+    Ok(Json(StatusResponse {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        revision: d.revision,
+        perangkat_daerah: d.set.perangkat_daerah.len() as u64,
+        servers: d.set.servers.len() as u64,
+        agents_enrolled: agents.len() as u64,
+        agents_seen_recently: agents
+            .iter()
+            .filter(|a| a.last_seen.is_some_and(|s| s >= recent))
+            .count() as u64,
+        runs_running: running,
+        runs_succeeded_24h: ok,
+        runs_failed_24h: failed,
+        overall: compliance::counts(&v, &d.set),
+    }))
+}
+
+pub async fn compliance(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<ComplianceReport>, ApiError> {
+    st.require_admin(&headers)?;
+    let (v, t) = views(&st)?;
+    let d = st.desired();
+    Ok(Json(compliance::report(&d.set, v, t)))
+}

@@ -1,0 +1,149 @@
+//! Inventory and Pasal 9 compliance: what the manifests declare, checked
+//! against what the agents report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use pulih_core::api::{ComplianceReport, Counts, ServerView};
+use pulih_core::manifest::{CentralizationStatus, Location, ManifestSet};
+
+use crate::desired::rpo_seconds;
+use crate::store::{AgentRow, RunSummary};
+
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn kebab<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Every server's view, sorted by agency then name.
+pub fn server_views(
+    set: &ManifestSet,
+    agents: &HashMap<String, AgentRow>,
+    runs: &HashMap<String, RunSummary>,
+    pusat_data: &[IpNet],
+    now: i64,
+) -> Vec<ServerView> {
+    let mut views: Vec<ServerView> = set
+        .servers
+        .values()
+        .map(|s| {
+            let spec = s.spec();
+            let agent = agents.get(s.name());
+            let seen = agent.and_then(|a| a.last_seen.map(|t| (t, a.observed_ip.clone())));
+            let (observed, evidence) = match seen {
+                None => (
+                    "unknown",
+                    if agent.is_some() {
+                        "enrolled, but no heartbeat yet".to_string()
+                    } else {
+                        "no agent has reported for this server".to_string()
+                    },
+                ),
+                Some((t, ip)) => {
+                    let ip_text = ip.unwrap_or_default();
+                    match ip_text.parse::<IpAddr>() {
+                        _ if pusat_data.is_empty() => (
+                            "unknown",
+                            format!("agent seen from {ip_text} at {}, but no Pusat Data subnets are configured", rfc3339(t)),
+                        ),
+                        Ok(addr) => match pusat_data.iter().find(|n| n.contains(&addr)) {
+                            Some(net) => (
+                                "centralized",
+                                format!("agent seen from {addr} (Pusat Data subnet {net}) at {}", rfc3339(t)),
+                            ),
+                            None => (
+                                "not-centralized",
+                                format!("agent seen from {addr}, outside the Pusat Data subnets, at {}", rfc3339(t)),
+                            ),
+                        },
+                        Err(_) => ("unknown", format!("agent reported no usable address at {}", rfc3339(t))),
+                    }
+                }
+            };
+            let declared_central = spec.centralization.status == CentralizationStatus::Centralized
+                || spec.location == Location::PusatData;
+            let mismatch = (declared_central && observed == "not-centralized")
+                || (spec.location == Location::PdPremises && observed == "centralized");
+            let summary = runs.get(s.name()).cloned().unwrap_or_default();
+            let rpo = rpo_seconds(spec);
+            let rpo_met = summary
+                .last_success
+                .is_some_and(|t| now.saturating_sub(t) <= rpo as i64);
+            ServerView {
+                name: s.name().to_string(),
+                perangkat_daerah: spec.perangkat_daerah.clone(),
+                declared_location: kebab(&spec.location),
+                declared_status: kebab(&spec.centralization.status),
+                deadline: spec.centralization.deadline.map(|d| d.to_string()),
+                observed: observed.to_string(),
+                evidence,
+                mismatch,
+                enrolled: agent.is_some(),
+                agent_last_seen: agent.and_then(|a| a.last_seen).map(rfc3339),
+                last_success: summary.last_success.map(rfc3339),
+                last_run_state: summary.last_state,
+                rpo_seconds: rpo,
+                rpo_met,
+            }
+        })
+        .collect();
+    views.sort_by(|a, b| (&a.perangkat_daerah, &a.name).cmp(&(&b.perangkat_daerah, &b.name)));
+    views
+}
+
+pub fn counts<'a>(views: impl IntoIterator<Item = &'a ServerView>, set: &ManifestSet) -> Counts {
+    let mut c = Counts::default();
+    for v in views {
+        c.servers += 1;
+        match v.observed.as_str() {
+            "centralized" => c.centralized += 1,
+            "not-centralized" => c.not_centralized += 1,
+            _ => c.unknown += 1,
+        }
+        if set
+            .servers
+            .get(&v.name)
+            .is_some_and(|s| s.spec().centralization.status == CentralizationStatus::Exempt)
+        {
+            c.exempt += 1;
+        }
+        c.mismatches += u64::from(v.mismatch);
+        c.protected += u64::from(v.rpo_met);
+    }
+    if c.servers > 0 {
+        c.centralized_percent = round1(100.0 * c.centralized as f64 / c.servers as f64);
+        c.protected_percent = round1(100.0 * c.protected as f64 / c.servers as f64);
+    }
+    c
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+pub fn report(set: &ManifestSet, views: Vec<ServerView>, now: i64) -> ComplianceReport {
+    let mut by_pd: BTreeMap<String, Counts> = BTreeMap::new();
+    for pd in set.perangkat_daerah.keys() {
+        let of_pd: Vec<&ServerView> = views.iter().filter(|v| &v.perangkat_daerah == pd).collect();
+        by_pd.insert(pd.clone(), counts(of_pd, set));
+    }
+    ComplianceReport {
+        generated_at: rfc3339(now),
+        overall: counts(&views, set),
+        by_perangkat_daerah: by_pd,
+        servers: views,
+    }
+}

@@ -1,0 +1,101 @@
+//! The controller's configuration (TOML), overridable by `PULIH_*`
+//! environment variables and flags (applied by the CLI).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use pulih_core::manifest::values::DurationText;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// Address the API listens on (default 127.0.0.1:7300).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the SQLite catalog and the admin token live.
+    pub state_dir: PathBuf,
+    /// A file holding the admin token; default `STATE_DIR/admin.token`,
+    /// created with a random token on first start.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
+    /// The Pusat Data's subnets (assigned by DKIS): an agent seen from
+    /// elsewhere is not centralized, whatever its manifest says.
+    #[serde(default)]
+    pub pusat_data_subnets: Vec<IpNet>,
+    /// The DRC's subnets.
+    #[serde(default)]
+    pub drc_subnets: Vec<IpNet>,
+    /// Scheduled times are spread over up to this much (default 10m;
+    /// `0s` for none).
+    #[serde(default = "default_jitter", with = "duration_or_zero")]
+    pub schedule_jitter: Duration,
+    /// An agent unseen for this long counts as offline (default 2m).
+    #[serde(default = "default_offline", with = "duration_or_zero")]
+    pub agent_offline_after: Duration,
+    /// Rewrite `path:` sources under this directory (used by `pulih dev`).
+    #[serde(default)]
+    pub dev_source_root: Option<PathBuf>,
+    /// Put every DrcTarget's repositories under `DIR/<target>` instead of
+    /// the target's URL (used by `pulih dev`).
+    #[serde(default)]
+    pub dev_store_root: Option<PathBuf>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7300))
+}
+
+fn default_jitter() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_offline() -> Duration {
+    Duration::from_secs(120)
+}
+
+mod duration_or_zero {
+    use super::*;
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "0" || s.trim() == "0s" {
+            return Ok(Duration::ZERO);
+        }
+        s.parse::<DurationText>()
+            .map(|d| d.0)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl ControllerConfig {
+    /// A configuration with defaults for everything but the state dir.
+    pub fn new(state_dir: PathBuf) -> Self {
+        ControllerConfig {
+            listen: default_listen(),
+            state_dir,
+            admin_token_file: None,
+            pusat_data_subnets: Vec::new(),
+            drc_subnets: Vec::new(),
+            schedule_jitter: default_jitter(),
+            agent_offline_after: default_offline(),
+            dev_source_root: None,
+            dev_store_root: None,
+        }
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read controller config {}: {e}", path.display())
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("controller config {}: {e}", path.display()))
+    }
+
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.admin_token_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("admin.token"))
+    }
+}

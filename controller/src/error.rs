@@ -1,0 +1,86 @@
+//! The one place errors become HTTP statuses and stable error codes.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pulih_core::api::{ErrorBody, ErrorDetail};
+use pulih_core::manifest::Diagnostic;
+
+/// An API error. Each variant has one stable code (docs/API.md).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    #[error("missing or malformed `Authorization: Bearer TOKEN` header")]
+    Unauthenticated,
+    #[error("the token is not valid")]
+    InvalidToken,
+    #[error("this credential belongs to another server")]
+    WrongServer,
+    #[error("this enrolment token has already been used")]
+    EnrollTokenUsed,
+    #[error("this enrolment token has expired; ask for a new one")]
+    EnrollTokenExpired,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{} problem(s) in the manifests", .0.len())]
+    InvalidManifests(Vec<Diagnostic>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ApiError::*;
+        match self {
+            MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            InvalidBody(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            WrongServer => (StatusCode::FORBIDDEN, "wrong_server"),
+            EnrollTokenUsed => (StatusCode::CONFLICT, "enroll_token_used"),
+            EnrollTokenExpired => (StatusCode::UNAUTHORIZED, "enroll_token_expired"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            InvalidManifests(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifests"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::Internal(format!("state store: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(code, error = %self, "request failed");
+        }
+        let diagnostics = match &self {
+            ApiError::InvalidManifests(d) => d.clone(),
+            _ => Vec::new(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message: self.to_string(),
+                diagnostics,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,208 @@
+//! The OpenAPI 3 document of `/api/v1`, generated from the API types.
+
+use axum::Json;
+use pulih_core::api::*;
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde_json::{Value, json};
+
+/// (method, path, summary, request body type, response type, auth)
+type Op = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+);
+
+const OPS: &[Op] = &[
+    (
+        "post",
+        "/manifests",
+        "Apply manifests (validated together with the applied ones; recorded as a revision)",
+        Some("ApplyRequest"),
+        "ApplyResponse",
+        "admin",
+    ),
+    (
+        "get",
+        "/manifests/revisions",
+        "Manifest history: who applied what, when, the diff",
+        None,
+        "Revisions",
+        "admin",
+    ),
+    (
+        "get",
+        "/servers",
+        "Servers with centralization status and evidence (?pd=NAME)",
+        None,
+        "ServerViews",
+        "admin",
+    ),
+    (
+        "get",
+        "/servers/{name}",
+        "One server",
+        None,
+        "ServerView",
+        "admin",
+    ),
+    (
+        "post",
+        "/servers/{name}/enroll-token",
+        "Issue a one-time enrolment token for a server's agent",
+        None,
+        "EnrollTokenResponse",
+        "admin",
+    ),
+    (
+        "post",
+        "/servers/{name}/replicate",
+        "Queue a replication now",
+        None,
+        "ReplicateResponse",
+        "admin",
+    ),
+    (
+        "get",
+        "/runs",
+        "Runs, newest first (?server=NAME&limit=N)",
+        None,
+        "Runs",
+        "admin",
+    ),
+    ("get", "/runs/{run_key}", "One run", None, "Run", "admin"),
+    (
+        "get",
+        "/status",
+        "Controller and fleet summary",
+        None,
+        "StatusResponse",
+        "admin",
+    ),
+    (
+        "get",
+        "/compliance",
+        "Pasal 9 compliance report, per agency and overall",
+        None,
+        "ComplianceReport",
+        "admin",
+    ),
+    (
+        "post",
+        "/agents/enroll",
+        "Enrol an agent with a one-time token",
+        Some("EnrollRequest"),
+        "EnrollResponse",
+        "none",
+    ),
+    (
+        "post",
+        "/agents/{server}/heartbeat",
+        "Heartbeat with facts; returns the assignment and jobs",
+        Some("HeartbeatRequest"),
+        "HeartbeatResponse",
+        "agent",
+    ),
+    (
+        "post",
+        "/agents/{server}/runs/{run_key}/start",
+        "Ask to start a run (concurrency caps)",
+        Some("RunStartRequest"),
+        "RunStartResponse",
+        "agent",
+    ),
+    (
+        "post",
+        "/agents/{server}/runs/{run_key}/result",
+        "Report a run's result (idempotent)",
+        Some("RunResult"),
+        "Recorded",
+        "agent",
+    ),
+];
+
+fn add<T: JsonSchema>(
+    generator: &mut schemars::SchemaGenerator,
+    name: &str,
+    out: &mut serde_json::Map<String, Value>,
+) {
+    let s = generator.subschema_for::<T>();
+    out.insert(name.to_string(), s.to_value());
+}
+
+pub fn document() -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let mut named = serde_json::Map::new();
+    add::<ApplyRequest>(&mut generator, "ApplyRequest", &mut named);
+    add::<ApplyResponse>(&mut generator, "ApplyResponse", &mut named);
+    add::<Vec<Revision>>(&mut generator, "Revisions", &mut named);
+    add::<Vec<ServerView>>(&mut generator, "ServerViews", &mut named);
+    add::<ServerView>(&mut generator, "ServerView", &mut named);
+    add::<EnrollTokenResponse>(&mut generator, "EnrollTokenResponse", &mut named);
+    add::<ReplicateResponse>(&mut generator, "ReplicateResponse", &mut named);
+    add::<Vec<Run>>(&mut generator, "Runs", &mut named);
+    add::<Run>(&mut generator, "Run", &mut named);
+    add::<StatusResponse>(&mut generator, "StatusResponse", &mut named);
+    add::<ComplianceReport>(&mut generator, "ComplianceReport", &mut named);
+    add::<EnrollRequest>(&mut generator, "EnrollRequest", &mut named);
+    add::<EnrollResponse>(&mut generator, "EnrollResponse", &mut named);
+    add::<HeartbeatRequest>(&mut generator, "HeartbeatRequest", &mut named);
+    add::<HeartbeatResponse>(&mut generator, "HeartbeatResponse", &mut named);
+    add::<RunStartRequest>(&mut generator, "RunStartRequest", &mut named);
+    add::<RunStartResponse>(&mut generator, "RunStartResponse", &mut named);
+    add::<RunResult>(&mut generator, "RunResult", &mut named);
+    add::<ErrorBody>(&mut generator, "ErrorBody", &mut named);
+    named.insert(
+        "Recorded".into(),
+        json!({"type": "object", "properties": {"recorded": {"type": "string"}}}),
+    );
+    let mut schemas: serde_json::Map<String, Value> =
+        generator.take_definitions(true).into_iter().collect();
+    for (k, v) in named {
+        schemas.entry(k).or_insert(v);
+    }
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary, body, resp, auth) in OPS {
+        let mut op = json!({
+            "summary": summary,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{resp}")}}}},
+                "4XX": {"description": "Client error with a stable code", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+            }
+        });
+        if let Some(b) = body {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{b}")}}}});
+        }
+        op["security"] = match *auth {
+            "none" => json!([]),
+            _ => json!([{"bearer": []}]),
+        };
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[*method] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Pulih controller API", "version": env!("CARGO_PKG_VERSION")},
+        "servers": [{"url": "/api/v1"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The admin token, or an agent's own credential on /agents/{server}/…"}}
+        }
+    })
+}
+
+pub async fn serve() -> Json<Value> {
+    Json(document())
+}

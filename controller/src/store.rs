@@ -1,0 +1,137 @@
+//! The controller's state store: desired objects (manifests) with their
+//! history, enrolment tokens, agents, runs, audit log.
+//!
+//! [`StateStore`] is what the rest of the controller sees; SQLite
+//! ([`sqlite::SqliteStore`], one file, WAL) is the embedded default and
+//! PostgreSQL is meant to implement the same trait.
+
+pub mod sqlite;
+
+use pulih_core::api::{ObjectChange, RunResult};
+
+#[derive(Debug, thiserror::Error)]
+#[error("state store: {0}")]
+pub struct StoreError(pub String);
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A stored desired object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObject {
+    pub kind: String,
+    pub name: String,
+    /// The object as JSON (apiVersion, kind, metadata, spec).
+    pub json: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRevision {
+    pub id: i64,
+    pub applied_at: i64,
+    pub applied_by: String,
+    pub changes: Vec<ObjectChange>,
+}
+
+/// What an enrolment token turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCheck {
+    Accepted,
+    Unknown,
+    Used,
+    Expired,
+    OtherServer,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRow {
+    pub server: String,
+    pub credential_hash: [u8; 32],
+    pub enrolled_at: i64,
+    pub last_seen: Option<i64>,
+    pub facts_json: Option<String>,
+    pub observed_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub run_key: String,
+    pub server: String,
+    pub trigger: String,
+    pub state: String,
+    pub scheduled_for: Option<i64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result_json: Option<String>,
+}
+
+/// Per server: the newest successful run and the newest run's state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSummary {
+    pub last_success: Option<i64>,
+    pub last_state: Option<String>,
+}
+
+pub trait StateStore: Send + Sync + 'static {
+    fn objects(&self) -> StoreResult<Vec<StoredObject>>;
+    /// Writes the changed objects as one new revision, atomically.
+    fn apply(
+        &self,
+        objects: &[StoredObject],
+        applied_by: &str,
+        changes: &[ObjectChange],
+        now: i64,
+    ) -> StoreResult<i64>;
+    fn revisions(&self, limit: u32) -> StoreResult<Vec<StoredRevision>>;
+
+    fn add_enroll_token(&self, hash: &[u8; 32], server: &str, expires_at: i64) -> StoreResult<()>;
+    /// Checks and, when accepted, consumes a token (once only).
+    fn consume_enroll_token(
+        &self,
+        hash: &[u8; 32],
+        server: &str,
+        now: i64,
+    ) -> StoreResult<TokenCheck>;
+
+    fn set_agent_credential(&self, server: &str, hash: &[u8; 32], now: i64) -> StoreResult<()>;
+    fn agent(&self, server: &str) -> StoreResult<Option<AgentRow>>;
+    fn agents(&self) -> StoreResult<Vec<AgentRow>>;
+    fn heartbeat(
+        &self,
+        server: &str,
+        now: i64,
+        facts_json: &str,
+        observed_ip: &str,
+    ) -> StoreResult<()>;
+
+    /// Queues a manual run; false when the key exists already.
+    fn queue_run(&self, server: &str, run_key: &str, trigger: &str, now: i64) -> StoreResult<bool>;
+    fn queued_runs(&self, server: &str) -> StoreResult<Vec<String>>;
+    /// Marks a run running (creating it for scheduled runs). Returns false
+    /// when the run already finished (a redelivered start).
+    fn start_run(
+        &self,
+        server: &str,
+        run_key: &str,
+        trigger: &str,
+        scheduled_for: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Records a result; idempotent by run key.
+    fn finish_run(
+        &self,
+        server: &str,
+        run_key: &str,
+        result: &RunResult,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Runs in state `running` started after `since` among `servers`.
+    fn running_count(&self, servers: &[String], since: i64) -> StoreResult<u64>;
+    fn run(&self, run_key: &str) -> StoreResult<Option<RunRow>>;
+    fn runs(&self, server: Option<&str>, limit: u32) -> StoreResult<Vec<RunRow>>;
+    fn run_summaries(&self) -> StoreResult<std::collections::HashMap<String, RunSummary>>;
+    fn run_counts_since(&self, since: i64) -> StoreResult<(u64, u64, u64)>;
+
+    /// Appends to the hash-chained audit log.
+    fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()>;
+}

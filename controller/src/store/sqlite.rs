@@ -1,0 +1,498 @@
+//! The SQLite state store: one file, WAL, migrations by `user_version`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use pulih_core::api::{ObjectChange, RunResult};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::*;
+
+/// Each entry migrates from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE objects (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    json TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+CREATE TABLE revisions (
+    id INTEGER PRIMARY KEY,
+    applied_at INTEGER NOT NULL,
+    applied_by TEXT NOT NULL,
+    changes TEXT NOT NULL
+);
+CREATE TABLE enroll_tokens (
+    hash BLOB PRIMARY KEY,
+    server TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE TABLE agents (
+    server TEXT PRIMARY KEY,
+    credential_hash BLOB NOT NULL,
+    enrolled_at INTEGER NOT NULL,
+    last_seen INTEGER,
+    facts TEXT,
+    observed_ip TEXT
+);
+CREATE TABLE runs (
+    run_key TEXT PRIMARY KEY,
+    server TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    state TEXT NOT NULL,
+    scheduled_for INTEGER,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    result TEXT
+);
+CREATE INDEX runs_by_server ON runs (server, created_at);
+CREATE INDEX runs_by_state ON runs (state);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    hash BLOB NOT NULL
+);
+"#];
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn err(e: rusqlite::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let conn =
+            Connection::open(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(err)?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> StoreResult<()> {
+        let mut conn = self.lock();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError(format!(
+                "the catalog is at schema version {version}, newer than this controller knows ({known}); upgrade the controller"
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction().map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn hash32(v: Vec<u8>) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if v.len() == 32 {
+        out.copy_from_slice(&v);
+    }
+    out
+}
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        run_key: r.get(0)?,
+        server: r.get(1)?,
+        trigger: r.get(2)?,
+        state: r.get(3)?,
+        scheduled_for: r.get(4)?,
+        created_at: r.get(5)?,
+        started_at: r.get(6)?,
+        finished_at: r.get(7)?,
+        result_json: r.get(8)?,
+    })
+}
+
+const RUN_COLUMNS: &str =
+    "run_key, server, trigger, state, scheduled_for, created_at, started_at, finished_at, result";
+
+fn agent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
+    Ok(AgentRow {
+        server: r.get(0)?,
+        credential_hash: hash32(r.get(1)?),
+        enrolled_at: r.get(2)?,
+        last_seen: r.get(3)?,
+        facts_json: r.get(4)?,
+        observed_ip: r.get(5)?,
+    })
+}
+
+impl StateStore for SqliteStore {
+    fn objects(&self) -> StoreResult<Vec<StoredObject>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT kind, name, json FROM objects ORDER BY kind, name")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StoredObject {
+                    kind: r.get(0)?,
+                    name: r.get(1)?,
+                    json: r.get(2)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn apply(
+        &self,
+        objects: &[StoredObject],
+        applied_by: &str,
+        changes: &[ObjectChange],
+        now: i64,
+    ) -> StoreResult<i64> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        let changes_json = serde_json::to_string(changes).map_err(|e| StoreError(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO revisions (applied_at, applied_by, changes) VALUES (?1, ?2, ?3)",
+            params![now, applied_by, changes_json],
+        )
+        .map_err(err)?;
+        let rev = tx.last_insert_rowid();
+        for o in objects {
+            tx.execute(
+                "INSERT INTO objects (kind, name, json, revision) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind, name) DO UPDATE SET json = excluded.json, revision = excluded.revision",
+                params![o.kind, o.name, o.json, rev],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(rev)
+    }
+
+    fn revisions(&self, limit: u32) -> StoreResult<Vec<StoredRevision>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, applied_at, applied_by, changes FROM revisions ORDER BY id DESC LIMIT ?1")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                let changes: String = r.get(3)?;
+                Ok(StoredRevision {
+                    id: r.get(0)?,
+                    applied_at: r.get(1)?,
+                    applied_by: r.get(2)?,
+                    changes: serde_json::from_str(&changes).unwrap_or_default(),
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn add_enroll_token(&self, hash: &[u8; 32], server: &str, expires_at: i64) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO enroll_tokens (hash, server, expires_at) VALUES (?1, ?2, ?3)",
+                params![&hash[..], server, expires_at],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn consume_enroll_token(
+        &self,
+        hash: &[u8; 32],
+        server: &str,
+        now: i64,
+    ) -> StoreResult<TokenCheck> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        let row: Option<(String, i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT server, expires_at, used_at FROM enroll_tokens WHERE hash = ?1",
+                [&hash[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        let check = match row {
+            None => TokenCheck::Unknown,
+            Some((_, _, Some(_))) => TokenCheck::Used,
+            Some((s, _, None)) if s != server => TokenCheck::OtherServer,
+            Some((_, exp, None)) if exp < now => TokenCheck::Expired,
+            Some(_) => {
+                tx.execute(
+                    "UPDATE enroll_tokens SET used_at = ?1 WHERE hash = ?2",
+                    params![now, &hash[..]],
+                )
+                .map_err(err)?;
+                TokenCheck::Accepted
+            }
+        };
+        tx.commit().map_err(err)?;
+        Ok(check)
+    }
+
+    fn set_agent_credential(&self, server: &str, hash: &[u8; 32], now: i64) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO agents (server, credential_hash, enrolled_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (server) DO UPDATE SET credential_hash = excluded.credential_hash, enrolled_at = excluded.enrolled_at",
+                params![server, &hash[..], now],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn agent(&self, server: &str) -> StoreResult<Option<AgentRow>> {
+        self.lock()
+            .prepare_cached(
+                "SELECT server, credential_hash, enrolled_at, last_seen, facts, observed_ip FROM agents WHERE server = ?1",
+            )
+            .map_err(err)?
+            .query_row([server], agent_row)
+            .optional()
+            .map_err(err)
+    }
+
+    fn agents(&self) -> StoreResult<Vec<AgentRow>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT server, credential_hash, enrolled_at, last_seen, facts, observed_ip FROM agents")
+            .map_err(err)?;
+        let rows = stmt.query_map([], agent_row).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn heartbeat(
+        &self,
+        server: &str,
+        now: i64,
+        facts_json: &str,
+        observed_ip: &str,
+    ) -> StoreResult<()> {
+        self.lock()
+            .prepare_cached(
+                "UPDATE agents SET last_seen = ?2, facts = ?3, observed_ip = ?4 WHERE server = ?1",
+            )
+            .map_err(err)?
+            .execute(params![server, now, facts_json, observed_ip])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn queue_run(&self, server: &str, run_key: &str, trigger: &str, now: i64) -> StoreResult<bool> {
+        let n = self
+            .lock()
+            .execute(
+                "INSERT OR IGNORE INTO runs (run_key, server, trigger, state, created_at) VALUES (?1, ?2, ?3, 'queued', ?4)",
+                params![run_key, server, trigger, now],
+            )
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn queued_runs(&self, server: &str) -> StoreResult<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT run_key FROM runs WHERE server = ?1 AND state = 'queued' ORDER BY created_at")
+            .map_err(err)?;
+        let rows = stmt.query_map([server], |r| r.get(0)).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn start_run(
+        &self,
+        server: &str,
+        run_key: &str,
+        trigger: &str,
+        scheduled_for: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let conn = self.lock();
+        conn.execute(
+            "INSERT OR IGNORE INTO runs (run_key, server, trigger, state, scheduled_for, created_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+            params![run_key, server, trigger, scheduled_for, now],
+        )
+        .map_err(err)?;
+        let n = conn
+            .execute(
+                "UPDATE runs SET state = 'running', started_at = ?3 WHERE run_key = ?1 AND server = ?2 AND state IN ('queued', 'running')",
+                params![run_key, server, now],
+            )
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn finish_run(
+        &self,
+        server: &str,
+        run_key: &str,
+        result: &RunResult,
+        now: i64,
+    ) -> StoreResult<()> {
+        let json = serde_json::to_string(result).map_err(|e| StoreError(e.to_string()))?;
+        let parse = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| t.unix_timestamp())
+        };
+        let started = parse(&result.started_at).unwrap_or(now);
+        let finished = parse(&result.finished_at).unwrap_or(now);
+        let scheduled = result.scheduled_for.as_deref().and_then(parse);
+        self.lock()
+            .execute(
+                "INSERT INTO runs (run_key, server, trigger, state, scheduled_for, created_at, started_at, finished_at, result)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)
+                 ON CONFLICT (run_key) DO UPDATE SET state = excluded.state, started_at = excluded.started_at,
+                     finished_at = excluded.finished_at, result = excluded.result",
+                params![run_key, server, result.trigger, result.state, scheduled, started, finished, json],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn running_count(&self, servers: &[String], since: i64) -> StoreResult<u64> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT server FROM runs WHERE state = 'running' AND started_at >= ?1")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([since], |r| r.get::<_, String>(0))
+            .map_err(err)?;
+        let mut n = 0;
+        for s in rows {
+            if servers.contains(&s.map_err(err)?) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn run(&self, run_key: &str) -> StoreResult<Option<RunRow>> {
+        self.lock()
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE run_key = ?1"
+            ))
+            .map_err(err)?
+            .query_row([run_key], run_row)
+            .optional()
+            .map_err(err)
+    }
+
+    fn runs(&self, server: Option<&str>, limit: u32) -> StoreResult<Vec<RunRow>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR server = ?1) ORDER BY created_at DESC, run_key LIMIT ?2"
+            ))
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![server, limit], run_row)
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn run_summaries(&self) -> StoreResult<HashMap<String, RunSummary>> {
+        let conn = self.lock();
+        let mut out: HashMap<String, RunSummary> = HashMap::new();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT server, MAX(finished_at) FROM runs WHERE state IN ('succeeded', 'partial') GROUP BY server",
+            )
+            .map_err(err)?;
+        for row in stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .map_err(err)?
+        {
+            let (server, t) = row.map_err(err)?;
+            out.entry(server).or_default().last_success = t;
+        }
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT r.server, r.state FROM runs r
+                 JOIN (SELECT server, MAX(created_at) AS c FROM runs GROUP BY server) m
+                   ON r.server = m.server AND r.created_at = m.c",
+            )
+            .map_err(err)?;
+        for row in stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(err)?
+        {
+            let (server, state) = row.map_err(err)?;
+            out.entry(server).or_default().last_state = Some(state);
+        }
+        Ok(out)
+    }
+
+    fn run_counts_since(&self, since: i64) -> StoreResult<(u64, u64, u64)> {
+        let conn = self.lock();
+        let count = |sql: &str, p: Option<i64>| -> StoreResult<u64> {
+            let n: i64 = match p {
+                Some(p) => conn.query_row(sql, [p], |r| r.get(0)),
+                None => conn.query_row(sql, [], |r| r.get(0)),
+            }
+            .map_err(err)?;
+            Ok(n as u64)
+        };
+        Ok((
+            count("SELECT COUNT(*) FROM runs WHERE state = 'running'", None)?,
+            count(
+                "SELECT COUNT(*) FROM runs WHERE state IN ('succeeded', 'partial') AND finished_at >= ?1",
+                Some(since),
+            )?,
+            count(
+                "SELECT COUNT(*) FROM runs WHERE state = 'failed' AND finished_at >= ?1",
+                Some(since),
+            )?,
+        ))
+    }
+
+    fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        let prev: Vec<u8> = tx
+            .query_row("SELECT hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err)?
+            .unwrap_or_else(|| vec![0u8; 32]);
+        let mut h = blake3::Hasher::new();
+        h.update(&prev);
+        for part in [now.to_string().as_str(), actor, action, detail] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        tx.execute(
+            "INSERT INTO audit (at, actor, action, detail, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now, actor, action, detail, &h.finalize().as_bytes()[..]],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+}

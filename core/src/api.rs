@@ -1,0 +1,293 @@
+//! The controller's HTTP API types (`/api/v1`), shared by the controller,
+//! the agents and the CLI. Request bodies deny unknown fields; the OpenAPI
+//! document is generated from these types (controller `openapi.rs`).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Diagnostic;
+
+/// Every error body: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code (see docs/API.md).
+    pub code: String,
+    pub message: String,
+    /// Manifest problems, for `invalid_manifests`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(skip)]
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+// ------------------------------------------------------------------ manifests
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// The manifest files, each with a name used in error messages.
+    pub files: Vec<ManifestFile>,
+    /// Who runs the apply (user@host), recorded beside the token's identity.
+    #[serde(default)]
+    pub reported_by: Option<String>,
+    /// Validate and show the diff, but change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    pub name: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ApplyResponse {
+    /// The new revision (absent when nothing changed or on a dry run).
+    pub revision: Option<i64>,
+    pub changes: Vec<ObjectChange>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ObjectChange {
+    pub kind: String,
+    pub name: String,
+    /// `created`, `updated` or `unchanged`.
+    pub change: String,
+    /// The JSON paths that differ (for `updated`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Revision {
+    pub id: i64,
+    pub applied_at: String,
+    pub applied_by: String,
+    pub changes: Vec<ObjectChange>,
+}
+
+// ------------------------------------------------------------------ agents
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollTokenResponse {
+    pub server: String,
+    pub token: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub server: String,
+    pub token: String,
+    pub facts: Facts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EnrollResponse {
+    pub server: String,
+    /// The agent's own credential from now on (keep it secret).
+    pub credential: String,
+}
+
+/// What an agent reports about its server on every heartbeat.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Facts {
+    pub hostname: String,
+    /// The server's addresses as the agent sees them.
+    #[serde(default)]
+    pub ips: Vec<String>,
+    pub os: String,
+    pub agent_version: String,
+    /// Free bytes on the file system of the agent's state directory.
+    #[serde(default)]
+    pub free_disk_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docker_containers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docker_volumes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    pub facts: Facts,
+}
+
+/// What the controller wants of an agent: its assignment (cached by the
+/// agent, so it replicates on schedule while the controller is away) and
+/// jobs to run now.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct HeartbeatResponse {
+    pub assignment: Option<Assignment>,
+    pub jobs: Vec<Job>,
+}
+
+/// Everything an agent needs to replicate on its own.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Assignment {
+    pub server: String,
+    pub perangkat_daerah: String,
+    /// The agency's repository on the DRC store.
+    pub repository: String,
+    /// Path sources to back up.
+    pub paths: Vec<String>,
+    /// Cron expression (5 or 6 fields) and its time zone.
+    pub cron: String,
+    pub timezone: String,
+    /// Seconds added to every scheduled time (spreads servers apart).
+    pub jitter_seconds: u64,
+    /// The manifest revision this came from.
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Job {
+    /// The run key results are reported under.
+    pub run_key: String,
+    /// `replicate`.
+    pub kind: String,
+}
+
+/// Asking to start a scheduled run (the controller enforces concurrency
+/// caps; an agent that cannot reach it goes ahead on its own).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunStartRequest {
+    /// `schedule` or `manual`.
+    pub trigger: String,
+    /// For scheduled runs, the cron time it was fired for (RFC 3339).
+    #[serde(default)]
+    pub scheduled_for: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RunStartResponse {
+    /// False: a cap is reached; ask again in `retry_after_seconds`.
+    pub proceed: bool,
+    pub retry_after_seconds: u64,
+}
+
+/// The outcome of one run, reported (and re-reported until acknowledged)
+/// by the agent. Idempotent by `run_key`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunResult {
+    pub trigger: String,
+    #[serde(default)]
+    pub scheduled_for: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    /// `succeeded`, `partial` (snapshot saved, some sources unreadable) or `failed`.
+    pub state: String,
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
+    #[serde(default)]
+    pub files: u64,
+    #[serde(default)]
+    pub bytes_read: u64,
+    #[serde(default)]
+    pub bytes_new: u64,
+    #[serde(default)]
+    pub bytes_stored: u64,
+    #[serde(default)]
+    pub duration_s: f64,
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+// ------------------------------------------------------------------ views
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Run {
+    pub run_key: String,
+    pub server: String,
+    pub trigger: String,
+    pub state: String,
+    pub scheduled_for: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub files: u64,
+    pub bytes_read: u64,
+    pub bytes_new: u64,
+    pub bytes_stored: u64,
+    pub duration_s: f64,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReplicateResponse {
+    pub run_key: String,
+}
+
+/// One server as the controller sees it (manifest + agent reports).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ServerView {
+    pub name: String,
+    pub perangkat_daerah: String,
+    /// From the manifest: pusat-data | pd-premises.
+    pub declared_location: String,
+    /// From the manifest: centralized | migrating | pending | exempt.
+    pub declared_status: String,
+    pub deadline: Option<String>,
+    /// Derived from what the agent reports: centralized | not-centralized | unknown.
+    pub observed: String,
+    /// Why `observed` says what it says.
+    pub evidence: String,
+    /// The declared and observed states disagree.
+    pub mismatch: bool,
+    pub enrolled: bool,
+    pub agent_last_seen: Option<String>,
+    pub last_success: Option<String>,
+    pub last_run_state: Option<String>,
+    pub rpo_seconds: u64,
+    /// The newest successful replication is within the RPO.
+    pub rpo_met: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Counts {
+    pub servers: u64,
+    pub centralized: u64,
+    pub not_centralized: u64,
+    pub unknown: u64,
+    pub exempt: u64,
+    pub mismatches: u64,
+    pub protected: u64,
+    pub centralized_percent: f64,
+    pub protected_percent: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ComplianceReport {
+    pub generated_at: String,
+    pub overall: Counts,
+    pub by_perangkat_daerah: BTreeMap<String, Counts>,
+    pub servers: Vec<ServerView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StatusResponse {
+    pub version: String,
+    pub revision: Option<i64>,
+    pub perangkat_daerah: u64,
+    pub servers: u64,
+    pub agents_enrolled: u64,
+    pub agents_seen_recently: u64,
+    pub runs_running: u64,
+    pub runs_succeeded_24h: u64,
+    pub runs_failed_24h: u64,
+    pub overall: Counts,
+}
