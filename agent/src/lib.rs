@@ -5,7 +5,7 @@
 //! schedule) and jobs. The assignment is cached in the state dir, so the
 //! agent keeps replicating on schedule while the controller is down; results
 //! wait in an outbox until the controller acknowledges them. Runs are keyed
-//! (`sched-<unix time>` for scheduled ones), so redelivery never duplicates.
+//! (`sched-<server>-<unix time>` for scheduled ones), so redelivery never duplicates.
 
 pub mod client;
 pub mod config;
@@ -273,7 +273,10 @@ impl Agent {
                 tracing::warn!(error = %e, "heartbeat failed; working from the cached assignment");
                 Ok(None)
             }
-            Err(e) => Err(e).context("heartbeat refused"),
+            Err(e) => {
+                tracing::error!(error = %e, "heartbeat refused; working from the cached assignment");
+                Ok(None)
+            }
         }
     }
 
@@ -378,7 +381,11 @@ impl Agent {
                 Ok(Start::Done)
             }
             Err(ClientError::Unreachable(_)) => Ok(Start::Go),
-            Err(e) => Err(e).context("run start refused"),
+            Err(e) => {
+                // Replication is never held hostage by the control plane.
+                tracing::warn!(run_key, error = %e, "the controller refused the run start; running anyway");
+                Ok(Start::Go)
+            }
         }
     }
 
@@ -430,7 +437,7 @@ impl Agent {
                         let last = sched.last_fired.unwrap_or_else(Utc::now);
                         let now = Utc::now();
                         if let Some(due) = plan.due(last, now) {
-                            let run_key = format!("sched-{}", due.timestamp());
+                            let run_key = format!("sched-{}-{}", a.server, due.timestamp());
                             let start = self.may_start(&run_key, "schedule", Some(due)).await?;
                             if start != Start::Wait {
                                 sched.last_fired = Some(due);

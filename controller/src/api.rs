@@ -136,19 +136,47 @@ where
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::InvalidBody(e.body_text())),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge(BODY_LIMIT))
+                Err(ApiError::PayloadTooLarge(None))
             }
             Err(e) => Err(ApiError::MalformedJson(e.body_text())),
         }
     }
 }
 
+/// Refuses a body whose declared length is over `limit` before reading it
+/// (the body-limit layer alone would read up to the limit first).
+async fn refuse_oversized(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return ApiError::PayloadTooLarge(Some(limit)).into_response();
+    }
+    next.run(req).await
+}
+
+fn limited(router: Router<Shared>, limit: usize) -> Router<Shared> {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            limit,
+            refuse_oversized,
+        ))
+        .layer(DefaultBodyLimit::max(limit))
+}
+
 pub fn router(state: Shared) -> Router {
-    let admin = Router::new()
-        .route(
-            "/manifests",
-            post(manifests::apply).layer(DefaultBodyLimit::max(MANIFEST_BODY_LIMIT)),
-        )
+    let manifests = limited(
+        Router::new().route("/manifests", post(manifests::apply)),
+        MANIFEST_BODY_LIMIT,
+    );
+    let rest = Router::new()
         .route("/manifests/revisions", get(manifests::revisions))
         .route("/servers", get(servers::list))
         .route("/servers/{name}", get(servers::show))
@@ -157,8 +185,7 @@ pub fn router(state: Shared) -> Router {
         .route("/runs", get(servers::runs))
         .route("/runs/{run_key}", get(servers::run))
         .route("/status", get(servers::status))
-        .route("/compliance", get(servers::compliance));
-    let agent = Router::new()
+        .route("/compliance", get(servers::compliance))
         .route("/agents/enroll", post(agents::enroll))
         .route("/agents/{server}/heartbeat", post(agents::heartbeat))
         .route(
@@ -168,12 +195,9 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/agents/{server}/runs/{run_key}/result",
             post(agents::result),
-        );
-    let api = admin
-        .merge(agent)
-        .route("/openapi.json", get(crate::openapi::serve))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state);
+        )
+        .route("/openapi.json", get(crate::openapi::serve));
+    let api = manifests.merge(limited(rest, BODY_LIMIT)).with_state(state);
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(|| async { "ok\n" }))

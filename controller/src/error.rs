@@ -13,8 +13,8 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("{0}")]
     InvalidBody(String),
-    #[error("request body is larger than {0} bytes")]
-    PayloadTooLarge(usize),
+    #[error("the request body is too large{}", .0.map(|n| format!(" (limit {n} bytes)")).unwrap_or_default())]
+    PayloadTooLarge(Option<usize>),
     #[error("send the body as application/json")]
     UnsupportedMediaType,
     #[error("missing or malformed `Authorization: Bearer TOKEN` header")]

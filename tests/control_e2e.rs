@@ -1,0 +1,864 @@
+//! End-to-end tests of the control plane with real processes on loopback:
+//! a controller, three agents (own processes and state dirs), manifests,
+//! enrolment, cron-fired replication, a controller outage, Pasal 9
+//! compliance, restore from the DRC alone, and bad input on the API.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{last_json, pulih, run_ok};
+
+/// A child process killed when dropped.
+struct Proc {
+    child: Child,
+    name: String,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let err = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .env("PULIH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Proc {
+            child,
+            name: name.into(),
+            log,
+        }
+    }
+
+    /// SIGTERM and wait (graceful: an agent finishes and reports its run).
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{} did not stop on SIGTERM; log:\n{}",
+            self.name,
+            self.log_text()
+        );
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `pulih controller` and reads its address from stdout.
+fn start_controller(config: &Path, dir: &Path, listen: &str) -> (Proc, String) {
+    let mut p = Proc::spawn(
+        "controller",
+        pulih()
+            .args(["controller", "--config"])
+            .arg(config)
+            .args(["--listen", listen]),
+        dir.join(format!("controller-{}.log", rand::random::<u32>())),
+    );
+    let mut line = String::new();
+    BufReader::new(p.child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("controller: ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}; log:\n{}", p.log_text()))
+        .to_string();
+    (p, url)
+}
+
+fn ops(url: &str, token: &Path) -> Command {
+    let mut c = pulih();
+    c.env("PULIH_CONTROLLER", url)
+        .env("PULIH_TOKEN_FILE", token)
+        .env_remove("PULIH_TOKEN");
+    c
+}
+
+fn write_secret(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+const MANIFESTS: &str = r#"
+apiVersion: pulih.io/v1alpha1
+kind: DrcTarget
+metadata: {name: drc}
+spec:
+  url: DRC_URL
+---
+apiVersion: pulih.io/v1alpha1
+kind: PerangkatDaerah
+metadata: {name: dinkes}
+spec:
+  code: DINKES
+  name: Dinas Kesehatan
+  walidata: {name: Kepala Dinas, contact: walidata@dinkes.example}
+  drcTarget: drc
+  maxConcurrentJobs: 2
+---
+apiVersion: pulih.io/v1alpha1
+kind: PerangkatDaerah
+metadata: {name: bpkad}
+spec:
+  code: BPKAD
+  name: Badan Pengelolaan Keuangan dan Aset Daerah
+  walidata: {name: Kepala Badan, contact: walidata@bpkad.example}
+  drcTarget: drc
+"#;
+
+fn server_manifest(name: &str, pd: &str, source: &Path) -> String {
+    format!(
+        r#"---
+apiVersion: pulih.io/v1alpha1
+kind: Server
+metadata: {{name: {name}}}
+spec:
+  perangkatDaerah: {pd}
+  location: pusat-data
+  centralization: {{status: centralized}}
+  sources:
+    - path: {}
+  schedule:
+    cron: "*/10 * * * * *"
+    timezone: Asia/Makassar
+  rpo: 1h
+"#,
+        source.display()
+    )
+}
+
+fn runs(url: &str, token: &Path) -> Vec<serde_json::Value> {
+    let out = run_ok(ops(url, token).args(["runs", "--json", "--limit", "10000"]));
+    last_json(&out).as_array().unwrap().clone()
+}
+
+fn wait_for(what: &str, timeout: Duration, logs: &[&Proc], mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = logs
+                .iter()
+                .map(|p| format!("--- {}:\n{}", p.name, p.log_text()))
+                .collect();
+            panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `run=` tags of the snapshots of one server in a repository.
+fn snapshot_runs(repo: &Path, pass: &Path, server: &str) -> Vec<String> {
+    let out = run_ok(
+        pulih()
+            .args(["repo", "snapshots", "--json", "--repo"])
+            .arg(repo)
+            .arg("--passphrase-file")
+            .arg(pass),
+    );
+    let list = last_json(&out);
+    let mut keys = Vec::new();
+    for s in list.as_array().unwrap() {
+        let tags: Vec<&str> = s["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
+        if tags.contains(&format!("server={server}").as_str()) {
+            for t in tags {
+                if let Some(k) = t.strip_prefix("run=") {
+                    keys.push(k.to_string());
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The newest snapshot of one server (by its `server=` tag), from the repository alone.
+fn latest_snapshot_of(repo: &Path, pass: &Path, server: &str) -> String {
+    let out = run_ok(
+        pulih()
+            .args(["repo", "snapshots", "--json", "--repo"])
+            .arg(repo)
+            .arg("--passphrase-file")
+            .arg(pass),
+    );
+    let list = last_json(&out);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t.as_str() == Some(&format!("server={server}")))
+        })
+        .max_by_key(|s| s["time"].as_str().unwrap().to_string())
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no snapshot of {server}"))
+}
+
+#[test]
+fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_drc_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let drc = dir.join("drc");
+    let state = dir.join("controller-state");
+    // (server, agency, bind address): c is outside the Pusat Data subnet.
+    let servers = [
+        ("srv-a", "dinkes", "127.0.0.2"),
+        ("srv-b", "dinkes", "127.0.0.3"),
+        ("srv-c", "bpkad", "127.0.0.9"),
+    ];
+
+    // The walidata of each agency makes its repository and one agent key per server.
+    let mut pass = BTreeMap::new();
+    for pd in ["dinkes", "bpkad"] {
+        let p = dir.join(format!("{pd}.pass"));
+        write_secret(&p, &format!("walidata {pd}\n"));
+        run_ok(
+            pulih()
+                .args(["repo", "init", "--repo"])
+                .arg(drc.join(pd))
+                .arg("--passphrase-file")
+                .arg(&p),
+        );
+        pass.insert(pd, p);
+    }
+    let mut manifests = MANIFESTS.replace("DRC_URL", &drc.display().to_string());
+    for (name, pd, _) in servers {
+        let src = dir.join("data").join(name);
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("records.csv"), format!("{name}\n").repeat(1000)).unwrap();
+        std::fs::write(src.join("sub/notes.txt"), format!("catatan {name}")).unwrap();
+        run_ok(
+            pulih()
+                .args(["repo", "add-agent-key", "--repo"])
+                .arg(drc.join(pd))
+                .arg("--passphrase-file")
+                .arg(&pass[pd])
+                .arg("--out")
+                .arg(dir.join(format!("{name}.key"))),
+        );
+        manifests.push_str(&server_manifest(name, pd, &src));
+    }
+    let mdir = dir.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+
+    let config = dir.join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/30\"]\nschedule_jitter = \"0s\"\n",
+            state.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
+    let listen = url.trim_start_matches("http://").to_string();
+    let token = state.join("admin.token");
+
+    let applied = last_json(&run_ok(
+        ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
+    ));
+    assert_eq!(applied["revision"], 1, "{applied}");
+    // Applying the same again changes nothing.
+    let again = last_json(&run_ok(
+        ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
+    ));
+    assert!(again["revision"].is_null(), "{again}");
+
+    let mut agents = Vec::new();
+    for (name, _, bind) in servers {
+        let t = last_json(&run_ok(ops(&url, &token).args([
+            "servers",
+            "enroll-token",
+            name,
+            "--json",
+        ])));
+        let adir = dir.join("agents").join(name);
+        std::fs::create_dir_all(&adir).unwrap();
+        let tfile = adir.join("enroll.token");
+        write_secret(&tfile, t["token"].as_str().unwrap());
+        let cfg = adir.join("agent.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "controller = {url:?}\nserver = {name:?}\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\nbind_address = {bind:?}\n",
+                adir.join("state").display().to_string(),
+                dir.join(format!("{name}.key")).display().to_string(),
+                tfile.display().to_string()
+            ),
+        )
+        .unwrap();
+        agents.push(Proc::spawn(
+            name,
+            pulih().args(["agent", "--config"]).arg(&cfg),
+            adir.join("agent.log"),
+        ));
+    }
+
+    // Cron fires every 10 s: each server gets a scheduled run, reported to the controller.
+    let logs: Vec<&Proc> = agents.iter().chain([&controller]).collect();
+    wait_for(
+        "a scheduled run of every server",
+        Duration::from_secs(60),
+        &logs,
+        || {
+            let r = runs(&url, &token);
+            servers.iter().all(|(n, _, _)| {
+                r.iter().any(|x| {
+                    x["server"] == *n && x["trigger"] == "schedule" && x["state"] == "succeeded"
+                })
+            })
+        },
+    );
+    // A manual run through the CLI, waited for.
+    let manual = last_json(&run_ok(ops(&url, &token).args([
+        "replicate",
+        "srv-a",
+        "--wait",
+        "--json",
+        "--timeout",
+        "60",
+    ])));
+    assert_eq!(manual["state"], "succeeded", "{manual}");
+    assert!(
+        manual["snapshot_id"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
+
+    // Inventory: all seen; srv-c reports from outside the Pusat Data while its manifest says centralized.
+    let list = last_json(&run_ok(ops(&url, &token).args(["servers", "--json"])));
+    let by_name: BTreeMap<String, serde_json::Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_string(), s.clone()))
+        .collect();
+    assert_eq!(by_name["srv-a"]["observed"], "centralized", "{list}");
+    assert_eq!(by_name["srv-a"]["mismatch"], false);
+    assert_eq!(by_name["srv-a"]["rpo_met"], true);
+    assert_eq!(by_name["srv-c"]["observed"], "not-centralized", "{list}");
+    assert_eq!(by_name["srv-c"]["mismatch"], true);
+    assert!(
+        by_name["srv-c"]["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.9")
+    );
+    let comp = last_json(&run_ok(ops(&url, &token).args(["compliance", "--json"])));
+    assert_eq!(comp["overall"]["servers"], 3);
+    assert_eq!(comp["overall"]["mismatches"], 1);
+    assert_eq!(comp["by_perangkat_daerah"]["bpkad"]["not_centralized"], 1);
+    let human = run_ok(ops(&url, &token).arg("compliance"));
+    assert!(String::from_utf8_lossy(&human.stdout).contains("MISMATCH srv-c"));
+    let csv = run_ok(ops(&url, &token).args(["compliance", "--csv"]));
+    assert_eq!(String::from_utf8_lossy(&csv.stdout).lines().count(), 4);
+
+    // The controller goes away for a while; the agents keep replicating on schedule.
+    drop(controller);
+    let down_at = time_now();
+    std::thread::sleep(Duration::from_secs(25));
+    let up_at = time_now();
+    let (controller, url2) = start_controller(&config, dir, &listen);
+    assert_eq!(url2, url);
+
+    // Results of the outage arrive; then the agents stop gracefully.
+    let logs: Vec<&Proc> = agents.iter().chain([&controller]).collect();
+    wait_for(
+        "results of runs made during the outage",
+        Duration::from_secs(60),
+        &logs,
+        || {
+            let r = runs(&url, &token);
+            servers.iter().all(|(n, _, _)| {
+                r.iter().any(|x| {
+                    let t = x["scheduled_for"].as_str().map(parse_time);
+                    x["server"] == *n
+                        && t.is_some_and(|t| t > down_at && t < up_at)
+                        && x["state"] == "succeeded"
+                })
+            })
+        },
+    );
+    for a in agents {
+        a.stop();
+    }
+    // The catalog and the repository agree exactly: every snapshot has its
+    // run, every run its snapshot, no slot ran twice.
+    let all = runs(&url, &token);
+    for (name, pd, _) in servers {
+        let mut in_repo = snapshot_runs(&drc.join(pd), &pass[pd], name);
+        let n = in_repo.len();
+        in_repo.sort();
+        in_repo.dedup();
+        assert_eq!(
+            in_repo.len(),
+            n,
+            "{name}: a run key appears on two snapshots"
+        );
+        let in_catalog: BTreeSet<String> = all
+            .iter()
+            .filter(|x| x["server"] == name && x["state"] == "succeeded")
+            .map(|x| x["run_key"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            in_repo.into_iter().collect::<BTreeSet<_>>(),
+            in_catalog,
+            "{name}"
+        );
+        let slots: Vec<i64> = all
+            .iter()
+            .filter(|x| x["server"] == name && x["trigger"] == "schedule")
+            .map(|x| parse_time(x["scheduled_for"].as_str().unwrap()))
+            .collect();
+        assert!(slots.iter().all(|t| t % 10 == 0), "{name}: {slots:?}");
+    }
+    drop(controller);
+
+    // The primary site is gone: restore from the DRC store alone.
+    std::fs::remove_dir_all(&state).unwrap();
+    for (name, pd, _) in servers {
+        let target = dir.join("restored").join(name);
+        run_ok(
+            pulih()
+                .args(["repo", "restore", "--repo"])
+                .arg(drc.join(pd))
+                .arg("--passphrase-file")
+                .arg(&pass[pd])
+                .arg(latest_snapshot_of(&drc.join(pd), &pass[pd], name))
+                .arg("--target")
+                .arg(&target),
+        );
+        let src = dir.join("data").join(name);
+        let back = target.join(src.strip_prefix("/").unwrap());
+        assert_eq!(
+            std::fs::read(back.join("records.csv")).unwrap(),
+            std::fs::read(src.join("records.csv")).unwrap()
+        );
+        assert_eq!(
+            std::fs::read_to_string(back.join("sub/notes.txt")).unwrap(),
+            format!("catatan {name}")
+        );
+    }
+}
+
+fn time_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn parse_time(s: &str) -> i64 {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("bad time {s:?}: {e}"))
+        .unix_timestamp()
+}
+
+/// Sends only the headers of a request that declares a `len`-byte body and
+/// reads the answer (a server that waited for the body would time out).
+fn declare_oversized(addr: &str, path: &str, token: &str, len: usize) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("no answer to an oversized request on {path}: {e}"),
+        }
+        let text = String::from_utf8_lossy(&buf);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let want = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+            });
+            if want.is_some_and(|w| body.len() >= w) {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// One request's status and error code.
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+) -> (u16, serde_json::Value) {
+    let mut req = http.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some((ctype, bytes)) = body {
+        req = req.header("content-type", ctype).body(bytes);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let json = resp.json().await.unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_the_api_gets_a_stable_4xx_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let state = dir.join("state");
+    let config = dir.join("controller.toml");
+    std::fs::write(
+        &config,
+        format!("state_dir = {:?}\n", state.display().to_string()),
+    )
+    .unwrap();
+    let (_controller, base) = start_controller(&config, dir, "127.0.0.1:0");
+    let admin = std::fs::read_to_string(state.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let api = format!("{base}/api/v1");
+    let http = reqwest::Client::new();
+    use reqwest::Method as M;
+    let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
+
+    let drc = dir.join("drc").display().to_string();
+    let manifests = MANIFESTS.replace("DRC_URL", &drc)
+        + &server_manifest("srv-a", "dinkes", Path::new("/srv/a"))
+        + &server_manifest("srv-b", "dinkes", Path::new("/srv/b"));
+    let apply = serde_json::json!({"files": [{"name": "m.yaml", "content": manifests}]});
+    let (s, body) = call(
+        &http,
+        M::POST,
+        &format!("{api}/manifests"),
+        Some(&admin),
+        json(apply.clone()),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+
+    let revisions = || async {
+        call(
+            &http,
+            M::GET,
+            &format!("{api}/manifests/revisions"),
+            Some(&admin),
+            None,
+        )
+        .await
+        .1
+    };
+    let before = revisions().await;
+
+    // Enrol srv-a; keep its credential.
+    let (_, t) = call(
+        &http,
+        M::POST,
+        &format!("{api}/servers/srv-a/enroll-token"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let token_a = t["token"].as_str().unwrap().to_string();
+    let facts = serde_json::json!({"hostname": "a", "os": "linux", "agent_version": "t"});
+    let enroll = serde_json::json!({"server": "srv-a", "token": token_a, "facts": facts});
+    let (s, e) = call(
+        &http,
+        M::POST,
+        &format!("{api}/agents/enroll"),
+        None,
+        json(enroll.clone()),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    let cred_a = e["credential"].as_str().unwrap().to_string();
+    let (_, t) = call(
+        &http,
+        M::POST,
+        &format!("{api}/servers/srv-b/enroll-token"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let token_b = t["token"].as_str().unwrap().to_string();
+
+    // Oversized bodies are refused from their declared length, before they are read.
+    let addr = base.trim_start_matches("http://").to_string();
+    for (path, token, len) in [
+        ("/api/v1/manifests", &admin, 8usize << 20),
+        ("/api/v1/agents/srv-a/heartbeat", &cred_a, 1 << 20),
+    ] {
+        let (status, body) = declare_oversized(&addr, path, token, len);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (413, Some("payload_too_large")),
+            "{path}: {body}"
+        );
+    }
+    let hb = serde_json::json!({"facts": facts});
+    let cases: Vec<(
+        &str,
+        M,
+        String,
+        Option<&str>,
+        Option<(&str, Vec<u8>)>,
+        u16,
+        &str,
+    )> = vec![
+        (
+            "malformed JSON",
+            M::POST,
+            format!("{api}/manifests"),
+            Some(&admin),
+            Some(("application/json", b"{\"files\": [".to_vec())),
+            400,
+            "malformed_json",
+        ),
+        (
+            "unknown field",
+            M::POST,
+            format!("{api}/manifests"),
+            Some(&admin),
+            json(serde_json::json!({"files": [], "force": true})),
+            422,
+            "invalid_body",
+        ),
+        (
+            "wrong type",
+            M::POST,
+            format!("{api}/manifests"),
+            Some(&admin),
+            json(serde_json::json!({"files": "m.yaml"})),
+            422,
+            "invalid_body",
+        ),
+        (
+            "not JSON content type",
+            M::POST,
+            format!("{api}/manifests"),
+            Some(&admin),
+            Some(("text/plain", b"{}".to_vec())),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "missing token",
+            M::POST,
+            format!("{api}/manifests"),
+            None,
+            json(apply.clone()),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "wrong token",
+            M::POST,
+            format!("{api}/manifests"),
+            Some("not-the-token"),
+            json(apply.clone()),
+            401,
+            "invalid_token",
+        ),
+        (
+            "agent credential as admin",
+            M::GET,
+            format!("{api}/servers"),
+            Some(&cred_a),
+            None,
+            401,
+            "invalid_token",
+        ),
+        (
+            "agent credential for another server",
+            M::POST,
+            format!("{api}/agents/srv-b/heartbeat"),
+            Some(&cred_a),
+            json(hb.clone()),
+            403,
+            "wrong_server",
+        ),
+        (
+            "replayed enrolment token",
+            M::POST,
+            format!("{api}/agents/enroll"),
+            None,
+            json(enroll.clone()),
+            409,
+            "enroll_token_used",
+        ),
+        (
+            "enrolment token of another server",
+            M::POST,
+            format!("{api}/agents/enroll"),
+            None,
+            json(serde_json::json!({"server": "srv-a", "token": token_b, "facts": facts})),
+            403,
+            "wrong_server",
+        ),
+        (
+            "unknown enrolment token",
+            M::POST,
+            format!("{api}/agents/enroll"),
+            None,
+            json(serde_json::json!({"server": "srv-b", "token": "0000", "facts": facts})),
+            401,
+            "invalid_token",
+        ),
+        (
+            "unknown field in heartbeat",
+            M::POST,
+            format!("{api}/agents/srv-a/heartbeat"),
+            Some(&cred_a),
+            json(serde_json::json!({"facts": facts, "extra": 1})),
+            422,
+            "invalid_body",
+        ),
+        (
+            "bad run state",
+            M::POST,
+            format!("{api}/agents/srv-a/runs/sched-1/result"),
+            Some(&cred_a),
+            json(
+                serde_json::json!({"trigger": "schedule", "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z", "state": "great"}),
+            ),
+            422,
+            "invalid_body",
+        ),
+        (
+            "invalid manifests",
+            M::POST,
+            format!("{api}/manifests"),
+            Some(&admin),
+            json(
+                serde_json::json!({"files": [{"name": "bad.yaml", "content": "apiVersion: pulih.io/v1alpha1\nkind: Server\nmetadata: {name: x}\nspec: {colour: blue}\n"}]}),
+            ),
+            422,
+            "invalid_manifests",
+        ),
+        (
+            "unknown server",
+            M::POST,
+            format!("{api}/servers/nope/replicate"),
+            Some(&admin),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "unknown endpoint",
+            M::GET,
+            format!("{base}/api/v2/servers"),
+            Some(&admin),
+            None,
+            404,
+            "not_found",
+        ),
+    ];
+    for (what, method, url, token, body, status, code) in cases {
+        let (s, b) = call(&http, method, &url, token, body).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {b}"
+        );
+        assert!(
+            !b["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: no message"
+        );
+    }
+    // The invalid manifest is reported with its position.
+    let (_, b) = call(&http, M::POST, &format!("{api}/manifests"), Some(&admin), json(serde_json::json!({"files": [{"name": "bad.yaml", "content": "apiVersion: pulih.io/v1alpha1\nkind: Server\nmetadata: {name: x}\nspec: {colour: blue}\n"}]}))).await;
+    let d = &b["error"]["diagnostics"][0];
+    assert_eq!(
+        (d["file"].as_str(), d["line"].as_u64(), d["column"].as_u64()),
+        (Some("bad.yaml"), Some(4), Some(8)),
+        "{b}"
+    );
+
+    // Nothing changed: no new revision, srv-b not enrolled, no run queued.
+    assert_eq!(revisions().await, before);
+    let (_, servers) = call(&http, M::GET, &format!("{api}/servers"), Some(&admin), None).await;
+    let b_view = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "srv-b")
+        .unwrap();
+    assert_eq!(b_view["enrolled"], false);
+    let (_, runs) = call(&http, M::GET, &format!("{api}/runs"), Some(&admin), None).await;
+    assert_eq!(runs, serde_json::json!([]));
+    // The one-time token of srv-b still works after all that.
+    let (s, _) = call(
+        &http,
+        M::POST,
+        &format!("{api}/agents/enroll"),
+        None,
+        json(serde_json::json!({"server": "srv-b", "token": token_b, "facts": facts})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // The OpenAPI document is served and names every endpoint.
+    let (s, doc) = call(&http, M::GET, &format!("{api}/openapi.json"), None, None).await;
+    assert_eq!(s, 200);
+    for p in [
+        "/manifests",
+        "/agents/enroll",
+        "/agents/{server}/heartbeat",
+        "/compliance",
+    ] {
+        assert!(
+            doc["paths"][p].is_object(),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+}
