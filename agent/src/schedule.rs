@@ -4,8 +4,6 @@
 //! outage, only the newest missed time runs (once), never one per missed
 //! slot; on first start nothing in the past runs.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 
 /// A parsed schedule: cron in a time zone, plus a fixed jitter.
@@ -21,13 +19,10 @@ const MAX_SCAN: usize = 100_000;
 
 impl Plan {
     pub fn new(cron_text: &str, tz: &str, jitter_seconds: u64) -> anyhow::Result<Plan> {
-        let full = if cron_text.split_whitespace().count() == 5 {
-            format!("0 {cron_text}")
-        } else {
-            cron_text.to_string()
-        };
-        let schedule = cron::Schedule::from_str(&full)
-            .map_err(|e| anyhow::anyhow!("invalid cron `{cron_text}`: {e}"))?;
+        // The same parser as manifests: crontab's five fields, or six with seconds.
+        let expr: pulih_core::manifest::values::CronExpr =
+            cron_text.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        let schedule = expr.schedule().clone();
         let tz: chrono_tz::Tz = tz
             .parse()
             .map_err(|_| anyhow::anyhow!("unknown time zone `{tz}`"))?;

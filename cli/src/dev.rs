@@ -100,8 +100,12 @@ pub async fn run(a: DevArgs) -> Result<u8> {
     let server = set
         .servers
         .values()
-        .find(|s| s.spec().sources.iter().all(|src| src.path.is_some()))
-        .context("no example server with only path sources")?;
+        .find(|s| {
+            s.spec().centralization.status
+                == pulih_core::manifest::CentralizationStatus::Centralized
+                && s.spec().sources.iter().all(|src| src.path.is_some())
+        })
+        .context("no centralized example server with only path sources")?;
     let server_name = server.name().to_string();
     let pd_name = server.spec().perangkat_daerah.clone();
     let target_name = set.perangkat_daerah[&pd_name].spec().drc_target.clone();
@@ -191,7 +195,7 @@ pub async fn run(a: DevArgs) -> Result<u8> {
     let agent = Agent::new(agent_config)?;
     let agent_task = tokio::spawn(agent.run(cancel.clone()));
     println!(
-        "agent: {server_name} ({pd_name}), backing up {}",
+        "agent: {server_name} ({pd_name}), backing up its example paths under {}",
         sample.display()
     );
 
@@ -216,10 +220,13 @@ pub async fn run(a: DevArgs) -> Result<u8> {
         exit::ERROR
     };
     println!();
-    println!(
-        "try:  pulih servers          (the CLI finds this controller and token in {})",
-        state.display()
-    );
+    if state != default_dev_state_dir() {
+        println!(
+            "export PULIH_CONTROLLER={url} PULIH_TOKEN_FILE={}",
+            state.join("admin.token").display()
+        );
+    }
+    println!("try:  pulih servers");
     println!("      pulih compliance");
     println!(
         "      pulih repo snapshots --repo {} --passphrase-file {}",

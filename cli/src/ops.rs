@@ -65,10 +65,9 @@ impl Conn {
                 .token_file
                 .clone()
                 .unwrap_or_else(|| dev.join("admin.token"));
-            pulih_core::storage::read_secret_file(&file).with_context(|| {
-                format!(
-                    "no admin token: set PULIH_TOKEN or --token-file (tried {})",
-                    file.display()
+            pulih_core::storage::read_secret_file(&file).map_err(|e| {
+                anyhow::anyhow!(
+                    "no admin token: set PULIH_TOKEN or --token-file, or start `pulih dev` ({e})"
                 )
             })?
         };

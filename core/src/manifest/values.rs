@@ -149,9 +149,17 @@ impl PartialEq for CronExpr {
 impl FromStr for CronExpr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let fields = s.split_whitespace().count();
-        let full = match fields {
-            5 => format!("0 {s}"),
+        let parts: Vec<&str> = s.split_whitespace().collect();
+        let full = match parts.len() {
+            5 => format!(
+                "0 {} {} {} {} {}",
+                parts[0],
+                parts[1],
+                parts[2],
+                parts[3],
+                crontab_weekdays(parts[4])
+                    .map_err(|e| format!("invalid cron expression `{s}`: {e}"))?
+            ),
             6 => s.to_string(),
             n => {
                 return Err(format!(
@@ -160,13 +168,66 @@ impl FromStr for CronExpr {
                 ));
             }
         };
-        let schedule = cron::Schedule::from_str(&full)
-            .map_err(|e| format!("invalid cron expression `{s}`: {e}"))?;
+        let schedule = cron::Schedule::from_str(&full).map_err(|e| {
+            // The cron crate's message repeats the expression with a caret
+            // under it; keep only its last line, the reason.
+            let text = e.to_string();
+            let reason = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.trim().starts_with('^'))
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            format!("invalid cron expression `{s}`: {reason}")
+        })?;
         Ok(CronExpr {
             text: s.to_string(),
             schedule,
         })
     }
+}
+
+/// Crontab's day-of-week field (0 or 7 = Sunday, 1 = Monday) in the
+/// `cron` crate's numbering (1 = Sunday … 7 = Saturday). Names pass as they are.
+fn crontab_weekdays(field: &str) -> Result<String, String> {
+    let map = |d: &str| -> Result<u32, String> {
+        let n: u32 = d.parse().map_err(|_| format!("bad day of week `{d}`"))?;
+        if n > 7 {
+            return Err(format!(
+                "day of week {n} is out of range (0–7, 0 and 7 are Sunday)"
+            ));
+        }
+        Ok(n % 7 + 1)
+    };
+    let numeric = |t: &str| t.bytes().all(|b| b.is_ascii_digit()) && !t.is_empty();
+    let mut out = Vec::new();
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, st)) => (r, Some(st)),
+            None => (part, None),
+        };
+        let step = step.map(|st| format!("/{st}")).unwrap_or_default();
+        match range.split_once('-') {
+            Some((a, b)) if numeric(a) && numeric(b) => {
+                let (x, y) = (
+                    map(a)?,
+                    b.parse::<u32>()
+                        .map_err(|_| format!("bad day of week `{b}`"))?,
+                );
+                if y == 7 && step.is_empty() {
+                    // …through Sunday: Sunday is 1 in the crate's numbering.
+                    out.push(format!("{x}-7"));
+                    out.push("1".into());
+                } else {
+                    out.push(format!("{x}-{}{step}", map(b)?));
+                }
+            }
+            _ if numeric(range) => out.push(format!("{}{step}", map(range)?)),
+            _ => out.push(part.to_string()),
+        }
+    }
+    Ok(out.join(","))
 }
 
 impl fmt::Display for CronExpr {
@@ -285,6 +346,36 @@ mod tests {
         assert!("0 30 1 * * *".parse::<CronExpr>().is_ok());
         assert!("61 1 * * *".parse::<CronExpr>().is_err());
         assert!("* *".parse::<CronExpr>().unwrap_err().contains("2 fields"));
+        assert!(!"61 1 * * *".parse::<CronExpr>().unwrap_err().contains('\n'));
+        // Crontab weekdays: 0 and 7 are Sunday, 1-5 Monday to Friday.
+        assert_eq!(crontab_weekdays("0").unwrap(), "1");
+        assert_eq!(crontab_weekdays("7").unwrap(), "1");
+        assert_eq!(crontab_weekdays("1-5").unwrap(), "2-6");
+        assert_eq!(crontab_weekdays("5-7").unwrap(), "6-7,1");
+        assert_eq!(crontab_weekdays("MON-FRI").unwrap(), "MON-FRI");
+        assert!(crontab_weekdays("8").is_err());
+        let sunday = "0 3 * * 0".parse::<CronExpr>().unwrap();
+        let next = sunday
+            .schedule()
+            .after(
+                &chrono::DateTime::parse_from_rfc3339("2026-11-24T00:00:00Z")
+                    .unwrap()
+                    .with_timezone(&chrono::Utc),
+            )
+            .next()
+            .unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-11-29T03:00:00+00:00"); // a Sunday
+        let weekdays = "0 9 * * 1-5".parse::<CronExpr>().unwrap();
+        let next = weekdays
+            .schedule()
+            .after(
+                &chrono::DateTime::parse_from_rfc3339("2026-11-28T00:00:00Z")
+                    .unwrap()
+                    .with_timezone(&chrono::Utc),
+            )
+            .next()
+            .unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-11-30T09:00:00+00:00"); // Saturday → Monday
         assert_eq!(TimeZone::default().to_string(), DEFAULT_TIMEZONE);
         assert!("Asia/Bontang".parse::<TimeZone>().is_err());
         assert!("2027-02-30".parse::<Date>().is_err());
