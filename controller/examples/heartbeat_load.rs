@@ -31,13 +31,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    anyhow::ensure!(args.len() >= 4, "usage: heartbeat_load URL TOKEN_FILE N [SECONDS] [INTERVAL]");
+    anyhow::ensure!(
+        args.len() >= 4,
+        "usage: heartbeat_load URL TOKEN_FILE N [SECONDS] [INTERVAL]"
+    );
     let base = format!("{}/api/v1", args[1].trim_end_matches('/'));
     let admin = std::fs::read_to_string(&args[2])?.trim().to_string();
     let n: usize = args[3].parse()?;
     let seconds: u64 = args.get(4).map_or(Ok(60), |s| s.parse())?;
     let interval: f64 = args.get(5).map_or(Ok(15.0), |s| s.parse())?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()?;
 
     // Manifests: 40 agencies, N servers, applied in batches.
     let t0 = Instant::now();
@@ -54,8 +59,14 @@ async fn main() -> anyhow::Result<()> {
         batches.push(chunk.iter().map(|&i| server_yaml(i)).collect());
     }
     for (i, b) in batches.iter().enumerate() {
-        let body = serde_json::json!({"files": [{"name": format!("batch-{i}.yaml"), "content": b}]});
-        let r = http.post(format!("{base}/manifests")).bearer_auth(&admin).json(&body).send().await?;
+        let body =
+            serde_json::json!({"files": [{"name": format!("batch-{i}.yaml"), "content": b}]});
+        let r = http
+            .post(format!("{base}/manifests"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+            .await?;
         anyhow::ensure!(r.status().is_success(), "apply: {}", r.text().await?);
     }
     eprintln!("applied {n} servers in {:.1}s", t0.elapsed().as_secs_f64());
@@ -67,8 +78,14 @@ async fn main() -> anyhow::Result<()> {
     let sem = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = Vec::new();
     for i in 0..n {
-        let (http, base, admin, facts, creds, sem) =
-            (http.clone(), base.clone(), admin.clone(), facts.clone(), creds.clone(), sem.clone());
+        let (http, base, admin, facts, creds, sem) = (
+            http.clone(),
+            base.clone(),
+            admin.clone(),
+            facts.clone(),
+            creds.clone(),
+            sem.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let _p = sem.acquire().await?;
             let name = format!("srv-{i:05}");
@@ -103,8 +120,14 @@ async fn main() -> anyhow::Result<()> {
     let end = start + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for i in 0..n {
-        let (http, base, creds, lat, errors, facts) =
-            (http.clone(), base.clone(), creds.clone(), lat.clone(), errors.clone(), facts.clone());
+        let (http, base, creds, lat, errors, facts) = (
+            http.clone(),
+            base.clone(),
+            creds.clone(),
+            lat.clone(),
+            errors.clone(),
+            facts.clone(),
+        );
         let phase = Duration::from_secs_f64(interval * rand::random::<f64>());
         tasks.push(tokio::spawn(async move {
             let mut next = start + phase;
@@ -153,7 +176,13 @@ async fn main() -> anyhow::Result<()> {
     let mut size = 0;
     for _ in 0..10 {
         let t = Instant::now();
-        let body = http.get(format!("{base}/compliance")).bearer_auth(&admin).send().await?.bytes().await?;
+        let body = http
+            .get(format!("{base}/compliance"))
+            .bearer_auth(&admin)
+            .send()
+            .await?
+            .bytes()
+            .await?;
         c.push(t.elapsed().as_secs_f64() * 1000.0);
         size = body.len();
     }
