@@ -232,8 +232,10 @@ pub fn parse_stream(text: &str) -> Result<Vec<Document>, YamlError> {
                     pos: p,
                     value: Value::Seq(items),
                 }),
+                // A block mapping's start event is marked after its first
+                // key; the key itself is where the mapping begins.
                 Some(Frame::Map(p, entries, _)) => Some(Node {
-                    pos: p,
+                    pos: entries.first().map_or(p, |(k, _)| p.min(k.pos)),
                     value: Value::Map(entries),
                 }),
                 None => None,
