@@ -530,6 +530,17 @@ fn declare_oversized(addr: &str, path: &str, token: &str, len: usize) -> (u16, s
     )
 }
 
+/// (what, method, URL, bearer token, content type and body, expected status, expected code)
+type Case<'a> = (
+    &'a str,
+    reqwest::Method,
+    String,
+    Option<&'a str>,
+    Option<(&'a str, Vec<u8>)>,
+    u16,
+    &'a str,
+);
+
 /// One request's status and error code.
 async fn call(
     http: &reqwest::Client,
@@ -646,15 +657,7 @@ async fn bad_input_on_the_api_gets_a_stable_4xx_and_changes_nothing() {
         );
     }
     let hb = serde_json::json!({"facts": facts});
-    let cases: Vec<(
-        &str,
-        M,
-        String,
-        Option<&str>,
-        Option<(&str, Vec<u8>)>,
-        u16,
-        &str,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "malformed JSON",
             M::POST,

@@ -109,10 +109,7 @@ impl Api {
             };
             return Err(failure.into());
         }
-        Ok(resp
-            .json()
-            .await
-            .context("unreadable controller response")?)
+        resp.json().await.context("unreadable controller response")
     }
 
     pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
