@@ -295,6 +295,36 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
     ));
     assert!(again["revision"].is_null(), "{again}");
+    // A change is a new revision whose diff names the field, kept in the history.
+    std::fs::write(
+        mdir.join("all.yaml"),
+        manifests.replace("maxConcurrentJobs: 2", "maxConcurrentJobs: 3"),
+    )
+    .unwrap();
+    let changed = last_json(&run_ok(
+        ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
+    ));
+    assert_eq!(changed["revision"], 2, "{changed}");
+    let history = last_json(&run_ok(ops(&url, &token).args([
+        "manifests",
+        "history",
+        "--json",
+    ])));
+    let newest = &history[0];
+    assert_eq!(newest["id"], 2, "{history}");
+    assert_eq!(
+        newest["changes"],
+        serde_json::json!([{
+            "kind": "PerangkatDaerah",
+            "name": "dinkes",
+            "change": "updated",
+            "fields": ["spec.maxConcurrentJobs"]
+        }]),
+        "{history}"
+    );
+    assert_eq!(history[1]["id"], 1, "{history}");
+    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
 
     let mut agents = Vec::new();
     for (name, _, bind) in servers {

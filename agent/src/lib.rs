@@ -136,7 +136,8 @@ fn local_ip(controller: &str, bind: Option<std::net::IpAddr>) -> Vec<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Start {
     Go,
-    Wait,
+    /// Ask again in this many seconds.
+    Wait(u64),
     Done,
 }
 
@@ -372,9 +373,9 @@ impl Agent {
                 tracing::info!(
                     run_key,
                     retry_after = r.retry_after_seconds,
-                    "a concurrency cap is reached; waiting"
+                    "the controller says wait (a concurrency cap, or outside the replication window)"
                 );
-                Ok(Start::Wait)
+                Ok(Start::Wait(r.retry_after_seconds))
             }
             Ok(_) => {
                 tracing::info!(run_key, "the controller has this run finished already");
@@ -423,7 +424,7 @@ impl Agent {
                 while let Some(job) = pending_jobs.first().cloned() {
                     match self.may_start(&job, "manual", None).await? {
                         Start::Go => self.replicate(a, &job, "manual", None).await?,
-                        Start::Wait => break,
+                        Start::Wait(_) => break,
                         Start::Done => {}
                     }
                     pending_jobs.remove(0);
@@ -439,18 +440,23 @@ impl Agent {
                         if let Some(due) = plan.due(last, now) {
                             let run_key = format!("sched-{}-{}", a.server, due.timestamp());
                             let start = self.may_start(&run_key, "schedule", Some(due)).await?;
-                            if start != Start::Wait {
+                            if !matches!(start, Start::Wait(_)) {
                                 sched.last_fired = Some(due);
                                 write_atomic(&sched_path, &serde_json::to_vec(&sched)?)?;
                             }
                             if start == Start::Go {
                                 self.replicate(a, &run_key, "schedule", Some(due)).await?;
                             }
-                            if start != Start::Wait {
+                            if !matches!(start, Start::Wait(_)) {
                                 continue;
                             }
                             // Capped: ask again shortly.
-                            wake = wake.min(tokio::time::Instant::now() + Duration::from_secs(5));
+                            let secs = match start {
+                                Start::Wait(s) => s.clamp(1, 300),
+                                _ => 5,
+                            };
+                            wake =
+                                wake.min(tokio::time::Instant::now() + Duration::from_secs(secs));
                         } else if let Some(next) = plan.next_after(last.max(now)) {
                             let until = (plan.fire_time(next) - now).to_std().unwrap_or_default();
                             wake = wake.min(tokio::time::Instant::now() + until);

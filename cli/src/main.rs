@@ -70,7 +70,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Repo(args) => repo::run(args).await,
-            Command::Manifests(args) => manifests::run(args),
+            Command::Manifests(args) => manifests::run(args).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Controller(args) => serve::controller(args).await,
             Command::Agent(args) => serve::agent(args).await,

@@ -26,9 +26,18 @@ enum ManifestsCommand {
     },
     /// Print the JSON Schema of manifests (as committed in manifests/schema/).
     Schema,
+    /// What was applied to the controller: revisions, who, when, the changes.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: crate::ops::Conn,
+    },
 }
 
-pub fn run(args: ManifestsArgs) -> Result<u8> {
+pub async fn run(args: ManifestsArgs) -> Result<u8> {
     match args.command {
         ManifestsCommand::Validate { json, paths } => {
             let result = ManifestSet::load(&paths);
@@ -57,6 +66,28 @@ pub fn run(args: ManifestsArgs) -> Result<u8> {
                     Ok(exit::INVALID)
                 }
             }
+        }
+        ManifestsCommand::History { limit, json, conn } => {
+            let revs: Vec<pulih_core::api::Revision> = conn
+                .connect()?
+                .get(&format!("/manifests/revisions?limit={limit}"))
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string(&revs)?);
+            } else {
+                for r in &revs {
+                    println!("revision {} — {} by {}", r.id, r.applied_at, r.applied_by);
+                    for c in &r.changes {
+                        let fields = if c.fields.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", c.fields.join(", "))
+                        };
+                        println!("  {} {}/{}{fields}", c.change, c.kind, c.name);
+                    }
+                }
+            }
+            Ok(exit::OK)
         }
         ManifestsCommand::Schema => {
             println!(

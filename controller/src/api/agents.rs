@@ -151,6 +151,15 @@ pub async fn start_run(
             .unwrap_or(8);
         (pd_servers, pd_cap, target_servers, target_cap)
     };
+    // Scheduled runs wait for the agency's replication window (manual ones don't).
+    if req.trigger == "schedule"
+        && let Some(wait) = seconds_until_window(&st, &server, t)
+    {
+        return Ok(Json(RunStartResponse {
+            proceed: false,
+            retry_after_seconds: wait,
+        }));
+    }
     let since = t - STALE_RUN_SECONDS;
     let already = st.store.run(&run_key).map_err(internal)?;
     let resuming = already
@@ -190,6 +199,43 @@ pub async fn start_run(
     }))
 }
 
+/// Seconds until the server's agency's replication window opens, or None
+/// when it is open now (or there is none).
+fn seconds_until_window(st: &Shared, server: &str, now: i64) -> Option<u64> {
+    let d = st.desired();
+    let pd = d.set.servers.get(server)?.spec().perangkat_daerah.clone();
+    let w = d
+        .set
+        .perangkat_daerah
+        .get(&pd)?
+        .spec()
+        .replication_window
+        .clone()?;
+    window_wait(&w, now)
+}
+
+pub fn window_wait(w: &pulih_core::manifest::Window, now: i64) -> Option<u64> {
+    use chrono::{TimeZone, Timelike};
+    let tz = w.timezone.unwrap_or_default().0;
+    let local = tz.timestamp_opt(now, 0).single()?;
+    let secs = |t: chrono::NaiveTime| i64::from(t.num_seconds_from_midnight());
+    let (start, end, cur) = (
+        secs(w.start.0),
+        secs(w.end.0),
+        i64::from(local.num_seconds_from_midnight()),
+    );
+    let open = if start < end {
+        cur >= start && cur < end
+    } else {
+        cur >= start || cur < end
+    };
+    if open {
+        None
+    } else {
+        Some((start - cur).rem_euclid(86_400) as u64)
+    }
+}
+
 pub async fn result(
     State(st): State<Shared>,
     Path((server, run_key)): Path<(String, String)>,
@@ -218,4 +264,25 @@ pub async fn result(
         .map_err(internal)?;
     tracing::info!(%server, %run_key, state = %res.state, snapshot = ?res.snapshot_id, "run result");
     Ok(Json(serde_json::json!({ "recorded": run_key })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_windows_cross_midnight() {
+        let w: pulih_core::manifest::Window =
+            serde_json::from_value(serde_json::json!({"start": "22:00", "end": "05:00"})).unwrap();
+        // 2026-11-24T14:00:00Z is 22:00 WITA: open. 13:00Z is 21:00 WITA: one hour to wait.
+        let at = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .unwrap()
+                .unix_timestamp()
+        };
+        assert_eq!(window_wait(&w, at("2026-11-24T14:00:00Z")), None);
+        assert_eq!(window_wait(&w, at("2026-11-24T20:59:59Z")), None);
+        assert_eq!(window_wait(&w, at("2026-11-24T13:00:00Z")), Some(3600));
+        assert_eq!(window_wait(&w, at("2026-11-24T21:00:00Z")), Some(17 * 3600));
+    }
 }
