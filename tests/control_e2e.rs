@@ -339,16 +339,20 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         let tfile = adir.join("enroll.token");
         write_secret(&tfile, t["token"].as_str().unwrap());
         let cfg = adir.join("agent.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "controller = {url:?}\nserver = {name:?}\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\nbind_address = {bind:?}\n",
-                adir.join("state").display().to_string(),
-                dir.join(format!("{name}.key")).display().to_string(),
-                tfile.display().to_string()
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "controller = {url:?}\nserver = {name:?}\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\nbind_address = {bind:?}\n",
+            adir.join("state").display().to_string(),
+            dir.join(format!("{name}.key")).display().to_string(),
+            tfile.display().to_string()
+        );
+        if name == "srv-c" {
+            // BPKAD's walidata consents to restores on this server.
+            text.push_str(&format!(
+                "reader_passphrase_file = {:?}\n",
+                pass["bpkad"].display().to_string()
+            ));
+        }
+        std::fs::write(&cfg, text).unwrap();
         agents.push(Proc::spawn(
             name,
             pulih().args(["agent", "--config"]).arg(&cfg),
@@ -385,6 +389,81 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         manual["snapshot_id"]
             .as_str()
             .is_some_and(|s| s.len() == 64)
+    );
+
+    // Verify through the agent's own (write-only) key: its space is sound.
+    let verified = last_json(&run_ok(ops(&url, &token).args([
+        "verify",
+        "srv-a",
+        "--wait",
+        "--json",
+        "--timeout",
+        "60",
+    ])));
+    assert_eq!(verified["kind"], "verify", "{verified}");
+    assert_eq!(verified["state"], "succeeded", "{verified}");
+
+    // Restore on a server: srv-b's agent holds no reader key and says so,
+    // writing nothing; srv-c's walidata consented, and its data comes back.
+    let refused_target = dir.join("restore-on-b");
+    let refused = ops(&url, &token)
+        .args([
+            "restore",
+            "srv-b",
+            "--wait",
+            "--json",
+            "--timeout",
+            "60",
+            "--target",
+        ])
+        .arg(&refused_target)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let refused = last_json(&refused);
+    assert_eq!(refused["state"], "failed", "{refused}");
+    assert!(
+        refused["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("holds no reader key"),
+        "{refused}"
+    );
+    assert!(!refused_target.exists());
+    let restore_target = dir.join("restore-on-c");
+    let restored = last_json(&run_ok(
+        ops(&url, &token)
+            .args([
+                "restore",
+                "srv-c",
+                "--wait",
+                "--json",
+                "--timeout",
+                "60",
+                "--target",
+            ])
+            .arg(&restore_target),
+    ));
+    assert_eq!(restored["state"], "succeeded", "{restored}");
+    let src_c = dir.join("data").join("srv-c");
+    assert_eq!(
+        std::fs::read(
+            restore_target
+                .join(src_c.strip_prefix("/").unwrap())
+                .join("records.csv")
+        )
+        .unwrap(),
+        std::fs::read(src_c.join("records.csv")).unwrap()
+    );
+    // A restore target that is not absolute is refused by the controller.
+    let bad = ops(&url, &token)
+        .args(["restore", "srv-c", "--target", "relative/dir"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not an absolute path"),
+        "{bad:?}"
     );
 
     // Inventory: all seen; srv-c reports from outside the Pusat Data while its manifest says centralized.
@@ -459,7 +538,9 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         );
         let in_catalog: BTreeSet<String> = all
             .iter()
-            .filter(|x| x["server"] == name && x["state"] == "succeeded")
+            .filter(|x| {
+                x["server"] == name && x["kind"] == "replicate" && x["state"] == "succeeded"
+            })
             .map(|x| x["run_key"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(

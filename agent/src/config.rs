@@ -36,6 +36,10 @@ pub struct AgentConfig {
     /// Host name recorded in snapshots (default: the system's).
     #[serde(default)]
     pub hostname: Option<String>,
+    /// The walidata's passphrase, present only while the walidata consents
+    /// to restore jobs on this server (the agent is otherwise write-only).
+    #[serde(default)]
+    pub reader_passphrase_file: Option<PathBuf>,
 }
 
 fn default_heartbeat() -> Duration {
@@ -75,6 +79,7 @@ impl AgentConfig {
             bind_address: None,
             repository: None,
             hostname: None,
+            reader_passphrase_file: None,
         }
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use pulih_core::api::{Assignment, Facts, RunResult, RunStartRequest};
+use pulih_core::api::{Assignment, Facts, Job, RestoreRequest, RunResult, RunStartRequest};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -252,9 +252,9 @@ impl Agent {
         Ok(())
     }
 
-    /// One heartbeat: facts out, assignment and jobs in. Returns the jobs'
-    /// run keys, or None when the controller is unreachable.
-    async fn heartbeat(&self) -> Result<Option<Vec<String>>> {
+    /// One heartbeat: facts out, assignment and jobs in. Returns the jobs,
+    /// or None when the controller is unreachable.
+    async fn heartbeat(&self) -> Result<Option<Vec<Job>>> {
         match self.client.heartbeat(self.facts()).await {
             Ok(resp) => {
                 match &resp.assignment {
@@ -268,7 +268,7 @@ impl Agent {
                         tracing::warn!(server = %self.config.server, "the controller has no Server of this name in its manifests")
                     }
                 }
-                Ok(Some(resp.jobs.into_iter().map(|j| j.run_key).collect()))
+                Ok(Some(resp.jobs))
             }
             Err(ClientError::Unreachable(e)) => {
                 tracing::warn!(error = %e, "heartbeat failed; working from the cached assignment");
@@ -346,13 +346,144 @@ impl Agent {
                 result.errors = vec![e.to_string()];
             }
         }
-        let name = format!("{}-{run_key}.json", finished.timestamp_millis());
+        self.report(run_key, result).await
+    }
+
+    /// Queues a run's result in the outbox and tries to deliver it.
+    async fn report(&self, run_key: &str, result: RunResult) -> Result<()> {
+        let name = format!("{}-{run_key}.json", Utc::now().timestamp_millis());
         let out = Outgoing {
             run_key: run_key.to_string(),
             result,
         };
         write_atomic(&self.path(OUTBOX).join(name), &serde_json::to_vec(&out)?)?;
         self.flush_outbox().await
+    }
+
+    /// Runs a verify or restore job and reports it. Neither reads the
+    /// server's sources; a restore needs the reader key the walidata gave
+    /// this agent (`reader_passphrase_file`).
+    async fn run_job(&self, a: &Assignment, job: &Job) -> Result<()> {
+        let started = Utc::now();
+        let span = tracing::info_span!("job", run_key = %job.run_key, kind = %job.kind);
+        let repo_url = self
+            .config
+            .repository
+            .clone()
+            .unwrap_or_else(|| a.repository.clone());
+        let outcome: Result<(Option<String>, u64, u64, Vec<String>)> = async {
+            let store = pulih_core::storage::Store::open(&repo_url, false)?;
+            match (job.kind.as_str(), &job.restore) {
+                ("verify", _) => {
+                    let key = pulih_core::keys::AgentKey::load(&self.config.agent_key_file)?;
+                    let repo = pulih_core::repo::Repo::open(store).await?;
+                    let r = pulih_core::verify::check_space(&repo, &key).await?;
+                    tracing::info!(
+                        snapshots = r.snapshots,
+                        packs = r.packs,
+                        problems = r.problems.len(),
+                        "verify done"
+                    );
+                    Ok((None, 0, 0, r.problems))
+                }
+                ("restore", Some(req)) => self.restore(store, &a.server, req).await,
+                ("restore", None) => anyhow::bail!("a restore job without its target"),
+                (other, _) => {
+                    anyhow::bail!("this agent does not know the job kind `{other}`; upgrade it")
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        let finished = Utc::now();
+        let mut result = RunResult {
+            trigger: "manual".into(),
+            scheduled_for: None,
+            started_at: rfc3339(started),
+            finished_at: rfc3339(finished),
+            state: "failed".into(),
+            snapshot_id: None,
+            files: 0,
+            bytes_read: 0,
+            bytes_new: 0,
+            bytes_stored: 0,
+            duration_s: (finished - started).num_milliseconds() as f64 / 1000.0,
+            errors: Vec::new(),
+        };
+        match outcome {
+            Ok((snapshot, files, bytes, problems)) => {
+                result.state = if problems.is_empty() {
+                    "succeeded"
+                } else {
+                    "failed"
+                }
+                .into();
+                result.snapshot_id = snapshot;
+                result.files = files;
+                result.bytes_read = bytes;
+                result.errors = problems;
+            }
+            Err(e) => {
+                tracing::error!(run_key = %job.run_key, error = %format!("{e:#}"), "job failed");
+                result.errors = vec![format!("{e:#}")];
+            }
+        }
+        self.report(&job.run_key, result).await
+    }
+
+    /// Restores one of this server's snapshots under an absolute target
+    /// that is absent or empty.
+    async fn restore(
+        &self,
+        store: pulih_core::storage::Store,
+        server: &str,
+        req: &RestoreRequest,
+    ) -> Result<(Option<String>, u64, u64, Vec<String>)> {
+        let Some(pass_file) = &self.config.reader_passphrase_file else {
+            anyhow::bail!(
+                "this agent holds no reader key (it is write-only by design): the walidata must consent by setting reader_passphrase_file in the agent's config, or restore with `pulih repo restore` themselves"
+            );
+        };
+        let target = Path::new(&req.target);
+        if !target.is_absolute() {
+            anyhow::bail!("restore target `{}` is not absolute", req.target);
+        }
+        if let Ok(mut entries) = std::fs::read_dir(target)
+            && entries.next().is_some()
+        {
+            anyhow::bail!(
+                "restore target {} is not empty; choose a new directory (nothing was written)",
+                target.display()
+            );
+        }
+        let passphrase = pulih_core::storage::read_secret_file(pass_file)?;
+        let reader = pulih_core::repo::Reader::open(store, &passphrase).await?;
+        let tag = format!("server={server}");
+        let own: Vec<_> = reader
+            .snapshots()
+            .await?
+            .into_iter()
+            .filter(|s| s.snapshot.tags.contains(&tag))
+            .collect();
+        if own.is_empty() {
+            anyhow::bail!("the repository holds no snapshot of server {server}");
+        }
+        let snap = pulih_core::repo::pick_snapshot(own, &req.snapshot)
+            .with_context(|| format!("snapshot `{}` of server {server}", req.snapshot))?;
+        tracing::info!(snapshot = %snap.id, target = %target.display(), "restoring");
+        let opts = pulih_core::restore::RestoreOptions {
+            include: req.include.clone(),
+            ..Default::default()
+        };
+        let s = pulih_core::restore::restore(
+            &reader,
+            &snap,
+            target,
+            &opts,
+            Arc::new(pulih_core::restore::RestoreProgress::default()),
+        )
+        .await?;
+        Ok((Some(snap.id.to_hex()), s.files, s.bytes, Vec::new()))
     }
 
     /// Asks the controller to start a run. Unreachable: go ahead anyway
@@ -393,7 +524,7 @@ impl Agent {
     /// The agent's main loop, until `cancel`.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
         let mut next_heartbeat = tokio::time::Instant::now();
-        let mut pending_jobs: Vec<String> = Vec::new();
+        let mut pending_jobs: Vec<Job> = Vec::new();
         let sched_path = self.path(SCHEDULE_STATE);
         let mut sched: ScheduleState = read_json(&sched_path)?.unwrap_or_default();
         if sched.last_fired.is_none() {
@@ -411,7 +542,7 @@ impl Agent {
                     && let Some(jobs) = self.heartbeat().await?
                 {
                     for j in jobs {
-                        if !pending_jobs.contains(&j) {
+                        if !pending_jobs.iter().any(|p| p.run_key == j.run_key) {
                             pending_jobs.push(j);
                         }
                     }
@@ -422,8 +553,11 @@ impl Agent {
             // Jobs (replicate now) first.
             if let Some(a) = &assignment {
                 while let Some(job) = pending_jobs.first().cloned() {
-                    match self.may_start(&job, "manual", None).await? {
-                        Start::Go => self.replicate(a, &job, "manual", None).await?,
+                    match self.may_start(&job.run_key, "manual", None).await? {
+                        Start::Go if job.kind == "replicate" => {
+                            self.replicate(a, &job.run_key, "manual", None).await?
+                        }
+                        Start::Go => self.run_job(a, &job).await?,
                         Start::Wait(_) => break,
                         Start::Done => {}
                     }

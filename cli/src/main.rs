@@ -43,7 +43,12 @@ enum Command {
     /// Pasal 9 compliance: centralization and protection, per agency and overall.
     Compliance(ops::ComplianceArgs),
     /// Replicate a server now.
-    Replicate(ops::ReplicateArgs),
+    Replicate(ops::JobArgs),
+    /// Have a server's agent check its own space in the repository (no data read).
+    Verify(ops::JobArgs),
+    /// Have a server's agent restore a snapshot to a path on the server
+    /// (only with a reader key the walidata gave it).
+    Restore(ops::RestoreArgs),
     /// List runs (scheduled and manual) with their results.
     Runs(ops::RunsArgs),
 }
@@ -79,6 +84,8 @@ fn main() -> ExitCode {
             Command::Status(args) => ops::status(args).await,
             Command::Compliance(args) => ops::compliance(args).await,
             Command::Replicate(args) => ops::replicate(args).await,
+            Command::Verify(args) => ops::verify(args).await,
+            Command::Restore(args) => ops::restore(args).await,
             Command::Runs(args) => ops::runs(args).await,
         }
     });

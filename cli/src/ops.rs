@@ -492,7 +492,7 @@ pub async fn compliance(a: ComplianceArgs) -> Result<u8> {
 }
 
 #[derive(Args)]
-pub struct ReplicateArgs {
+pub struct JobArgs {
     server: String,
     /// Wait until the run finishes and print its result.
     #[arg(long)]
@@ -526,9 +526,10 @@ pub async fn wait_run(api: &Api, run_key: &str, timeout: Duration) -> Result<Run
 
 fn print_run(r: &Run) {
     println!(
-        "{} {} {}: snapshot {}, {} files, {} read, {} new, {} stored in {:.1}s",
+        "{} {} {} {}: snapshot {}, {} files, {} read, {} new, {} stored in {:.1}s",
         r.run_key,
         r.server,
+        r.kind,
         r.state,
         r.snapshot_id.as_deref().unwrap_or("-"),
         r.files,
@@ -538,24 +539,64 @@ fn print_run(r: &Run) {
         r.duration_s
     );
     for e in &r.errors {
-        println!("  error: {e}");
+        println!(
+            "  {}: {e}",
+            if r.kind == "verify" {
+                "problem"
+            } else {
+                "error"
+            }
+        );
     }
 }
 
-pub async fn replicate(a: ReplicateArgs) -> Result<u8> {
+pub async fn replicate(a: JobArgs) -> Result<u8> {
+    run_job(a, "replicate", serde_json::json!({})).await
+}
+
+/// Check the server's own space in its repository, as its agent key can.
+pub async fn verify(a: JobArgs) -> Result<u8> {
+    run_job(a, "verify", serde_json::json!({})).await
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Absolute directory on the server, absent or empty; each backed-up
+    /// path lands at TARGET/<its absolute path>.
+    #[arg(long)]
+    target: String,
+    /// A snapshot id (or unique prefix) of this server, or `latest`.
+    #[arg(long, default_value = "latest")]
+    snapshot: String,
+    /// Restore only this backed-up path and what is below it (repeatable).
+    #[arg(long)]
+    include: Vec<String>,
+}
+
+/// Restore on the server itself (the agent needs the walidata's reader key).
+pub async fn restore(a: RestoreArgs) -> Result<u8> {
+    let body = pulih_core::api::RestoreRequest {
+        target: a.target,
+        snapshot: a.snapshot,
+        include: a.include,
+    };
+    run_job(a.job, "restore", serde_json::to_value(body)?).await
+}
+
+/// Queue a job for a server's agent; with `--wait`, follow it to its end.
+async fn run_job(a: JobArgs, kind: &str, body: serde_json::Value) -> Result<u8> {
     let api = a.conn.connect()?;
     let q: ReplicateResponse = api
-        .post(
-            &format!("/servers/{}/replicate", a.server),
-            &serde_json::json!({}),
-        )
+        .post(&format!("/servers/{}/{kind}", a.server), &body)
         .await?;
     if !a.wait {
         if a.json {
             println!("{}", serde_json::to_string(&q)?);
         } else {
             println!(
-                "queued {}; the agent picks it up at its next heartbeat",
+                "queued {kind} {}; the agent picks it up at its next heartbeat",
                 q.run_key
             );
         }
@@ -598,13 +639,14 @@ pub async fn runs(a: RunsArgs) -> Result<u8> {
     } else {
         table(
             &[
-                "RUN", "SERVER", "TRIGGER", "STATE", "FINISHED", "SNAPSHOT", "NEW",
+                "RUN", "SERVER", "KIND", "TRIGGER", "STATE", "FINISHED", "SNAPSHOT", "NEW",
             ],
             runs.iter()
                 .map(|r| {
                     vec![
                         r.run_key.clone(),
                         r.server.clone(),
+                        r.kind.clone(),
                         r.trigger.clone(),
                         r.state.clone(),
                         wita(&r.finished_at),

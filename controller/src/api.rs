@@ -182,6 +182,8 @@ pub fn router(state: Shared) -> Router {
         .route("/servers/{name}", get(servers::show))
         .route("/servers/{name}/enroll-token", post(servers::enroll_token))
         .route("/servers/{name}/replicate", post(servers::replicate))
+        .route("/servers/{name}/verify", post(servers::verify))
+        .route("/servers/{name}/restore", post(servers::restore))
         .route("/runs", get(servers::runs))
         .route("/runs/{run_key}", get(servers::run))
         .route("/status", get(servers::status))

@@ -66,6 +66,22 @@ const OPS: &[Op] = &[
         "admin",
     ),
     (
+        "post",
+        "/servers/{name}/verify",
+        "Queue a check of the server's own space in its repository (agent key: structure, headers; no data read)",
+        None,
+        "ReplicateResponse",
+        "admin",
+    ),
+    (
+        "post",
+        "/servers/{name}/restore",
+        "Queue a restore to a path on the server (needs a reader key the walidata gave the agent)",
+        Some("RestoreRequest"),
+        "ReplicateResponse",
+        "admin",
+    ),
+    (
         "get",
         "/runs",
         "Runs, newest first (?server=NAME&limit=N)",
@@ -143,6 +159,7 @@ pub fn document() -> Value {
     add::<ServerView>(&mut generator, "ServerView", &mut named);
     add::<EnrollTokenResponse>(&mut generator, "EnrollTokenResponse", &mut named);
     add::<ReplicateResponse>(&mut generator, "ReplicateResponse", &mut named);
+    add::<RestoreRequest>(&mut generator, "RestoreRequest", &mut named);
     add::<Vec<Run>>(&mut generator, "Runs", &mut named);
     add::<Run>(&mut generator, "Run", &mut named);
     add::<StatusResponse>(&mut generator, "StatusResponse", &mut named);

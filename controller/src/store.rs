@@ -63,6 +63,17 @@ pub struct RunRow {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub result_json: Option<String>,
+    /// `replicate`, `verify` or `restore`.
+    pub kind: String,
+    /// The job's parameters (JSON), e.g. a restore's target.
+    pub params_json: Option<String>,
+}
+
+/// A job ops asked for, waiting for the agent's next heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedJob {
+    pub kind: String,
+    pub params_json: Option<String>,
 }
 
 /// Per server: the newest successful run and the newest run's state.
@@ -104,9 +115,15 @@ pub trait StateStore: Send + Sync + 'static {
         observed_ip: &str,
     ) -> StoreResult<()>;
 
-    /// Queues a manual run; false when the key exists already.
-    fn queue_run(&self, server: &str, run_key: &str, trigger: &str, now: i64) -> StoreResult<bool>;
-    fn queued_runs(&self, server: &str) -> StoreResult<Vec<String>>;
+    /// Queues a manual job; false when the key exists already.
+    fn queue_run(
+        &self,
+        server: &str,
+        run_key: &str,
+        job: &QueuedJob,
+        now: i64,
+    ) -> StoreResult<bool>;
+    fn queued_runs(&self, server: &str) -> StoreResult<Vec<RunRow>>;
     /// Marks a run running (creating it for scheduled runs). Returns false
     /// when the run already finished (a redelivered start).
     fn start_run(

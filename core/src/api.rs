@@ -155,8 +155,32 @@ pub struct Assignment {
 pub struct Job {
     /// The run key results are reported under.
     pub run_key: String,
-    /// `replicate`.
+    /// `replicate`, `verify` or `restore`.
     pub kind: String,
+    /// For `restore`: what to restore where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreRequest>,
+}
+
+/// A restore to a path on the server itself (e.g. after a disk loss). The
+/// agent holds no reader key: the walidata must have given it one
+/// (`reader_passphrase_file` in the agent's config), or the job fails.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// Absolute directory on the server; each backed-up path lands at
+    /// TARGET/<its absolute path>. Must not exist or be empty.
+    pub target: String,
+    /// A snapshot id (or unique prefix) of this server, or `latest`.
+    #[serde(default = "latest")]
+    pub snapshot: String,
+    /// Restore only these backed-up paths (and what is below them).
+    #[serde(default)]
+    pub include: Vec<String>,
+}
+
+fn latest() -> String {
+    "latest".into()
 }
 
 /// Asking to start a scheduled run (the controller enforces concurrency
@@ -212,6 +236,8 @@ pub struct RunResult {
 pub struct Run {
     pub run_key: String,
     pub server: String,
+    /// `replicate`, `verify` or `restore`.
+    pub kind: String,
     pub trigger: String,
     pub state: String,
     pub scheduled_for: Option<String>,

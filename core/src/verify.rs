@@ -312,3 +312,104 @@ pub async fn repair_index(reader: &Reader) -> Result<RepairReport> {
     }
     Ok(report)
 }
+
+/// What an agent key can check of its own dedup space, without reading any
+/// file data or tree (FORMAT.md §10): its snapshots and index files
+/// authenticate, every root tree is indexed, every indexed pack exists, is
+/// long enough and has a header that authenticates and agrees with the
+/// index. Blob contents cannot be checked without a reader key
+/// (`pulih repo verify --read-data` by the walidata does that).
+pub async fn check_space(
+    repo: &crate::repo::Repo,
+    key: &crate::keys::AgentKey,
+) -> Result<VerifyReport> {
+    repo.check_agent_key(key)?;
+    let space = key.space.space;
+    let mut r = VerifyReport::default();
+    let indexes =
+        crate::repo::LoadedIndexes::load(repo, |s| (s == space).then(|| key.space.clone())).await?;
+    for (id, e) in &indexes.damaged {
+        r.problems.push(format!("index {id}: {e}"));
+    }
+    let idx = indexes.spaces.get(&space);
+    for (sid, _) in repo.list_ids("snapshots/").await? {
+        let sid: SnapshotId = sid;
+        let name = crate::snapshot::snapshot_key_name(&sid);
+        let bytes = match repo.store.get(&name).await {
+            Ok(b) => b,
+            Err(e) => {
+                r.problems.push(format!("snapshot {sid}: {e}"));
+                continue;
+            }
+        };
+        match Snapshot::space_of(&bytes, &sid) {
+            Ok(s) if s == space => {}
+            Ok(_) => continue, // another agent's
+            Err(e) => {
+                r.problems.push(format!("snapshot {sid}: {e}"));
+                continue;
+            }
+        }
+        r.snapshots += 1;
+        match Snapshot::decode(&bytes, &key.space, &sid) {
+            Ok(s) => {
+                if idx.and_then(|i| i.lookup(&s.tree)).is_none() {
+                    r.problems.push(format!(
+                        "snapshot {sid}: its root tree {} is in no index",
+                        s.tree
+                    ));
+                }
+            }
+            Err(e) => r.problems.push(format!("snapshot {sid}: {e}")),
+        }
+    }
+    let packs = repo.list_packs().await?;
+    let mut by_pack: HashMap<PackId, Vec<crate::pack::PackEntry>> = HashMap::new();
+    for loc in idx.into_iter().flat_map(|i| i.iter()) {
+        by_pack.entry(loc.pack).or_default().push(loc.entry);
+    }
+    r.packs = by_pack.len();
+    r.unindexed_packs = packs
+        .keys()
+        .filter(|p| !indexes.indexed_packs.contains(p))
+        .count();
+    let checks: Vec<Option<String>> = futures::stream::iter(by_pack)
+        .map(|(pack, mut entries)| {
+            let size = packs.get(&pack).copied();
+            let keys = key.space.clone();
+            async move {
+                let Some(size) = size else {
+                    return Some(format!("pack {pack}: missing (an index lists it)"));
+                };
+                let header = match repo
+                    .read_pack_header(&pack, size, |s| (s == keys.space).then(|| keys.clone()))
+                    .await
+                {
+                    Ok((_, Some(h))) => h,
+                    Ok((_, None)) => {
+                        return Some(format!(
+                            "pack {pack}: its trailer names another space than its index"
+                        ));
+                    }
+                    Err(e) => return Some(format!("pack {pack}: {e}")),
+                };
+                entries.sort_by_key(|e| e.offset);
+                entries.dedup();
+                let mut in_header = header.entries;
+                in_header.sort_by_key(|e| e.offset);
+                if entries.iter().any(|e| !in_header.contains(e)) {
+                    return Some(format!(
+                        "pack {pack}: the index lists blobs its header does not hold"
+                    ));
+                }
+                None
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    r.packs_read = checks.len();
+    r.problems.extend(checks.into_iter().flatten());
+    r.problems.sort();
+    Ok(r)
+}

@@ -230,3 +230,76 @@ async fn a_blob_planted_by_one_agent_under_anothers_id_is_never_used() {
             .any(|(_, e)| e.to_string().contains("does not authenticate"))
     );
 }
+
+/// An agent key checks its own space's structure (no reader key needed):
+/// a clean space passes, another agent's damage is not its concern, and a
+/// deleted or truncated pack of its own is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_key_checks_its_own_space_and_names_a_missing_or_truncated_pack() {
+    let (store, repo, reader_keys, dir) = setup("check").await;
+    let (a, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let (b, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..3 {
+        std::fs::write(src.join(format!("f{i}")), vec![i as u8 + 1; 3 << 20]).unwrap();
+    }
+    for (k, cache) in [(&a, "a"), (&b, "b")] {
+        backup(
+            store.clone(),
+            k,
+            std::slice::from_ref(&src),
+            &opts(dir.path(), cache),
+            Arc::new(Progress::default()),
+        )
+        .await
+        .unwrap();
+    }
+    let clean = pulih_core::verify::check_space(&repo, &a).await.unwrap();
+    assert!(clean.ok(), "{:?}", clean.problems);
+    assert_eq!(clean.snapshots, 1);
+    assert!(clean.packs >= 2, "a data and a tree pack: {clean:?}");
+
+    // Packs of each space, by the trailer's clear space id.
+    let mut own = Vec::new();
+    let mut other = Vec::new();
+    for o in store.list("data/").await.unwrap() {
+        let bytes = store.get(&o.key).await.unwrap();
+        let id: pulih_core::id::PackId = o.key.rsplit('/').next().unwrap().parse().unwrap();
+        let t = pack::parse_trailer(&id, &bytes[bytes.len() - pack::TRAILER_LEN..]).unwrap();
+        if t.space == a.space.space {
+            own.push((o.key, bytes));
+        } else {
+            other.push(o.key);
+        }
+    }
+    // Damage to b's space is b's (and the walidata's) finding, not a's.
+    store.delete(&other[0]).await.unwrap();
+    let still = pulih_core::verify::check_space(&repo, &a).await.unwrap();
+    assert!(still.ok(), "{:?}", still.problems);
+
+    let (gone, _) = &own[0];
+    let (cut, cut_bytes) = &own[1];
+    store.delete(gone).await.unwrap();
+    store
+        .put(cut, cut_bytes.slice(..cut_bytes.len() / 2))
+        .await
+        .unwrap();
+    let report = pulih_core::verify::check_space(&repo, &a).await.unwrap();
+    let gone_id = gone.rsplit('/').next().unwrap();
+    let cut_id = cut.rsplit('/').next().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(gone_id) && p.contains("missing")),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems.iter().any(|p| p.contains(cut_id)),
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+}

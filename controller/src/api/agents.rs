@@ -97,9 +97,13 @@ pub async fn heartbeat(
         .queued_runs(&server)
         .map_err(internal)?
         .into_iter()
-        .map(|run_key| Job {
-            run_key,
-            kind: "replicate".into(),
+        .map(|r| Job {
+            restore: r
+                .params_json
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok()),
+            run_key: r.run_key,
+            kind: r.kind,
         })
         .collect();
     Ok(Json(HeartbeatResponse { assignment, jobs }))

@@ -6,15 +6,15 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use pulih_core::api::{
-    ComplianceReport, EnrollTokenResponse, ReplicateResponse, Run, RunResult, ServerView,
-    StatusResponse,
+    ComplianceReport, EnrollTokenResponse, ReplicateResponse, RestoreRequest, Run, RunResult,
+    ServerView, StatusResponse,
 };
 use serde::Deserialize;
 
-use super::{Shared, internal, new_token, now, token_hash};
+use super::{ApiJson, Shared, internal, new_token, now, token_hash};
 use crate::compliance::{self, rfc3339};
 use crate::error::ApiError;
-use crate::store::RunRow;
+use crate::store::{QueuedJob, RunRow};
 
 /// Enrolment tokens are valid this long.
 const ENROLL_TOKEN_SECONDS: i64 = 24 * 3600;
@@ -104,22 +104,82 @@ pub async fn enroll_token(
     }))
 }
 
+/// Queue a job for the server's agent (delivered with its next heartbeat).
+fn queue(
+    st: &Shared,
+    headers: &HeaderMap,
+    name: &str,
+    kind: &str,
+    params_json: Option<String>,
+) -> Result<Json<ReplicateResponse>, ApiError> {
+    let actor = st.require_admin(headers)?;
+    require_server(st, name)?;
+    let run_key = format!("manual-{}", &new_token()[..16]);
+    let t = now();
+    let job = QueuedJob {
+        kind: kind.to_string(),
+        params_json,
+    };
+    st.store
+        .queue_run(name, &run_key, &job, t)
+        .map_err(internal)?;
+    st.store
+        .audit(
+            actor,
+            &format!("run.{kind}"),
+            &format!("{name} {run_key}"),
+            t,
+        )
+        .map_err(internal)?;
+    Ok(Json(ReplicateResponse { run_key }))
+}
+
 pub async fn replicate(
     State(st): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<ReplicateResponse>, ApiError> {
-    let actor = st.require_admin(&headers)?;
-    require_server(&st, &name)?;
-    let run_key = format!("manual-{}", &new_token()[..16]);
-    let t = now();
-    st.store
-        .queue_run(&name, &run_key, "manual", t)
-        .map_err(internal)?;
-    st.store
-        .audit(actor, "run.replicate", &format!("{name} {run_key}"), t)
-        .map_err(internal)?;
-    Ok(Json(ReplicateResponse { run_key }))
+    queue(&st, &headers, &name, "replicate", None)
+}
+
+pub async fn verify(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<ReplicateResponse>, ApiError> {
+    queue(&st, &headers, &name, "verify", None)
+}
+
+pub async fn restore(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<RestoreRequest>,
+) -> Result<Json<ReplicateResponse>, ApiError> {
+    let plain = |p: &str| {
+        std::path::Path::new(p).is_absolute()
+            && !p
+                .split('/')
+                .any(|c| c == ".." || c == "." || c.contains('\0'))
+    };
+    if !plain(&req.target) {
+        return Err(ApiError::InvalidBody(format!(
+            "target `{}` is not an absolute path without `.` or `..` components",
+            req.target
+        )));
+    }
+    if let Some(bad) = req.include.iter().find(|p| !plain(p)) {
+        return Err(ApiError::InvalidBody(format!(
+            "include `{bad}` is not an absolute backed-up path"
+        )));
+    }
+    if req.snapshot.is_empty() {
+        return Err(ApiError::InvalidBody(
+            "snapshot is empty; give an id, a unique prefix, or `latest`".into(),
+        ));
+    }
+    let params = serde_json::to_string(&req).map_err(internal)?;
+    queue(&st, &headers, &name, "restore", Some(params))
 }
 
 fn to_run(r: RunRow) -> Run {
@@ -131,6 +191,7 @@ fn to_run(r: RunRow) -> Run {
     Run {
         run_key: r.run_key,
         server: r.server,
+        kind: r.kind,
         trigger: r.trigger,
         state: r.state,
         scheduled_for: r.scheduled_for.map(rfc3339),

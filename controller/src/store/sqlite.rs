@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::*;
 
 /// Each entry migrates from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE objects (
     kind TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -59,7 +60,12 @@ CREATE TABLE audit (
     detail TEXT NOT NULL,
     hash BLOB NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'replicate';
+ALTER TABLE runs ADD COLUMN params TEXT;
+"#,
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -129,11 +135,12 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         started_at: r.get(6)?,
         finished_at: r.get(7)?,
         result_json: r.get(8)?,
+        kind: r.get(9)?,
+        params_json: r.get(10)?,
     })
 }
 
-const RUN_COLUMNS: &str =
-    "run_key, server, trigger, state, scheduled_for, created_at, started_at, finished_at, result";
+const RUN_COLUMNS: &str = "run_key, server, trigger, state, scheduled_for, created_at, started_at, finished_at, result, kind, params";
 
 fn agent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
     Ok(AgentRow {
@@ -303,23 +310,31 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
-    fn queue_run(&self, server: &str, run_key: &str, trigger: &str, now: i64) -> StoreResult<bool> {
+    fn queue_run(
+        &self,
+        server: &str,
+        run_key: &str,
+        job: &QueuedJob,
+        now: i64,
+    ) -> StoreResult<bool> {
         let n = self
             .lock()
             .execute(
-                "INSERT OR IGNORE INTO runs (run_key, server, trigger, state, created_at) VALUES (?1, ?2, ?3, 'queued', ?4)",
-                params![run_key, server, trigger, now],
+                "INSERT OR IGNORE INTO runs (run_key, server, trigger, state, created_at, kind, params) VALUES (?1, ?2, 'manual', 'queued', ?3, ?4, ?5)",
+                params![run_key, server, now, job.kind, job.params_json],
             )
             .map_err(err)?;
         Ok(n == 1)
     }
 
-    fn queued_runs(&self, server: &str) -> StoreResult<Vec<String>> {
+    fn queued_runs(&self, server: &str) -> StoreResult<Vec<RunRow>> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT run_key FROM runs WHERE server = ?1 AND state = 'queued' ORDER BY created_at")
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE server = ?1 AND state = 'queued' ORDER BY created_at"
+            ))
             .map_err(err)?;
-        let rows = stmt.query_map([server], |r| r.get(0)).map_err(err)?;
+        let rows = stmt.query_map([server], run_row).map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
@@ -420,7 +435,7 @@ impl StateStore for SqliteStore {
         let mut out: HashMap<String, RunSummary> = HashMap::new();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT server, MAX(finished_at) FROM runs WHERE state IN ('succeeded', 'partial') GROUP BY server",
+                "SELECT server, MAX(finished_at) FROM runs WHERE kind = 'replicate' AND state IN ('succeeded', 'partial') GROUP BY server",
             )
             .map_err(err)?;
         for row in stmt
@@ -435,8 +450,9 @@ impl StateStore for SqliteStore {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT r.server, r.state FROM runs r
-                 JOIN (SELECT server, MAX(created_at) AS c FROM runs GROUP BY server) m
-                   ON r.server = m.server AND r.created_at = m.c",
+                 JOIN (SELECT server, MAX(created_at) AS c FROM runs WHERE kind = 'replicate' GROUP BY server) m
+                   ON r.server = m.server AND r.created_at = m.c
+                 WHERE r.kind = 'replicate'",
             )
             .map_err(err)?;
         for row in stmt
@@ -462,11 +478,11 @@ impl StateStore for SqliteStore {
         Ok((
             count("SELECT COUNT(*) FROM runs WHERE state = 'running'", None)?,
             count(
-                "SELECT COUNT(*) FROM runs WHERE state IN ('succeeded', 'partial') AND finished_at >= ?1",
+                "SELECT COUNT(*) FROM runs WHERE kind = 'replicate' AND state IN ('succeeded', 'partial') AND finished_at >= ?1",
                 Some(since),
             )?,
             count(
-                "SELECT COUNT(*) FROM runs WHERE state = 'failed' AND finished_at >= ?1",
+                "SELECT COUNT(*) FROM runs WHERE kind = 'replicate' AND state = 'failed' AND finished_at >= ?1",
                 Some(since),
             )?,
         ))
