@@ -41,6 +41,10 @@ enum RepoCommand {
     Prune(forget::PruneArgs),
     /// Make a new agent key (its own dedup space) for another server.
     AddAgentKey(init::AddAgentKeyArgs),
+    /// Make the maintenance key the controller uses for retention (no reading).
+    AddMaintenanceKey(init::AddAgentKeyArgs),
+    /// Retention with the maintenance key: forget by policy, prune whole unused packs.
+    Maintain(forget::MaintainArgs),
 }
 
 /// `--repo URL` / `PULIH_REPO`.
@@ -120,6 +124,8 @@ pub async fn run(args: RepoArgs) -> Result<u8> {
     match args.command {
         RepoCommand::Init(a) => init::run(a).await,
         RepoCommand::AddAgentKey(a) => init::add_agent_key(a).await,
+        RepoCommand::AddMaintenanceKey(a) => init::add_maintenance_key(a).await,
+        RepoCommand::Maintain(a) => forget::run_maintain(a).await,
         RepoCommand::Backup(a) => backup::run(a).await,
         RepoCommand::Restore(a) => restore::run(a).await,
         RepoCommand::Snapshots(a) => snapshots::run(a).await,

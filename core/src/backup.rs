@@ -171,6 +171,7 @@ pub async fn backup(
         chunker: Chunker::new(&key.chunker_key, key.chunker),
         index: index.clone(),
         seen: HashSet::new(),
+        used_packs: HashSet::new(),
         tx: job_tx,
         spare: spare_rx,
         old_cache,
@@ -202,12 +203,15 @@ pub async fn backup(
     for r in worker_results {
         r?;
     }
-    let (root, mut summary, new_cache, errors) = walked?;
+    let (root, mut summary, new_cache, errors, mut used_packs) = walked?;
     bytes_stored += uploaded_bytes;
 
     // Index, then snapshot.
     let resumed_packs = adopted.len();
     packs.extend(adopted);
+    used_packs.extend(packs.iter().map(|p| p.pack));
+    let mut used_packs: Vec<PackId> = used_packs.into_iter().collect();
+    used_packs.sort();
     if !packs.is_empty() {
         let id = IndexId::random();
         let bytes = IndexFile {
@@ -237,6 +241,7 @@ pub async fn backup(
         parent: None,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         summary,
+        packs: Some(used_packs),
     };
     // The snapshot's own size counts as stored; estimate it with the final
     // summary in place (the number's digits barely move it).
@@ -460,6 +465,8 @@ struct Walker {
     chunker: Chunker,
     index: Arc<SpaceIndex>,
     seen: HashSet<BlobId>,
+    /// Packs of earlier runs holding blobs this snapshot names.
+    used_packs: HashSet<PackId>,
     tx: crossbeam_channel::Sender<Job>,
     spare: crossbeam_channel::Receiver<Vec<u8>>,
     old_cache: FilesCache,
@@ -472,7 +479,7 @@ struct Walker {
     progress: Arc<Progress>,
 }
 
-type WalkResult = (BlobId, Summary, FilesCache, Vec<String>);
+type WalkResult = (BlobId, Summary, FilesCache, Vec<String>, HashSet<PackId>);
 
 fn path_key(p: &Path) -> String {
     match p.to_str() {
@@ -497,7 +504,13 @@ impl Walker {
             }
         }
         let id = self.store(BlobType::Tree, &root.encode())?;
-        Ok((id, self.summary, self.new_cache, self.errors))
+        Ok((
+            id,
+            self.summary,
+            self.new_cache,
+            self.errors,
+            self.used_packs,
+        ))
     }
 
     fn skip(&mut self, path: &Path, e: impl std::fmt::Display) {
@@ -509,9 +522,20 @@ impl Walker {
         self.index.contains(id) || self.seen.contains(id)
     }
 
+    /// Note the pack of an indexed blob the snapshot names.
+    fn use_indexed(&mut self, id: &BlobId) -> bool {
+        match self.index.lookup(id) {
+            Some(loc) => {
+                self.used_packs.insert(loc.pack);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn store(&mut self, kind: BlobType, data: &[u8]) -> Result<BlobId> {
         let id = self.keys.blob_id(data);
-        if !self.index.contains(&id) && self.seen.insert(id) {
+        if !self.use_indexed(&id) && self.seen.insert(id) {
             if kind == BlobType::Data {
                 self.summary.bytes_new += data.len() as u64;
             }
@@ -649,6 +673,9 @@ impl Walker {
                     entry.dev,
                 );
             if same && old.content.iter().all(|id| self.known(id)) {
+                for id in &old.content {
+                    self.use_indexed(id);
+                }
                 let r = (old.content.clone(), old.size);
                 self.new_cache.entries.insert(key, old);
                 return Ok(Some(r));

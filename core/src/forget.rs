@@ -85,6 +85,16 @@ pub fn plan(
             "no --keep-* rule given: refusing to forget every snapshot".into(),
         ));
     }
+    Ok(plan_each(snaps, |_| Some(policy.clone()), offset))
+}
+
+/// As [`plan`], with a policy per group, looked up from the group's newest
+/// snapshot; a group without one (None, or an empty policy) is kept whole.
+pub fn plan_each(
+    snaps: &[ListedSnapshot],
+    policy_for: impl Fn(&ListedSnapshot) -> Option<KeepPolicy>,
+    offset: UtcOffset,
+) -> Vec<Decision> {
     let mut groups: BTreeMap<(SpaceId, String, Vec<String>), Vec<&ListedSnapshot>> =
         BTreeMap::new();
     for s in snaps {
@@ -96,6 +106,20 @@ pub fn plan(
     let mut out = Vec::new();
     for (_, mut group) in groups {
         group.sort_by_key(|s| std::cmp::Reverse((effective_time_ns(s), s.stored_at)));
+        let policy = match policy_for(group[0]) {
+            Some(p) if !p.is_empty() => p,
+            _ => {
+                out.extend(group.iter().map(|s| Decision {
+                    id: s.id.to_hex(),
+                    host: s.snapshot.host.clone(),
+                    time: s.snapshot.time.clone(),
+                    effective_time: effective_time(s),
+                    keep: true,
+                    reasons: vec!["no retention policy"],
+                }));
+                continue;
+            }
+        };
         type Bucket = fn(OffsetDateTime) -> (i32, u32);
         let rules: [(&'static str, u32, Bucket); 6] = [
             ("last", policy.last, |_| (0, 0)),
@@ -139,7 +163,7 @@ pub fn plan(
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// Apply a policy: delete the snapshot objects it does not keep.
@@ -209,15 +233,21 @@ struct Record {
 }
 
 fn record_mac(reader: &Reader, id: &FileId, body: &RecordBody) -> String {
+    lock_mac(&reader.keys.master.maintenance(), id, body)
+}
+
+/// The MAC of a lock record (`locks/prune-…`, `locks/moves-…`), FORMAT.md §11.
+pub(crate) fn lock_mac<T: Serialize>(
+    key: &crate::keys::MaintenanceKey,
+    id: &FileId,
+    body: &T,
+) -> String {
     let bytes = [
         id.0.as_slice(),
         &serde_json::to_vec(body).expect("serializes"),
     ]
     .concat();
-    hex::encode(crate::crypto::mac(
-        &reader.keys.master.config_mac_key(),
-        &bytes,
-    ))
+    hex::encode(crate::crypto::mac(&key.lock_mac_key(), &bytes))
 }
 
 /// Blobs referenced by every snapshot, per space. `extra` is consulted for
@@ -378,6 +408,8 @@ async fn phase1(
     let mut session_written = false;
     let mut condemned: Vec<PackId> = Vec::new();
     let mut new_index: HashMap<SpaceId, Vec<IndexPack>> = HashMap::new();
+    // Old pack → the new packs its live blobs went to (FORMAT.md §11).
+    let mut moves: BTreeMap<PackId, Vec<PackId>> = BTreeMap::new();
     for (space, idx) in &reader.indexes.spaces {
         let none = HashSet::new();
         let used = used.get(space).unwrap_or(&none);
@@ -387,6 +419,7 @@ async fn phase1(
         }
         let keys = reader.space_keys(*space);
         let mut writers: [Option<PackWriter>; 2] = [None, None];
+        let mut sources: [HashSet<PackId>; 2] = [HashSet::new(), HashSet::new()];
         let mut scratch = Vec::new();
         let mut comp = zstd::bulk::Compressor::new(reader.repo.config.compression_level)
             .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -427,8 +460,12 @@ async fn phase1(
                 let w =
                     writers[slot].get_or_insert_with(|| PackWriter::new(&session, l.entry.kind, 0));
                 w.add_raw(&mut comp, &mut scratch, l.entry.id, &raw);
+                sources[slot].insert(p);
                 if w.len() >= 16 << 20 {
                     let f = writers[slot].take().expect("just used").finish(&keys);
+                    for old in sources[slot].drain() {
+                        moves.entry(old).or_default().push(f.id);
+                    }
                     put_pack(store, f, new_index.entry(*space).or_default()).await?;
                     report.new_packs += 1;
                 }
@@ -436,12 +473,22 @@ async fn phase1(
             report.repacked_packs += 1;
             condemned.push(p);
         }
-        for w in writers.into_iter().flatten() {
-            put_pack(store, w.finish(&keys), new_index.entry(*space).or_default()).await?;
+        for (slot, w) in writers.into_iter().enumerate() {
+            let Some(w) = w else { continue };
+            let f = w.finish(&keys);
+            for old in sources[slot].drain() {
+                moves.entry(old).or_default().push(f.id);
+            }
+            put_pack(store, f, new_index.entry(*space).or_default()).await?;
             report.new_packs += 1;
         }
     }
     report.condemned_packs = condemned.len();
+    // Where the moved blobs went, before anything names the old packs as
+    // condemned: snapshots' pack lists still name the old ones.
+    if !moves.is_empty() {
+        write_moves(store, &reader.keys.master.maintenance(), opts.now, moves).await?;
+    }
 
     // New indexes, then the record, then drop the indexes that were read.
     let spaces: Vec<SpaceId> = reader.indexes.spaces.keys().copied().collect();
@@ -502,4 +549,40 @@ async fn put_pack(
         header: f.header,
     });
     Ok(())
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MovesBody {
+    pub created: i64,
+    pub moves: BTreeMap<PackId, Vec<PackId>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MovesRecord {
+    pub body: MovesBody,
+    pub mac: String,
+}
+
+async fn write_moves(
+    store: &crate::storage::Store,
+    key: &crate::keys::MaintenanceKey,
+    now: i64,
+    moves: BTreeMap<PackId, Vec<PackId>>,
+) -> Result<()> {
+    let id = FileId::random();
+    let body = MovesBody {
+        created: now,
+        moves,
+    };
+    let mac = lock_mac(key, &id, &body);
+    store
+        .put(
+            &format!("locks/moves-{id}"),
+            serde_json::to_vec(&MovesRecord { body, mac })
+                .expect("serializes")
+                .into(),
+        )
+        .await
 }

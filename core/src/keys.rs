@@ -33,8 +33,29 @@ impl MasterKey {
     pub fn space_secret(&self, space: SpaceId) -> Key {
         self.0.derive("space", &[&space.0])
     }
+    pub fn maintenance(&self) -> MaintenanceKey {
+        MaintenanceKey(self.0.derive("maintenance", &[]))
+    }
     pub fn space(&self, space: SpaceId) -> SpaceKeys {
-        SpaceKeys::from_secret(space, &self.space_secret(space))
+        SpaceKeys {
+            space,
+            blob_id_key: self.space_secret(space).derive("blob-id", &[]),
+            meta_key: self.maintenance().meta_key(space),
+        }
+    }
+}
+
+/// The maintenance secret `T` (FORMAT.md §12): every space's metadata key
+/// and the lock MAC key; no session key, so no tree or data.
+#[derive(Clone, Debug)]
+pub struct MaintenanceKey(pub Key);
+
+impl MaintenanceKey {
+    pub fn meta_key(&self, space: SpaceId) -> Key {
+        self.0.derive("meta", &[&space.0])
+    }
+    pub fn lock_mac_key(&self) -> Key {
+        self.0.derive("locks", &[])
     }
 }
 
@@ -47,6 +68,8 @@ pub struct SpaceKeys {
 }
 
 impl SpaceKeys {
+    /// Both keys derived from one secret: for unit tests and fuzzing only
+    /// (a repository derives them as [`MasterKey::space`] does).
     pub fn from_secret(space: SpaceId, secret: &Key) -> Self {
         SpaceKeys {
             space,
@@ -99,6 +122,7 @@ struct AgentKeyFile {
     repo_id: RepoId,
     space_id: SpaceId,
     space_secret: String,
+    meta_key: String,
     chunker_key: String,
     chunker: ChunkerParams,
     compression_level: i32,
@@ -112,7 +136,7 @@ impl AgentKey {
         let secret = master.space_secret(space);
         let key = AgentKey {
             repo_id: config.repo_id,
-            space: SpaceKeys::from_secret(space, &secret),
+            space: master.space(space),
             chunker_key: master.chunker_key(),
             chunker: config.chunker,
             compression_level: config.compression_level,
@@ -123,6 +147,7 @@ impl AgentKey {
             repo_id: config.repo_id,
             space_id: space,
             space_secret: secret.to_hex(),
+            meta_key: key.space.meta_key.to_hex(),
             chunker_key: key.chunker_key.to_hex(),
             chunker: config.chunker,
             compression_level: config.compression_level,
@@ -147,6 +172,8 @@ impl AgentKey {
         }
         let secret = Key::from_hex(&f.space_secret)
             .ok_or_else(|| bad("space_secret is not 64 hex digits".into()))?;
+        let meta_key = Key::from_hex(&f.meta_key)
+            .ok_or_else(|| bad("meta_key is not 64 hex digits".into()))?;
         let chunker_key = Key::from_hex(&f.chunker_key)
             .ok_or_else(|| bad("chunker_key is not 64 hex digits".into()))?;
         for (slot, r) in &f.recipients {
@@ -161,7 +188,11 @@ impl AgentKey {
         }
         Ok(AgentKey {
             repo_id: f.repo_id,
-            space: SpaceKeys::from_secret(f.space_id, &secret),
+            space: SpaceKeys {
+                space: f.space_id,
+                blob_id_key: secret.derive("blob-id", &[]),
+                meta_key,
+            },
             chunker_key,
             chunker: f.chunker,
             compression_level: f.compression_level,
@@ -172,6 +203,60 @@ impl AgentKey {
     pub fn load(path: &Path) -> Result<AgentKey> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         AgentKey::parse(&text, path)
+    }
+}
+
+/// What the controller holds for retention (FORMAT.md §12).
+#[derive(Clone, Debug)]
+pub struct MaintenanceKeyFile {
+    pub repo_id: RepoId,
+    pub key: MaintenanceKey,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceKeyText {
+    pulih_maintenance_key: u32,
+    repo_id: RepoId,
+    maintenance_secret: String,
+}
+
+impl MaintenanceKeyFile {
+    pub fn new(repo_id: RepoId, master: &MasterKey) -> (MaintenanceKeyFile, String) {
+        let key = master.maintenance();
+        let text = serde_json::to_string_pretty(&MaintenanceKeyText {
+            pulih_maintenance_key: 1,
+            repo_id,
+            maintenance_secret: key.0.to_hex(),
+        })
+        .expect("maintenance key serializes");
+        (MaintenanceKeyFile { repo_id, key }, text)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<MaintenanceKeyFile> {
+        let bad = |reason: String| Error::KeyFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let f: MaintenanceKeyText = serde_json::from_str(text)
+            .map_err(|e| bad(format!("not a Pulih maintenance key: {e}")))?;
+        if f.pulih_maintenance_key != 1 {
+            return Err(bad(format!(
+                "unsupported maintenance key version {}",
+                f.pulih_maintenance_key
+            )));
+        }
+        let secret = Key::from_hex(&f.maintenance_secret)
+            .ok_or_else(|| bad("maintenance_secret is not 64 hex digits".into()))?;
+        Ok(MaintenanceKeyFile {
+            repo_id: f.repo_id,
+            key: MaintenanceKey(secret),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<MaintenanceKeyFile> {
+        let text = crate::storage::read_secret_file(path)?;
+        MaintenanceKeyFile::parse(&text, path)
     }
 }
 

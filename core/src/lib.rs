@@ -20,6 +20,7 @@ pub mod forget;
 pub mod id;
 pub mod index;
 pub mod keys;
+pub mod maintenance;
 pub mod manifest;
 pub mod pack;
 pub mod repo;

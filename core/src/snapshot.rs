@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{self, Key};
-use crate::id::{BlobId, SessionId, SnapshotId, SpaceId};
+use crate::id::{BlobId, PackId, SessionId, SnapshotId, SpaceId};
 use crate::keys::SpaceKeys;
 use crate::{Error, Result};
 
@@ -36,6 +36,10 @@ pub struct Snapshot {
     pub parent: Option<SnapshotId>,
     pub agent_version: String,
     pub summary: Summary,
+    /// Every pack holding a blob the trees name (FORMAT.md §6, §12). None in
+    /// snapshots written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packs: Option<Vec<PackId>>,
 }
 
 pub fn snapshot_key_name(id: &SnapshotId) -> String {
@@ -103,11 +107,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn snapshot_round_trip(host in ".{0,20}", tags in proptest::collection::vec("[a-z]{1,8}", 0..3), files in any::<u64>()) {
+        fn snapshot_round_trip(host in ".{0,20}", tags in proptest::collection::vec("[a-z]{1,8}", 0..3), files in any::<u64>(), packs in proptest::option::of(proptest::collection::vec(any::<[u8; 32]>(), 0..4))) {
             let keys = SpaceKeys::from_secret(SpaceId([5; 16]), &Key([6; 32]));
             let s = Snapshot { time: "2026-11-24T01:00:00Z".into(), host, tags, paths: vec!["/srv".into()],
                 tree: BlobId([1; 32]), session: SessionId([2; 16]), parent: None, agent_version: "0.1.0".into(),
-                summary: Summary { files, ..Default::default() } };
+                summary: Summary { files, ..Default::default() },
+                packs: packs.map(|v| v.into_iter().map(PackId).collect()) };
             let id = SnapshotId::random();
             let b = s.encode(&keys, &id);
             prop_assert_eq!(Snapshot::decode(&b, &keys, &id).unwrap(), s);

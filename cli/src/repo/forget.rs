@@ -2,18 +2,15 @@
 
 use anyhow::Result;
 use clap::Args;
-use pulih_core::forget::{KeepPolicy, PruneOptions, PruneReport, forget, prune};
+use pulih_core::forget::{Decision, KeepPolicy, PruneOptions, PruneReport, forget, prune};
 use pulih_core::repo::Reader;
 
 use super::{Passphrase, RepoUrl, human};
 use crate::exit;
 
-#[derive(Args)]
-pub struct ForgetArgs {
-    #[command(flatten)]
-    repo: RepoUrl,
-    #[command(flatten)]
-    passphrase: Passphrase,
+/// The retention rules, shared by `forget` and `maintain`.
+#[derive(Args, Clone)]
+pub struct KeepFlags {
     #[arg(long, default_value_t = 0)]
     keep_last: u32,
     #[arg(long, default_value_t = 0)]
@@ -29,6 +26,54 @@ pub struct ForgetArgs {
     /// UTC offset in hours for day/week/month buckets (WITA, Asia/Makassar, is +8).
     #[arg(long, default_value_t = 8, allow_hyphen_values = true, value_parser = clap::value_parser!(i8).range(-12..=14))]
     utc_offset_hours: i8,
+}
+
+impl KeepFlags {
+    fn policy(&self) -> Result<(KeepPolicy, time::UtcOffset)> {
+        Ok((
+            KeepPolicy {
+                last: self.keep_last,
+                hourly: self.keep_hourly,
+                daily: self.keep_daily,
+                weekly: self.keep_weekly,
+                monthly: self.keep_monthly,
+                yearly: self.keep_yearly,
+            },
+            time::UtcOffset::from_hms(self.utc_offset_hours, 0, 0)?,
+        ))
+    }
+}
+
+fn print_decisions(decisions: &[Decision], dry_run: bool) {
+    for d in decisions {
+        let what = if d.keep {
+            format!("keep   ({})", d.reasons.join(", "))
+        } else {
+            "remove".into()
+        };
+        println!("{} {} {:<16} {}", &d.id[..12], d.time, d.host, what);
+    }
+    let removed = decisions.iter().filter(|d| !d.keep).count();
+    println!(
+        "{} snapshots {}, {} kept",
+        removed,
+        if dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        },
+        decisions.len() - removed
+    );
+}
+
+#[derive(Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    repo: RepoUrl,
+    #[command(flatten)]
+    passphrase: Passphrase,
+    #[command(flatten)]
+    keep: KeepFlags,
     /// Show what would be removed; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -86,15 +131,7 @@ fn prune_opts(f: &PruneFlags) -> PruneOptions {
 }
 
 pub async fn run(a: ForgetArgs) -> Result<u8> {
-    let policy = KeepPolicy {
-        last: a.keep_last,
-        hourly: a.keep_hourly,
-        daily: a.keep_daily,
-        weekly: a.keep_weekly,
-        monthly: a.keep_monthly,
-        yearly: a.keep_yearly,
-    };
-    let offset = time::UtcOffset::from_hms(a.utc_offset_hours, 0, 0)?;
+    let (policy, offset) = a.keep.policy()?;
     let store = a.repo.open()?;
     let pass = a.passphrase.read()?;
     let reader = Reader::open(store.clone(), &pass).await?;
@@ -102,25 +139,7 @@ pub async fn run(a: ForgetArgs) -> Result<u8> {
     if a.json {
         println!("{}", serde_json::to_string(&decisions)?);
     } else {
-        for d in &decisions {
-            let what = if d.keep {
-                format!("keep   ({})", d.reasons.join(", "))
-            } else {
-                "remove".into()
-            };
-            println!("{} {} {:<16} {}", &d.id[..12], d.time, d.host, what);
-        }
-        let removed = decisions.iter().filter(|d| !d.keep).count();
-        println!(
-            "{} snapshots {}, {} kept",
-            removed,
-            if a.dry_run {
-                "would be removed"
-            } else {
-                "removed"
-            },
-            decisions.len() - removed
-        );
+        print_decisions(&decisions, a.dry_run);
     }
     if a.prune && !a.dry_run {
         let reader = Reader::open(store, &pass).await?;
@@ -132,5 +151,65 @@ pub async fn run(a: ForgetArgs) -> Result<u8> {
 pub async fn run_prune(a: PruneArgs) -> Result<u8> {
     let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
     print_prune(&prune(&reader, &prune_opts(&a.flags)).await?, a.json)?;
+    Ok(exit::OK)
+}
+
+#[derive(Args)]
+pub struct MaintainArgs {
+    #[command(flatten)]
+    repo: RepoUrl,
+    /// The maintenance key (`pulih repo add-maintenance-key`): reads
+    /// snapshot metadata and indexes, never file names or contents.
+    #[arg(long, env = "PULIH_MAINTENANCE_KEY", value_name = "FILE")]
+    maintenance_key: std::path::PathBuf,
+    #[command(flatten)]
+    keep: KeepFlags,
+    /// Then prune whole unused packs (two-phase, like `prune`).
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    prune_args: PruneFlags,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Retention without a reader key (FORMAT.md §12).
+pub async fn run_maintain(a: MaintainArgs) -> Result<u8> {
+    let (policy, offset) = a.keep.policy()?;
+    anyhow::ensure!(
+        !policy.is_empty(),
+        "no --keep-* rule given: refusing to forget every snapshot"
+    );
+    let key = pulih_core::keys::MaintenanceKeyFile::load(&a.maintenance_key)?;
+    let repo = pulih_core::repo::Repo::open(a.repo.open()?).await?;
+    let r = pulih_core::maintenance::run(
+        &repo,
+        &key,
+        &|_| Some(policy.clone()),
+        offset,
+        a.prune,
+        &prune_opts(&a.prune_args),
+    )
+    .await?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(exit::OK);
+    }
+    print_decisions(&r.decisions, false);
+    if a.prune {
+        println!(
+            "prune: {} packs condemned, {} deleted, {} rescued, {} unindexed deleted; {} freed",
+            r.condemned_packs,
+            r.deleted_packs,
+            r.rescued_packs,
+            r.deleted_unindexed_packs,
+            human(r.bytes_deleted)
+        );
+        for s in &r.spaces_not_pruned {
+            println!(
+                "space {s} not pruned: a snapshot there lists no packs (written by an older agent)"
+            );
+        }
+    }
     Ok(exit::OK)
 }

@@ -72,7 +72,7 @@ pub struct AddAgentKeyArgs {
     repo: RepoUrl,
     #[command(flatten)]
     passphrase: Passphrase,
-    /// Where to write the new agent key (mode 0600).
+    /// Where to write the new key (mode 0600).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
 }
@@ -85,6 +85,19 @@ pub async fn add_agent_key(a: AddAgentKeyArgs) -> Result<u8> {
     println!(
         "agent key for space {} written to {}",
         key.space.space,
+        a.out.display()
+    );
+    Ok(exit::OK)
+}
+
+pub async fn add_maintenance_key(a: AddAgentKeyArgs) -> Result<u8> {
+    anyhow::ensure!(!a.out.exists(), "{} already exists", a.out.display());
+    let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
+    let (_, text) =
+        pulih_core::keys::MaintenanceKeyFile::new(reader.repo.config.repo_id, &reader.keys.master);
+    write_secret(&a.out, &text)?;
+    println!(
+        "maintenance key written to {}: it can forget and prune, not read",
         a.out.display()
     );
     Ok(exit::OK)

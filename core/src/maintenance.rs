@@ -1,0 +1,356 @@
+//! Retention with the maintenance key (FORMAT.md §12): forget by policy and
+//! prune at pack granularity, reading snapshot metadata, index files and
+//! pack headers only, never a tree or a data blob.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use time::UtcOffset;
+
+use crate::crypto::Key;
+use crate::forget::{Decision, KeepPolicy, MovesRecord, PruneOptions, lock_mac, plan_each};
+use crate::id::{FileId, IndexId, PackId, SpaceId};
+use crate::index::{IndexFile, IndexPack};
+use crate::keys::{MaintenanceKey, MaintenanceKeyFile, SpaceKeys};
+use crate::pack::{self, PackHeader};
+use crate::repo::{ListedSnapshot, LoadedIndexes, Repo, list_snapshots};
+use crate::{Error, Result};
+
+/// What a maintenance run did.
+#[derive(Debug, Default, Serialize)]
+pub struct MaintenanceReport {
+    pub snapshots: usize,
+    pub forgotten: usize,
+    pub decisions: Vec<Decision>,
+    pub condemned_packs: usize,
+    pub deleted_packs: usize,
+    pub rescued_packs: usize,
+    pub deleted_unindexed_packs: usize,
+    pub bytes_deleted: u64,
+    pub moves_records_deleted: usize,
+    /// Spaces not pruned because a snapshot there lists no packs (written
+    /// by an agent older than the `packs` field).
+    pub spaces_not_pruned: Vec<String>,
+}
+
+/// The keys of a space as the maintenance key has them: the metadata key
+/// only. The blob id key is a placeholder: maintenance computes no blob id.
+fn space_keys(key: &MaintenanceKey, space: SpaceId) -> SpaceKeys {
+    SpaceKeys {
+        space,
+        blob_id_key: Key([0; 32]),
+        meta_key: key.meta_key(space),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordBody {
+    created: i64,
+    packs: Vec<PackId>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    body: RecordBody,
+    mac: String,
+}
+
+/// Which packs the snapshots use, per space, following the moves records.
+struct Usage {
+    used: HashMap<SpaceId, HashSet<PackId>>,
+    /// Spaces with a snapshot that lists no packs: every pack counts as used.
+    unknown: HashSet<SpaceId>,
+    /// Every pack reachable from any list (to retire moves records).
+    reachable: HashSet<PackId>,
+}
+
+impl Usage {
+    /// A listed pack that a repack moved (a moves record made at `created`)
+    /// stands for its new packs when the snapshot is older than the move:
+    /// the repack moved every blob such a snapshot names. A snapshot stored
+    /// since may name a blob the repack dropped, so for it the old pack
+    /// counts as used too (with ten minutes' slack for clocks).
+    fn of(snaps: &[ListedSnapshot], moves: &HashMap<PackId, (Vec<PackId>, i64)>) -> Usage {
+        let mut u = Usage {
+            used: HashMap::new(),
+            unknown: HashSet::new(),
+            reachable: HashSet::new(),
+        };
+        for s in snaps {
+            let Some(list) = &s.snapshot.packs else {
+                u.unknown.insert(s.space);
+                continue;
+            };
+            let set = u.used.entry(s.space).or_default();
+            let mut seen: HashSet<PackId> = HashSet::new();
+            let mut stack: Vec<PackId> = list.clone();
+            while let Some(p) = stack.pop() {
+                if !seen.insert(p) {
+                    continue;
+                }
+                u.reachable.insert(p);
+                match moves.get(&p) {
+                    Some((to, created)) => {
+                        if s.stored_at >= created - 600 {
+                            set.insert(p);
+                        }
+                        stack.extend(to.iter().copied());
+                    }
+                    None => {
+                        set.insert(p);
+                    }
+                }
+            }
+        }
+        u
+    }
+
+    fn uses(&self, space: SpaceId, pack: &PackId) -> bool {
+        self.unknown.contains(&space) || self.used.get(&space).is_some_and(|s| s.contains(pack))
+    }
+}
+
+/// Read every lock record of one kind, checking its MAC.
+async fn records<T: for<'de> Deserialize<'de>>(
+    repo: &Repo,
+    prefix: &str,
+) -> Result<Vec<(FileId, String, T)>> {
+    let mut out = Vec::new();
+    for o in repo.store.list("locks/").await? {
+        let Some(id) = o
+            .key
+            .strip_prefix(prefix)
+            .and_then(|h| h.parse::<FileId>().ok())
+        else {
+            continue;
+        };
+        let rec: T = serde_json::from_slice(&repo.store.get(&o.key).await?)
+            .map_err(|e| Error::corrupt(&o.key, e.to_string()))?;
+        out.push((id, o.key, rec));
+    }
+    Ok(out)
+}
+
+/// Old pack → (new packs, when the move was recorded), and the records.
+type Moves = HashMap<PackId, (Vec<PackId>, i64)>;
+
+async fn load_moves(
+    repo: &Repo,
+    key: &MaintenanceKey,
+) -> Result<(Moves, Vec<(String, Vec<PackId>)>)> {
+    let mut moves: Moves = HashMap::new();
+    let mut files = Vec::new();
+    for (id, name, rec) in records::<MovesRecord>(repo, "locks/moves-").await? {
+        if lock_mac(key, &id, &rec.body) != rec.mac {
+            return Err(Error::corrupt(
+                name,
+                "its MAC does not verify: maintenance stopped",
+            ));
+        }
+        files.push((name, rec.body.moves.keys().copied().collect()));
+        for (old, new) in rec.body.moves {
+            let e = moves.entry(old).or_insert((Vec::new(), rec.body.created));
+            e.0.extend(new);
+            e.1 = e.1.max(rec.body.created);
+        }
+    }
+    Ok((moves, files))
+}
+
+/// Forget by the policy `policy_for` gives each (space, host, paths) group
+/// (None: keep the group whole), then (with `prune`) prune at pack
+/// granularity.
+pub async fn run(
+    repo: &Repo,
+    key: &MaintenanceKeyFile,
+    policy_for: &(dyn Fn(&ListedSnapshot) -> Option<KeepPolicy> + Sync),
+    offset: UtcOffset,
+    prune: bool,
+    opts: &PruneOptions,
+) -> Result<MaintenanceReport> {
+    if key.repo_id != repo.config.repo_id {
+        return Err(Error::KeyMismatch {
+            key_repo: key.repo_id.to_hex(),
+            repo: repo.config.repo_id.to_hex(),
+        });
+    }
+    let mk = &key.key;
+    let keys = |s: SpaceId| Some(space_keys(mk, s));
+    let mut report = MaintenanceReport::default();
+    let snaps = list_snapshots(repo, keys).await?;
+    report.snapshots = snaps.len();
+    let decisions = plan_each(&snaps, policy_for, offset);
+    for d in decisions.iter().filter(|d| !d.keep) {
+        repo.store.delete(&format!("snapshots/{}", d.id)).await?;
+        report.forgotten += 1;
+    }
+    report.decisions = decisions;
+    if !prune {
+        return Ok(report);
+    }
+
+    let store = &repo.store;
+    let mut packs = repo.list_packs().await?;
+    let (moves, moves_files) = load_moves(repo, mk).await?;
+    // Snapshots as they are now (forgotten ones gone, new ones included).
+    let snaps = list_snapshots(repo, keys).await?;
+    let usage = Usage::of(&snaps, &moves);
+
+    // Phase 2: records past the grace period.
+    let mut pending: HashSet<PackId> = HashSet::new();
+    let mut rescued: HashMap<SpaceId, Vec<IndexPack>> = HashMap::new();
+    let mut done_records = Vec::new();
+    for (id, name, rec) in records::<Record>(repo, "locks/prune-").await? {
+        if lock_mac(mk, &id, &rec.body) != rec.mac {
+            return Err(Error::corrupt(
+                name,
+                "its MAC does not verify: maintenance stopped",
+            ));
+        }
+        if opts.now - rec.body.created < opts.grace_s {
+            pending.extend(rec.body.packs);
+            continue;
+        }
+        for p in rec.body.packs {
+            let Some(size) = packs.get(&p).copied() else {
+                continue;
+            };
+            let (trailer, header) = repo
+                .read_pack_header(&p, size, |s| Some(space_keys(mk, s)))
+                .await?;
+            if usage.uses(trailer.space, &p) {
+                report.rescued_packs += 1;
+                rescued.entry(trailer.space).or_default().push(IndexPack {
+                    pack: p,
+                    header: header.expect("maintenance derives every space's metadata key"),
+                });
+            } else {
+                store.delete(&pack::pack_key_name(&p)).await?;
+                packs.remove(&p);
+                report.deleted_packs += 1;
+                report.bytes_deleted += size;
+            }
+        }
+        done_records.push(name);
+    }
+    for (space, list) in rescued {
+        write_index(store, mk, space, list).await?;
+    }
+    for name in done_records {
+        store.delete(&name).await?;
+    }
+
+    // Phase 1: condemn the unused packs of each space.
+    let indexes = LoadedIndexes::load(repo, keys).await?;
+    if let Some((id, e)) = indexes.damaged.first() {
+        return Err(Error::corrupt(
+            format!("index {id}"),
+            format!("{e}; run `pulih repo verify` and `repair-index` first: maintenance stopped"),
+        ));
+    }
+    let listing: HashMap<String, i64> = store
+        .list("data/")
+        .await?
+        .into_iter()
+        .map(|o| (o.key, o.modified))
+        .collect();
+    for (p, size) in &packs {
+        if !indexes.indexed_packs.contains(p) && !pending.contains(p) {
+            let age = opts.now
+                - listing
+                    .get(&pack::pack_key_name(p))
+                    .copied()
+                    .unwrap_or(opts.now);
+            if age >= 2 * opts.grace_s {
+                store.delete(&pack::pack_key_name(p)).await?;
+                report.deleted_unindexed_packs += 1;
+                report.bytes_deleted += size;
+            }
+        }
+    }
+    let mut condemned = Vec::new();
+    let mut rewritten: HashSet<SpaceId> = HashSet::new();
+    for (space, idx) in &indexes.spaces {
+        if usage.unknown.contains(space) {
+            report.spaces_not_pruned.push(space.to_hex());
+            continue;
+        }
+        let mut by_pack: BTreeMap<PackId, PackHeader> = BTreeMap::new();
+        for loc in idx.iter() {
+            by_pack
+                .entry(loc.pack)
+                .or_insert_with(|| PackHeader {
+                    session: loc.session,
+                    entries: Vec::new(),
+                })
+                .entries
+                .push(loc.entry);
+        }
+        let (gone, kept): (Vec<_>, Vec<_>) = by_pack.into_iter().partition(|(p, _)| {
+            packs.contains_key(p) && !pending.contains(p) && !usage.uses(*space, p)
+        });
+        if gone.is_empty() {
+            continue;
+        }
+        condemned.extend(gone.into_iter().map(|(p, _)| p));
+        let list = kept
+            .into_iter()
+            .map(|(pack, mut header)| {
+                header.entries.sort_by_key(|e| e.offset);
+                IndexPack { pack, header }
+            })
+            .collect();
+        write_index(store, mk, *space, list).await?;
+        rewritten.insert(*space);
+    }
+    report.condemned_packs = condemned.len();
+    if !condemned.is_empty() {
+        let id = FileId::random();
+        let body = RecordBody {
+            created: opts.now,
+            packs: condemned,
+        };
+        let mac = lock_mac(mk, &id, &body);
+        store
+            .put(
+                &format!("locks/prune-{id}"),
+                serde_json::to_vec(&Record { body, mac })
+                    .expect("serializes")
+                    .into(),
+            )
+            .await?;
+    }
+    for (id, space) in &indexes.files {
+        if rewritten.contains(space) {
+            store.delete(&crate::index::index_key_name(id)).await?;
+        }
+    }
+    // Moves records nothing reaches any more.
+    for (name, olds) in moves_files {
+        if usage.unknown.is_empty() && !olds.iter().any(|p| usage.reachable.contains(p)) {
+            store.delete(&name).await?;
+            report.moves_records_deleted += 1;
+        }
+    }
+    report.spaces_not_pruned.sort();
+    Ok(report)
+}
+
+async fn write_index(
+    store: &crate::storage::Store,
+    key: &MaintenanceKey,
+    space: SpaceId,
+    packs: Vec<IndexPack>,
+) -> Result<()> {
+    let id = IndexId::random();
+    store
+        .put(
+            &crate::index::index_key_name(&id),
+            IndexFile { space, packs }
+                .encode(&space_keys(key, space), &id)
+                .into(),
+        )
+        .await
+}

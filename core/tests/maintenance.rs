@@ -1,0 +1,237 @@
+//! Retention with the maintenance key (FORMAT.md §12): forget and prune
+//! without any reader key, and never lose a blob a kept snapshot needs,
+//! also after a reader's prune repacked it elsewhere.
+
+#[path = "support/repo.rs"]
+mod support;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use pulih_core::backup::{BackupOptions, Progress, backup};
+use pulih_core::forget::{KeepPolicy, PruneOptions, forget, prune};
+use pulih_core::keys::{AgentKey, MaintenanceKeyFile};
+use pulih_core::maintenance;
+use pulih_core::repo::{Reader, Repo};
+use pulih_core::storage::Store;
+use pulih_core::verify::verify;
+use rand::RngCore;
+use time::UtcOffset;
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut b);
+    b
+}
+
+struct Fx {
+    store: Store,
+    agent: AgentKey,
+    maint: MaintenanceKeyFile,
+    maint_text: String,
+    master_hex: String,
+    dir: tempfile::TempDir,
+}
+
+async fn fresh() -> Fx {
+    let store = Store::open(&format!("memory://maint-{}", rand::random::<u64>()), true).unwrap();
+    let (repo, reader) = support::init(&store, "sandi").await;
+    let (agent, _) = AgentKey::new(&reader.master, &repo.config);
+    let (maint, maint_text) = MaintenanceKeyFile::new(repo.config.repo_id, &reader.master);
+    Fx {
+        store,
+        agent,
+        maint,
+        maint_text,
+        master_hex: reader.master.0.to_hex(),
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Fx {
+    fn src(&self) -> std::path::PathBuf {
+        let p = self.dir.path().join("src");
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    async fn backup(&self) {
+        let o = BackupOptions::new("srv".into(), self.dir.path().join("cache"));
+        backup(
+            self.store.clone(),
+            &self.agent,
+            &[self.src()],
+            &o,
+            Arc::new(Progress::default()),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn maintain(&self, now: i64) -> maintenance::MaintenanceReport {
+        let repo = Repo::open(self.store.clone()).await.unwrap();
+        let opts = PruneOptions {
+            now,
+            ..Default::default()
+        };
+        maintenance::run(
+            &repo,
+            &self.maint,
+            &|_| {
+                Some(KeepPolicy {
+                    last: 1,
+                    ..Default::default()
+                })
+            },
+            UtcOffset::UTC,
+            true,
+            &opts,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn packs(&self) -> HashSet<String> {
+        self.store
+            .list("data/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
+    }
+
+    /// Restore the latest snapshot with the walidata's key and check it
+    /// all authenticates.
+    async fn restore_latest(&self) -> std::path::PathBuf {
+        let reader = Reader::open(self.store.clone(), "sandi").await.unwrap();
+        let report = verify(&reader, Some(100.0)).await.unwrap();
+        assert!(report.ok(), "{:?}", report.problems);
+        let snap = reader.find_snapshot("latest").await.unwrap();
+        let target = self
+            .dir
+            .path()
+            .join(format!("restored-{}", rand::random::<u32>()));
+        support::restore_all(&reader, &snap, &target).await;
+        target.join(self.src().strip_prefix("/").unwrap())
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maintenance_key_forgets_and_prunes_and_what_is_kept_restores() {
+    let fx = fresh().await;
+    // The key file holds neither the master secret nor a reader identity.
+    assert!(!fx.maint_text.contains(&fx.master_hex));
+    assert!(!fx.maint_text.contains("AGE-SECRET-KEY"));
+
+    let mut last = Vec::new();
+    for _ in 0..3 {
+        last = random_bytes(3 << 20);
+        std::fs::write(fx.src().join("data.bin"), &last).unwrap();
+        fx.backup().await;
+    }
+    let before = fx.packs().await;
+
+    // Phase 1: two snapshots forgotten, their packs condemned, none deleted yet.
+    let t = now();
+    let r1 = fx.maintain(t).await;
+    assert_eq!((r1.snapshots, r1.forgotten), (3, 2), "{r1:?}");
+    assert!(
+        r1.condemned_packs >= 4,
+        "data and tree packs of two runs: {r1:?}"
+    );
+    assert_eq!(r1.deleted_packs, 0);
+    assert_eq!(fx.packs().await, before);
+    assert_eq!(
+        std::fs::read(fx.restore_latest().await.join("data.bin")).unwrap(),
+        last
+    );
+
+    // Phase 2, past the grace period: the condemned packs go.
+    let r2 = fx.maintain(t + 24 * 3600 + 1).await;
+    assert_eq!(r2.deleted_packs, r1.condemned_packs, "{r2:?}");
+    assert_eq!(r2.rescued_packs, 0);
+    assert_eq!(fx.packs().await.len(), before.len() - r1.condemned_packs);
+    assert_eq!(
+        std::fs::read(fx.restore_latest().await.join("data.bin")).unwrap(),
+        last
+    );
+
+    // Nothing more to do.
+    let r3 = fx.maintain(t + 2 * 24 * 3600).await;
+    assert_eq!(
+        (r3.forgotten, r3.condemned_packs, r3.deleted_packs),
+        (0, 0, 0),
+        "{r3:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pack_the_walidata_repacked_is_followed_and_the_kept_snapshot_still_restores() {
+    let fx = fresh().await;
+    // Snapshot A: x and y share one data pack. Snapshot B: only x (deduplicated into that pack).
+    let x = random_bytes(3 << 20);
+    std::fs::write(fx.src().join("x"), &x).unwrap();
+    std::fs::write(fx.src().join("y"), random_bytes(3 << 20)).unwrap();
+    fx.backup().await;
+    std::fs::remove_file(fx.src().join("y")).unwrap();
+    fx.backup().await;
+
+    // The walidata forgets A and prunes an hour later: the shared pack is
+    // half unused, so x is repacked and the old pack condemned.
+    let reader = Reader::open(fx.store.clone(), "sandi").await.unwrap();
+    forget(
+        &reader,
+        &KeepPolicy {
+            last: 1,
+            ..Default::default()
+        },
+        UtcOffset::UTC,
+        false,
+    )
+    .await
+    .unwrap();
+    let t = now() + 3600;
+    let reader = Reader::open(fx.store.clone(), "sandi").await.unwrap();
+    let p = prune(
+        &reader,
+        &PruneOptions {
+            now: t,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(p.repacked_packs >= 1, "{p:?}");
+    let moves: Vec<_> = fx
+        .store
+        .list("locks/")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.key.starts_with("locks/moves-"))
+        .collect();
+    assert_eq!(moves.len(), 1, "a repack records where the blobs went");
+
+    // B's pack list still names the old pack. Maintenance, past the grace
+    // period, deletes the old pack (its blobs moved) and keeps the new one.
+    let r = fx.maintain(t + 24 * 3600 + 1).await;
+    assert!(r.deleted_packs >= 1, "{r:?}");
+    assert_eq!(r.condemned_packs, 0, "the repacked pack is in use: {r:?}");
+    assert_eq!(
+        std::fs::read(fx.restore_latest().await.join("x")).unwrap(),
+        x
+    );
+    assert!(!fx.restore_latest().await.join("y").exists());
+
+    // Once B is gone too, the moves record is retired.
+    std::fs::write(fx.src().join("x"), random_bytes(1 << 20)).unwrap();
+    fx.backup().await;
+    let r = fx.maintain(t + 2 * 24 * 3600).await;
+    assert_eq!(r.moves_records_deleted, 1, "{r:?}");
+}
