@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 
 use pulih_core::backup::{BackupOptions, Progress, backup};
