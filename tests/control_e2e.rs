@@ -976,3 +976,188 @@ async fn bad_input_on_the_api_gets_a_stable_4xx_and_changes_nothing() {
         );
     }
 }
+
+/// Retention on the controller's own schedule, with the maintenance key the
+/// walidata gave it (it can forget and prune, not read): each server's
+/// `retention` applies, the freed packs go after the grace period, what is
+/// kept still verifies and restores, and an agency that gave no key is
+/// reported, not skipped silently.
+#[test]
+fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenance_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let drc = dir.join("drc");
+    let repo = drc.join("dinkes");
+    let keys_dir = dir.join("maintenance-keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    let pass = dir.join("dinkes.pass");
+    write_secret(&pass, "walidata dinkes\n");
+    let agent_key = dir.join("srv-m.key");
+    run_ok(
+        pulih()
+            .args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--agent-key-out")
+            .arg(&agent_key),
+    );
+    run_ok(
+        pulih()
+            .args(["repo", "add-maintenance-key", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--out")
+            .arg(keys_dir.join("dinkes.key")),
+    );
+
+    let src = dir.join("data").join("srv-m");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("stable.txt"), "tetap\n".repeat(1000)).unwrap();
+    let mut manifests = MANIFESTS.replace("DRC_URL", &drc.display().to_string());
+    manifests.push_str(&server_manifest("srv-m", "dinkes", &src));
+    manifests.push_str("  retention: {keepLast: 2}\n");
+    let mdir = dir.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+
+    let state = dir.join("controller-state");
+    let config = dir.join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n[maintenance]\nschedule = \"*/3 * * * * *\"\nkeys_dir = {:?}\ngrace = \"2s\"\n",
+            state.display().to_string(),
+            keys_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
+    let token = state.join("admin.token");
+    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
+
+    // Four nights, each with new contents: the older ones become garbage.
+    let mut last = Vec::new();
+    for night in 0..4u8 {
+        last = (0..(2u32 << 20))
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 ^ night.wrapping_mul(97))
+            .collect();
+        std::fs::write(src.join("data.bin"), &last).unwrap();
+        run_ok(
+            pulih()
+                .args(["repo", "backup", "--repo"])
+                .arg(&repo)
+                .arg("--agent-key")
+                .arg(&agent_key)
+                .args(["--tag", "server=srv-m"])
+                .arg(&src),
+        );
+    }
+
+    // Run now: dinkes is maintained; bpkad gave no key and says so.
+    let out = ops(&url, &token)
+        .args(["maintenance", "run", "--wait", "--json", "--timeout", "60"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now_runs = last_json(&out);
+    let by_pd = |pd: &str| {
+        now_runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["perangkat_daerah"] == pd)
+            .unwrap_or_else(|| panic!("no run for {pd}: {now_runs}"))
+            .clone()
+    };
+    assert_eq!(by_pd("dinkes")["state"], "succeeded", "{now_runs}");
+    let bpkad = by_pd("bpkad");
+    assert_eq!(bpkad["state"], "failed");
+    assert!(
+        bpkad["error"]
+            .as_str()
+            .unwrap()
+            .contains("no maintenance key"),
+        "{bpkad}"
+    );
+
+    // The schedule fires by itself; past the grace period it deletes what
+    // was condemned.
+    wait_for(
+        "a scheduled maintenance run that deleted packs",
+        Duration::from_secs(60),
+        &[&controller],
+        || {
+            let all = last_json(&run_ok(ops(&url, &token).args([
+                "maintenance",
+                "--json",
+                "--limit",
+                "1000",
+            ])));
+            all.as_array().unwrap().iter().any(|r| {
+                r["perangkat_daerah"] == "dinkes"
+                    && r["trigger"] == "schedule"
+                    && r["state"] == "succeeded"
+                    && r["deleted_packs"].as_u64().unwrap() > 0
+            })
+        },
+    );
+    let all = last_json(&run_ok(ops(&url, &token).args([
+        "maintenance",
+        "--json",
+        "--limit",
+        "1000",
+    ])));
+    let forgotten: u64 = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["perangkat_daerah"] == "dinkes")
+        .map(|r| r["forgotten"].as_u64().unwrap())
+        .sum();
+    assert_eq!(forgotten, 2, "{all}");
+    drop(controller);
+
+    // The walidata's view: two snapshots kept, all data authenticates, the
+    // newest restores byte for byte.
+    let snaps = last_json(&run_ok(
+        pulih()
+            .args(["repo", "snapshots", "--json", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass),
+    ));
+    assert_eq!(snaps.as_array().unwrap().len(), 2, "{snaps}");
+    run_ok(
+        pulih()
+            .args(["repo", "verify", "--read-data", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass),
+    );
+    let target = dir.join("restored");
+    run_ok(
+        pulih()
+            .args(["repo", "restore", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .args(["latest", "--target"])
+            .arg(&target),
+    );
+    assert_eq!(
+        std::fs::read(target.join(src.strip_prefix("/").unwrap()).join("data.bin")).unwrap(),
+        last
+    );
+}

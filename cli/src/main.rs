@@ -51,6 +51,8 @@ enum Command {
     Restore(ops::RestoreArgs),
     /// List runs (scheduled and manual) with their results.
     Runs(ops::RunsArgs),
+    /// Retention runs on the controller's maintenance schedule; `run` runs it now.
+    Maintenance(ops::MaintenanceArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => ops::verify(args).await,
             Command::Restore(args) => ops::restore(args).await,
             Command::Runs(args) => ops::runs(args).await,
+            Command::Maintenance(args) => ops::maintenance(args).await,
         }
     });
     match result {

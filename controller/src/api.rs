@@ -34,6 +34,8 @@ pub struct AppState {
     pub config: ControllerConfig,
     pub desired: RwLock<Desired>,
     admin_token_hash: [u8; 32],
+    /// One maintenance run at a time.
+    pub maintenance_lock: tokio::sync::Mutex<()>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -50,6 +52,7 @@ impl AppState {
             config,
             desired: RwLock::new(desired),
             admin_token_hash: token_hash(admin_token),
+            maintenance_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -183,6 +186,8 @@ pub fn router(state: Shared) -> Router {
         .route("/servers/{name}/enroll-token", post(servers::enroll_token))
         .route("/servers/{name}/replicate", post(servers::replicate))
         .route("/servers/{name}/verify", post(servers::verify))
+        .route("/maintenance", get(servers::maintenance_runs))
+        .route("/maintenance/run", post(servers::maintenance_run))
         .route("/servers/{name}/restore", post(servers::restore))
         .route("/runs", get(servers::runs))
         .route("/runs/{run_key}", get(servers::run))

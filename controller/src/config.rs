@@ -42,6 +42,42 @@ pub struct ControllerConfig {
     /// the target's URL (used by `pulih dev`).
     #[serde(default)]
     pub dev_store_root: Option<PathBuf>,
+    /// Retention on the controller's own schedule; off when absent.
+    #[serde(default)]
+    pub maintenance: Option<MaintenanceConfig>,
+}
+
+/// `[maintenance]`: forget and prune every agency repository with the
+/// maintenance keys the walidata gave (FORMAT.md §12), never a reader key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// Cron (5 or 6 fields) in `timezone`; default daily at 03:00.
+    #[serde(default = "default_maintenance_cron")]
+    pub schedule: pulih_core::manifest::values::CronExpr,
+    /// Default Asia/Makassar (WITA); also the day boundary of keep-daily etc.
+    #[serde(default)]
+    pub timezone: pulih_core::manifest::values::TimeZone,
+    /// `<perangkat daerah name>.key` per agency (`pulih repo add-maintenance-key`).
+    pub keys_dir: PathBuf,
+    /// Between condemning a pack and deleting it; longer than any backup
+    /// runs (default 24h).
+    #[serde(default = "default_grace", with = "duration_or_zero")]
+    pub grace: Duration,
+    /// The controller's own (delete-capable) S3 credentials, as files;
+    /// otherwise the environment's.
+    #[serde(default)]
+    pub s3_access_key_id_file: Option<PathBuf>,
+    #[serde(default)]
+    pub s3_secret_access_key_file: Option<PathBuf>,
+}
+
+fn default_maintenance_cron() -> pulih_core::manifest::values::CronExpr {
+    "0 3 * * *".parse().expect("a valid cron")
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 fn default_listen() -> SocketAddr {
@@ -82,6 +118,7 @@ impl ControllerConfig {
             agent_offline_after: default_offline(),
             dev_source_root: None,
             dev_store_root: None,
+            maintenance: None,
         }
     }
 

@@ -55,6 +55,20 @@ pub fn rpo_seconds(spec: &ServerSpec) -> u64 {
     spec.rpo.map_or(DEFAULT_RPO_SECONDS, |d| d.0.as_secs())
 }
 
+/// The URL of an agency's repository on its DRC target.
+pub fn pd_repository(set: &ManifestSet, pd: &str, config: &ControllerConfig) -> Option<String> {
+    let pd = set.perangkat_daerah.get(pd)?;
+    let target = set.drc_targets.get(&pd.spec().drc_target)?;
+    Some(match &config.dev_store_root {
+        Some(root) => root
+            .join(target.name())
+            .join(pd.name())
+            .display()
+            .to_string(),
+        None => repository_url(&target.spec().url, pd.name()),
+    })
+}
+
 /// What the agent of `server` should do, from the manifests.
 pub fn assignment(
     set: &ManifestSet,
@@ -64,8 +78,7 @@ pub fn assignment(
 ) -> Option<Assignment> {
     let s = set.servers.get(server)?;
     let spec = s.spec();
-    let pd = set.perangkat_daerah.get(&spec.perangkat_daerah)?;
-    let target = set.drc_targets.get(&pd.spec().drc_target)?;
+    let repository = pd_repository(set, &spec.perangkat_daerah, config)?;
     let paths = spec
         .sources
         .iter()
@@ -82,14 +95,7 @@ pub fn assignment(
     Some(Assignment {
         server: server.to_string(),
         perangkat_daerah: spec.perangkat_daerah.clone(),
-        repository: match &config.dev_store_root {
-            Some(root) => root
-                .join(target.name())
-                .join(pd.name())
-                .display()
-                .to_string(),
-            None => repository_url(&target.spec().url, pd.name()),
-        },
+        repository,
         paths,
         cron,
         timezone: timezone.to_string(),

@@ -11,6 +11,7 @@ pub mod compliance;
 pub mod config;
 pub mod desired;
 pub mod error;
+pub mod maintenance;
 pub mod openapi;
 pub mod store;
 
@@ -78,6 +79,7 @@ pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Resul
         &token,
         api::Desired { set, revision },
     ));
+    maintenance::spawn_schedule(state.clone(), cancel.clone());
     let app = api::router(state);
     tracing::info!(%addr, "controller listening");
     let task = tokio::spawn(async move {

@@ -83,6 +83,22 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
+        "/maintenance",
+        "Retention runs (maintenance key: forget by each server's retention, prune whole unused packs), newest first (?limit=N)",
+        None,
+        "MaintenanceRuns",
+        "admin",
+    ),
+    (
+        "post",
+        "/maintenance/run",
+        "Run retention now, for every agency or one",
+        Some("MaintenanceRequest"),
+        "MaintenanceQueued",
+        "admin",
+    ),
+    (
+        "get",
         "/runs",
         "Runs, newest first (?server=NAME&limit=N)",
         None,
@@ -160,6 +176,9 @@ pub fn document() -> Value {
     add::<EnrollTokenResponse>(&mut generator, "EnrollTokenResponse", &mut named);
     add::<ReplicateResponse>(&mut generator, "ReplicateResponse", &mut named);
     add::<RestoreRequest>(&mut generator, "RestoreRequest", &mut named);
+    add::<Vec<MaintenanceRun>>(&mut generator, "MaintenanceRuns", &mut named);
+    add::<MaintenanceRequest>(&mut generator, "MaintenanceRequest", &mut named);
+    add::<MaintenanceQueued>(&mut generator, "MaintenanceQueued", &mut named);
     add::<Vec<Run>>(&mut generator, "Runs", &mut named);
     add::<Run>(&mut generator, "Run", &mut named);
     add::<StatusResponse>(&mut generator, "StatusResponse", &mut named);

@@ -69,6 +69,18 @@ pub struct RunRow {
     pub params_json: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceRow {
+    pub id: i64,
+    pub perangkat_daerah: String,
+    pub trigger: String,
+    pub state: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    /// The maintenance report, or `{"error": …}`.
+    pub report_json: Option<String>,
+}
+
 /// A job ops asked for, waiting for the agent's next heartbeat.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedJob {
@@ -148,6 +160,18 @@ pub trait StateStore: Send + Sync + 'static {
     fn runs(&self, server: Option<&str>, limit: u32) -> StoreResult<Vec<RunRow>>;
     fn run_summaries(&self) -> StoreResult<std::collections::HashMap<String, RunSummary>>;
     fn run_counts_since(&self, since: i64) -> StoreResult<(u64, u64, u64)>;
+
+    /// Records queued maintenance runs, one per agency; returns their ids.
+    fn queue_maintenance(&self, pds: &[String], trigger: &str, now: i64) -> StoreResult<Vec<i64>>;
+    fn set_maintenance_state(&self, id: i64, state: &str) -> StoreResult<()>;
+    fn finish_maintenance(
+        &self,
+        id: i64,
+        state: &str,
+        report_json: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    fn maintenance_runs(&self, limit: u32) -> StoreResult<Vec<MaintenanceRow>>;
 
     /// Appends to the hash-chained audit log.
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()>;

@@ -317,3 +317,41 @@ pub struct StatusResponse {
     pub runs_failed_24h: u64,
     pub overall: Counts,
 }
+
+// ------------------------------------------------------------ maintenance
+
+/// Ask the controller to run retention now (all agencies, or one).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    #[serde(default)]
+    pub perangkat_daerah: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct MaintenanceQueued {
+    /// One run per agency repository.
+    pub ids: Vec<i64>,
+}
+
+/// One retention run on one agency's repository, with the maintenance key
+/// (forget by each server's `retention`, then prune whole unused packs).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct MaintenanceRun {
+    pub id: i64,
+    pub perangkat_daerah: String,
+    /// `schedule` or `manual`.
+    pub trigger: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub state: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub snapshots: u64,
+    pub forgotten: u64,
+    pub condemned_packs: u64,
+    pub deleted_packs: u64,
+    pub rescued_packs: u64,
+    pub bytes_deleted: u64,
+    #[serde(default)]
+    pub error: Option<String>,
+}

@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use pulih_core::api::{
-    ComplianceReport, EnrollTokenResponse, ReplicateResponse, RestoreRequest, Run, RunResult,
-    ServerView, StatusResponse,
+    ComplianceReport, EnrollTokenResponse, MaintenanceQueued, MaintenanceRequest, MaintenanceRun,
+    ReplicateResponse, RestoreRequest, Run, RunResult, ServerView, StatusResponse,
 };
 use serde::Deserialize;
 
@@ -278,4 +278,50 @@ pub async fn compliance(
     let (v, t) = views(&st)?;
     let d = st.desired();
     Ok(Json(compliance::report(&d.set, v, t)))
+}
+
+pub async fn maintenance_runs(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<RunFilter>,
+) -> Result<Json<Vec<MaintenanceRun>>, ApiError> {
+    st.require_admin(&headers)?;
+    if q.server.is_some() {
+        return Err(ApiError::InvalidBody(
+            "maintenance runs are per agency; `server` does not apply".into(),
+        ));
+    }
+    let rows = st
+        .store
+        .maintenance_runs(q.limit.unwrap_or(50).min(1000))
+        .map_err(internal)?;
+    Ok(Json(
+        rows.into_iter().map(crate::maintenance::view).collect(),
+    ))
+}
+
+/// Run retention now (all agencies, or one); answers at once with the
+/// queued runs' ids.
+pub async fn maintenance_run(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<MaintenanceRequest>,
+) -> Result<Json<MaintenanceQueued>, ApiError> {
+    let actor = st.require_admin(&headers)?;
+    let queued = crate::maintenance::queue(&st, "manual", req.perangkat_daerah.as_deref())?;
+    let ids: Vec<i64> = queued.iter().map(|(id, _)| *id).collect();
+    st.store
+        .audit(
+            actor,
+            "maintenance.queue",
+            &format!(
+                "{} ({} run(s))",
+                req.perangkat_daerah.as_deref().unwrap_or("all agencies"),
+                ids.len()
+            ),
+            now(),
+        )
+        .map_err(internal)?;
+    tokio::spawn(crate::maintenance::execute(st.clone(), queued));
+    Ok(Json(MaintenanceQueued { ids }))
 }

@@ -65,6 +65,17 @@ CREATE TABLE audit (
 ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'replicate';
 ALTER TABLE runs ADD COLUMN params TEXT;
 "#,
+    r#"
+CREATE TABLE maintenance (
+    id INTEGER PRIMARY KEY,
+    perangkat_daerah TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    report TEXT
+);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -486,6 +497,71 @@ impl StateStore for SqliteStore {
                 Some(since),
             )?,
         ))
+    }
+
+    fn queue_maintenance(&self, pds: &[String], trigger: &str, now: i64) -> StoreResult<Vec<i64>> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        let mut ids = Vec::new();
+        for pd in pds {
+            tx.execute(
+                "INSERT INTO maintenance (perangkat_daerah, trigger, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
+                params![pd, trigger, now],
+            )
+            .map_err(err)?;
+            ids.push(tx.last_insert_rowid());
+        }
+        tx.commit().map_err(err)?;
+        Ok(ids)
+    }
+
+    fn set_maintenance_state(&self, id: i64, state: &str) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "UPDATE maintenance SET state = ?2 WHERE id = ?1",
+                params![id, state],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn finish_maintenance(
+        &self,
+        id: i64,
+        state: &str,
+        report_json: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "UPDATE maintenance SET state = ?2, report = ?3, finished_at = ?4 WHERE id = ?1",
+                params![id, state, report_json, now],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn maintenance_runs(&self, limit: u32) -> StoreResult<Vec<MaintenanceRow>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, perangkat_daerah, trigger, state, created_at, finished_at, report FROM maintenance ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok(MaintenanceRow {
+                    id: r.get(0)?,
+                    perangkat_daerah: r.get(1)?,
+                    trigger: r.get(2)?,
+                    state: r.get(3)?,
+                    created_at: r.get(4)?,
+                    finished_at: r.get(5)?,
+                    report_json: r.get(6)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
     }
 
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()> {
