@@ -119,6 +119,16 @@ pub async fn run(a: DevArgs) -> Result<u8> {
     config.schedule_jitter = Duration::ZERO;
     config.dev_source_root = Some(sample.clone());
     config.dev_store_root = Some(drc.clone());
+    // Retention nightly at 03:00 WITA with the maintenance key made below.
+    let keys_dir = state.join("maintenance-keys");
+    config.maintenance = Some(pulih_controller::config::MaintenanceConfig {
+        schedule: "0 3 * * *".parse().map_err(anyhow::Error::msg)?,
+        timezone: Default::default(),
+        keys_dir: keys_dir.clone(),
+        grace: Duration::from_secs(24 * 3600),
+        s3_access_key_id_file: None,
+        s3_secret_access_key_file: None,
+    });
     let cancel = shutdown_on_signals();
     let running = pulih_controller::start(config, cancel.clone()).await?;
     let url = format!("http://{}", running.addr);
@@ -165,6 +175,12 @@ pub async fn run(a: DevArgs) -> Result<u8> {
         let _ = std::fs::remove_file(&key_file);
         let (_, text) = pulih_core::keys::AgentKey::new(&reader.master, &repo.config);
         write_secret(&key_file, &text)?;
+        std::fs::create_dir_all(&keys_dir)?;
+        let maint_file = keys_dir.join(format!("{pd_name}.key"));
+        let _ = std::fs::remove_file(&maint_file);
+        let (_, text) =
+            pulih_core::keys::MaintenanceKeyFile::new(repo.config.repo_id, &reader.master);
+        write_secret(&maint_file, &text)?;
     }
     println!(
         "repository: {} (walidata passphrase in {})",

@@ -525,6 +525,20 @@ pub async fn wait_run(api: &Api, run_key: &str, timeout: Duration) -> Result<Run
 }
 
 fn print_run(r: &Run) {
+    if r.kind == "verify" {
+        println!(
+            "{} {} verify {}: {} problem(s) in {:.1}s",
+            r.run_key,
+            r.server,
+            r.state,
+            r.errors.len(),
+            r.duration_s
+        );
+        for e in &r.errors {
+            println!("  problem: {e}");
+        }
+        return;
+    }
     println!(
         "{} {} {} {}: snapshot {}, {} files, {} read, {} new, {} stored in {:.1}s",
         r.run_key,
@@ -768,7 +782,7 @@ pub async fn maintenance(a: MaintenanceArgs) -> Result<u8> {
         let mine: Vec<_> = runs.into_iter().filter(|r| q.ids.contains(&r.id)).collect();
         if mine
             .iter()
-            .all(|r| matches!(r.state.as_str(), "succeeded" | "failed"))
+            .all(|r| matches!(r.state.as_str(), "succeeded" | "skipped" | "failed"))
         {
             break mine;
         }
@@ -782,9 +796,9 @@ pub async fn maintenance(a: MaintenanceArgs) -> Result<u8> {
     } else {
         print_maintenance(&mine);
     }
-    Ok(if mine.iter().all(|r| r.state == "succeeded") {
-        exit::OK
-    } else {
+    Ok(if mine.iter().any(|r| r.state == "failed") {
         exit::ERROR
+    } else {
+        exit::OK
     })
 }

@@ -69,15 +69,20 @@ pub async fn execute(st: Shared, queued: Vec<(i64, String)>) {
                     r.forgotten, r.snapshots, r.condemned_packs, r.deleted_packs, r.bytes_deleted
                 ),
             ),
-            Err(e) => (
+            Err(Skip(why)) => (
+                "skipped",
+                serde_json::json!({ "error": why }).to_string(),
+                format!("{pd}: skipped: {why}"),
+            ),
+            Err(Fail(e)) => (
                 "failed",
                 serde_json::json!({ "error": e }).to_string(),
                 format!("{pd}: failed: {e}"),
             ),
         };
         match &outcome {
-            Ok(_) => tracing::info!(%detail, "maintenance"),
-            Err(_) => tracing::warn!(%detail, "maintenance"),
+            Err(Fail(_)) => tracing::warn!(%detail, "maintenance"),
+            _ => tracing::info!(%detail, "maintenance"),
         }
         if let Err(e) = st.store.finish_maintenance(id, state, &json, t) {
             tracing::error!(error = %e, "maintenance: cannot record a result");
@@ -97,17 +102,31 @@ fn keep_policy(r: &pulih_core::manifest::Retention) -> KeepPolicy {
     }
 }
 
-async fn run_pd(st: &Shared, pd: &str) -> Result<MaintenanceReport, String> {
+/// Why a run did not happen or failed: `Skip` when retention is simply not
+/// set up for the agency (no maintenance key yet), `Fail` otherwise.
+enum NotDone {
+    Skip(String),
+    Fail(String),
+}
+use NotDone::{Fail, Skip};
+
+impl<E: std::fmt::Display> From<E> for NotDone {
+    fn from(e: E) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+async fn run_pd(st: &Shared, pd: &str) -> Result<MaintenanceReport, NotDone> {
     let cfg: &MaintenanceConfig = st
         .config
         .maintenance
         .as_ref()
-        .ok_or("maintenance is not configured")?;
+        .ok_or_else(|| Fail("maintenance is not configured".into()))?;
     // Each server's retention, by the `server=` tag its agent puts on snapshots.
     let (url, policies) = {
         let d = st.desired();
         let url = pd_repository(&d.set, pd, &st.config)
-            .ok_or_else(|| format!("{pd} is no longer in the applied manifests"))?;
+            .ok_or_else(|| Fail(format!("{pd} is no longer in the applied manifests")))?;
         let policies: HashMap<String, KeepPolicy> = d
             .set
             .servers
@@ -124,26 +143,22 @@ async fn run_pd(st: &Shared, pd: &str) -> Result<MaintenanceReport, String> {
     };
     let key_path = cfg.keys_dir.join(format!("{pd}.key"));
     if !key_path.exists() {
-        return Err(format!(
+        return Err(Skip(format!(
             "no maintenance key at {}: the walidata of {pd} makes one with `pulih repo add-maintenance-key --out FILE`",
             key_path.display()
-        ));
+        )));
     }
-    let key = MaintenanceKeyFile::load(&key_path).map_err(|e| e.to_string())?;
+    let key = MaintenanceKeyFile::load(&key_path)?;
     let creds = match (&cfg.s3_access_key_id_file, &cfg.s3_secret_access_key_file) {
-        (Some(a), Some(s)) => Some((
-            read_secret_file(a).map_err(|e| e.to_string())?,
-            read_secret_file(s).map_err(|e| e.to_string())?,
-        )),
+        (Some(a), Some(s)) => Some((read_secret_file(a)?, read_secret_file(s)?)),
         _ => None,
     };
     let store = Store::open_with(
         &url,
         false,
         creds.as_ref().map(|(a, s)| (a.as_str(), s.as_str())),
-    )
-    .map_err(|e| e.to_string())?;
-    let repo = Repo::open(store).await.map_err(|e| e.to_string())?;
+    )?;
+    let repo = Repo::open(store).await?;
     let offset = utc_offset(cfg.timezone);
     let policy_for = move |s: &ListedSnapshot| {
         s.snapshot
@@ -156,9 +171,7 @@ async fn run_pd(st: &Shared, pd: &str) -> Result<MaintenanceReport, String> {
         grace_s: cfg.grace.as_secs() as i64,
         ..Default::default()
     };
-    pulih_core::maintenance::run(&repo, &key, &policy_for, offset, true, &opts)
-        .await
-        .map_err(|e| e.to_string())
+    Ok(pulih_core::maintenance::run(&repo, &key, &policy_for, offset, true, &opts).await?)
 }
 
 /// The zone's offset now (keep-daily etc. count days in it).

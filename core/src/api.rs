@@ -342,7 +342,8 @@ pub struct MaintenanceRun {
     pub perangkat_daerah: String,
     /// `schedule` or `manual`.
     pub trigger: String,
-    /// `queued`, `running`, `succeeded` or `failed`.
+    /// `queued`, `running`, `succeeded`, `skipped` (no maintenance key for
+    /// the agency yet) or `failed`.
     pub state: String,
     pub created_at: String,
     pub finished_at: Option<String>,
