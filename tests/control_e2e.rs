@@ -485,6 +485,19 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
             .unwrap()
             .contains("127.0.0.9")
     );
+    // One server with what its agent reports.
+    let shown = last_json(&run_ok(
+        ops(&url, &token).args(["servers", "show", "srv-c", "--json"]),
+    ));
+    assert_eq!(
+        shown["facts"]["ips"],
+        serde_json::json!(["127.0.0.9"]),
+        "{shown}"
+    );
+    assert!(
+        !shown["facts"]["os"].as_str().unwrap().is_empty(),
+        "{shown}"
+    );
     let comp = last_json(&run_ok(ops(&url, &token).args(["compliance", "--json"])));
     assert_eq!(comp["overall"]["servers"], 3);
     assert_eq!(comp["overall"]["mismatches"], 1);

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod config;
+pub mod docker;
 pub mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -175,15 +176,16 @@ impl Agent {
         self.config.state_dir.join(name)
     }
 
-    fn facts(&self) -> Facts {
+    async fn facts(&self) -> Facts {
+        let (docker_containers, docker_volumes) = docker::facts().await.unwrap_or_default();
         Facts {
             hostname: self.hostname.clone(),
             ips: local_ip(&self.config.controller, self.config.bind_address),
             os: os_name(),
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             free_disk_bytes: free_disk(&self.config.state_dir),
-            docker_containers: Vec::new(),
-            docker_volumes: Vec::new(),
+            docker_containers,
+            docker_volumes,
         }
     }
 
@@ -199,7 +201,7 @@ impl Agent {
             );
         };
         let token = pulih_core::storage::read_secret_file(token_file)?;
-        match self.client.enroll(token.trim(), self.facts()).await {
+        match self.client.enroll(token.trim(), self.facts().await).await {
             Ok(r) => {
                 write_atomic(&self.path(CREDENTIAL), r.credential.as_bytes())?;
                 self.client.set_credential(r.credential);
@@ -255,7 +257,7 @@ impl Agent {
     /// One heartbeat: facts out, assignment and jobs in. Returns the jobs,
     /// or None when the controller is unreachable.
     async fn heartbeat(&self) -> Result<Option<Vec<Job>>> {
-        match self.client.heartbeat(self.facts()).await {
+        match self.client.heartbeat(self.facts().await).await {
             Ok(resp) => {
                 match &resp.assignment {
                     Some(a) => {

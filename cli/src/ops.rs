@@ -251,6 +251,12 @@ pub struct ServersArgs {
 
 #[derive(Subcommand)]
 enum ServersCommand {
+    /// One server: its inventory line and what its agent last reported.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Issue a one-time enrolment token for a server's agent.
     EnrollToken {
         name: String,
@@ -352,6 +358,34 @@ pub async fn servers(a: ServersArgs) -> Result<u8> {
                     t.server,
                     wita(&Some(t.expires_at.clone()))
                 );
+            }
+        }
+        Some(ServersCommand::Show { name, json }) => {
+            let v: ServerView = api.get(&format!("/servers/{name}")).await?;
+            if json {
+                println!("{}", serde_json::to_string(&v)?);
+            } else {
+                table(SERVER_HEADERS, server_rows(std::slice::from_ref(&v)));
+                println!("evidence: {}", v.evidence);
+                match &v.facts {
+                    None => println!("no agent has reported yet"),
+                    Some(f) => {
+                        println!(
+                            "agent {} on {} ({}), addresses {}",
+                            f.agent_version,
+                            f.hostname,
+                            f.os,
+                            f.ips.join(", ")
+                        );
+                        if let Some(free) = f.free_disk_bytes {
+                            println!("free disk: {}", crate::repo::human(free));
+                        }
+                        if !f.docker_containers.is_empty() || !f.docker_volumes.is_empty() {
+                            println!("docker containers: {}", f.docker_containers.join(", "));
+                            println!("docker volumes: {}", f.docker_volumes.join(", "));
+                        }
+                    }
+                }
             }
         }
         None => {

@@ -97,6 +97,7 @@ pub fn server_views(
                 last_run_state: summary.last_state,
                 rpo_seconds: rpo,
                 rpo_met,
+                facts: None,
             }
         })
         .collect();

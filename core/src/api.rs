@@ -281,6 +281,10 @@ pub struct ServerView {
     pub rpo_seconds: u64,
     /// The newest successful replication is within the RPO.
     pub rpo_met: bool,
+    /// What the agent last reported (hostname, IPs, OS, Docker containers
+    /// and volumes, free disk); only in `GET /servers/{name}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Facts>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -66,10 +66,16 @@ pub async fn show(
 ) -> Result<Json<ServerView>, ApiError> {
     st.require_admin(&headers)?;
     let (v, _) = views(&st)?;
-    v.into_iter()
-        .find(|s| s.name == name)
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no Server `{name}` in the applied manifests")))
+    let mut view = v.into_iter().find(|s| s.name == name).ok_or_else(|| {
+        ApiError::NotFound(format!("no Server `{name}` in the applied manifests"))
+    })?;
+    view.facts = st
+        .store
+        .agent(&name)
+        .map_err(internal)?
+        .and_then(|a| a.facts_json)
+        .and_then(|j| serde_json::from_str(&j).ok());
+    Ok(Json(view))
 }
 
 fn require_server(st: &Shared, name: &str) -> Result<(), ApiError> {
