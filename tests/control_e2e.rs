@@ -1180,3 +1180,133 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
         last
     );
 }
+
+/// The controller serves HTTPS with its own CA's certificate; the CLI and an
+/// agent that trust the CA work, a client that does not is refused, and
+/// credentials never cross the wire in clear.
+#[test]
+fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+
+    // DKIS's own CA, and the controller's certificate for 127.0.0.1.
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let ca_file = dir.join("dkis-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let cert_file = dir.join("controller.pem");
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    let key_file = dir.join("controller.key");
+    write_secret(&key_file, &key.serialize_pem());
+
+    let drc = dir.join("drc");
+    let pass = dir.join("dinkes.pass");
+    write_secret(&pass, "walidata dinkes\n");
+    run_ok(
+        pulih()
+            .args(["repo", "init", "--repo"])
+            .arg(drc.join("dinkes"))
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--agent-key-out")
+            .arg(dir.join("srv-t.key")),
+    );
+    let src = dir.join("data").join("srv-t");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f.txt"), "aman\n").unwrap();
+    let mut manifests = MANIFESTS.replace("DRC_URL", &drc.display().to_string());
+    manifests.push_str(&server_manifest("srv-t", "dinkes", &src));
+    let mdir = dir.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+
+    let state = dir.join("controller-state");
+    let config = dir.join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
+            state.display().to_string(),
+            cert_file.display().to_string(),
+            key_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let token = state.join("admin.token");
+
+    // Without the CA the CLI refuses the certificate and says so.
+    let refused = ops(&url, &token)
+        .env_remove("PULIH_CA_FILE")
+        .args(["apply", "-f"])
+        .arg(&mdir)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("certificate"), "{err}");
+    // Plain HTTP to the HTTPS port gets no API answer.
+    let plain = ops(&url.replace("https://", "http://"), &token)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "{plain:?}");
+
+    // With the CA: apply, enrol an agent over HTTPS, replicate.
+    let tls_ops = |args: &[&str]| {
+        let mut c = ops(&url, &token);
+        c.env("PULIH_CA_FILE", &ca_file).args(args);
+        c
+    };
+    run_ok(tls_ops(&["apply", "-f"]).arg(&mdir));
+    let t = last_json(&run_ok(&mut tls_ops(&[
+        "servers",
+        "enroll-token",
+        "srv-t",
+        "--json",
+    ])));
+    let adir = dir.join("agent");
+    std::fs::create_dir_all(&adir).unwrap();
+    let tfile = adir.join("enroll.token");
+    write_secret(&tfile, t["token"].as_str().unwrap());
+    let cfg = adir.join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "controller = {url:?}\nserver = \"srv-t\"\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nca_file = {:?}\nheartbeat_interval = \"1s\"\n",
+            adir.join("state").display().to_string(),
+            dir.join("srv-t.key").display().to_string(),
+            tfile.display().to_string(),
+            ca_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let agent = Proc::spawn(
+        "agent",
+        pulih().args(["agent", "--config"]).arg(&cfg),
+        adir.join("agent.log"),
+    );
+    let r = last_json(&run_ok(&mut tls_ops(&[
+        "replicate",
+        "srv-t",
+        "--wait",
+        "--json",
+        "--timeout",
+        "60",
+    ])));
+    assert_eq!(r["state"], "succeeded", "{r}\n{}", agent.log_text());
+    let shown = last_json(&run_ok(&mut tls_ops(&[
+        "servers", "show", "srv-t", "--json",
+    ])));
+    assert_eq!(shown["enrolled"], true, "{shown}");
+    agent.stop();
+    drop(controller);
+}

@@ -25,11 +25,38 @@ pub struct Client {
     credential: Option<String>,
 }
 
+/// Trust the certificates in a PEM file (the controller's own CA) besides
+/// the system's.
+pub fn trust_ca(
+    b: reqwest::ClientBuilder,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<reqwest::ClientBuilder> {
+    let Some(path) = ca_file else { return Ok(b) };
+    let pem = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read CA file {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| anyhow::anyhow!("CA file {} is not PEM certificates: {e}", path.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "CA file {} holds no certificate",
+        path.display()
+    );
+    Ok(certs.into_iter().fold(b, |b, c| b.add_root_certificate(c)))
+}
+
 impl Client {
-    pub fn new(base: &str, server: &str, bind: Option<std::net::IpAddr>) -> anyhow::Result<Client> {
-        let mut b = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .connect_timeout(std::time::Duration::from_secs(5));
+    pub fn new(
+        base: &str,
+        server: &str,
+        bind: Option<std::net::IpAddr>,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Client> {
+        let mut b = trust_ca(
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .connect_timeout(std::time::Duration::from_secs(5)),
+            ca_file,
+        )?;
         if let Some(ip) = bind {
             b = b.local_address(ip);
         }

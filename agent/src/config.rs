@@ -27,6 +27,10 @@ pub struct AgentConfig {
     /// Default 15s.
     #[serde(default = "default_heartbeat", with = "duration")]
     pub heartbeat_interval: Duration,
+    /// PEM certificates to trust for the controller's HTTPS (its own CA),
+    /// besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Source address for connections to the controller (multi-homed hosts).
     #[serde(default)]
     pub bind_address: Option<IpAddr>,
@@ -76,6 +80,7 @@ impl AgentConfig {
             agent_key_file,
             enroll_token_file: None,
             heartbeat_interval: default_heartbeat(),
+            ca_file: None,
             bind_address: None,
             repository: None,
             hostname: None,

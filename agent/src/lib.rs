@@ -153,7 +153,12 @@ impl Agent {
     pub fn new(config: AgentConfig) -> Result<Agent> {
         std::fs::create_dir_all(config.state_dir.join(OUTBOX))
             .with_context(|| format!("cannot create state dir {}", config.state_dir.display()))?;
-        let mut client = Client::new(&config.controller, &config.server, config.bind_address)?;
+        let mut client = Client::new(
+            &config.controller,
+            &config.server,
+            config.bind_address,
+            config.ca_file.as_deref(),
+        )?;
         let cred_path = config.state_dir.join(CREDENTIAL);
         let enrolled = cred_path.exists();
         if enrolled {

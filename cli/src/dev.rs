@@ -131,7 +131,7 @@ pub async fn run(a: DevArgs) -> Result<u8> {
     });
     let cancel = shutdown_on_signals();
     let running = pulih_controller::start(config, cancel.clone()).await?;
-    let url = format!("http://{}", running.addr);
+    let url = running.url.clone();
     std::fs::write(state.join("controller.url"), format!("{url}\n"))?;
     println!("controller: {url}");
     println!("token: {}", running.admin_token);

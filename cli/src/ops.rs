@@ -22,6 +22,9 @@ pub struct Conn {
     /// File holding the admin token (default: PULIH_TOKEN, else `pulih dev`'s STATE_DIR/admin.token).
     #[arg(long, env = "PULIH_TOKEN_FILE", value_name = "FILE", global = true)]
     pub token_file: Option<PathBuf>,
+    /// PEM certificates to trust for the controller's HTTPS (its own CA).
+    #[arg(long, env = "PULIH_CA_FILE", value_name = "FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `pulih dev`'s default state dir.
@@ -71,16 +74,22 @@ impl Conn {
                 )
             })?
         };
-        Api::new(&base, token.trim())
+        Api::with_ca(&base, token.trim(), self.ca_file.as_deref())
     }
 }
 
 impl Api {
     pub fn new(base: &str, token: &str) -> Result<Api> {
+        Self::with_ca(base, token, None)
+    }
+
+    pub fn with_ca(base: &str, token: &str, ca_file: Option<&std::path::Path>) -> Result<Api> {
         Ok(Api {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()?,
+            http: pulih_agent::client::trust_ca(
+                reqwest::Client::builder().timeout(Duration::from_secs(60)),
+                ca_file,
+            )?
+            .build()?,
             base: format!("{}/api/v1", base.trim_end_matches('/')),
             token: token.to_string(),
         })

@@ -57,7 +57,7 @@ pub async fn controller(a: ControllerArgs) -> Result<u8> {
     let cancel = shutdown_on_signals();
     let running = pulih_controller::start(config, cancel).await?;
     // The address on stdout, for scripts that started it on port 0.
-    println!("controller: http://{}", running.addr);
+    println!("controller: {}", running.url);
     running.task.await??;
     Ok(exit::OK)
 }

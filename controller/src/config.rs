@@ -42,6 +42,13 @@ pub struct ControllerConfig {
     /// the target's URL (used by `pulih dev`).
     #[serde(default)]
     pub dev_store_root: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM) and key (PEM, not
+    /// world-readable); both or neither. Without them the API is plain HTTP,
+    /// for loopback and `pulih dev` only.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
     /// Retention on the controller's own schedule; off when absent.
     #[serde(default)]
     pub maintenance: Option<MaintenanceConfig>,
@@ -118,6 +125,8 @@ impl ControllerConfig {
             agent_offline_after: default_offline(),
             dev_source_root: None,
             dev_store_root: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             maintenance: None,
         }
     }

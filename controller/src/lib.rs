@@ -27,6 +27,8 @@ pub use config::ControllerConfig;
 /// A started controller.
 pub struct Running {
     pub addr: SocketAddr,
+    /// `http://ADDR`, or `https://ADDR` with TLS configured.
+    pub url: String,
     pub admin_token: String,
     pub task: tokio::task::JoinHandle<Result<()>>,
 }
@@ -69,9 +71,30 @@ pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Resul
             d[0]
         )
     })?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let cert_pem = std::fs::read(cert)
+                .with_context(|| format!("cannot read TLS certificate {}", cert.display()))?;
+            let key_pem = pulih_core::storage::read_secret_file(key)
+                .with_context(|| format!("TLS key {}", key.display()))?;
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem.into_bytes())
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "TLS certificate {} or key {} is not usable PEM",
+                            cert.display(),
+                            key.display()
+                        )
+                    })?,
+            )
+        }
+        _ => anyhow::bail!("set both tls_cert_file and tls_key_file, or neither"),
+    };
+    let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let state = Arc::new(api::AppState::new(
         store,
@@ -81,18 +104,35 @@ pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Resul
     ));
     maintenance::spawn_schedule(state.clone(), cancel.clone());
     let app = api::router(state);
-    tracing::info!(%addr, "controller listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "controller listening");
+    let handle = axum_server::Handle::new();
+    let stop = handle.clone();
+    tokio::spawn(async move {
+        cancel.cancelled().await;
+        stop.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
-        .context("controller HTTP server")
+        match tls {
+            Some(tls) => {
+                axum_server::from_tcp_rustls(listener, tls)?
+                    .handle(handle)
+                    .serve(service)
+                    .await
+            }
+            None => {
+                axum_server::from_tcp(listener)?
+                    .handle(handle)
+                    .serve(service)
+                    .await
+            }
+        }
+        .context("controller API server")
     });
     Ok(Running {
         addr,
+        url: format!("{scheme}://{addr}"),
         admin_token: token,
         task,
     })
