@@ -423,10 +423,11 @@ pub struct JsonArgs {
 
 fn counts_line(c: &Counts) -> String {
     format!(
-        "{} servers: {} centralized ({}%), {} not centralized, {} unknown, {} exempt, {} mismatches; {} protected within RPO ({}%)",
+        "{} servers: {} centralized ({}%), {} at the DRC, {} not centralized, {} unknown, {} exempt, {} mismatches; {} protected within RPO ({}%)",
         c.servers,
         c.centralized,
         c.centralized_percent,
+        c.at_drc,
         c.not_centralized,
         c.unknown,
         c.exempt,

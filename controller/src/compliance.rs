@@ -34,6 +34,7 @@ pub fn server_views(
     agents: &HashMap<String, AgentRow>,
     runs: &HashMap<String, RunSummary>,
     pusat_data: &[IpNet],
+    drc: &[IpNet],
     now: i64,
 ) -> Vec<ServerView> {
     let mut views: Vec<ServerView> = set
@@ -52,26 +53,7 @@ pub fn server_views(
                         "no agent has reported for this server".to_string()
                     },
                 ),
-                Some((t, ip)) => {
-                    let ip_text = ip.unwrap_or_default();
-                    match ip_text.parse::<IpAddr>() {
-                        _ if pusat_data.is_empty() => (
-                            "unknown",
-                            format!("agent seen from {ip_text} at {}, but no Pusat Data subnets are configured", rfc3339(t)),
-                        ),
-                        Ok(addr) => match pusat_data.iter().find(|n| n.contains(&addr)) {
-                            Some(net) => (
-                                "centralized",
-                                format!("agent seen from {addr} (Pusat Data subnet {net}) at {}", rfc3339(t)),
-                            ),
-                            None => (
-                                "not-centralized",
-                                format!("agent seen from {addr}, outside the Pusat Data subnets, at {}", rfc3339(t)),
-                            ),
-                        },
-                        Err(_) => ("unknown", format!("agent reported no usable address at {}", rfc3339(t))),
-                    }
-                }
+                Some((t, ip)) => observe(ip.as_deref().unwrap_or_default(), t, pusat_data, drc),
             };
             let declared_central = spec.centralization.status == CentralizationStatus::Centralized
                 || spec.location == Location::PusatData;
@@ -105,6 +87,53 @@ pub fn server_views(
     views
 }
 
+/// Where an agent's address places its server: in a Pusat Data subnet
+/// (centralized), a DRC subnet (at-drc, e.g. failed over; not a breach of
+/// Pasal 9, both are run by the IT department), neither (not-centralized),
+/// or nothing to judge by (unknown). Returns the status and its evidence.
+fn observe(ip_text: &str, t: i64, pusat_data: &[IpNet], drc: &[IpNet]) -> (&'static str, String) {
+    if pusat_data.is_empty() {
+        return (
+            "unknown",
+            format!(
+                "agent seen from {ip_text} at {}, but no Pusat Data subnets are configured",
+                rfc3339(t)
+            ),
+        );
+    }
+    let Ok(addr) = ip_text.parse::<IpAddr>() else {
+        return (
+            "unknown",
+            format!("agent reported no usable address at {}", rfc3339(t)),
+        );
+    };
+    if let Some(net) = pusat_data.iter().find(|n| n.contains(&addr)) {
+        return (
+            "centralized",
+            format!(
+                "agent seen from {addr} (Pusat Data subnet {net}) at {}",
+                rfc3339(t)
+            ),
+        );
+    }
+    if let Some(net) = drc.iter().find(|n| n.contains(&addr)) {
+        return (
+            "at-drc",
+            format!(
+                "agent seen from {addr} (DRC subnet {net}) at {}: running at the DRC (failed over?)",
+                rfc3339(t)
+            ),
+        );
+    }
+    (
+        "not-centralized",
+        format!(
+            "agent seen from {addr}, outside the Pusat Data and DRC subnets, at {}",
+            rfc3339(t)
+        ),
+    )
+}
+
 pub fn counts<'a>(views: impl IntoIterator<Item = &'a ServerView>, set: &ManifestSet) -> Counts {
     let mut c = Counts::default();
     for v in views {
@@ -112,6 +141,7 @@ pub fn counts<'a>(views: impl IntoIterator<Item = &'a ServerView>, set: &Manifes
         match v.observed.as_str() {
             "centralized" => c.centralized += 1,
             "not-centralized" => c.not_centralized += 1,
+            "at-drc" => c.at_drc += 1,
             _ => c.unknown += 1,
         }
         if set
@@ -146,5 +176,24 @@ pub fn report(set: &ManifestSet, views: Vec<ServerView>, now: i64) -> Compliance
         overall: counts(&views, set),
         by_perangkat_daerah: by_pd,
         servers: views,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agents_address_places_its_server_in_the_pusat_data_the_drc_or_outside() {
+        let pd: Vec<IpNet> = vec!["10.10.0.0/16".parse().unwrap()];
+        let drc: Vec<IpNet> = vec!["10.20.0.0/16".parse().unwrap()];
+        assert_eq!(observe("10.10.3.4", 0, &pd, &drc).0, "centralized");
+        let (status, evidence) = observe("10.20.0.9", 0, &pd, &drc);
+        assert_eq!(status, "at-drc");
+        assert!(evidence.contains("DRC subnet 10.20.0.0/16"), "{evidence}");
+        assert_eq!(observe("192.168.1.5", 0, &pd, &drc).0, "not-centralized");
+        assert_eq!(observe("192.168.1.5", 0, &pd, &[]).0, "not-centralized");
+        assert_eq!(observe("", 0, &pd, &drc).0, "unknown");
+        assert_eq!(observe("10.10.3.4", 0, &[], &drc).0, "unknown");
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::Diagnostic;
+use crate::manifest::{Diagnostic, DumpSource, Hooks};
 
 /// Every error body: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -142,6 +142,10 @@ pub struct Assignment {
     pub repository: String,
     /// Path sources to back up.
     pub paths: Vec<String>,
+    /// Docker sources (volumes, containers, dumps), their hooks, and the
+    /// images the recovery spec needs at the DRC.
+    #[serde(default, skip_serializing_if = "DockerSources::is_empty")]
+    pub docker: DockerSources,
     /// Cron expression (5 or 6 fields) and its time zone.
     pub cron: String,
     pub timezone: String,
@@ -149,6 +153,38 @@ pub struct Assignment {
     pub jitter_seconds: u64,
     /// The manifest revision this came from.
     pub revision: i64,
+}
+
+/// What an agent captures from its Docker engine before each backup.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct DockerSources {
+    /// Named volumes whose data is backed up.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Containers whose mounts (volumes and binds) and image are backed up.
+    #[serde(default)]
+    pub containers: Vec<String>,
+    /// Commands whose output is saved as a file (e.g. `pg_dump`).
+    #[serde(default)]
+    pub dumps: Vec<DumpSource>,
+    /// Images saved into the repository (`docker save`) so the DRC can
+    /// start them without a registry.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Consistency hooks around the capture and backup.
+    #[serde(default)]
+    pub hooks: Hooks,
+}
+
+impl DockerSources {
+    pub fn is_empty(&self) -> bool {
+        self.volumes.is_empty()
+            && self.containers.is_empty()
+            && self.dumps.is_empty()
+            && self.images.is_empty()
+            && self.hooks.pre.is_empty()
+            && self.hooks.post.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -268,7 +304,8 @@ pub struct ServerView {
     /// From the manifest: centralized | migrating | pending | exempt.
     pub declared_status: String,
     pub deadline: Option<String>,
-    /// Derived from what the agent reports: centralized | not-centralized | unknown.
+    /// Derived from what the agent reports: centralized | at-drc |
+    /// not-centralized | unknown.
     pub observed: String,
     /// Why `observed` says what it says.
     pub evidence: String,
@@ -292,6 +329,9 @@ pub struct Counts {
     pub servers: u64,
     pub centralized: u64,
     pub not_centralized: u64,
+    /// Seen from a DRC subnet (run by DKIS, e.g. while failed over).
+    #[serde(default)]
+    pub at_drc: u64,
     pub unknown: u64,
     pub exempt: u64,
     pub mismatches: u64,

@@ -31,7 +31,14 @@ fn views(st: &Shared) -> Result<(Vec<ServerView>, i64), ApiError> {
     let t = now();
     let d = st.desired();
     Ok((
-        compliance::server_views(&d.set, &agents, &runs, &st.config.pusat_data_subnets, t),
+        compliance::server_views(
+            &d.set,
+            &agents,
+            &runs,
+            &st.config.pusat_data_subnets,
+            &st.config.drc_subnets,
+            t,
+        ),
         t,
     ))
 }
