@@ -6,103 +6,10 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use support::{last_json, pulih, run_ok};
-
-/// A child process killed when dropped.
-struct Proc {
-    child: Child,
-    name: String,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
-        let err = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .env("PULIH_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        Proc {
-            child,
-            name: name.into(),
-            log,
-        }
-    }
-
-    /// SIGTERM and wait (graceful: an agent finishes and reports its run).
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if self.child.try_wait().unwrap().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "{} did not stop on SIGTERM; log:\n{}",
-            self.name,
-            self.log_text()
-        );
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `pulih controller` and reads its address from stdout.
-fn start_controller(config: &Path, dir: &Path, listen: &str) -> (Proc, String) {
-    let mut p = Proc::spawn(
-        "controller",
-        pulih()
-            .args(["controller", "--config"])
-            .arg(config)
-            .args(["--listen", listen]),
-        dir.join(format!("controller-{}.log", rand::random::<u32>())),
-    );
-    let mut line = String::new();
-    BufReader::new(p.child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("controller: ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}; log:\n{}", p.log_text()))
-        .to_string();
-    (p, url)
-}
-
-fn ops(url: &str, token: &Path) -> Command {
-    let mut c = pulih();
-    c.env("PULIH_CONTROLLER", url)
-        .env("PULIH_TOKEN_FILE", token)
-        .env_remove("PULIH_TOKEN");
-    c
-}
-
-fn write_secret(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
+use support::{Proc, last_json, ops, pulih, run_ok, start_controller, wait_for, write_secret};
 
 const MANIFESTS: &str = r#"
 apiVersion: pulih.io/v1alpha1
@@ -155,20 +62,6 @@ spec:
 fn runs(url: &str, token: &Path) -> Vec<serde_json::Value> {
     let out = run_ok(ops(url, token).args(["runs", "--json", "--limit", "10000"]));
     last_json(&out).as_array().unwrap().clone()
-}
-
-fn wait_for(what: &str, timeout: Duration, logs: &[&Proc], mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        if Instant::now() >= deadline {
-            let logs: Vec<String> = logs
-                .iter()
-                .map(|p| format!("--- {}:\n{}", p.name, p.log_text()))
-                .collect();
-            panic!("timed out waiting for {what}\n{}", logs.join("\n"));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 /// `run=` tags of the snapshots of one server in a repository.

@@ -5,9 +5,11 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
@@ -309,4 +311,109 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
         "restored tree has extra entries: {:?}",
         b.keys().filter(|k| !a.contains_key(*k)).collect::<Vec<_>>()
     );
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let err = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .env("PULIH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Proc {
+            child,
+            name: name.into(),
+            log,
+        }
+    }
+
+    /// SIGTERM and wait (graceful: an agent finishes and reports its run).
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{} did not stop on SIGTERM; log:\n{}",
+            self.name,
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `pulih controller` and reads its address from stdout.
+pub fn start_controller(config: &Path, dir: &Path, listen: &str) -> (Proc, String) {
+    let mut p = Proc::spawn(
+        "controller",
+        pulih()
+            .args(["controller", "--config"])
+            .arg(config)
+            .args(["--listen", listen]),
+        dir.join(format!("controller-{}.log", rand::random::<u32>())),
+    );
+    let mut line = String::new();
+    BufReader::new(p.child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("controller: ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}; log:\n{}", p.log_text()))
+        .to_string();
+    (p, url)
+}
+
+pub fn ops(url: &str, token: &Path) -> Command {
+    let mut c = pulih();
+    c.env("PULIH_CONTROLLER", url)
+        .env("PULIH_TOKEN_FILE", token)
+        .env_remove("PULIH_TOKEN");
+    c
+}
+
+pub fn write_secret(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+pub fn wait_for(what: &str, timeout: Duration, logs: &[&Proc], mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = logs
+                .iter()
+                .map(|p| format!("--- {}:\n{}", p.name, p.log_text()))
+                .collect();
+            panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

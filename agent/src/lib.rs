@@ -7,9 +7,11 @@
 //! wait in an outbox until the controller acknowledges them. Runs are keyed
 //! (`sched-<server>-<unix time>` for scheduled ones), so redelivery never duplicates.
 
+pub mod capture;
 pub mod client;
 pub mod config;
 pub mod docker;
+pub mod drill;
 pub mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -94,7 +96,7 @@ fn os_name() -> String {
 }
 
 /// Free bytes where `dir` lives (from `df`; None when it cannot tell).
-fn free_disk(dir: &Path) -> Option<u64> {
+pub(crate) fn free_disk(dir: &Path) -> Option<u64> {
     let out = std::process::Command::new("df")
         .arg("-Pk")
         .arg(dir)
@@ -309,9 +311,30 @@ impl Agent {
             let mut opts =
                 pulih_core::backup::BackupOptions::new(self.hostname.clone(), self.path("cache"));
             opts.tags = vec![format!("server={}", a.server), format!("run={run_key}")];
-            let paths: Vec<PathBuf> = a.paths.iter().map(PathBuf::from).collect();
+            let mut paths: Vec<PathBuf> = a.paths.iter().map(PathBuf::from).collect();
+            let capture = if a.docker.is_empty() {
+                None
+            } else {
+                let staging = self.path("docker");
+                let c = capture::start(&a.docker, &a.server, &staging).await?;
+                paths.extend(c.paths.iter().cloned());
+                opts.tags.push(format!(
+                    "{}={}",
+                    pulih_core::drill::CAPTURE_TAG,
+                    staging.display()
+                ));
+                Some(c)
+            };
             let progress = Arc::new(pulih_core::backup::Progress::default());
-            pulih_core::backup::backup(store, &key, &paths, &opts, progress).await
+            let out = pulih_core::backup::backup(store, &key, &paths, &opts, progress).await;
+            let mut capture_errors = Vec::new();
+            if let Some(c) = capture {
+                capture_errors.extend(c.errors.iter().cloned());
+                capture_errors.extend(c.finish().await);
+            }
+            let mut out = out?;
+            out.errors.extend(capture_errors);
+            anyhow::Ok(out)
         }
         .instrument(span)
         .await;
@@ -349,8 +372,8 @@ impl Agent {
                 tracing::info!(snapshot = %out.snapshot_id, files = s.files, bytes_new = s.bytes_new, "replication done");
             }
             Err(e) => {
-                tracing::error!(error = %e, "replication failed");
-                result.errors = vec![e.to_string()];
+                tracing::error!(error = %format!("{e:#}"), "replication failed");
+                result.errors = vec![format!("{e:#}")];
             }
         }
         self.report(run_key, result).await

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod dev;
+mod drc;
 mod exit;
 mod manifests;
 mod ops;
@@ -53,6 +54,8 @@ enum Command {
     Runs(ops::RunsArgs),
     /// Retention runs on the controller's maintenance schedule; `run` runs it now.
     Maintenance(ops::MaintenanceArgs),
+    /// At the DRC, with no controller: drills from the DRC store alone.
+    Drc(drc::DrcArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
             Command::Restore(args) => ops::restore(args).await,
             Command::Runs(args) => ops::runs(args).await,
             Command::Maintenance(args) => ops::maintenance(args).await,
+            Command::Drc(args) => drc::run(args).await,
         }
     });
     match result {

@@ -1,7 +1,7 @@
 //! The desired state: the applied manifests, parsed, plus what each
 //! server's agent needs from them.
 
-use pulih_core::api::Assignment;
+use pulih_core::api::{Assignment, DockerSources};
 use pulih_core::manifest::values::TimeZone;
 use pulih_core::manifest::{Diagnostic, ManifestSet, ServerSpec};
 
@@ -88,6 +88,29 @@ pub fn assignment(
             None => p.to_string(),
         })
         .collect();
+    let docker = DockerSources {
+        volumes: spec
+            .sources
+            .iter()
+            .filter_map(|src| src.docker_volume.clone())
+            .collect(),
+        containers: spec
+            .sources
+            .iter()
+            .filter_map(|src| src.docker_container.clone())
+            .collect(),
+        dumps: spec
+            .sources
+            .iter()
+            .filter_map(|src| src.dump.clone())
+            .collect(),
+        images: spec
+            .recovery
+            .iter()
+            .flat_map(|r| r.containers.iter().map(|c| c.image.clone()))
+            .collect(),
+        hooks: spec.hooks.clone().unwrap_or_default(),
+    };
     let (cron, timezone) = match &spec.schedule {
         Some(sch) => (sch.cron.to_string(), sch.timezone.unwrap_or_default()),
         None => (DEFAULT_CRON.to_string(), TimeZone::default()),
@@ -97,6 +120,7 @@ pub fn assignment(
         perangkat_daerah: spec.perangkat_daerah.clone(),
         repository,
         paths,
+        docker,
         cron,
         timezone: timezone.to_string(),
         jitter_seconds: jitter_seconds(server, config.schedule_jitter),

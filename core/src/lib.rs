@@ -14,6 +14,7 @@ pub mod backup;
 pub mod chunker;
 pub mod config;
 pub mod crypto;
+pub mod drill;
 pub mod error;
 pub mod files_cache;
 pub mod forget;

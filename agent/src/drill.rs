@@ -1,0 +1,692 @@
+//! The DRC executor's recovery (DESIGN.md §6): restore a server's snapshot
+//! from the DRC store, load the replicated images, start the recovery
+//! spec's containers in their start order on a network of their own, run
+//! the health checks, and measure RTO (start → all healthy) and RPO (start
+//! − snapshot time). A drill's network is `internal` (no route out; the
+//! executor reaches the containers over the bridge from the Docker host)
+//! and everything it made is torn down afterwards, whatever happened; the
+//! teardown then counts what is left by the drill's label.
+//!
+//! The executor runs on the DRC's Docker host: bind mounts of restored
+//! data name paths on this machine.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptions,
+};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use pulih_core::drill::{
+    CAPTURE_FILE, CAPTURE_TAG, CheckOutcome, DockerCapture, DrillReport, DrillStep, RecoveryKind,
+    Teardown,
+};
+use pulih_core::manifest::RecoverySpec;
+use pulih_core::repo::{ListedSnapshot, Reader};
+
+use tracing::Instrument;
+
+use crate::docker;
+
+pub mod checks;
+
+/// Label on everything a recovery creates, valued with its id.
+pub const LABEL: &str = "io.pulih.recovery";
+
+/// What to recover, and how.
+#[derive(Debug, Clone)]
+pub struct DrillPlan {
+    pub id: String,
+    pub kind: RecoveryKind,
+    pub server: String,
+    pub perangkat_daerah: String,
+    pub recovery: RecoverySpec,
+    /// `latest` or a snapshot id (prefix).
+    pub snapshot: String,
+    pub rto_target_seconds: Option<u64>,
+    pub rpo_target_seconds: Option<u64>,
+    /// Where restored data goes (`<scratch_root>/<id>/`).
+    pub scratch_root: PathBuf,
+}
+
+impl DrillPlan {
+    fn name(&self, container: &str) -> String {
+        format!("pulih-{}-{}", self.id, container)
+    }
+
+    fn network(&self) -> String {
+        format!("pulih-{}", self.id)
+    }
+
+    fn scratch(&self) -> PathBuf {
+        self.scratch_root.join(&self.id)
+    }
+}
+
+/// A new recovery id: the kind, the UTC time, and a random suffix.
+pub fn new_id(kind: RecoveryKind) -> String {
+    let word = match kind {
+        RecoveryKind::Drill => "drill",
+        RecoveryKind::Failover => "failover",
+    };
+    let suffix: u32 = rand_suffix();
+    format!("{word}-{}-{suffix:06x}", Utc::now().format("%Y%m%dT%H%M%S"))
+}
+
+fn rand_suffix() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (nanos ^ std::process::id().rotate_left(12)) & 0xff_ffff
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn label_filter(id: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![format!("{LABEL}={id}")])])
+}
+
+/// Free bytes where `dir` (or its nearest existing parent) lives.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let mut d = dir;
+    while !d.exists() {
+        d = d.parent()?;
+    }
+    crate::free_disk(d)
+}
+
+struct Run<'a> {
+    plan: &'a DrillPlan,
+    docker: Docker,
+    t0: Instant,
+    started: DateTime<Utc>,
+    report: DrillReport,
+    /// Manifest container name → (engine name, address on the network).
+    running: HashMap<String, (String, Option<IpAddr>)>,
+}
+
+impl Run<'_> {
+    fn at(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    fn step(&mut self, name: &str, began: f64, ok: bool, detail: String) {
+        let took = self.at() - began;
+        tracing::info!(drill = %self.plan.id, step = name, ok, took_s = took, "{detail}");
+        self.report.steps.push(DrillStep {
+            name: name.to_string(),
+            at_s: began,
+            duration_s: took,
+            ok,
+            detail,
+        });
+    }
+
+    /// Runs `f` as a named step; its Ok value is the step's detail.
+    async fn timed<T>(
+        &mut self,
+        name: &str,
+        f: impl std::future::Future<Output = Result<(T, String)>>,
+    ) -> Result<T> {
+        let began = self.at();
+        match f.await {
+            Ok((v, detail)) => {
+                self.step(name, began, true, detail);
+                Ok(v)
+            }
+            Err(e) => {
+                self.step(name, began, false, format!("{e:#}"));
+                Err(e)
+            }
+        }
+    }
+
+    async fn recover(&mut self, reader: &Reader) -> Result<()> {
+        let plan = self.plan;
+        if plan.recovery.containers.is_empty() {
+            bail!(
+                "server {} has no recovery containers in its manifest (spec.recovery.containers)",
+                plan.server
+            );
+        }
+        let tag = format!("server={}", plan.server);
+        let snap: ListedSnapshot = self
+            .timed("select snapshot", async {
+                let own: Vec<ListedSnapshot> = reader
+                    .snapshots()
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.snapshot.tags.contains(&tag))
+                    .collect();
+                if own.is_empty() {
+                    bail!("the repository holds no snapshot of server {}", plan.server);
+                }
+                let snap = pulih_core::repo::pick_snapshot(own, &plan.snapshot)
+                    .with_context(|| format!("snapshot `{}`", plan.snapshot))?;
+                let detail = format!("{} of {}", snap.id, snap.snapshot.time);
+                Ok((snap, detail))
+            })
+            .await?;
+        self.report.snapshot_id = Some(snap.id.to_hex());
+        self.report.snapshot_time = Some(snap.snapshot.time.clone());
+        if let Ok(t) = DateTime::parse_from_rfc3339(&snap.snapshot.time) {
+            // Never earlier than the store received it: a clock that ran
+            // ahead on the server must not make the RPO look better.
+            let stored = DateTime::from_timestamp(snap.stored_at, 0).unwrap_or(t.into());
+            let taken = t.with_timezone(&Utc).min(stored);
+            self.report.rpo_seconds =
+                Some(((self.started - taken).num_milliseconds() as f64 / 1000.0).max(0.0));
+        }
+
+        let scratch = plan.scratch();
+        let target = scratch.join("restore");
+        let need = snap.snapshot.summary.total_bytes;
+        self.timed("check disk", async {
+            let free = free_bytes(&plan.scratch_root).context("cannot tell the free disk space")?;
+            // Restored data plus a tenth for the filesystem's own overhead.
+            let want = need + need / 10;
+            if free < want {
+                bail!(
+                    "too little disk at {}: the snapshot needs about {} bytes, {} are free",
+                    plan.scratch_root.display(),
+                    want,
+                    free
+                );
+            }
+            Ok(((), format!("{free} bytes free, {need} needed")))
+        })
+        .await?;
+
+        let restored = self
+            .timed("restore", async {
+                if scratch.exists() {
+                    bail!("scratch directory {} exists already", scratch.display());
+                }
+                std::fs::create_dir_all(&target)
+                    .with_context(|| format!("cannot create {}", target.display()))?;
+                let s = pulih_core::restore::restore(
+                    reader,
+                    &snap,
+                    &target,
+                    &pulih_core::restore::RestoreOptions::default(),
+                    Arc::new(pulih_core::restore::RestoreProgress::default()),
+                )
+                .await?;
+                let detail = format!(
+                    "{} files, {} bytes; every blob authenticated (AES-256-GCM)",
+                    s.files, s.bytes
+                );
+                Ok((s, detail))
+            })
+            .await?;
+        self.report.files_restored = restored.files;
+        self.report.bytes_restored = restored.bytes;
+
+        let capture = match snap
+            .snapshot
+            .tags
+            .iter()
+            .find_map(|t| t.strip_prefix(&format!("{CAPTURE_TAG}=")))
+        {
+            Some(staging) => {
+                let file = under(&target, &Path::new(staging).join(CAPTURE_FILE));
+                let bytes = std::fs::read(&file).with_context(|| {
+                    format!("the snapshot lacks its Docker record {}", file.display())
+                })?;
+                serde_json::from_slice::<DockerCapture>(&bytes)
+                    .with_context(|| format!("Docker record {}", file.display()))?
+            }
+            None => DockerCapture::default(),
+        };
+
+        let docker = self.docker.clone();
+        self.timed("load images", async {
+            let mut loaded = Vec::new();
+            let mut local = Vec::new();
+            let mut wanted: Vec<&str> = plan.recovery.containers.iter().map(|c| c.image.as_str()).collect();
+            wanted.sort();
+            wanted.dedup();
+            for image in wanted {
+                match capture.images.get(image) {
+                    Some(saved) => {
+                        load_image(&docker, &under(&target, Path::new(&saved.archive))).await?;
+                        docker.inspect_image(image).await.with_context(|| {
+                            format!("the replicated archive of {image} did not hold that image")
+                        })?;
+                        loaded.push(image);
+                    }
+                    None if docker.inspect_image(image).await.is_ok() => local.push(image),
+                    None => bail!(
+                        "image {image} is neither in the snapshot (the agent could not save it) nor on the DRC's Docker engine"
+                    ),
+                }
+            }
+            let mut detail = format!("loaded from the snapshot: {loaded:?}");
+            if !local.is_empty() {
+                detail.push_str(&format!("; not replicated, the DRC's own copy used: {local:?}"));
+            }
+            Ok(((), detail))
+        })
+        .await?;
+
+        let network = plan.network();
+        let internal = plan.kind == RecoveryKind::Drill;
+        self.timed("network", async {
+            docker
+                .create_network(NetworkCreateRequest {
+                    name: network.clone(),
+                    driver: Some("bridge".into()),
+                    internal: Some(internal),
+                    labels: Some(HashMap::from([(LABEL.to_string(), plan.id.clone())])),
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("cannot create network {network}"))?;
+            let what = if internal {
+                "internal: no route out"
+            } else {
+                "service network"
+            };
+            Ok(((), format!("{network} ({what})")))
+        })
+        .await?;
+
+        let mut order: Vec<u32> = plan
+            .recovery
+            .containers
+            .iter()
+            .map(|c| c.start_order)
+            .collect();
+        order.sort();
+        order.dedup();
+        for group in order {
+            let members: Vec<_> = plan
+                .recovery
+                .containers
+                .iter()
+                .filter(|c| c.start_order == group)
+                .collect();
+            for c in &members {
+                let name = plan.name(&c.name);
+                let mut binds = Vec::new();
+                for v in &c.volumes {
+                    let src = capture
+                        .volumes
+                        .get(&v.source)
+                        .cloned()
+                        .unwrap_or_else(|| v.source.clone());
+                    let host = under(&target, Path::new(&src));
+                    if !src.starts_with('/') || !host.exists() {
+                        bail!(
+                            "container {}: volume source `{}` is not in snapshot {}",
+                            c.name,
+                            v.source,
+                            snap.id
+                        );
+                    }
+                    binds.push(format!("{}:{}", host.display(), v.target));
+                }
+                let ip = self
+                    .timed(&format!("start {}", c.name), async {
+                        let body = ContainerCreateBody {
+                            image: Some(c.image.clone()),
+                            hostname: Some(c.name.clone()),
+                            env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+                            cmd: c.command.clone(),
+                            labels: Some(HashMap::from([(LABEL.to_string(), plan.id.clone())])),
+                            host_config: Some(HostConfig {
+                                binds: Some(binds),
+                                network_mode: Some(network.clone()),
+                                ..Default::default()
+                            }),
+                            networking_config: Some(NetworkingConfig {
+                                endpoints_config: Some(HashMap::from([(
+                                    network.clone(),
+                                    EndpointSettings {
+                                        aliases: Some(vec![c.name.clone()]),
+                                        ..Default::default()
+                                    },
+                                )])),
+                            }),
+                            ..Default::default()
+                        };
+                        docker
+                            .create_container(
+                                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                                body,
+                            )
+                            .await
+                            .with_context(|| format!("cannot create container {name}"))?;
+                        docker
+                            .start_container(&name, None)
+                            .await
+                            .with_context(|| format!("cannot start container {name}"))?;
+                        let info = docker.inspect_container(&name, None).await?;
+                        let ip = info
+                            .network_settings
+                            .and_then(|n| n.networks)
+                            .and_then(|n| n.get(&network).cloned())
+                            .and_then(|e| e.ip_address)
+                            .and_then(|a| a.parse::<IpAddr>().ok());
+                        let detail = format!(
+                            "{} from {} at {}",
+                            name,
+                            c.image,
+                            ip.map_or("no address".to_string(), |a| a.to_string())
+                        );
+                        Ok((ip, detail))
+                    })
+                    .await?;
+                self.running.insert(c.name.clone(), (name, ip));
+            }
+            // This group's checks pass before the next group starts.
+            let group_names: Vec<&str> = members.iter().map(|c| c.name.as_str()).collect();
+            for check in plan
+                .recovery
+                .health_checks
+                .iter()
+                .filter(|h| group_names.contains(&checks::target(h)))
+            {
+                let target_name = checks::target(check);
+                let (engine_name, ip) = self.running[target_name].clone();
+                let (ok, attempts, detail) = checks::run(&docker, check, &engine_name, ip).await;
+                self.report.checks.push(CheckOutcome {
+                    name: check.name.clone(),
+                    kind: checks::kind(check).to_string(),
+                    ok,
+                    attempts,
+                    at_s: self.at(),
+                    detail: detail.clone(),
+                });
+                if !ok {
+                    bail!("health check `{}` failed: {detail}", check.name);
+                }
+            }
+        }
+        let unchecked: Vec<&str> = plan
+            .recovery
+            .health_checks
+            .iter()
+            .map(checks::target)
+            .filter(|t| !self.running.contains_key(*t))
+            .collect();
+        if !unchecked.is_empty() {
+            bail!("health checks name containers the recovery spec does not start: {unchecked:?}");
+        }
+        self.report.rto_seconds = Some(self.at());
+        Ok(())
+    }
+
+    /// The last lines of every container's log.
+    async fn collect_logs(&mut self) {
+        let mut names: Vec<(String, String)> = self
+            .running
+            .iter()
+            .map(|(k, (n, _))| (k.clone(), n.clone()))
+            .collect();
+        names.sort();
+        for (short, name) in names {
+            let mut text = String::new();
+            let mut s = self.docker.logs(
+                &name,
+                Some(
+                    LogsOptionsBuilder::default()
+                        .stdout(true)
+                        .stderr(true)
+                        .tail("50")
+                        .build(),
+                ),
+            );
+            while let Some(Ok(line)) = s.next().await {
+                text.push_str(&line.to_string());
+            }
+            self.report.logs.insert(short, text);
+        }
+    }
+
+    /// Removes every container, network and volume with this recovery's
+    /// label and the scratch data, then counts what is left.
+    async fn teardown(&mut self) {
+        let began = self.at();
+        let id = self.plan.id.clone();
+        let docker = &self.docker;
+        let mut t = Teardown::default();
+        let filter = label_filter(&id);
+        match docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+        {
+            Ok(list) => {
+                for c in list {
+                    let Some(cid) = c.id else { continue };
+                    match docker
+                        .remove_container(
+                            &cid,
+                            Some(
+                                RemoveContainerOptionsBuilder::default()
+                                    .force(true)
+                                    .v(true)
+                                    .build(),
+                            ),
+                        )
+                        .await
+                    {
+                        Ok(()) => t.containers_removed += 1,
+                        Err(e) => t.errors.push(format!("remove container {cid}: {e}")),
+                    }
+                }
+            }
+            Err(e) => t.errors.push(format!("list containers: {e}")),
+        }
+        match docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+        {
+            Ok(list) => {
+                for n in list {
+                    let Some(nid) = n.id else { continue };
+                    match docker.remove_network(&nid).await {
+                        Ok(()) => t.networks_removed += 1,
+                        Err(e) => t.errors.push(format!("remove network {nid}: {e}")),
+                    }
+                }
+            }
+            Err(e) => t.errors.push(format!("list networks: {e}")),
+        }
+        match docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+        {
+            Ok(list) => {
+                for v in list.volumes.unwrap_or_default() {
+                    match docker
+                        .remove_volume(&v.name, None::<RemoveVolumeOptions>)
+                        .await
+                    {
+                        Ok(()) => t.volumes_removed += 1,
+                        Err(e) => t.errors.push(format!("remove volume {}: {e}", v.name)),
+                    }
+                }
+            }
+            Err(e) => t.errors.push(format!("list volumes: {e}")),
+        }
+        let scratch = self.plan.scratch();
+        t.scratch_removed = match std::fs::remove_dir_all(&scratch) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => {
+                t.errors.push(format!("remove {}: {e}", scratch.display()));
+                false
+            }
+        };
+        let left = left_behind(docker, &id).await;
+        match left {
+            Ok((c, n, v)) => {
+                t.containers_left = c;
+                t.networks_left = n;
+                t.volumes_left = v;
+            }
+            Err(e) => t.errors.push(format!("count what is left: {e}")),
+        }
+        let detail = format!(
+            "removed {} containers, {} networks, {} volumes and the scratch data; left: {} containers, {} networks, {} volumes",
+            t.containers_removed,
+            t.networks_removed,
+            t.volumes_removed,
+            t.containers_left,
+            t.networks_left,
+            t.volumes_left
+        );
+        let clean = t.clean();
+        self.report.teardown = Some(t);
+        self.step("teardown", began, clean, detail);
+    }
+}
+
+/// Containers, networks and volumes still carrying a recovery's label.
+pub async fn left_behind(docker: &Docker, id: &str) -> Result<(u32, u32, u32)> {
+    let filter = label_filter(id);
+    let c = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await?
+        .len();
+    let n = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filter)
+                .build(),
+        ))
+        .await?
+        .len();
+    let v = docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::default()
+                .filters(&filter)
+                .build(),
+        ))
+        .await?
+        .volumes
+        .map_or(0, |v| v.len());
+    Ok((c as u32, n as u32, v as u32))
+}
+
+/// `path` (absolute, as backed up) under a restore target.
+fn under(target: &Path, path: &Path) -> PathBuf {
+    target.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// `docker load` of a saved archive, streamed from disk.
+async fn load_image(docker: &Docker, archive: &Path) -> Result<()> {
+    let f = tokio::fs::File::open(archive)
+        .await
+        .with_context(|| format!("cannot open image archive {}", archive.display()))?;
+    let body = tokio_util::io::ReaderStream::new(f);
+    let mut s = docker.import_image_stream(
+        bollard::query_parameters::ImportImageOptionsBuilder::default()
+            .quiet(true)
+            .build(),
+        body,
+        None,
+    );
+    while let Some(r) = s.next().await {
+        r.with_context(|| format!("docker load {}", archive.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs a drill (or failover) and returns its report; never panics on the
+/// way, and a drill is always torn down.
+pub async fn run(reader: &Reader, plan: &DrillPlan) -> DrillReport {
+    let started = Utc::now();
+    let mut report = DrillReport {
+        id: plan.id.clone(),
+        kind: plan.kind,
+        server: plan.server.clone(),
+        perangkat_daerah: plan.perangkat_daerah.clone(),
+        state: "failed".into(),
+        error: None,
+        started_at: rfc3339(started),
+        finished_at: String::new(),
+        snapshot_id: None,
+        snapshot_time: None,
+        rto_seconds: None,
+        rpo_seconds: None,
+        rto_target_seconds: plan.rto_target_seconds,
+        rpo_target_seconds: plan.rpo_target_seconds,
+        files_restored: 0,
+        bytes_restored: 0,
+        steps: Vec::new(),
+        checks: Vec::new(),
+        logs: Default::default(),
+        teardown: None,
+    };
+    let docker = match docker::connect() {
+        Ok(d) => d,
+        Err(e) => {
+            report.error = Some(format!("{e:#}"));
+            report.finished_at = rfc3339(Utc::now());
+            return report;
+        }
+    };
+    let span = tracing::info_span!("drill", id = %plan.id, server = %plan.server);
+    let mut run = Run {
+        plan,
+        docker,
+        t0: Instant::now(),
+        started,
+        report,
+        running: HashMap::new(),
+    };
+    async {
+        match run.recover(reader).await {
+            Ok(()) => run.report.state = "passed".into(),
+            Err(e) => {
+                run.report.error = Some(format!("{e:#}"));
+                run.collect_logs().await;
+            }
+        }
+        if plan.kind == RecoveryKind::Drill {
+            run.teardown().await;
+            if run.report.passed() && !run.report.teardown.as_ref().is_some_and(Teardown::clean) {
+                run.report.state = "failed".into();
+                run.report.error =
+                    Some("the drill passed but its teardown left things behind".into());
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    run.report.finished_at = rfc3339(Utc::now());
+    run.report
+}

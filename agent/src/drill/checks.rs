@@ -1,0 +1,159 @@
+//! Health checks of a recovered application (HTTP status and body, TCP
+//! connect, a command in a container with its expected output), each
+//! retried until it passes or its timeout runs out.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use pulih_core::manifest::HealthCheck;
+
+use crate::docker;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const RETRY: Duration = Duration::from_millis(500);
+
+/// One attempt's verdict: passed, or why not.
+type Attempt = Result<String, String>;
+
+pub fn kind(c: &HealthCheck) -> &'static str {
+    if c.http.is_some() {
+        "http"
+    } else if c.tcp.is_some() {
+        "tcp"
+    } else {
+        "exec"
+    }
+}
+
+/// The container a check looks at (its manifest name).
+pub fn target(c: &HealthCheck) -> &str {
+    if let Some(h) = &c.http {
+        &h.container
+    } else if let Some(t) = &c.tcp {
+        &t.container
+    } else {
+        c.exec.as_ref().map_or("", |e| e.container.as_str())
+    }
+}
+
+async fn attempt(
+    docker: &Docker,
+    http: &reqwest::Client,
+    c: &HealthCheck,
+    container: &str,
+    ip: Option<IpAddr>,
+) -> Attempt {
+    if let Some(h) = &c.http {
+        let ip = ip.ok_or("the container has no address on the recovery network")?;
+        let url = format!("http://{}:{}{}", ip, h.port, h.path);
+        let resp = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        if status != h.expect_status {
+            return Err(format!(
+                "GET {} answered {status}, expected {}",
+                h.path, h.expect_status
+            ));
+        }
+        if let Some(want) = &h.expect_body_contains
+            && !body.contains(want.as_str())
+        {
+            return Err(format!(
+                "GET {} answered {status} without `{want}` in its body",
+                h.path
+            ));
+        }
+        return Ok(format!("GET {} answered {status}", h.path));
+    }
+    if let Some(t) = &c.tcp {
+        let ip = ip.ok_or("the container has no address on the recovery network")?;
+        return match tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect((ip, t.port)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(format!("port {} accepts connections", t.port)),
+            Ok(Err(e)) => Err(format!("connect to port {}: {e}", t.port)),
+            Err(_) => Err(format!("connect to port {} timed out", t.port)),
+        };
+    }
+    let Some(e) = &c.exec else {
+        return Err("the check sets none of http, tcp, exec".into());
+    };
+    match docker::exec(docker, container, &e.command, Duration::from_secs(30)).await {
+        Ok((0, out, _)) => match &e.expect_output_contains {
+            Some(want) if !out.contains(want.as_str()) => Err(format!(
+                "{:?} printed `{}`, without `{want}`",
+                e.command,
+                out.trim()
+            )),
+            _ => Ok(format!("{:?} printed `{}`", e.command, out.trim())),
+        },
+        Ok((code, _, err)) => Err(format!(
+            "{:?} exited with {code}: {}",
+            e.command,
+            err.trim()
+        )),
+        Err(err) => Err(format!("{err:#}")),
+    }
+}
+
+/// Whether the container still runs; Err says how it ended.
+async fn still_running(docker: &Docker, container: &str) -> Result<(), String> {
+    let info = docker
+        .inspect_container(container, None)
+        .await
+        .map_err(|e| format!("container is gone: {e}"))?;
+    let state = info.state.unwrap_or_default();
+    if state.running == Some(true) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the container stopped (exit code {})",
+            state.exit_code.unwrap_or(-1)
+        ))
+    }
+}
+
+/// Runs a check until it passes or its timeout ends: (ok, attempts, detail).
+/// A container that stops fails its check at once.
+pub async fn run(
+    docker: &Docker,
+    c: &HealthCheck,
+    container: &str,
+    ip: Option<IpAddr>,
+) -> (bool, u32, String) {
+    let timeout = c.timeout.as_ref().map_or(DEFAULT_TIMEOUT, |d| d.0);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .no_proxy()
+        .build()
+        .expect("a plain HTTP client builds");
+    let start = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt(docker, &http, c, container, ip).await {
+            Ok(detail) => return (true, attempts, detail),
+            Err(why) => {
+                if let Err(stopped) = still_running(docker, container).await {
+                    return (false, attempts, format!("{why}; {stopped}"));
+                }
+                if start.elapsed() >= timeout {
+                    return (
+                        false,
+                        attempts,
+                        format!("not healthy within {}s: {why}", timeout.as_secs()),
+                    );
+                }
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}

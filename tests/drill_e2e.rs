@@ -1,0 +1,508 @@
+//! Drills on the real Docker engine, with real processes: an agent
+//! replicates a Docker app (a named volume, its image, a pause hook) through
+//! a controller; at the DRC, `pulih drc drill` restores it from the DRC
+//! store alone, loads the replicated image, starts two containers on an
+//! internal network, checks them, and tears everything down.
+//!
+//! The image is made here from the host's static busybox
+//! (tests/images/busybox-app.sh): no registry is used.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Proc, last_json, ops, pulih, run_ok, start_controller, wait_for, write_secret};
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Removes what the test made on the engine, even when it fails.
+struct Cleanup(Vec<Vec<String>>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for c in self.0.iter().rev() {
+            let _ = Command::new("docker").args(c).output();
+        }
+    }
+}
+
+fn agent_seen(url: &str, token: &Path, server: &str) -> bool {
+    let out = ops(url, token)
+        .args(["servers", "--json"])
+        .output()
+        .unwrap();
+    out.status.success()
+        && last_json(&out)
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == server && s["agent_last_seen"].is_string())
+}
+
+fn manifests(drc: &Path, volume: &str, prod: &str, image: &str, expect: &str) -> String {
+    format!(
+        r#"apiVersion: pulih.io/v1alpha1
+kind: DrcTarget
+metadata: {{name: drc}}
+spec:
+  url: {drc}
+---
+apiVersion: pulih.io/v1alpha1
+kind: PerangkatDaerah
+metadata: {{name: dinkes}}
+spec:
+  code: DINKES
+  name: Dinas Kesehatan
+  walidata: {{name: Kepala Dinas, contact: walidata@dinkes.example}}
+  drcTarget: drc
+  drills: {{consent: true}}
+---
+apiVersion: pulih.io/v1alpha1
+kind: PerangkatDaerah
+metadata: {{name: bpkad}}
+spec:
+  code: BPKAD
+  name: Badan Pengelolaan Keuangan dan Aset Daerah
+  walidata: {{name: Kepala Badan, contact: walidata@bpkad.example}}
+  drcTarget: drc
+---
+apiVersion: pulih.io/v1alpha1
+kind: Server
+metadata: {{name: simpus}}
+spec:
+  perangkatDaerah: dinkes
+  location: pusat-data
+  centralization: {{status: centralized}}
+  sources:
+    - dockerVolume: {volume}
+  hooks:
+    pre:
+      - {{pause: {prod}}}
+  schedule: {{cron: "0 0 1 1 *"}}
+  rpo: 1h
+  rto: 5m
+  recovery:
+    containers:
+      - name: db
+        image: {image}
+        command: [httpd, -f, -p, "5432", -h, /data]
+        volumes: [{{source: {volume}, target: /data}}]
+        startOrder: 0
+      - name: web
+        image: {image}
+        command: [sh, -c, "until wget -q -O /tmp/index.html http://db:5432/index.html; do sleep 0.2; done; exec httpd -f -p 8080 -h /tmp"]
+        startOrder: 1
+    healthChecks:
+      - name: db-listens
+        tcp: {{container: db, port: 5432}}
+      - name: web-shows-the-rows
+        http: {{container: web, port: 8080, path: /index.html, expectStatus: 200, expectBodyContains: "{expect}"}}
+        timeout: 5s
+      - name: web-has-the-file
+        exec: {{container: web, command: [cat, /tmp/index.html], expectOutputContains: "rows: 3"}}
+---
+apiVersion: pulih.io/v1alpha1
+kind: Server
+metadata: {{name: arsip}}
+spec:
+  perangkatDaerah: bpkad
+  location: pusat-data
+  centralization: {{status: centralized}}
+  sources:
+    - dockerVolume: {volume}
+  recovery:
+    containers:
+      - {{name: web, image: {image}}}
+"#,
+        drc = drc.display()
+    )
+}
+
+#[test]
+fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_checks_it_and_tears_it_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tag = format!("t{}", std::process::id());
+    let base = "pulih-test/busybox:1";
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/busybox-app.sh");
+    run_ok(Command::new("bash").arg(&script).arg(base));
+    let image = format!("pulih-test/app:{tag}");
+    let volume = format!("pulih-test-{tag}-data");
+    let prod = format!("pulih-test-{tag}-web");
+    let mut cleanup = Cleanup(Vec::new());
+    docker(&["tag", base, &image]);
+    cleanup.0.push(vec!["rmi".into(), image.clone()]);
+    docker(&["volume", "create", &volume]);
+    cleanup.0.push(vec![
+        "volume".into(),
+        "rm".into(),
+        "-f".into(),
+        volume.clone(),
+    ]);
+    let mountpoint = docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &volume]);
+    std::fs::write(
+        Path::new(&mountpoint).join("index.html"),
+        "<table><tr><td>rows: 3</td></tr></table>\n",
+    )
+    .unwrap();
+    // The production app: serves the volume; paused while it is backed up.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &prod,
+        "-v",
+        &format!("{volume}:/www"),
+        &image,
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/www",
+    ]);
+    cleanup.0.push(vec!["rm".into(), "-f".into(), prod.clone()]);
+
+    // The walidata makes the repository and the server's agent key.
+    let drc = dir.join("drc");
+    let pass = dir.join("dinkes.pass");
+    write_secret(&pass, "walidata dinkes\n");
+    run_ok(
+        pulih()
+            .args(["repo", "init", "--repo"])
+            .arg(drc.join("dinkes"))
+            .arg("--passphrase-file")
+            .arg(&pass),
+    );
+    let key = dir.join("simpus.key");
+    run_ok(
+        pulih()
+            .args(["repo", "add-agent-key", "--repo"])
+            .arg(drc.join("dinkes"))
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--out")
+            .arg(&key),
+    );
+    let mdir = dir.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(
+        mdir.join("all.yaml"),
+        manifests(&drc, &volume, &prod, &image, "rows: 3"),
+    )
+    .unwrap();
+
+    // Controller and agent; one replication, nightly-style but now.
+    let state = dir.join("controller");
+    let config = dir.join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\n",
+            state.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
+    let token = state.join("admin.token");
+    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
+    let t = last_json(&run_ok(ops(&url, &token).args([
+        "servers",
+        "enroll-token",
+        "simpus",
+        "--json",
+    ])));
+    let adir = dir.join("agent");
+    std::fs::create_dir_all(&adir).unwrap();
+    let tfile = adir.join("enroll.token");
+    write_secret(&tfile, t["token"].as_str().unwrap());
+    let acfg = adir.join("agent.toml");
+    std::fs::write(
+        &acfg,
+        format!(
+            "controller = {url:?}\nserver = \"simpus\"\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\n",
+            adir.join("state").display().to_string(),
+            key.display().to_string(),
+            tfile.display().to_string()
+        ),
+    )
+    .unwrap();
+    let agent = Proc::spawn(
+        "agent",
+        pulih().args(["agent", "--config"]).arg(&acfg),
+        adir.join("agent.log"),
+    );
+    wait_for(
+        "the agent's first heartbeat",
+        Duration::from_secs(30),
+        &[&agent, &controller],
+        || agent_seen(&url, &token, "simpus"),
+    );
+    let run = last_json(&run_ok(ops(&url, &token).args([
+        "replicate",
+        "simpus",
+        "--wait",
+        "--json",
+    ])));
+    assert_eq!(run["state"], "succeeded", "{run}\n{}", agent.log_text());
+    // The pause hook was undone.
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", &prod]),
+        "running"
+    );
+    agent.stop();
+    controller.stop();
+
+    // Disaster: production and its image are gone. The DRC has only its
+    // store, the manifests and the walidata's consent.
+    docker(&["rm", "-f", &prod]);
+    docker(&["rmi", &image]);
+    let scratch = dir.join("scratch");
+    let html = dir.join("report.html");
+    let drill = |mdir: &Path| {
+        pulih()
+            .args(["drc", "drill", "simpus", "--json", "-f"])
+            .arg(mdir)
+            .arg("--repo")
+            .arg(drc.join("dinkes"))
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--scratch-dir")
+            .arg(&scratch)
+            .arg("--html")
+            .arg(&html)
+            .output()
+            .unwrap()
+    };
+    let out = drill(&mdir);
+    let report = last_json(&out);
+    assert!(
+        out.status.success(),
+        "drill failed: {report:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["state"], "passed", "{report:#}");
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "select snapshot",
+            "check disk",
+            "restore",
+            "load images",
+            "network",
+            "start db",
+            "start web",
+            "teardown"
+        ],
+        "{report:#}"
+    );
+    let load = &report["steps"][3]["detail"];
+    assert!(
+        load.as_str()
+            .unwrap()
+            .contains(&format!("loaded from the snapshot: [\"{image}\"]")),
+        "{load}"
+    );
+    assert!(
+        report["steps"][4]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("internal")
+    );
+    let checks: Vec<(&str, bool)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("db-listens", true),
+            ("web-shows-the-rows", true),
+            ("web-has-the-file", true)
+        ],
+        "{report:#}"
+    );
+    let rto = report["rto_seconds"].as_f64().unwrap();
+    let rpo = report["rpo_seconds"].as_f64().unwrap();
+    assert!(rto > 0.0 && rto < 300.0, "{report:#}");
+    assert!((0.0..3600.0).contains(&rpo), "{report:#}");
+    let td = &report["teardown"];
+    assert_eq!(td["containers_removed"], 2, "{report:#}");
+    assert_eq!(td["networks_removed"], 1, "{report:#}");
+    assert_eq!(
+        (
+            &td["containers_left"],
+            &td["networks_left"],
+            &td["volumes_left"]
+        ),
+        (&0.into(), &0.into(), &0.into())
+    );
+    assert_eq!(td["scratch_removed"], true);
+    let id = report["id"].as_str().unwrap();
+    // Nothing is left on the engine under the drill's label or name.
+    let label = format!("label=io.pulih.recovery={id}");
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "");
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+    // The report is in the DRC store and as HTML.
+    let stored = drc
+        .join("dinkes/reports/drills/simpus")
+        .join(format!("{id}.json"));
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!(kept["id"], id);
+    assert!(std::fs::read_to_string(&html).unwrap().contains("PASSED"));
+    // The loaded image stays for the next drill; the test removes it.
+    cleanup.0.push(vec!["rmi".into(), image.clone()]);
+
+    // A health check that cannot pass fails the drill with its reason and
+    // the container logs, and the teardown still happens.
+    let bad = dir.join("manifests-bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("all.yaml"),
+        manifests(&drc, &volume, &prod, &image, "rows: 999"),
+    )
+    .unwrap();
+    let out = drill(&bad);
+    let report = last_json(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["state"], "failed");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("web-shows-the-rows") && error.contains("rows: 999"),
+        "{error}"
+    );
+    assert!(report["logs"]["web"].is_string(), "{report:#}");
+    assert!(report["rto_seconds"].is_null());
+    assert_eq!(report["teardown"]["containers_left"], 0);
+    assert_eq!(report["teardown"]["networks_left"], 0);
+    let label = format!("label=io.pulih.recovery={}", report["id"].as_str().unwrap());
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+
+    // An agency that gave no drill consent: refused before anything is read.
+    let out = pulih()
+        .args(["drc", "drill", "arsip", "-f"])
+        .arg(&mdir)
+        .arg("--repo")
+        .arg(drc.join("dinkes"))
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .arg("--scratch-dir")
+        .arg(&scratch)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("bpkad gave no drill consent"), "{stderr}");
+    assert!(!drc.join("dinkes/reports/drills/arsip").exists());
+}
+
+#[test]
+fn a_replication_naming_a_docker_volume_that_does_not_exist_fails_with_its_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let drc = dir.join("drc");
+    let pass = dir.join("p.pass");
+    write_secret(&pass, "walidata\n");
+    run_ok(
+        pulih()
+            .args(["repo", "init", "--repo"])
+            .arg(drc.join("dinkes"))
+            .arg("--passphrase-file")
+            .arg(&pass),
+    );
+    let key = dir.join("simpus.key");
+    run_ok(
+        pulih()
+            .args(["repo", "add-agent-key", "--repo"])
+            .arg(drc.join("dinkes"))
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--out")
+            .arg(&key),
+    );
+    let mdir = dir.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    let missing = format!("pulih-test-missing-{}", std::process::id());
+    std::fs::write(
+        mdir.join("all.yaml"),
+        manifests(&drc, &missing, "nobody", "pulih-test/none:1", "x"),
+    )
+    .unwrap();
+    let state = dir.join("controller");
+    let config = dir.join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\n",
+            state.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
+    let token = state.join("admin.token");
+    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
+    let t = last_json(&run_ok(ops(&url, &token).args([
+        "servers",
+        "enroll-token",
+        "simpus",
+        "--json",
+    ])));
+    let tfile = dir.join("enroll.token");
+    write_secret(&tfile, t["token"].as_str().unwrap());
+    let acfg = dir.join("agent.toml");
+    std::fs::write(
+        &acfg,
+        format!(
+            "controller = {url:?}\nserver = \"simpus\"\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\n",
+            dir.join("agent-state").display().to_string(),
+            key.display().to_string(),
+            tfile.display().to_string()
+        ),
+    )
+    .unwrap();
+    let agent = Proc::spawn(
+        "agent",
+        pulih().args(["agent", "--config"]).arg(&acfg),
+        dir.join("agent.log"),
+    );
+    wait_for(
+        "the agent's first heartbeat",
+        Duration::from_secs(30),
+        &[&agent, &controller],
+        || agent_seen(&url, &token, "simpus"),
+    );
+    let out = ops(&url, &token)
+        .args(["replicate", "simpus", "--wait", "--json"])
+        .output()
+        .unwrap();
+    let run = last_json(&out);
+    assert_eq!(run["state"], "failed", "{run}");
+    let errors = run["errors"].to_string();
+    assert!(
+        errors.contains(&format!("dockerVolume `{missing}` does not exist")),
+        "{errors}"
+    );
+}
