@@ -304,6 +304,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_checks_it_and
     assert_eq!(
         steps,
         [
+            "open repository",
             "select snapshot",
             "check disk",
             "restore",
@@ -315,7 +316,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_checks_it_and
         ],
         "{report:#}"
     );
-    let load = &report["steps"][3]["detail"];
+    let load = &report["steps"][4]["detail"];
     assert!(
         load.as_str()
             .unwrap()
@@ -323,7 +324,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_checks_it_and
         "{load}"
     );
     assert!(
-        report["steps"][4]["detail"]
+        report["steps"][5]["detail"]
             .as_str()
             .unwrap()
             .contains("internal")

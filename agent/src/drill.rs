@@ -34,6 +34,7 @@ use pulih_core::drill::{
 };
 use pulih_core::manifest::RecoverySpec;
 use pulih_core::repo::{ListedSnapshot, Reader};
+use pulih_core::storage::Store;
 
 use tracing::Instrument;
 
@@ -154,8 +155,16 @@ impl Run<'_> {
         }
     }
 
-    async fn recover(&mut self, reader: &Reader) -> Result<()> {
+    async fn recover(&mut self, store: Store, passphrase: &str) -> Result<()> {
         let plan = self.plan;
+        // Part of the RTO: a real recovery starts by unlocking the key.
+        let reader = self
+            .timed("open repository", async {
+                let r = Reader::open(store, passphrase).await?;
+                Ok((r, "reader key unwrapped, indexes loaded".to_string()))
+            })
+            .await?;
+        let reader = &reader;
         if plan.recovery.containers.is_empty() {
             bail!(
                 "server {} has no recovery containers in its manifest (spec.recovery.containers)",
@@ -625,9 +634,10 @@ async fn load_image(docker: &Docker, archive: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs a drill (or failover) and returns its report; never panics on the
-/// way, and a drill is always torn down.
-pub async fn run(reader: &Reader, plan: &DrillPlan) -> DrillReport {
+/// Runs a drill (or failover) of `plan` on the repository in `store`,
+/// opened with the walidata's passphrase, and returns its report; never
+/// panics on the way, and a drill is always torn down.
+pub async fn run(store: Store, passphrase: &str, plan: &DrillPlan) -> DrillReport {
     let started = Utc::now();
     let mut report = DrillReport {
         id: plan.id.clone(),
@@ -669,7 +679,7 @@ pub async fn run(reader: &Reader, plan: &DrillPlan) -> DrillReport {
         running: HashMap::new(),
     };
     async {
-        match run.recover(reader).await {
+        match run.recover(store, passphrase).await {
             Ok(()) => run.report.state = "passed".into(),
             Err(e) => {
                 run.report.error = Some(format!("{e:#}"));

@@ -11,7 +11,6 @@ use clap::{Args, Subcommand};
 use pulih_agent::drill::{DrillPlan, new_id};
 use pulih_core::drill::{DrillReport, RecoveryKind};
 use pulih_core::manifest::ManifestSet;
-use pulih_core::repo::Reader;
 
 use crate::exit;
 use crate::repo::{Passphrase, RepoUrl};
@@ -154,9 +153,9 @@ async fn drill(a: DrillArgs) -> Result<u8> {
     std::fs::create_dir_all(&a.scratch_dir)
         .with_context(|| format!("cannot create scratch dir {}", a.scratch_dir.display()))?;
     let store = a.repo.open()?;
-    let reader = Reader::open(store.clone(), &a.passphrase.read()?).await?;
+    let passphrase = a.passphrase.read()?;
     tracing::info!(drill = %plan.id, server = %plan.server, "walidata key used for a drill");
-    let report = pulih_agent::drill::run(&reader, &plan).await;
+    let report = pulih_agent::drill::run(store.clone(), &passphrase, &plan).await;
     let key = format!("reports/drills/{}/{}.json", report.server, report.id);
     store
         .put(&key, Bytes::from(serde_json::to_vec_pretty(&report)?))
