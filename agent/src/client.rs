@@ -134,6 +134,45 @@ impl Client {
         .await
     }
 
+    /// A DRC executor's heartbeat: its queued drills.
+    pub async fn drc_heartbeat(
+        &self,
+        target: &str,
+        facts: Facts,
+    ) -> Result<DrcHeartbeatResponse, ClientError> {
+        self.post(
+            &format!("/drc/{target}/heartbeat"),
+            &DrcHeartbeatRequest { facts },
+        )
+        .await
+    }
+
+    pub async fn drill_start(
+        &self,
+        target: &str,
+        id: &str,
+    ) -> Result<DrillStartResponse, ClientError> {
+        self.post(
+            &format!("/drc/{target}/drills/{id}/start"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn drill_report(
+        &self,
+        target: &str,
+        report: &pulih_core::drill::DrillReport,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .post(
+                &format!("/drc/{target}/drills/{}/report", report.id),
+                report,
+            )
+            .await?;
+        Ok(())
+    }
+
     pub async fn result(&self, run_key: &str, res: &RunResult) -> Result<(), ClientError> {
         let _: serde_json::Value = self
             .post(

@@ -50,7 +50,7 @@ fn default_heartbeat() -> Duration {
     Duration::from_secs(15)
 }
 
-mod duration {
+pub(crate) mod duration {
     use super::*;
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         String::deserialize(d)?

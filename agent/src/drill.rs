@@ -33,7 +33,7 @@ use pulih_core::drill::{
     Teardown,
 };
 use pulih_core::manifest::RecoverySpec;
-use pulih_core::repo::{ListedSnapshot, Reader};
+use pulih_core::repo::{ListedSnapshot, Reader, ReaderKey};
 use pulih_core::storage::Store;
 
 use tracing::Instrument;
@@ -155,13 +155,16 @@ impl Run<'_> {
         }
     }
 
-    async fn recover(&mut self, store: Store, passphrase: &str) -> Result<()> {
+    async fn recover(&mut self, store: Store, key: &ReaderKey) -> Result<()> {
         let plan = self.plan;
         // Part of the RTO: a real recovery starts by unlocking the key.
         let reader = self
             .timed("open repository", async {
-                let r = Reader::open(store, passphrase).await?;
-                Ok((r, "reader key unwrapped, indexes loaded".to_string()))
+                let r = Reader::open_with(store, key).await?;
+                Ok((
+                    r,
+                    format!("`{}` reader key unwrapped, indexes loaded", key.slot()),
+                ))
             })
             .await?;
         let reader = &reader;
@@ -635,11 +638,63 @@ async fn load_image(docker: &Docker, archive: &Path) -> Result<()> {
 }
 
 /// Runs a drill (or failover) of `plan` on the repository in `store`,
-/// opened with the walidata's passphrase, and returns its report; never
-/// panics on the way, and a drill is always torn down.
-pub async fn run(store: Store, passphrase: &str, plan: &DrillPlan) -> DrillReport {
+/// opened with `key`, and returns its report; never panics on the way, and
+/// a drill is always torn down.
+pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan) -> DrillReport {
     let started = Utc::now();
-    let mut report = DrillReport {
+    let mut report = empty_report(plan, started);
+    let docker = match docker::connect() {
+        Ok(d) => d,
+        Err(e) => {
+            report.error = Some(format!("{e:#}"));
+            report.finished_at = rfc3339(Utc::now());
+            return report;
+        }
+    };
+    let span = tracing::info_span!("drill", id = %plan.id, server = %plan.server);
+    let mut run = Run {
+        plan,
+        docker,
+        t0: Instant::now(),
+        started,
+        report,
+        running: HashMap::new(),
+    };
+    async {
+        match run.recover(store, key).await {
+            Ok(()) => run.report.state = "passed".into(),
+            Err(e) => {
+                run.report.error = Some(format!("{e:#}"));
+                run.collect_logs().await;
+            }
+        }
+        if plan.kind == RecoveryKind::Drill {
+            run.teardown().await;
+            if run.report.passed() && !run.report.teardown.as_ref().is_some_and(Teardown::clean) {
+                run.report.state = "failed".into();
+                run.report.error =
+                    Some("the drill passed but its teardown left things behind".into());
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    run.report.finished_at = rfc3339(Utc::now());
+    run.report
+}
+
+/// The report of a drill that could not even start (e.g. its store does
+/// not open): failed, with `reason`, nothing made so nothing to tear down.
+pub fn not_started(plan: &DrillPlan, reason: String) -> DrillReport {
+    let now = Utc::now();
+    let mut r = empty_report(plan, now);
+    r.error = Some(reason);
+    r.finished_at = rfc3339(now);
+    r
+}
+
+fn empty_report(plan: &DrillPlan, started: DateTime<Utc>) -> DrillReport {
+    DrillReport {
         id: plan.id.clone(),
         kind: plan.kind,
         server: plan.server.clone(),
@@ -660,43 +715,5 @@ pub async fn run(store: Store, passphrase: &str, plan: &DrillPlan) -> DrillRepor
         checks: Vec::new(),
         logs: Default::default(),
         teardown: None,
-    };
-    let docker = match docker::connect() {
-        Ok(d) => d,
-        Err(e) => {
-            report.error = Some(format!("{e:#}"));
-            report.finished_at = rfc3339(Utc::now());
-            return report;
-        }
-    };
-    let span = tracing::info_span!("drill", id = %plan.id, server = %plan.server);
-    let mut run = Run {
-        plan,
-        docker,
-        t0: Instant::now(),
-        started,
-        report,
-        running: HashMap::new(),
-    };
-    async {
-        match run.recover(store, passphrase).await {
-            Ok(()) => run.report.state = "passed".into(),
-            Err(e) => {
-                run.report.error = Some(format!("{e:#}"));
-                run.collect_logs().await;
-            }
-        }
-        if plan.kind == RecoveryKind::Drill {
-            run.teardown().await;
-            if run.report.passed() && !run.report.teardown.as_ref().is_some_and(Teardown::clean) {
-                run.report.state = "failed".into();
-                run.report.error =
-                    Some("the drill passed but its teardown left things behind".into());
-            }
-        }
     }
-    .instrument(span)
-    .await;
-    run.report.finished_at = rfc3339(Utc::now());
-    run.report
 }

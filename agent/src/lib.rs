@@ -11,6 +11,7 @@ pub mod capture;
 pub mod client;
 pub mod config;
 pub mod docker;
+pub mod drc;
 pub mod drill;
 pub mod schedule;
 
@@ -113,6 +114,25 @@ pub(crate) fn free_disk(dir: &Path) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// What an agent reports of its host: `disk_dir`'s free space among it.
+pub(crate) async fn host_facts(
+    hostname: &str,
+    controller: &str,
+    bind: Option<std::net::IpAddr>,
+    disk_dir: &Path,
+) -> Facts {
+    let (docker_containers, docker_volumes) = docker::facts().await.unwrap_or_default();
+    Facts {
+        hostname: hostname.to_string(),
+        ips: local_ip(controller, bind),
+        os: os_name(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        free_disk_bytes: free_disk(disk_dir),
+        docker_containers,
+        docker_volumes,
+    }
+}
+
 /// The address this host uses to reach `controller` (no packet is sent).
 fn local_ip(controller: &str, bind: Option<std::net::IpAddr>) -> Vec<String> {
     if let Some(ip) = bind {
@@ -184,16 +204,13 @@ impl Agent {
     }
 
     async fn facts(&self) -> Facts {
-        let (docker_containers, docker_volumes) = docker::facts().await.unwrap_or_default();
-        Facts {
-            hostname: self.hostname.clone(),
-            ips: local_ip(&self.config.controller, self.config.bind_address),
-            os: os_name(),
-            agent_version: env!("CARGO_PKG_VERSION").to_string(),
-            free_disk_bytes: free_disk(&self.config.state_dir),
-            docker_containers,
-            docker_volumes,
-        }
+        host_facts(
+            &self.hostname,
+            &self.config.controller,
+            self.config.bind_address,
+            &self.config.state_dir,
+        )
+        .await
     }
 
     /// Enrols with the one-time token if there is no credential yet.

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use pulih_agent::drill::{DrillPlan, new_id};
 use pulih_core::drill::{DrillReport, RecoveryKind};
 use pulih_core::manifest::ManifestSet;
+use pulih_core::repo::ReaderKey;
 
 use crate::exit;
 use crate::repo::{Passphrase, RepoUrl};
@@ -27,6 +28,23 @@ enum DrcCommand {
     /// recovery containers, run its health checks, measure RTO/RPO, tear
     /// everything down. Exit 0 when the drill passed, 1 when it failed.
     Drill(DrillArgs),
+    /// Make the DRC executor's `drc-drill` identity (an age X25519 key,
+    /// mode 0600) and print its public key for the walidata's
+    /// `pulih repo grant-drill --recipient`.
+    Keygen {
+        /// Where to write the identity (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Issue a one-time enrolment token for a DRC target's executor.
+    EnrollToken {
+        /// The DrcTarget (manifest name).
+        target: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: crate::ops::Conn,
+    },
 }
 
 #[derive(Args)]
@@ -135,6 +153,35 @@ pub fn print_report(r: &DrillReport) {
 pub async fn run(a: DrcArgs) -> Result<u8> {
     match a.command {
         DrcCommand::Drill(d) => drill(d).await,
+        DrcCommand::Keygen { out } => {
+            let (text, recipient) = pulih_core::keys::new_identity_file();
+            crate::repo::write_secret(&out, &text)?;
+            println!("{recipient}");
+            eprintln!(
+                "drc-drill identity written to {}; give the public key above to each consenting agency's walidata (pulih repo grant-drill --recipient)",
+                out.display()
+            );
+            Ok(exit::OK)
+        }
+        DrcCommand::EnrollToken { target, json, conn } => {
+            let t: pulih_core::api::EnrollTokenResponse = conn
+                .connect()?
+                .post(
+                    &format!("/drc/{target}/enroll-token"),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string(&t)?);
+            } else {
+                println!("{}", t.token);
+                eprintln!(
+                    "one-time token for the DRC executor of {target} (enrols as {}), valid until {}",
+                    t.server, t.expires_at
+                );
+            }
+            Ok(exit::OK)
+        }
     }
 }
 
@@ -153,9 +200,9 @@ async fn drill(a: DrillArgs) -> Result<u8> {
     std::fs::create_dir_all(&a.scratch_dir)
         .with_context(|| format!("cannot create scratch dir {}", a.scratch_dir.display()))?;
     let store = a.repo.open()?;
-    let passphrase = a.passphrase.read()?;
+    let key = ReaderKey::Passphrase(a.passphrase.read()?);
     tracing::info!(drill = %plan.id, server = %plan.server, "walidata key used for a drill");
-    let report = pulih_agent::drill::run(store.clone(), &passphrase, &plan).await;
+    let report = pulih_agent::drill::run(store.clone(), &key, &plan).await;
     let key = format!("reports/drills/{}/{}.json", report.server, report.id);
     store
         .put(&key, Bytes::from(serde_json::to_vec_pretty(&report)?))

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod dev;
 mod drc;
+mod drill;
 mod exit;
 mod manifests;
 mod ops;
@@ -54,8 +55,11 @@ enum Command {
     Runs(ops::RunsArgs),
     /// Retention runs on the controller's maintenance schedule; `run` runs it now.
     Maintenance(ops::MaintenanceArgs),
-    /// At the DRC, with no controller: drills from the DRC store alone.
+    /// At the DRC: drills from the DRC store alone (no controller), the
+    /// executor's key and enrolment token.
     Drc(drc::DrcArgs),
+    /// Drills through the controller, run by the DRC executor.
+    Drill(drill::DrillArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
             Command::Runs(args) => ops::runs(args).await,
             Command::Maintenance(args) => ops::maintenance(args).await,
             Command::Drc(args) => drc::run(args).await,
+            Command::Drill(args) => drill::run(args).await,
         }
     });
     match result {

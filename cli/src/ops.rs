@@ -274,7 +274,7 @@ enum ServersCommand {
     },
 }
 
-fn table(headers: &[&str], rows: Vec<Vec<String>>) {
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -299,7 +299,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
 }
 
 /// RFC 3339 UTC → local WITA (UTC+8) for people.
-fn wita(t: &Option<String>) -> String {
+pub fn wita(t: &Option<String>) -> String {
     let Some(t) = t else { return "-".into() };
     match time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
         Ok(dt) => {
@@ -332,6 +332,7 @@ fn server_rows(servers: &[ServerView]) -> Vec<Vec<String>> {
                 ),
                 if s.rpo_met { "met" } else { "MISSED" }.into(),
                 wita(&s.last_success),
+                drill_cell(s),
                 wita(&s.agent_last_seen),
             ]
         })
@@ -345,8 +346,27 @@ const SERVER_HEADERS: &[&str] = &[
     "OBSERVED",
     "RPO",
     "LAST SUCCESS",
+    "LAST DRILL",
     "AGENT SEEN",
 ];
+
+/// The last drill in a table cell: state and RTO, or what is missing.
+fn drill_cell(s: &ServerView) -> String {
+    let overdue = if s.drill_overdue { " (OVERDUE)" } else { "" };
+    match &s.last_drill {
+        None => format!("-{overdue}"),
+        Some(d) => format!(
+            "{} {}{}{overdue}",
+            d.state,
+            d.rto_seconds.map_or("-".into(), |v| format!("RTO {v:.0}s")),
+            if d.rto_met == Some(false) {
+                " (over target)"
+            } else {
+                ""
+            }
+        ),
+    }
+}
 
 pub async fn servers(a: ServersArgs) -> Result<u8> {
     let api = a.conn.connect()?;
@@ -434,7 +454,14 @@ fn counts_line(c: &Counts) -> String {
         c.mismatches,
         c.protected,
         c.protected_percent
-    )
+    ) + &if c.drills_failed + c.drills_overdue > 0 {
+        format!(
+            "; drills: {} failed, {} overdue",
+            c.drills_failed, c.drills_overdue
+        )
+    } else {
+        String::new()
+    }
 }
 
 pub async fn status(a: JsonArgs) -> Result<u8> {
@@ -485,7 +512,7 @@ pub async fn compliance(a: ComplianceArgs) -> Result<u8> {
         println!("{}", serde_json::to_string(&r)?);
     } else if a.csv {
         println!(
-            "perangkat_daerah,server,declared_location,declared_status,deadline,observed,mismatch,evidence,last_success,rpo_met,agent_last_seen"
+            "perangkat_daerah,server,declared_location,declared_status,deadline,observed,mismatch,evidence,last_success,rpo_met,agent_last_seen,last_drill,last_drill_state,last_drill_rto_s,last_drill_rto_met,drill_overdue"
         );
         for s in &r.servers {
             let cells = [
@@ -500,6 +527,25 @@ pub async fn compliance(a: ComplianceArgs) -> Result<u8> {
                 s.last_success.clone().unwrap_or_default(),
                 s.rpo_met.to_string(),
                 s.agent_last_seen.clone().unwrap_or_default(),
+                s.last_drill
+                    .as_ref()
+                    .map(|d| d.finished_at.clone())
+                    .unwrap_or_default(),
+                s.last_drill
+                    .as_ref()
+                    .map(|d| d.state.clone())
+                    .unwrap_or_default(),
+                s.last_drill
+                    .as_ref()
+                    .and_then(|d| d.rto_seconds)
+                    .map(|v| format!("{v:.1}"))
+                    .unwrap_or_default(),
+                s.last_drill
+                    .as_ref()
+                    .and_then(|d| d.rto_met)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                s.drill_overdue.to_string(),
             ];
             println!(
                 "{}",
@@ -528,6 +574,23 @@ pub async fn compliance(a: ComplianceArgs) -> Result<u8> {
                 println!(
                     "MISMATCH {}: manifest says {} / {}, but {}",
                     s.name, s.declared_location, s.declared_status, s.evidence
+                );
+            }
+        }
+        for s in &r.servers {
+            if let Some(d) = s.last_drill.as_ref().filter(|d| d.state == "failed") {
+                println!(
+                    "DRILL FAILED {}: drill {} at {} (pulih drill report {})",
+                    s.name,
+                    d.id,
+                    wita(&Some(d.finished_at.clone())),
+                    d.id
+                );
+            }
+            if s.drill_overdue {
+                println!(
+                    "DRILL OVERDUE {}: no drill passed since its agency's drill schedule last-but-one fired",
+                    s.name
                 );
             }
         }

@@ -43,6 +43,11 @@ enum RepoCommand {
     AddAgentKey(init::AddAgentKeyArgs),
     /// Make the maintenance key the controller uses for retention (no reading).
     AddMaintenanceKey(init::AddAgentKeyArgs),
+    /// Grant the DRC executor's identity the `drc-drill` key slot (the
+    /// walidata's consent to automated drills, in key form).
+    GrantDrill(init::GrantDrillArgs),
+    /// Remove the `drc-drill` key slot.
+    RevokeDrill(init::RevokeDrillArgs),
     /// Retention with the maintenance key: forget by policy, prune whole unused packs.
     Maintain(forget::MaintainArgs),
 }
@@ -125,6 +130,8 @@ pub async fn run(args: RepoArgs) -> Result<u8> {
         RepoCommand::Init(a) => init::run(a).await,
         RepoCommand::AddAgentKey(a) => init::add_agent_key(a).await,
         RepoCommand::AddMaintenanceKey(a) => init::add_maintenance_key(a).await,
+        RepoCommand::GrantDrill(a) => init::grant_drill(a).await,
+        RepoCommand::RevokeDrill(a) => init::revoke_drill(a).await,
         RepoCommand::Maintain(a) => forget::run_maintain(a).await,
         RepoCommand::Backup(a) => backup::run(a).await,
         RepoCommand::Restore(a) => restore::run(a).await,

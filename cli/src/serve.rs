@@ -67,11 +67,31 @@ pub struct AgentArgs {
     /// The agent's TOML configuration.
     #[arg(long, env = "PULIH_AGENT_CONFIG", value_name = "FILE")]
     config: PathBuf,
+    /// `pd`: protect a PD server (replicate it). `drc`: the DRC executor,
+    /// which runs the drills queued for its DRC target.
+    #[arg(long, value_enum, default_value = "pd")]
+    role: Role,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Role {
+    Pd,
+    Drc,
 }
 
 pub async fn agent(a: AgentArgs) -> Result<u8> {
-    let config = AgentConfig::load(&a.config)?;
     let cancel = shutdown_on_signals();
-    Agent::new(config)?.run(cancel).await?;
+    match a.role {
+        Role::Pd => {
+            let config = AgentConfig::load(&a.config)?;
+            Agent::new(config)?.run(cancel).await?;
+        }
+        Role::Drc => {
+            let config = pulih_agent::drc::DrcConfig::load(&a.config)?;
+            pulih_agent::drc::DrcExecutor::new(config)?
+                .run(cancel)
+                .await?;
+        }
+    }
     Ok(exit::OK)
 }

@@ -1,6 +1,7 @@
 //! The HTTP API under `/api/v1`: routing, authentication, request bodies.
 
 mod agents;
+pub mod drills;
 mod manifests;
 mod servers;
 
@@ -72,6 +73,18 @@ impl AppState {
 
     /// Checks an agent credential against the server it claims to be.
     pub fn require_agent(&self, headers: &HeaderMap, server: &str) -> Result<(), ApiError> {
+        if server.starts_with("drc:") {
+            // A DRC executor's credential is for the `/drc/…` endpoints only.
+            return Err(ApiError::NotFound(format!(
+                "no Server `{server}`; DRC executors use /api/v1/drc/…"
+            )));
+        }
+        self.check_credential(headers, server)
+    }
+
+    /// Checks a credential against the agent name (a server, or
+    /// `drc:<target>` for a DRC executor) it claims to be.
+    pub fn check_credential(&self, headers: &HeaderMap, server: &str) -> Result<(), ApiError> {
         let hash = token_hash(bearer(headers)?);
         if let Some(a) = self.store.agent(server).map_err(internal)?
             && a.credential_hash == hash
@@ -203,6 +216,13 @@ pub fn router(state: Shared) -> Router {
             "/agents/{server}/runs/{run_key}/result",
             post(agents::result),
         )
+        .route("/servers/{name}/drill", post(drills::request))
+        .route("/drills", get(drills::list))
+        .route("/drills/{id}", get(drills::show))
+        .route("/drc/{target}/enroll-token", post(drills::enroll_token))
+        .route("/drc/{target}/heartbeat", post(drills::heartbeat))
+        .route("/drc/{target}/drills/{id}/start", post(drills::start))
+        .route("/drc/{target}/drills/{id}/report", post(drills::report))
         .route("/openapi.json", get(crate::openapi::serve));
     let api = manifests.merge(limited(rest, BODY_LIMIT)).with_state(state);
     Router::new()

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use pulih_core::api::{ComplianceReport, Counts, ServerView};
+use pulih_core::api::{ComplianceReport, Counts, LastDrill, ServerView};
 use pulih_core::manifest::{CentralizationStatus, Location, ManifestSet};
 
 use crate::desired::rpo_seconds;
-use crate::store::{AgentRow, RunSummary};
+use crate::store::{AgentRow, DrillRow, RunSummary};
 
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
@@ -79,12 +79,101 @@ pub fn server_views(
                 last_run_state: summary.last_state,
                 rpo_seconds: rpo,
                 rpo_met,
+                last_drill: None,
+                drill_overdue: false,
                 facts: None,
             }
         })
         .collect();
     views.sort_by(|a, b| (&a.perangkat_daerah, &a.name).cmp(&(&b.perangkat_daerah, &b.name)));
     views
+}
+
+/// Adds each server's newest drill and whether a scheduled drill is
+/// overdue. `drills`: per server, the newest finished drill and the newest
+/// passed drill's finish time.
+///
+/// Overdue: the agency consents to drills on a schedule, the server has
+/// recovery containers and an agent enrolled before the schedule's
+/// last-but-one firing, and no drill passed since that firing — so the
+/// drill due then, and the retry chance the last firing gave, both came to
+/// nothing.
+pub fn add_drills(
+    views: &mut [ServerView],
+    set: &ManifestSet,
+    agents: &HashMap<String, AgentRow>,
+    drills: &HashMap<String, (DrillRow, Option<i64>)>,
+    now: i64,
+) {
+    for v in views.iter_mut() {
+        let Some(server) = set.servers.get(&v.name) else {
+            continue;
+        };
+        let spec = server.spec();
+        let newest = drills.get(&v.name);
+        if let Some((d, _)) = newest {
+            let report: Option<pulih_core::drill::DrillReport> = d
+                .report_json
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok());
+            v.last_drill = Some(LastDrill {
+                id: d.id.clone(),
+                state: d.state.clone(),
+                finished_at: d.finished_at.map(rfc3339).unwrap_or_default(),
+                rto_seconds: report.as_ref().and_then(|r| r.rto_seconds),
+                rpo_seconds: report.as_ref().and_then(|r| r.rpo_seconds),
+                rto_met: report.as_ref().and_then(|r| r.rto_met()),
+                rpo_met: report.as_ref().and_then(|r| r.rpo_met()),
+            });
+        }
+        let policy = set
+            .perangkat_daerah
+            .get(&spec.perangkat_daerah)
+            .and_then(|p| p.spec().drills.clone());
+        let Some(cron) = policy.filter(|p| p.consent).and_then(|p| p.schedule) else {
+            continue;
+        };
+        if spec
+            .recovery
+            .as_ref()
+            .is_none_or(|r| r.containers.is_empty())
+        {
+            continue;
+        }
+        let tz = spec
+            .schedule
+            .as_ref()
+            .and_then(|s| s.timezone)
+            .unwrap_or_default()
+            .0;
+        let Some(due) = previous_firings(cron.schedule(), tz, now).nth(1) else {
+            continue;
+        };
+        let enrolled_before = agents.get(&v.name).is_some_and(|a| a.enrolled_at <= due);
+        let passed_since = newest.and_then(|(_, p)| *p).is_some_and(|p| p >= due);
+        v.drill_overdue = enrolled_before && !passed_since;
+    }
+}
+
+/// A cron schedule's last two firings before `now`, newest first (Unix
+/// seconds).
+fn previous_firings<Z: chrono::TimeZone>(
+    schedule: &cron::Schedule,
+    tz: Z,
+    now: i64,
+) -> impl Iterator<Item = i64> {
+    let at = tz.timestamp_opt(now, 0).single();
+    let times: Vec<i64> = at
+        .map(|at| {
+            schedule
+                .after(&at)
+                .rev()
+                .take(2)
+                .map(|t| t.timestamp())
+                .collect()
+        })
+        .unwrap_or_default();
+    times.into_iter()
 }
 
 /// Where an agent's address places its server: in a Pusat Data subnet
@@ -153,6 +242,8 @@ pub fn counts<'a>(views: impl IntoIterator<Item = &'a ServerView>, set: &Manifes
         }
         c.mismatches += u64::from(v.mismatch);
         c.protected += u64::from(v.rpo_met);
+        c.drills_failed += u64::from(v.last_drill.as_ref().is_some_and(|d| d.state == "failed"));
+        c.drills_overdue += u64::from(v.drill_overdue);
     }
     if c.servers > 0 {
         c.centralized_percent = round1(100.0 * c.centralized as f64 / c.servers as f64);
@@ -195,5 +286,21 @@ mod tests {
         assert_eq!(observe("192.168.1.5", 0, &pd, &[]).0, "not-centralized");
         assert_eq!(observe("", 0, &pd, &drc).0, "unknown");
         assert_eq!(observe("10.10.3.4", 0, &[], &drc).0, "unknown");
+    }
+
+    #[test]
+    fn the_last_two_firings_of_a_monthly_drill_schedule_are_found_backwards() {
+        let cron: pulih_core::manifest::values::CronExpr = "0 3 1 * *".parse().unwrap();
+        let tz = chrono_offset_wita();
+        // 2026-11-24T00:00:00Z: the last firings were 1 Nov and 1 Oct, 03:00 WITA (19:00Z the day before).
+        let now = 1_795_478_400;
+        let got: Vec<String> = previous_firings(cron.schedule(), tz, now)
+            .map(rfc3339)
+            .collect();
+        assert_eq!(got, ["2026-10-31T19:00:00Z", "2026-09-30T19:00:00Z"]);
+    }
+
+    fn chrono_offset_wita() -> chrono::FixedOffset {
+        chrono::FixedOffset::east_opt(8 * 3600).unwrap()
     }
 }

@@ -33,6 +33,9 @@ pub enum ApiError {
     InvalidManifests(Vec<Diagnostic>),
     #[error("{0}")]
     Conflict(String),
+    /// The agency's manifest does not consent to what was asked (a drill).
+    #[error("{0}")]
+    ConsentMissing(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -53,6 +56,7 @@ impl ApiError {
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             InvalidManifests(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifests"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ConsentMissing(_) => (StatusCode::FORBIDDEN, "consent_missing"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

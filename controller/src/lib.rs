@@ -103,6 +103,7 @@ pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Resul
         api::Desired { set, revision },
     ));
     maintenance::spawn_schedule(state.clone(), cancel.clone());
+    api::drills::spawn_schedule(state.clone(), cancel.clone());
     let app = api::router(state);
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, "controller listening");

@@ -154,6 +154,62 @@ const OPS: &[Op] = &[
         "Recorded",
         "agent",
     ),
+    (
+        "post",
+        "/servers/{name}/drill",
+        "Queue a drill of a server for its DRC target's executor (needs the agency's drill consent)",
+        Some("DrillRequest"),
+        "DrillQueued",
+        "admin",
+    ),
+    (
+        "get",
+        "/drills",
+        "Drills, newest first (?server=NAME&limit=N)",
+        None,
+        "DrillViews",
+        "admin",
+    ),
+    (
+        "get",
+        "/drills/{id}",
+        "One drill with its full report",
+        None,
+        "DrillView",
+        "admin",
+    ),
+    (
+        "post",
+        "/drc/{target}/enroll-token",
+        "Issue a one-time enrolment token for a DRC target's executor (it enrols as `drc:<target>`)",
+        None,
+        "EnrollTokenResponse",
+        "admin",
+    ),
+    (
+        "post",
+        "/drc/{target}/heartbeat",
+        "DRC executor heartbeat: facts in, queued drills out",
+        Some("DrcHeartbeatRequest"),
+        "DrcHeartbeatResponse",
+        "drc",
+    ),
+    (
+        "post",
+        "/drc/{target}/drills/{id}/start",
+        "The executor starts a queued drill (its reader key use is audited)",
+        None,
+        "DrillStartResponse",
+        "drc",
+    ),
+    (
+        "post",
+        "/drc/{target}/drills/{id}/report",
+        "The executor reports a drill's outcome",
+        Some("DrillReport"),
+        "Recorded",
+        "drc",
+    ),
 ];
 
 fn add<T: JsonSchema>(
@@ -190,6 +246,14 @@ pub fn document() -> Value {
     add::<RunStartRequest>(&mut generator, "RunStartRequest", &mut named);
     add::<RunStartResponse>(&mut generator, "RunStartResponse", &mut named);
     add::<RunResult>(&mut generator, "RunResult", &mut named);
+    add::<DrillRequest>(&mut generator, "DrillRequest", &mut named);
+    add::<DrillQueued>(&mut generator, "DrillQueued", &mut named);
+    add::<Vec<DrillView>>(&mut generator, "DrillViews", &mut named);
+    add::<DrillView>(&mut generator, "DrillView", &mut named);
+    add::<DrcHeartbeatRequest>(&mut generator, "DrcHeartbeatRequest", &mut named);
+    add::<DrcHeartbeatResponse>(&mut generator, "DrcHeartbeatResponse", &mut named);
+    add::<DrillStartResponse>(&mut generator, "DrillStartResponse", &mut named);
+    add::<pulih_core::drill::DrillReport>(&mut generator, "DrillReport", &mut named);
     add::<ErrorBody>(&mut generator, "ErrorBody", &mut named);
     named.insert(
         "Recorded".into(),
@@ -234,7 +298,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The admin token, or an agent's own credential on /agents/{server}/…"}}
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The admin token, an agent's own credential on /agents/{server}/…, or a DRC executor's on /drc/{target}/…"}}
         }
     })
 }

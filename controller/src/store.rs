@@ -81,6 +81,25 @@ pub struct MaintenanceRow {
     pub report_json: Option<String>,
 }
 
+/// A drill, queued for the DRC executor of `drc_target`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrillRow {
+    pub id: String,
+    pub server: String,
+    pub perangkat_daerah: String,
+    pub drc_target: String,
+    pub trigger: String,
+    /// `queued`, `running`, `passed` or `failed`.
+    pub state: String,
+    pub requested_by: String,
+    pub snapshot: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    /// The executor's report (JSON), once finished.
+    pub report_json: Option<String>,
+}
+
 /// A job ops asked for, waiting for the agent's next heartbeat.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedJob {
@@ -172,6 +191,22 @@ pub trait StateStore: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
     fn maintenance_runs(&self, limit: u32) -> StoreResult<Vec<MaintenanceRow>>;
+
+    /// Queues a drill; false when the id exists already.
+    fn queue_drill(&self, d: &DrillRow) -> StoreResult<bool>;
+    /// Queued drills for one DRC target, oldest first.
+    fn queued_drills(&self, drc_target: &str) -> StoreResult<Vec<DrillRow>>;
+    /// queued → running; false when the drill is not queued (any more).
+    fn start_drill(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// Records the outcome; idempotent (a finished drill stays as it is).
+    fn finish_drill(&self, id: &str, state: &str, report_json: &str, now: i64) -> StoreResult<()>;
+    fn drill(&self, id: &str) -> StoreResult<Option<DrillRow>>;
+    fn drills(&self, server: Option<&str>, limit: u32) -> StoreResult<Vec<DrillRow>>;
+    /// Per server: the newest finished drill, and the newest passed one's
+    /// finish time.
+    fn drill_summaries(
+        &self,
+    ) -> StoreResult<std::collections::HashMap<String, (DrillRow, Option<i64>)>>;
 
     /// Appends to the hash-chained audit log.
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()>;

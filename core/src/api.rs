@@ -318,10 +318,31 @@ pub struct ServerView {
     pub rpo_seconds: u64,
     /// The newest successful replication is within the RPO.
     pub rpo_met: bool,
+    /// The newest finished drill, with its measured RTO/RPO against the
+    /// server's targets.
+    #[serde(default)]
+    pub last_drill: Option<LastDrill>,
+    /// The agency schedules drills, and none passed since the schedule's
+    /// last-but-one firing (so the last scheduled drill was missed or failed).
+    #[serde(default)]
+    pub drill_overdue: bool,
     /// What the agent last reported (hostname, IPs, OS, Docker containers
     /// and volumes, free disk); only in `GET /servers/{name}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<Facts>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct LastDrill {
+    pub id: String,
+    /// `passed` or `failed`.
+    pub state: String,
+    pub finished_at: String,
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+    /// None when the server has no such target or nothing was measured.
+    pub rto_met: Option<bool>,
+    pub rpo_met: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -336,6 +357,12 @@ pub struct Counts {
     pub exempt: u64,
     pub mismatches: u64,
     pub protected: u64,
+    /// Servers whose newest drill failed.
+    #[serde(default)]
+    pub drills_failed: u64,
+    /// Servers whose scheduled drill is overdue.
+    #[serde(default)]
+    pub drills_overdue: u64,
     pub centralized_percent: f64,
     pub protected_percent: f64,
 }
@@ -399,4 +426,86 @@ pub struct MaintenanceRun {
     pub bytes_deleted: u64,
     #[serde(default)]
     pub error: Option<String>,
+}
+
+// ------------------------------------------------------------------ drills
+
+/// Ask for a drill of one server now (`POST /servers/{name}/drill`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrillRequest {
+    /// A snapshot id (or unique prefix) of the server; default `latest`.
+    #[serde(default)]
+    pub snapshot: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DrillQueued {
+    pub id: String,
+    /// The DRC target whose executor runs it.
+    pub drc_target: String,
+}
+
+/// A drill the DRC executor is to run: everything it needs from the
+/// manifests, so it needs none of them itself.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct DrillJob {
+    pub id: String,
+    pub server: String,
+    pub perangkat_daerah: String,
+    /// The agency's repository on the DRC store (credentials are the
+    /// executor's own).
+    pub repository: String,
+    /// `latest` or a snapshot id (prefix).
+    pub snapshot: String,
+    pub recovery: crate::manifest::RecoverySpec,
+    #[serde(default)]
+    pub rto_target_seconds: Option<u64>,
+    #[serde(default)]
+    pub rpo_target_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrcHeartbeatRequest {
+    pub facts: Facts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DrcHeartbeatResponse {
+    /// Queued drills for servers whose agency replicates to this target.
+    pub drills: Vec<DrillJob>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DrillStartResponse {
+    /// False: the drill is no longer queued (already started or ended).
+    pub proceed: bool,
+}
+
+/// One drill as the controller keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DrillView {
+    pub id: String,
+    pub server: String,
+    pub perangkat_daerah: String,
+    pub drc_target: String,
+    /// `manual` or `schedule`.
+    pub trigger: String,
+    /// `queued`, `running`, `passed` or `failed`.
+    pub state: String,
+    pub requested_by: String,
+    pub snapshot: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+    pub rto_target_seconds: Option<u64>,
+    pub rpo_target_seconds: Option<u64>,
+    /// Why it failed, in one sentence.
+    pub error: Option<String>,
+    /// The full report (`GET /drills/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<crate::drill::DrillReport>,
 }

@@ -297,11 +297,11 @@ impl ReaderKeys {
         self.identity.to_public().to_string()
     }
 
-    fn slot_plaintext(&self, identity: &age::x25519::Identity) -> Vec<u8> {
+    fn slot_plaintext(&self) -> Vec<u8> {
         serde_json::to_vec(&SlotPlain {
             repo_id: self.repo_id,
             master: self.master.0.to_hex(),
-            identity: identity.to_string().expose_secret().to_string(),
+            identity: self.identity.to_string().expose_secret().to_string(),
         })
         .expect("slot serializes")
     }
@@ -315,15 +315,17 @@ impl ReaderKeys {
         }
         let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
             .expect("one scrypt recipient is valid");
-        age_write(enc, &self.slot_plaintext(&self.identity))
+        age_write(enc, &self.slot_plaintext())
     }
 
-    /// Wrap the master secret for another identity's holder (e.g. drc-drill).
-    pub fn wrap_for_identity(&self, identity: &age::x25519::Identity) -> Vec<u8> {
-        let r = identity.to_public();
-        let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
-            .expect("one x25519 recipient is valid");
-        age_write(enc, &self.slot_plaintext(identity))
+    /// Wrap these keys (the master secret and the repository's reader
+    /// identity, which session keys are wrapped to) for the holder of
+    /// `recipient`'s identity, e.g. the DRC executor's `drc-drill` key.
+    pub fn wrap_for_recipient(&self, recipient: &age::x25519::Recipient) -> Vec<u8> {
+        let enc =
+            age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+                .expect("one x25519 recipient is valid");
+        age_write(enc, &self.slot_plaintext())
     }
 
     pub fn unwrap_with_passphrase(
@@ -378,6 +380,53 @@ impl ReaderKeys {
             identity,
         })
     }
+}
+
+/// An age X25519 identity file: comment lines and one
+/// `AGE-SECRET-KEY-1…` line, as `age-keygen` writes it.
+pub fn identity_file_text(identity: &age::x25519::Identity) -> String {
+    format!(
+        "# pulih reader identity\n# public key: {}\n{}\n",
+        identity.to_public(),
+        identity.to_string().expose_secret()
+    )
+}
+
+/// A new reader identity: its file text and its public recipient (`age1…`).
+pub fn new_identity_file() -> (String, String) {
+    let id = age::x25519::Identity::generate();
+    (identity_file_text(&id), id.to_public().to_string())
+}
+
+/// An age X25519 public key (`age1…`).
+pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient> {
+    age::x25519::Recipient::from_str(text.trim()).map_err(|e| {
+        Error::Invalid(format!(
+            "`{}` is not an age X25519 public key (age1…): {e}",
+            text.trim()
+        ))
+    })
+}
+
+/// Reads an identity file (must not be world-readable).
+pub fn load_identity(path: &Path) -> Result<age::x25519::Identity> {
+    let text = crate::storage::read_secret_file(path)?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} holds no identity (an `AGE-SECRET-KEY-1…` line)",
+                path.display()
+            ))
+        })?;
+    age::x25519::Identity::from_str(line).map_err(|e| {
+        Error::Invalid(format!(
+            "{} is not an age X25519 identity file: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn age_write(enc: age::Encryptor, plain: &[u8]) -> Vec<u8> {
@@ -471,7 +520,7 @@ mod tests {
         rcp.set_work_factor(10);
         let enc =
             age::Encryptor::with_recipients(std::iter::once(&rcp as &dyn age::Recipient)).unwrap();
-        let bytes = age_write(enc, &r.slot_plaintext(&r.identity));
+        let bytes = age_write(enc, &r.slot_plaintext());
         let back = ReaderKeys::unwrap_with_passphrase("walidata", &bytes, "pw").unwrap();
         assert_eq!(back.master.0, r.master.0);
         assert_eq!(back.recipient(), r.recipient());

@@ -20,6 +20,8 @@ use crate::{Error, Result};
 pub const LOAD_CONCURRENCY: usize = 8;
 
 pub const WALIDATA_SLOT: &str = "walidata";
+/// The key slot the walidata grants to the DRC executor for drills.
+pub const DRC_DRILL_SLOT: &str = "drc-drill";
 
 /// A repository whose `config` has been read.
 #[derive(Clone)]
@@ -266,6 +268,28 @@ pub struct Reader {
     sessions: Mutex<HashMap<SessionId, Arc<SessionKey>>>,
 }
 
+/// The key a reader opens a repository with.
+#[derive(Clone)]
+pub enum ReaderKey {
+    /// The walidata's passphrase (slot `walidata`).
+    Passphrase(String),
+    /// An X25519 identity a slot was granted to (e.g. `drc-drill`).
+    Identity {
+        slot: String,
+        identity: age::x25519::Identity,
+    },
+}
+
+impl ReaderKey {
+    /// Which slot it opens (for messages and the audit log).
+    pub fn slot(&self) -> &str {
+        match self {
+            ReaderKey::Passphrase(_) => WALIDATA_SLOT,
+            ReaderKey::Identity { slot, .. } => slot,
+        }
+    }
+}
+
 /// A snapshot as listed.
 #[derive(Clone, Debug)]
 pub struct ListedSnapshot {
@@ -291,6 +315,38 @@ impl Reader {
             Err(e) => return Err(e),
         };
         let keys = ReaderKeys::unwrap_with_passphrase(WALIDATA_SLOT, &slot, passphrase)?;
+        Self::with_keys(repo, keys).await
+    }
+
+    /// Open with either kind of reader key.
+    pub async fn open_with(store: Store, key: &ReaderKey) -> Result<Reader> {
+        match key {
+            ReaderKey::Passphrase(p) => Self::open(store, p).await,
+            ReaderKey::Identity { slot, identity } => {
+                Self::open_with_identity(store, slot, identity).await
+            }
+        }
+    }
+
+    /// Open with an X25519 identity that a key slot other than the
+    /// walidata's was wrapped to (e.g. the DRC executor's `drc-drill`).
+    pub async fn open_with_identity(
+        store: Store,
+        slot: &str,
+        identity: &age::x25519::Identity,
+    ) -> Result<Reader> {
+        let repo = Repo::open(store).await?;
+        let bytes = match repo.store.get(&format!("keys/{slot}")).await {
+            Ok(b) => b,
+            Err(Error::Missing(_)) => {
+                return Err(Error::Invalid(format!(
+                    "the repository at {} has no `keys/{slot}` key slot: its walidata has not granted it (pulih repo grant-drill), or revoked it",
+                    repo.store.url()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let keys = ReaderKeys::unwrap_with_identity(slot, &bytes, identity)?;
         Self::with_keys(repo, keys).await
     }
 

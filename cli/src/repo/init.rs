@@ -102,3 +102,60 @@ pub async fn add_maintenance_key(a: AddAgentKeyArgs) -> Result<u8> {
     );
     Ok(exit::OK)
 }
+
+#[derive(Args)]
+pub struct GrantDrillArgs {
+    #[command(flatten)]
+    repo: RepoUrl,
+    #[command(flatten)]
+    passphrase: Passphrase,
+    /// The DRC executor's public key (`age1…`, printed by `pulih drc keygen`).
+    #[arg(long)]
+    recipient: String,
+}
+
+/// The walidata grants the DRC executor's identity the `drc-drill` slot:
+/// with it, drills at the DRC can read this repository (the controller
+/// still queues drills only for agencies whose manifest consents).
+pub async fn grant_drill(a: GrantDrillArgs) -> Result<u8> {
+    use pulih_core::repo::DRC_DRILL_SLOT;
+    let recipient = pulih_core::keys::parse_recipient(&a.recipient)
+        .map_err(|e| anyhow::anyhow!("--recipient: {e}"))?;
+    let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
+    let key = format!("keys/{DRC_DRILL_SLOT}");
+    anyhow::ensure!(
+        !reader.repo.store.exists(&key).await?,
+        "the repository already has a `{DRC_DRILL_SLOT}` slot; revoke it first (pulih repo revoke-drill)"
+    );
+    let slot = reader.keys.wrap_for_recipient(&recipient);
+    reader.repo.store.put(&key, slot.into()).await?;
+    println!(
+        "granted `{DRC_DRILL_SLOT}` to {}: DRC drills can now read this repository",
+        a.recipient.trim()
+    );
+    Ok(exit::OK)
+}
+
+#[derive(Args)]
+pub struct RevokeDrillArgs {
+    #[command(flatten)]
+    repo: RepoUrl,
+    #[command(flatten)]
+    passphrase: Passphrase,
+}
+
+/// Removes the `drc-drill` slot (the walidata's passphrase proves who asks).
+pub async fn revoke_drill(a: RevokeDrillArgs) -> Result<u8> {
+    use pulih_core::repo::DRC_DRILL_SLOT;
+    let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
+    let key = format!("keys/{DRC_DRILL_SLOT}");
+    anyhow::ensure!(
+        reader.repo.store.exists(&key).await?,
+        "the repository has no `{DRC_DRILL_SLOT}` slot"
+    );
+    reader.repo.store.delete(&key).await?;
+    println!(
+        "revoked `{DRC_DRILL_SLOT}`: new drills cannot open this repository. An executor that already opened it has seen the repository's reader keys; rotate them if it is not trusted any more"
+    );
+    Ok(exit::OK)
+}

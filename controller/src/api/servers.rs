@@ -28,19 +28,19 @@ fn views(st: &Shared) -> Result<(Vec<ServerView>, i64), ApiError> {
         .map(|a| (a.server.clone(), a))
         .collect();
     let runs = st.store.run_summaries().map_err(internal)?;
+    let drills = st.store.drill_summaries().map_err(internal)?;
     let t = now();
     let d = st.desired();
-    Ok((
-        compliance::server_views(
-            &d.set,
-            &agents,
-            &runs,
-            &st.config.pusat_data_subnets,
-            &st.config.drc_subnets,
-            t,
-        ),
+    let mut views = compliance::server_views(
+        &d.set,
+        &agents,
+        &runs,
+        &st.config.pusat_data_subnets,
+        &st.config.drc_subnets,
         t,
-    ))
+    );
+    compliance::add_drills(&mut views, &d.set, &agents, &drills, t);
+    Ok((views, t))
 }
 
 #[derive(Deserialize)]

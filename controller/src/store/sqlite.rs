@@ -76,6 +76,24 @@ CREATE TABLE maintenance (
     report TEXT
 );
 "#,
+    r#"
+CREATE TABLE drills (
+    id TEXT PRIMARY KEY,
+    server TEXT NOT NULL,
+    perangkat_daerah TEXT NOT NULL,
+    drc_target TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    state TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    snapshot TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    report TEXT
+);
+CREATE INDEX drills_by_target ON drills (drc_target, state);
+CREATE INDEX drills_by_server ON drills (server, created_at);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -133,6 +151,25 @@ fn hash32(v: Vec<u8>) -> [u8; 32] {
         out.copy_from_slice(&v);
     }
     out
+}
+
+const DRILL_COLUMNS: &str = "id, server, perangkat_daerah, drc_target, trigger, state, requested_by, snapshot, created_at, started_at, finished_at, report";
+
+fn drill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrillRow> {
+    Ok(DrillRow {
+        id: r.get(0)?,
+        server: r.get(1)?,
+        perangkat_daerah: r.get(2)?,
+        drc_target: r.get(3)?,
+        trigger: r.get(4)?,
+        state: r.get(5)?,
+        requested_by: r.get(6)?,
+        snapshot: r.get(7)?,
+        created_at: r.get(8)?,
+        started_at: r.get(9)?,
+        finished_at: r.get(10)?,
+        report_json: r.get(11)?,
+    })
 }
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
@@ -562,6 +599,117 @@ impl StateStore for SqliteStore {
             })
             .map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn queue_drill(&self, d: &DrillRow) -> StoreResult<bool> {
+        let n = self
+            .lock()
+            .execute(
+                &format!("INSERT OR IGNORE INTO drills ({DRILL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                params![
+                    d.id,
+                    d.server,
+                    d.perangkat_daerah,
+                    d.drc_target,
+                    d.trigger,
+                    d.state,
+                    d.requested_by,
+                    d.snapshot,
+                    d.created_at,
+                    d.started_at,
+                    d.finished_at,
+                    d.report_json
+                ],
+            )
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn queued_drills(&self, drc_target: &str) -> StoreResult<Vec<DrillRow>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {DRILL_COLUMNS} FROM drills WHERE drc_target = ?1 AND state = 'queued' ORDER BY created_at, id"
+            ))
+            .map_err(err)?;
+        let rows = stmt.query_map([drc_target], drill_row).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn start_drill(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let n = self
+            .lock()
+            .execute(
+                "UPDATE drills SET state = 'running', started_at = ?2 WHERE id = ?1 AND state = 'queued'",
+                params![id, now],
+            )
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn finish_drill(&self, id: &str, state: &str, report_json: &str, now: i64) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "UPDATE drills SET state = ?2, report = ?3, finished_at = ?4 WHERE id = ?1 AND state IN ('queued', 'running')",
+                params![id, state, report_json, now],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn drill(&self, id: &str) -> StoreResult<Option<DrillRow>> {
+        self.lock()
+            .prepare_cached(&format!("SELECT {DRILL_COLUMNS} FROM drills WHERE id = ?1"))
+            .map_err(err)?
+            .query_row([id], drill_row)
+            .optional()
+            .map_err(err)
+    }
+
+    fn drills(&self, server: Option<&str>, limit: u32) -> StoreResult<Vec<DrillRow>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {DRILL_COLUMNS} FROM drills WHERE (?1 IS NULL OR server = ?1) ORDER BY created_at DESC, id DESC LIMIT ?2"
+            ))
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![server, limit], drill_row)
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn drill_summaries(&self) -> StoreResult<HashMap<String, (DrillRow, Option<i64>)>> {
+        let conn = self.lock();
+        let mut out = HashMap::new();
+        // The newest finished drill of each server (SQLite's bare columns
+        // with MAX() come from the row holding the maximum).
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {DRILL_COLUMNS}, MAX(finished_at) FROM drills WHERE finished_at IS NOT NULL GROUP BY server"
+            ))
+            .map_err(err)?;
+        for row in stmt.query_map([], drill_row).map_err(err)? {
+            let d = row.map_err(err)?;
+            out.insert(d.server.clone(), (d, None));
+        }
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT server, MAX(finished_at) FROM drills WHERE state = 'passed' GROUP BY server",
+            )
+            .map_err(err)?;
+        for row in stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .map_err(err)?
+        {
+            let (server, t) = row.map_err(err)?;
+            if let Some(e) = out.get_mut(&server) {
+                e.1 = t;
+            }
+        }
+        Ok(out)
     }
 
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()> {

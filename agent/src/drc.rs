@@ -1,0 +1,265 @@
+//! The DRC executor (`pulih agent --role drc`, DESIGN.md §1, §6): runs at
+//! the DRC beside its store and a Docker engine, enrols with the
+//! controller as `drc:<target>`, and runs the drills queued for its DRC
+//! target one at a time. It holds one `drc-drill` age identity; an agency's
+//! repository opens with it only where the walidata granted the slot
+//! (`pulih repo grant-drill`), and the controller queues drills only for
+//! agencies whose manifest consents. Each report goes to the DRC store
+//! (`reports/drills/<server>/<id>.json`) and to the controller; reports the
+//! controller did not take yet wait in the state dir's outbox.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use pulih_core::api::DrillJob;
+use pulih_core::drill::{DrillReport, RecoveryKind};
+use pulih_core::repo::{DRC_DRILL_SLOT, ReaderKey};
+use pulih_core::storage::Store;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Client, ClientError};
+use crate::drill::DrillPlan;
+use crate::{host_facts, hostname, read_json, write_atomic};
+
+const CREDENTIAL: &str = "credential";
+const OUTBOX: &str = "outbox";
+
+/// The DRC executor's configuration (TOML).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrcConfig {
+    /// The controller's base URL.
+    pub controller: String,
+    /// The `DrcTarget` (manifest name) this executor serves.
+    pub target: String,
+    /// Credential and undelivered reports.
+    pub state_dir: PathBuf,
+    /// The `drc-drill` age identity (`pulih drc keygen`), mode 0600.
+    pub identity_file: PathBuf,
+    /// A one-time token from `pulih drc enroll-token TARGET`.
+    #[serde(default)]
+    pub enroll_token_file: Option<PathBuf>,
+    /// Where drills restore data on this Docker host (default
+    /// `<state_dir>/drills`).
+    #[serde(default)]
+    pub scratch_dir: Option<PathBuf>,
+    /// Default 15s.
+    #[serde(default = "default_heartbeat", with = "crate::config::duration")]
+    pub heartbeat_interval: Duration,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub bind_address: Option<std::net::IpAddr>,
+}
+
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(15)
+}
+
+impl DrcConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read DRC executor config {}: {e}", path.display())
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("DRC executor config {}: {e}", path.display()))
+    }
+
+    fn scratch(&self) -> PathBuf {
+        self.scratch_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("drills"))
+    }
+}
+
+pub struct DrcExecutor {
+    config: DrcConfig,
+    client: Client,
+    key: ReaderKey,
+    hostname: String,
+    enrolled: bool,
+}
+
+impl DrcExecutor {
+    pub fn new(config: DrcConfig) -> Result<DrcExecutor> {
+        std::fs::create_dir_all(config.state_dir.join(OUTBOX))
+            .with_context(|| format!("cannot create state dir {}", config.state_dir.display()))?;
+        let identity = pulih_core::keys::load_identity(&config.identity_file)
+            .context("the drc-drill identity (identity_file)")?;
+        let name = format!("drc:{}", config.target);
+        let mut client = Client::new(
+            &config.controller,
+            &name,
+            config.bind_address,
+            config.ca_file.as_deref(),
+        )?;
+        let cred = config.state_dir.join(CREDENTIAL);
+        let enrolled = cred.exists();
+        if enrolled {
+            client.set_credential(
+                pulih_core::storage::read_secret_file(&cred)?
+                    .trim()
+                    .to_string(),
+            );
+        }
+        Ok(DrcExecutor {
+            key: ReaderKey::Identity {
+                slot: DRC_DRILL_SLOT.to_string(),
+                identity,
+            },
+            hostname: hostname(),
+            config,
+            client,
+            enrolled,
+        })
+    }
+
+    async fn ensure_enrolled(&mut self) -> Result<bool> {
+        if self.enrolled {
+            return Ok(true);
+        }
+        let Some(token_file) = &self.config.enroll_token_file else {
+            anyhow::bail!(
+                "this DRC executor is not enrolled: set enroll_token_file (a token from `pulih drc enroll-token {}`)",
+                self.config.target
+            );
+        };
+        let token = pulih_core::storage::read_secret_file(token_file)?;
+        let facts = self.facts().await;
+        match self.client.enroll(token.trim(), facts).await {
+            Ok(r) => {
+                write_atomic(
+                    &self.config.state_dir.join(CREDENTIAL),
+                    r.credential.as_bytes(),
+                )?;
+                self.client.set_credential(r.credential);
+                self.enrolled = true;
+                tracing::info!(target = %self.config.target, "DRC executor enrolled");
+                Ok(true)
+            }
+            Err(ClientError::Unreachable(e)) => {
+                tracing::warn!(error = %e, "cannot enrol yet; will retry");
+                Ok(false)
+            }
+            Err(e) => Err(e).context("enrolment refused"),
+        }
+    }
+
+    async fn facts(&self) -> pulih_core::api::Facts {
+        host_facts(
+            &self.hostname,
+            &self.config.controller,
+            self.config.bind_address,
+            &self.config.scratch(),
+        )
+        .await
+    }
+
+    /// Sends the reports the controller has not taken yet.
+    async fn flush_outbox(&self) -> Result<()> {
+        let dir = self.config.state_dir.join(OUTBOX);
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        entries.sort();
+        for p in entries {
+            let Some(report) = read_json::<DrillReport>(&p)? else {
+                continue;
+            };
+            match self.client.drill_report(&self.config.target, &report).await {
+                Ok(()) => std::fs::remove_file(&p)?,
+                Err(ClientError::Unreachable(e)) => {
+                    tracing::debug!(error = %e, "controller unreachable; reports stay in the outbox");
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::error!(drill = %report.id, error = %e, "report refused; moved to outbox/rejected");
+                    let rej = dir.join("rejected");
+                    std::fs::create_dir_all(&rej)?;
+                    std::fs::rename(&p, rej.join(p.file_name().unwrap_or_default()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one drill the controller handed out, if it still may start.
+    async fn drill(&self, job: &DrillJob) -> Result<()> {
+        match self.client.drill_start(&self.config.target, &job.id).await {
+            Ok(r) if r.proceed => {}
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(drill = %job.id, error = %e, "cannot start the drill now");
+                return Ok(());
+            }
+        }
+        let scratch = self.config.scratch();
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("cannot create scratch dir {}", scratch.display()))?;
+        let plan = DrillPlan {
+            id: job.id.clone(),
+            kind: RecoveryKind::Drill,
+            server: job.server.clone(),
+            perangkat_daerah: job.perangkat_daerah.clone(),
+            recovery: job.recovery.clone(),
+            snapshot: job.snapshot.clone(),
+            rto_target_seconds: job.rto_target_seconds,
+            rpo_target_seconds: job.rpo_target_seconds,
+            scratch_root: scratch,
+        };
+        tracing::info!(drill = %job.id, server = %job.server, "drc-drill key used for a drill");
+        let store = Store::open(&job.repository, false);
+        let report = match &store {
+            Ok(store) => crate::drill::run(store.clone(), &self.key, &plan).await,
+            Err(e) => crate::drill::not_started(&plan, format!("cannot open the DRC store: {e}")),
+        };
+        if let Ok(store) = &store {
+            let key = format!("reports/drills/{}/{}.json", report.server, report.id);
+            if let Err(e) = store
+                .put(&key, Bytes::from(serde_json::to_vec_pretty(&report)?))
+                .await
+            {
+                tracing::error!(drill = %report.id, error = %e, "the report could not be stored in the DRC store");
+            }
+        }
+        let out = self
+            .config
+            .state_dir
+            .join(OUTBOX)
+            .join(format!("{}.json", report.id));
+        write_atomic(&out, &serde_json::to_vec(&report)?)?;
+        tracing::info!(drill = %report.id, state = %report.state, rto = ?report.rto_seconds, "drill finished");
+        self.flush_outbox().await
+    }
+
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            if self.ensure_enrolled().await? {
+                self.flush_outbox().await?;
+                let facts = self.facts().await;
+                match self.client.drc_heartbeat(&self.config.target, facts).await {
+                    Ok(resp) => {
+                        for job in &resp.drills {
+                            if cancel.is_cancelled() {
+                                return Ok(());
+                            }
+                            self.drill(job).await?;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed; will retry"),
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(self.config.heartbeat_interval) => {}
+            }
+        }
+    }
+}

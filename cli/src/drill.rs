@@ -1,0 +1,180 @@
+//! `pulih drill run|list|report`: drills through the controller, run by
+//! the DRC executor of the server's DRC target (`pulih agent --role drc`).
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use pulih_core::api::{DrillQueued, DrillRequest, DrillView};
+
+use crate::exit;
+use crate::ops::{Api, Conn, table, wita};
+
+#[derive(Args)]
+pub struct DrillArgs {
+    #[command(subcommand)]
+    command: DrillCommand,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(Subcommand)]
+enum DrillCommand {
+    /// Queue a drill of a server for its DRC executor. With --wait, exit 0
+    /// when it passed and 1 when it failed.
+    Run {
+        server: String,
+        /// A snapshot id (or unique prefix); default the latest.
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// Wait for the report.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drills, newest first.
+    List {
+        /// Only this server's drills.
+        #[arg(long)]
+        server: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One drill's report: steps, checks, RTO/RPO, teardown.
+    Report {
+        id: String,
+        /// As a self-contained HTML page (for auditors).
+        #[arg(long, conflicts_with = "json")]
+        html: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn wait_drill(api: &Api, id: &str, timeout: Duration) -> Result<DrillView> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let d: DrillView = api.get(&format!("/drills/{id}")).await?;
+        if matches!(d.state.as_str(), "passed" | "failed") {
+            return Ok(d);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "drill {id} is still {} after {}s (is the DRC executor of target {} running? `pulih status` shows agents)",
+                d.state,
+                timeout.as_secs(),
+                d.drc_target
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or("-".into(), |s| format!("{s:.1}s"))
+}
+
+fn print_view(d: &DrillView) {
+    match &d.report {
+        Some(r) => crate::drc::print_report(r),
+        None => println!("drill {} of {}: {}", d.id, d.server, d.state),
+    }
+}
+
+pub async fn run(a: DrillArgs) -> Result<u8> {
+    let api = a.conn.connect()?;
+    match a.command {
+        DrillCommand::Run {
+            server,
+            snapshot,
+            wait,
+            timeout,
+            json,
+        } => {
+            let q: DrillQueued = api
+                .post(
+                    &format!("/servers/{server}/drill"),
+                    &DrillRequest { snapshot },
+                )
+                .await?;
+            if !wait {
+                if json {
+                    println!("{}", serde_json::to_string(&q)?);
+                } else {
+                    println!(
+                        "drill {} queued for the DRC executor of target {}",
+                        q.id, q.drc_target
+                    );
+                }
+                return Ok(exit::OK);
+            }
+            let d = wait_drill(&api, &q.id, Duration::from_secs(timeout)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&d)?);
+            } else {
+                print_view(&d);
+            }
+            Ok(if d.state == "passed" {
+                exit::OK
+            } else {
+                exit::ERROR
+            })
+        }
+        DrillCommand::List {
+            server,
+            limit,
+            json,
+        } => {
+            let mut path = format!("/drills?limit={limit}");
+            if let Some(s) = &server {
+                path.push_str(&format!("&server={s}"));
+            }
+            let drills: Vec<DrillView> = api.get(&path).await?;
+            if json {
+                println!("{}", serde_json::to_string(&drills)?);
+            } else {
+                table(
+                    &[
+                        "DRILL", "SERVER", "TRIGGER", "STATE", "FINISHED", "RTO", "RPO", "REASON",
+                    ],
+                    drills
+                        .iter()
+                        .map(|d| {
+                            vec![
+                                d.id.clone(),
+                                d.server.clone(),
+                                d.trigger.clone(),
+                                d.state.clone(),
+                                wita(&d.finished_at),
+                                secs(d.rto_seconds),
+                                secs(d.rpo_seconds),
+                                d.error.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(exit::OK)
+        }
+        DrillCommand::Report { id, html, json } => {
+            let d: DrillView = api.get(&format!("/drills/{id}")).await?;
+            if json {
+                println!("{}", serde_json::to_string(&d)?);
+            } else if html {
+                let Some(r) = &d.report else {
+                    bail!("drill {id} is {} and has no report yet", d.state);
+                };
+                print!("{}", r.to_html());
+            } else {
+                print_view(&d);
+            }
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! Drills (DESIGN.md §6): ops ask for one (or the agency's drill schedule
+//! fires), the DRC executor of the agency's DRC target picks it up with its
+//! heartbeat, runs it with the `drc-drill` reader key, and reports back.
+//!
+//! The executor enrols like an agent, under the name `drc:<target>`, with a
+//! token from `POST /drc/{target}/enroll-token`; its credential is good for
+//! the `/drc/{target}/…` endpoints only.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use pulih_core::api::{
+    DrcHeartbeatRequest, DrcHeartbeatResponse, DrillJob, DrillQueued, DrillRequest,
+    DrillStartResponse, DrillView, EnrollTokenResponse,
+};
+use pulih_core::drill::{DrillReport, RecoveryKind};
+use serde::Deserialize;
+
+use super::{ApiJson, Peer, Shared, internal, new_token, now, token_hash};
+use crate::compliance::rfc3339;
+use crate::desired::pd_repository;
+use crate::error::ApiError;
+use crate::store::DrillRow;
+
+/// Enrolment tokens are valid this long.
+const ENROLL_TOKEN_SECONDS: i64 = 24 * 3600;
+
+/// The agent name a DRC target's executor enrols under.
+pub fn executor_name(target: &str) -> String {
+    format!("drc:{target}")
+}
+
+/// A new drill id: the UTC time and a random suffix.
+pub fn new_drill_id(now: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    format!("drill-{stamp}-{}", &new_token()[..8])
+}
+
+/// Queues a drill of `server`, after checking that it can run at all: the
+/// server exists, its agency consents to drills, it has recovery
+/// containers, and its agency's DRC target is known.
+pub fn queue(
+    st: &Shared,
+    server: &str,
+    snapshot: Option<String>,
+    trigger: &str,
+    actor: &str,
+    id: String,
+) -> Result<DrillQueued, ApiError> {
+    let t = now();
+    let (pd, target) = {
+        let d = st.desired();
+        let s = d.set.servers.get(server).ok_or_else(|| {
+            ApiError::NotFound(format!("no Server `{server}` in the applied manifests"))
+        })?;
+        let pd_name = s.spec().perangkat_daerah.clone();
+        let pd = d
+            .set
+            .perangkat_daerah
+            .get(&pd_name)
+            .ok_or_else(|| ApiError::NotFound(format!("no PerangkatDaerah `{pd_name}`")))?;
+        if !pd.spec().drills.as_ref().is_some_and(|p| p.consent) {
+            return Err(ApiError::ConsentMissing(format!(
+                "agency {pd_name} gave no drill consent (spec.drills.consent in its PerangkatDaerah manifest): a drill reads its data, so it needs the walidata's consent first"
+            )));
+        }
+        if s.spec()
+            .recovery
+            .as_ref()
+            .is_none_or(|r| r.containers.is_empty())
+        {
+            return Err(ApiError::InvalidBody(format!(
+                "server {server} has no recovery containers in its manifest (spec.recovery.containers): there is nothing to start in a drill"
+            )));
+        }
+        (pd_name, pd.spec().drc_target.clone())
+    };
+    let snapshot = snapshot.unwrap_or_else(|| "latest".into());
+    if snapshot.is_empty()
+        || snapshot.len() > 64
+        || !(snapshot == "latest" || snapshot.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(ApiError::InvalidBody(format!(
+            "snapshot `{snapshot}` is neither `latest` nor a snapshot id (hex)"
+        )));
+    }
+    let row = DrillRow {
+        id: id.clone(),
+        server: server.to_string(),
+        perangkat_daerah: pd,
+        drc_target: target.clone(),
+        trigger: trigger.to_string(),
+        state: "queued".into(),
+        requested_by: actor.to_string(),
+        snapshot,
+        created_at: t,
+        started_at: None,
+        finished_at: None,
+        report_json: None,
+    };
+    if st.store.queue_drill(&row).map_err(internal)? {
+        st.store
+            .audit(
+                actor,
+                "drill.request",
+                &format!("{id}: server {server} ({trigger}), DRC target {target}"),
+                t,
+            )
+            .map_err(internal)?;
+        tracing::info!(drill = %id, %server, %trigger, "drill queued");
+    }
+    Ok(DrillQueued {
+        id,
+        drc_target: target,
+    })
+}
+
+pub async fn request(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(server): Path<String>,
+    ApiJson(req): ApiJson<DrillRequest>,
+) -> Result<Json<DrillQueued>, ApiError> {
+    let actor = st.require_admin(&headers)?;
+    let id = new_drill_id(now());
+    Ok(Json(queue(
+        &st,
+        &server,
+        req.snapshot,
+        "manual",
+        actor,
+        id,
+    )?))
+}
+
+fn report_of(row: &DrillRow) -> Option<DrillReport> {
+    row.report_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+}
+
+pub fn view(row: DrillRow, with_report: bool) -> DrillView {
+    let report = report_of(&row);
+    let targets = {
+        let r = report.as_ref();
+        (
+            r.and_then(|r| r.rto_target_seconds),
+            r.and_then(|r| r.rpo_target_seconds),
+        )
+    };
+    DrillView {
+        rto_seconds: report.as_ref().and_then(|r| r.rto_seconds),
+        rpo_seconds: report.as_ref().and_then(|r| r.rpo_seconds),
+        rto_target_seconds: targets.0,
+        rpo_target_seconds: targets.1,
+        error: report.as_ref().and_then(|r| r.error.clone()),
+        report: if with_report { report } else { None },
+        id: row.id,
+        server: row.server,
+        perangkat_daerah: row.perangkat_daerah,
+        drc_target: row.drc_target,
+        trigger: row.trigger,
+        state: row.state,
+        requested_by: row.requested_by,
+        snapshot: row.snapshot,
+        created_at: rfc3339(row.created_at),
+        started_at: row.started_at.map(rfc3339),
+        finished_at: row.finished_at.map(rfc3339),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrillFilter {
+    #[serde(default)]
+    server: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Query(f): Query<DrillFilter>,
+) -> Result<Json<Vec<DrillView>>, ApiError> {
+    st.require_admin(&headers)?;
+    let rows = st
+        .store
+        .drills(f.server.as_deref(), f.limit.unwrap_or(100).min(1000))
+        .map_err(internal)?;
+    Ok(Json(rows.into_iter().map(|r| view(r, false)).collect()))
+}
+
+pub async fn show(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<DrillView>, ApiError> {
+    st.require_admin(&headers)?;
+    st.store
+        .drill(&id)
+        .map_err(internal)?
+        .map(|r| Json(view(r, true)))
+        .ok_or_else(|| ApiError::NotFound(format!("no drill `{id}`")))
+}
+
+fn require_target(st: &Shared, target: &str) -> Result<(), ApiError> {
+    if st.desired().set.drc_targets.contains_key(target) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no DrcTarget `{target}` in the applied manifests"
+        )))
+    }
+}
+
+pub async fn enroll_token(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(target): Path<String>,
+) -> Result<Json<EnrollTokenResponse>, ApiError> {
+    let actor = st.require_admin(&headers)?;
+    require_target(&st, &target)?;
+    let name = executor_name(&target);
+    let token = new_token();
+    let t = now();
+    st.store
+        .add_enroll_token(&token_hash(&token), &name, t + ENROLL_TOKEN_SECONDS)
+        .map_err(internal)?;
+    st.store
+        .audit(actor, "drc.enroll_token", &name, t)
+        .map_err(internal)?;
+    Ok(Json(EnrollTokenResponse {
+        server: name,
+        token,
+        expires_at: rfc3339(t + ENROLL_TOKEN_SECONDS),
+    }))
+}
+
+pub async fn heartbeat(
+    State(st): State<Shared>,
+    Path(target): Path<String>,
+    peer: Peer,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<DrcHeartbeatRequest>,
+) -> Result<Json<DrcHeartbeatResponse>, ApiError> {
+    let name = executor_name(&target);
+    st.check_credential(&headers, &name)?;
+    let facts = serde_json::to_string(&req.facts).map_err(internal)?;
+    st.store
+        .heartbeat(&name, now(), &facts, &peer.0.ip().to_string())
+        .map_err(internal)?;
+    let queued = st.store.queued_drills(&target).map_err(internal)?;
+    let d = st.desired();
+    let drills = queued
+        .into_iter()
+        .filter_map(|row| {
+            // A server or agency removed since the request: the job is dropped
+            // here; the row stays queued, visible to ops.
+            let s = d.set.servers.get(&row.server)?;
+            let spec = s.spec();
+            Some(DrillJob {
+                repository: pd_repository(&d.set, &row.perangkat_daerah, &st.config)?,
+                recovery: spec.recovery.clone().unwrap_or_default(),
+                rto_target_seconds: spec.rto.as_ref().map(|d| d.0.as_secs()),
+                rpo_target_seconds: spec.rpo.as_ref().map(|d| d.0.as_secs()),
+                id: row.id,
+                server: row.server,
+                perangkat_daerah: row.perangkat_daerah,
+                snapshot: row.snapshot,
+            })
+        })
+        .collect();
+    Ok(Json(DrcHeartbeatResponse { drills }))
+}
+
+/// The drill of `id`, checked to belong to `target`.
+fn target_drill(st: &Shared, target: &str, id: &str) -> Result<DrillRow, ApiError> {
+    match st.store.drill(id).map_err(internal)? {
+        Some(d) if d.drc_target == target => Ok(d),
+        Some(_) => Err(ApiError::Conflict(format!(
+            "drill `{id}` belongs to another DRC target"
+        ))),
+        None => Err(ApiError::NotFound(format!("no drill `{id}`"))),
+    }
+}
+
+pub async fn start(
+    State(st): State<Shared>,
+    Path((target, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<DrillStartResponse>, ApiError> {
+    let name = executor_name(&target);
+    st.check_credential(&headers, &name)?;
+    let row = target_drill(&st, &target, &id)?;
+    let t = now();
+    let proceed = st.store.start_drill(&id, t).map_err(internal)?;
+    if proceed {
+        // The reader key is used from here on: the audit log says so.
+        st.store
+            .audit(
+                &name,
+                "drill.start",
+                &format!(
+                    "{id}: drc-drill reader key used for server {} of agency {}",
+                    row.server, row.perangkat_daerah
+                ),
+                t,
+            )
+            .map_err(internal)?;
+    }
+    Ok(Json(DrillStartResponse { proceed }))
+}
+
+pub async fn report(
+    State(st): State<Shared>,
+    Path((target, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(report): ApiJson<DrillReport>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = executor_name(&target);
+    st.check_credential(&headers, &name)?;
+    let row = target_drill(&st, &target, &id)?;
+    if report.id != id || report.server != row.server || report.kind != RecoveryKind::Drill {
+        return Err(ApiError::InvalidBody(format!(
+            "the report is of {} `{}` of server {}, not of drill `{id}` of server {}",
+            match report.kind {
+                RecoveryKind::Drill => "drill",
+                RecoveryKind::Failover => "failover",
+            },
+            report.id,
+            report.server,
+            row.server
+        )));
+    }
+    if !matches!(report.state.as_str(), "passed" | "failed") {
+        return Err(ApiError::InvalidBody(format!(
+            "invalid drill state `{}`; expected passed or failed",
+            report.state
+        )));
+    }
+    let t = now();
+    let json = serde_json::to_string(&report).map_err(internal)?;
+    st.store
+        .finish_drill(&id, &report.state, &json, t)
+        .map_err(internal)?;
+    st.store
+        .audit(
+            &name,
+            "drill.finish",
+            &format!(
+                "{id}: server {} {}{}",
+                row.server,
+                report.state,
+                report
+                    .teardown
+                    .as_ref()
+                    .map(|td| if td.clean() {
+                        ", torn down clean".to_string()
+                    } else {
+                        ", teardown left things behind".to_string()
+                    })
+                    .unwrap_or_default()
+            ),
+            t,
+        )
+        .map_err(internal)?;
+    tracing::info!(drill = %id, server = %row.server, state = %report.state, rto = ?report.rto_seconds, "drill report");
+    Ok(Json(serde_json::json!({ "recorded": id })))
+}
+
+/// Scheduled drills due now: per server of an agency that consents to
+/// drills on a schedule, with recovery containers and an agent enrolled
+/// before the schedule's newest firing, that firing (Unix seconds). A
+/// firing missed while the controller was down is still the newest one, so
+/// it is queued once on return, not once per missed firing.
+pub fn due_drills(
+    set: &pulih_core::manifest::ManifestSet,
+    enrolled_at: &dyn Fn(&str) -> Option<i64>,
+    now: i64,
+) -> Vec<(String, i64)> {
+    use chrono::TimeZone;
+    let mut due = Vec::new();
+    for s in set.servers.values() {
+        let spec = s.spec();
+        let Some(cron) = set
+            .perangkat_daerah
+            .get(&spec.perangkat_daerah)
+            .and_then(|p| p.spec().drills.clone())
+            .filter(|p| p.consent)
+            .and_then(|p| p.schedule)
+        else {
+            continue;
+        };
+        if spec
+            .recovery
+            .as_ref()
+            .is_none_or(|r| r.containers.is_empty())
+        {
+            continue;
+        }
+        let tz = spec
+            .schedule
+            .as_ref()
+            .and_then(|s| s.timezone)
+            .unwrap_or_default()
+            .0;
+        let Some(at) = tz.timestamp_opt(now, 0).single() else {
+            continue;
+        };
+        let Some(fired) = cron.schedule().after(&at).next_back() else {
+            continue;
+        };
+        let fired = fired.timestamp();
+        if enrolled_at(s.name()).is_some_and(|e| e <= fired) {
+            due.push((s.name().to_string(), fired));
+        }
+    }
+    due
+}
+
+/// Queues the scheduled drills every 30 s until `cancel` (ids are
+/// `drill-sched-<server>-<firing>`, so a firing is queued once).
+pub fn spawn_schedule(st: Shared, cancel: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            let enrolled: std::collections::HashMap<String, i64> = match st.store.agents() {
+                Ok(a) => a.into_iter().map(|a| (a.server, a.enrolled_at)).collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "drill schedule: cannot read agents");
+                    Default::default()
+                }
+            };
+            let due = {
+                let d = st.desired();
+                due_drills(&d.set, &|s| enrolled.get(s).copied(), now())
+            };
+            for (server, fired) in due {
+                let id = format!("drill-sched-{server}-{fired}");
+                if let Err(e) = queue(&st, &server, None, "schedule", "scheduler", id) {
+                    tracing::warn!(%server, error = %e, "scheduled drill not queued");
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+            }
+        }
+    });
+}
