@@ -263,6 +263,8 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_checks_it_and
         docker(&["inspect", "-f", "{{.State.Status}}", &prod]),
         "running"
     );
+
+    drill_through_the_controller(&url, &token, dir, &drc, &pass, &[&controller, &agent]);
     agent.stop();
     controller.stop();
 
@@ -418,6 +420,157 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_checks_it_and
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("bpkad gave no drill consent"), "{stderr}");
     assert!(!drc.join("dinkes/reports/drills/arsip").exists());
+}
+
+/// Ops run drills through the controller; the DRC executor (`pulih agent
+/// --role drc`) runs them with its `drc-drill` identity, which opens the
+/// agency's repository only once the walidata granted it; the report
+/// reaches the controller (list, report, HTML, compliance) and the DRC
+/// store. An agency without drill consent is refused by the controller.
+fn drill_through_the_controller(
+    url: &str,
+    token: &Path,
+    dir: &Path,
+    drc: &Path,
+    pass: &Path,
+    logs: &[&Proc],
+) {
+    let xdir = dir.join("executor");
+    std::fs::create_dir_all(&xdir).unwrap();
+    let identity = xdir.join("drc-drill.key");
+    let out = run_ok(pulih().args(["drc", "keygen", "--out"]).arg(&identity));
+    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(recipient.starts_with("age1"), "{recipient}");
+    let t = last_json(&run_ok(ops(url, token).args([
+        "drc",
+        "enroll-token",
+        "drc",
+        "--json",
+    ])));
+    assert_eq!(t["server"], "drc:drc");
+    let tfile = xdir.join("enroll.token");
+    write_secret(&tfile, t["token"].as_str().unwrap());
+    let xcfg = xdir.join("drc.toml");
+    std::fs::write(
+        &xcfg,
+        format!(
+            "controller = {url:?}\ntarget = \"drc\"\nstate_dir = {:?}\nidentity_file = {:?}\nenroll_token_file = {:?}\nscratch_dir = {:?}\nheartbeat_interval = \"1s\"\n",
+            xdir.join("state").display().to_string(),
+            identity.display().to_string(),
+            tfile.display().to_string(),
+            xdir.join("scratch").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let executor = Proc::spawn(
+        "drc executor",
+        pulih()
+            .args(["agent", "--role", "drc", "--config"])
+            .arg(&xcfg),
+        xdir.join("executor.log"),
+    );
+    let mut logs = logs.to_vec();
+    logs.push(&executor);
+    let drill = |server: &str| {
+        ops(url, token)
+            .args([
+                "drill",
+                "run",
+                server,
+                "--wait",
+                "--timeout",
+                "300",
+                "--json",
+            ])
+            .output()
+            .unwrap()
+    };
+
+    // Before the walidata grants the key, the executor cannot read the
+    // repository: the drill fails and says why.
+    let out = drill("simpus");
+    let d = last_json(&out);
+    assert_eq!(out.status.code(), Some(1), "{d:#}\n{}", executor.log_text());
+    assert_eq!(d["state"], "failed", "{d:#}");
+    let error = d["error"].as_str().unwrap();
+    assert!(
+        error.contains("no `keys/drc-drill` key slot") && error.contains("grant-drill"),
+        "{error}"
+    );
+
+    run_ok(
+        pulih()
+            .args(["repo", "grant-drill", "--repo"])
+            .arg(drc.join("dinkes"))
+            .arg("--passphrase-file")
+            .arg(pass)
+            .arg("--recipient")
+            .arg(&recipient),
+    );
+    let out = drill("simpus");
+    let d = last_json(&out);
+    assert!(out.status.success(), "{d:#}\n{}", executor.log_text());
+    assert_eq!(d["state"], "passed", "{d:#}");
+    assert_eq!(d["trigger"], "manual");
+    let report = &d["report"];
+    assert!(
+        report["steps"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`drc-drill` reader key"),
+        "{report:#}"
+    );
+    assert_eq!(report["teardown"]["containers_left"], 0, "{report:#}");
+    let id = d["id"].as_str().unwrap();
+    assert!(
+        drc.join("dinkes/reports/drills/simpus")
+            .join(format!("{id}.json"))
+            .exists()
+    );
+    let label = format!("label=io.pulih.recovery={id}");
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+
+    // Listed, reported (HTML for auditors), and in the compliance view.
+    let list = last_json(&run_ok(ops(url, token).args(["drill", "list", "--json"])));
+    let states: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["passed", "failed"], "{list:#}");
+    let html = run_ok(ops(url, token).args(["drill", "report", id, "--html"]));
+    let html = String::from_utf8(html.stdout).unwrap();
+    assert!(html.contains("PASSED") && html.contains("simpus"), "{html}");
+    let c = last_json(&run_ok(ops(url, token).args(["compliance", "--json"])));
+    let simpus = c["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "simpus")
+        .unwrap();
+    assert_eq!(simpus["last_drill"]["id"], id, "{simpus:#}");
+    assert_eq!(simpus["last_drill"]["state"], "passed");
+    assert_eq!(simpus["last_drill"]["rto_met"], true, "{simpus:#}");
+    assert_eq!(simpus["drill_overdue"], false);
+
+    // No consent, no drill: refused by the controller, nothing queued.
+    let out = drill("arsip");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bpkad gave no drill consent") && stderr.contains("consent_missing"),
+        "{stderr}"
+    );
+    let list = last_json(&run_ok(ops(url, token).args(["drill", "list", "--json"])));
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    wait_for(
+        "nothing left of the drills",
+        Duration::from_secs(5),
+        &logs,
+        || std::fs::read_dir(xdir.join("scratch")).map_or(true, |d| d.count() == 0),
+    );
+    executor.stop();
 }
 
 #[test]

@@ -458,3 +458,93 @@ pub fn spawn_schedule(st: Shared, cancel: tokio_util::sync::CancellationToken) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFESTS: &str = r#"
+apiVersion: pulih.io/v1alpha1
+kind: DrcTarget
+metadata: {name: drc}
+spec: {url: /srv/drc}
+---
+apiVersion: pulih.io/v1alpha1
+kind: PerangkatDaerah
+metadata: {name: dkis}
+spec:
+  code: DKIS
+  name: Dinas Komunikasi dan Informatika
+  walidata: {name: Kepala Dinas, contact: walidata@dkis.example}
+  drcTarget: drc
+  drills: {consent: true, schedule: "0 3 1 * *"}
+---
+apiVersion: pulih.io/v1alpha1
+kind: PerangkatDaerah
+metadata: {name: bpkad}
+spec:
+  code: BPKAD
+  name: BPKAD
+  walidata: {name: Kepala Badan, contact: walidata@bpkad.example}
+  drcTarget: drc
+  drills: {consent: false}
+---
+apiVersion: pulih.io/v1alpha1
+kind: Server
+metadata: {name: web}
+spec:
+  perangkatDaerah: dkis
+  location: pusat-data
+  centralization: {status: centralized}
+  sources: [{path: /srv}]
+  recovery:
+    containers: [{name: web, image: "web:1"}]
+---
+apiVersion: pulih.io/v1alpha1
+kind: Server
+metadata: {name: files}
+spec:
+  perangkatDaerah: dkis
+  location: pusat-data
+  centralization: {status: centralized}
+  sources: [{path: /srv}]
+---
+apiVersion: pulih.io/v1alpha1
+kind: Server
+metadata: {name: keuangan}
+spec:
+  perangkatDaerah: bpkad
+  location: pusat-data
+  centralization: {status: centralized}
+  sources: [{path: /srv}]
+  recovery:
+    containers: [{name: app, image: "app:1"}]
+"#;
+
+    #[test]
+    fn a_scheduled_drill_is_due_once_per_firing_for_consenting_agencies_with_something_to_start() {
+        let set = pulih_core::manifest::ManifestSet::from_sources(&[(
+            "m.yaml".to_string(),
+            MANIFESTS.as_bytes().to_vec(),
+        )])
+        .unwrap();
+        // 2026-11-24T00:00:00Z; the newest firing was 1 Nov 03:00 WITA = 31 Oct 19:00Z.
+        let now = 1_795_478_400;
+        let fired = 1_793_473_200;
+        let enrolled_long_ago = |_: &str| Some(0);
+        assert_eq!(
+            due_drills(&set, &enrolled_long_ago, now),
+            [("web".to_string(), fired)],
+            "only `web`: `files` has no recovery containers, bpkad gave no consent"
+        );
+        // The same firing an hour later: the same (server, firing), so the
+        // same drill id, queued once.
+        assert_eq!(
+            due_drills(&set, &enrolled_long_ago, now + 3600),
+            [("web".to_string(), fired)]
+        );
+        // An agent enrolled after the firing has nothing owed yet.
+        assert!(due_drills(&set, &|_| Some(fired + 1), now).is_empty());
+        assert!(due_drills(&set, &|_| None, now).is_empty());
+    }
+}

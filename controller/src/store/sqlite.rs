@@ -629,7 +629,7 @@ impl StateStore for SqliteStore {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {DRILL_COLUMNS} FROM drills WHERE drc_target = ?1 AND state = 'queued' ORDER BY created_at, id"
+                "SELECT {DRILL_COLUMNS} FROM drills WHERE drc_target = ?1 AND state = 'queued' ORDER BY created_at, rowid"
             ))
             .map_err(err)?;
         let rows = stmt.query_map([drc_target], drill_row).map_err(err)?;
@@ -670,7 +670,7 @@ impl StateStore for SqliteStore {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {DRILL_COLUMNS} FROM drills WHERE (?1 IS NULL OR server = ?1) ORDER BY created_at DESC, id DESC LIMIT ?2"
+                "SELECT {DRILL_COLUMNS} FROM drills WHERE (?1 IS NULL OR server = ?1) ORDER BY created_at DESC, rowid DESC LIMIT ?2"
             ))
             .map_err(err)?;
         let rows = stmt
