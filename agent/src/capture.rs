@@ -36,6 +36,8 @@ pub struct Capture {
     pub errors: Vec<String>,
     paused: Vec<String>,
     post: Vec<Hook>,
+    /// A pre hook started, so a failed capture must undo the hooks.
+    hooks_ran: bool,
 }
 
 fn hook_timeout(h: &Hook) -> Duration {
@@ -142,13 +144,19 @@ pub async fn start(src: &DockerSources, server: &str, staging: &Path) -> Result<
         errors: Vec::new(),
         paused: Vec::new(),
         post: src.hooks.post.clone(),
+        hooks_ran: false,
     };
     match c.capture(src, server, staging).await {
         Ok(()) => Ok(c),
-        Err(e) => {
-            c.unpause().await;
+        Err(e) if c.hooks_ran => {
+            // A pre hook ran (a pause, or e.g. a read lock taken by a
+            // command): undo it as after a backup, post hooks included.
+            for err in c.finish().await {
+                tracing::error!(error = %err, "undoing the pre hooks after a failed capture");
+            }
             Err(e)
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -206,6 +214,7 @@ impl Capture {
         // Sources are found first, so a missing one stops the run before
         // anything is paused.
         for h in &src.hooks.pre {
+            self.hooks_ran = true;
             if let Some(p) = &h.pause {
                 docker
                     .pause_container(p)
@@ -267,12 +276,18 @@ impl Capture {
             Some(c) => docker::exec_into(&self.docker, c, &d.command, DUMP_TIMEOUT, &mut f).await?,
             None => {
                 let (prog, args) = d.command.split_first().context("a dump needs a command")?;
-                let out = tokio::process::Command::new(prog)
+                let run = tokio::process::Command::new(prog)
                     .args(args)
                     .stdout(f.into_std().await)
                     .stderr(std::process::Stdio::piped())
-                    .output()
+                    .kill_on_drop(true)
+                    .output();
+                // A hung dump must not keep the paused containers paused.
+                let out = tokio::time::timeout(DUMP_TIMEOUT, run)
                     .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("dump {prog} did not finish within {DUMP_TIMEOUT:?}")
+                    })?
                     .with_context(|| format!("cannot run {prog}"))?;
                 f = tokio::fs::File::open(&tmp).await?;
                 (
@@ -290,21 +305,25 @@ impl Capture {
         Ok(())
     }
 
-    async fn unpause(&mut self) {
+    /// Unpauses what the pre hooks paused; returns the names and errors.
+    async fn unpause(&mut self) -> (Vec<String>, Vec<String>) {
+        let (mut done, mut errors) = (Vec::new(), Vec::new());
         for p in self.paused.drain(..).rev() {
-            if let Err(e) = self.docker.unpause_container(&p).await {
-                tracing::error!(container = %p, error = %e, "cannot unpause after the backup");
+            match self.docker.unpause_container(&p).await {
+                Ok(()) => done.push(p),
+                Err(e) => errors.push(format!("cannot unpause container {p}: {e}")),
             }
         }
+        (done, errors)
     }
 
     /// After the backup: unpause, then run the post hooks. Returns the
-    /// hooks' errors (the backup itself is already done).
+    /// unpauses' and hooks' errors (the backup itself is already done).
     pub async fn finish(mut self) -> Vec<String> {
-        self.unpause().await;
-        let mut errors = Vec::new();
+        let (unpaused, mut errors) = self.unpause().await;
         for h in &self.post {
-            if let Some(p) = &h.pause
+            // A post `pause: X` undoing a pre `pause: X` is done already.
+            if let Some(p) = h.pause.as_ref().filter(|p| !unpaused.contains(p))
                 && let Err(e) = self.docker.unpause_container(p).await
             {
                 errors.push(format!("post hook: cannot unpause {p}: {e}"));

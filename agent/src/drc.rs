@@ -189,6 +189,17 @@ impl DrcExecutor {
 
     /// Runs one drill the controller handed out, if it still may start.
     async fn drill(&self, job: &DrillJob) -> Result<()> {
+        // The id names containers, a network and a scratch directory.
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 100
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !plain(&job.id) || !plain(&job.server) {
+            tracing::error!(drill = %job.id, server = %job.server, "refusing a drill whose id or server is not a plain name");
+            return Ok(());
+        }
         match self.client.drill_start(&self.config.target, &job.id).await {
             Ok(r) if r.proceed => {}
             Ok(_) => return Ok(()),

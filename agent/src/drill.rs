@@ -117,6 +117,8 @@ struct Run<'a> {
     report: DrillReport,
     /// Manifest container name → (engine name, address on the network).
     running: HashMap<String, (String, Option<IpAddr>)>,
+    /// The scratch dir is this run's own (teardown removes only that).
+    made_scratch: bool,
 }
 
 impl Run<'_> {
@@ -209,7 +211,7 @@ impl Run<'_> {
         self.timed("check disk", async {
             let free = free_bytes(&plan.scratch_root).context("cannot tell the free disk space")?;
             // Restored data plus a tenth for the filesystem's own overhead.
-            let want = need + need / 10;
+            let want = need.saturating_add(need / 10);
             if free < want {
                 bail!(
                     "too little disk at {}: the snapshot needs about {} bytes, {} are free",
@@ -222,12 +224,15 @@ impl Run<'_> {
         })
         .await?;
 
+        // Created here, not found: a directory of this name that exists is
+        // someone else's, and teardown must not remove it.
+        let made = std::fs::create_dir(&scratch)
+            .with_context(|| format!("cannot create scratch directory {}", scratch.display()));
+        self.made_scratch = made.is_ok();
         let restored = self
             .timed("restore", async {
-                if scratch.exists() {
-                    bail!("scratch directory {} exists already", scratch.display());
-                }
-                std::fs::create_dir_all(&target)
+                made?;
+                std::fs::create_dir(&target)
                     .with_context(|| format!("cannot create {}", target.display()))?;
                 let s = pulih_core::restore::restore(
                     reader,
@@ -254,12 +259,7 @@ impl Run<'_> {
             .find_map(|t| t.strip_prefix(&format!("{CAPTURE_TAG}=")))
         {
             Some(staging) => {
-                let file = under(&target, &Path::new(staging).join(CAPTURE_FILE));
-                let bytes = std::fs::read(&file).with_context(|| {
-                    format!("the snapshot lacks its Docker record {}", file.display())
-                })?;
-                serde_json::from_slice::<DockerCapture>(&bytes)
-                    .with_context(|| format!("Docker record {}", file.display()))?
+                read_capture(&under(&target, &Path::new(staging).join(CAPTURE_FILE))?)?
             }
             None => DockerCapture::default(),
         };
@@ -274,7 +274,11 @@ impl Run<'_> {
             for image in wanted {
                 match capture.images.get(image) {
                     Some(saved) => {
-                        load_image(&docker, &under(&target, Path::new(&saved.archive))).await?;
+                        let archive = under(&target, Path::new(&saved.archive))?;
+                        if !archive.is_file() {
+                            bail!("the archive of {image} is not a file: {}", archive.display());
+                        }
+                        load_image(&docker, &archive).await?;
                         docker.inspect_image(image).await.with_context(|| {
                             format!("the replicated archive of {image} did not hold that image")
                         })?;
@@ -335,18 +339,27 @@ impl Run<'_> {
                 let name = plan.name(&c.name);
                 let mut binds = Vec::new();
                 for v in &c.volumes {
-                    let src = capture
-                        .volumes
-                        .get(&v.source)
-                        .cloned()
-                        .unwrap_or_else(|| v.source.clone());
-                    let host = under(&target, Path::new(&src));
-                    if !src.starts_with('/') || !host.exists() {
+                    // A path source as it is; a dockerVolume name through
+                    // the capture record, which says where its data was.
+                    let src = if v.source.starts_with('/') {
+                        Some(v.source.clone())
+                    } else {
+                        capture.volumes.get(&v.source).cloned()
+                    };
+                    let host = src
+                        .ok_or_else(|| anyhow::anyhow!("not captured"))
+                        .and_then(|src| under(&target, Path::new(&src)))
+                        .with_context(|| {
+                            format!(
+                                "container {}: volume source `{}` is not in snapshot {}",
+                                c.name, v.source, snap.id
+                            )
+                        })?;
+                    if !v.target.starts_with('/') || v.target.contains([':', ',']) {
                         bail!(
-                            "container {}: volume source `{}` is not in snapshot {}",
+                            "container {}: mount target `{}` must be an absolute path without `:` or `,`",
                             c.name,
-                            v.source,
-                            snap.id
+                            v.target
                         );
                     }
                     binds.push(format!("{}:{}", host.display(), v.target));
@@ -550,6 +563,7 @@ impl Run<'_> {
         }
         let scratch = self.plan.scratch();
         t.scratch_removed = match std::fs::remove_dir_all(&scratch) {
+            _ if !self.made_scratch => true,
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => {
@@ -614,8 +628,58 @@ pub async fn left_behind(docker: &Docker, id: &str) -> Result<(u32, u32, u32)> {
 }
 
 /// `path` (absolute, as backed up) under a restore target.
-fn under(target: &Path, path: &Path) -> PathBuf {
-    target.join(path.strip_prefix("/").unwrap_or(path))
+/// `path` (absolute, as on the protected server) inside the restore
+/// `target`, resolved. The snapshot is untrusted (a compromised server
+/// wrote it): a path with `.` or `..`, or one that leads outside the
+/// restored tree through a symlink the snapshot holds, is refused, and so
+/// is one with a `:` or `,` (the engine's bind syntax).
+fn under(target: &Path, path: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    let plain = path.is_absolute()
+        && path
+            .components()
+            .skip(1)
+            .all(|c| matches!(c, Component::Normal(_)));
+    if !plain {
+        bail!("`{}` is not a plain absolute path", path.display());
+    }
+    let joined = target.join(path.strip_prefix("/").unwrap_or(path));
+    let real = joined
+        .canonicalize()
+        .with_context(|| format!("{} is not in the restored snapshot", path.display()))?;
+    let root = target
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", target.display()))?;
+    if !real.starts_with(&root) {
+        bail!(
+            "{} leads outside the restored snapshot (through a symlink in it)",
+            path.display()
+        );
+    }
+    if real.to_string_lossy().contains([':', ',']) {
+        bail!(
+            "{} resolves to a path with `:` or `,`, which cannot be bind-mounted safely",
+            path.display()
+        );
+    }
+    Ok(real)
+}
+
+/// The Docker capture record's largest size.
+const MAX_CAPTURE_RECORD: u64 = 1 << 20;
+
+/// Reads the snapshot's Docker capture record (untrusted, size-capped).
+fn read_capture(file: &Path) -> Result<DockerCapture> {
+    let meta = std::fs::metadata(file)
+        .with_context(|| format!("the snapshot lacks its Docker record {}", file.display()))?;
+    if !meta.is_file() || meta.len() > MAX_CAPTURE_RECORD {
+        bail!(
+            "Docker record {} is not a file of at most {MAX_CAPTURE_RECORD} bytes",
+            file.display()
+        );
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("Docker record {}", file.display()))
 }
 
 /// `docker load` of a saved archive, streamed from disk.
@@ -659,6 +723,7 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan) -> DrillReport
         started,
         report,
         running: HashMap::new(),
+        made_scratch: false,
     };
     async {
         match run.recover(store, key).await {

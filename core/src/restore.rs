@@ -110,6 +110,40 @@ fn safe_rel(name: &[u8], root: bool) -> Result<PathBuf> {
     Ok(p.to_owned())
 }
 
+/// Records that the restore puts a `kind` at `path`, refusing what would
+/// make it write through a symlink the snapshot itself planted: a name
+/// that is a symlink in one node and anything else (or another symlink) in
+/// another, or a path below a symlink or a file. Overlapping sources (`/srv`
+/// and `/srv/data`) legitimately give the same directory or file twice.
+fn claim(
+    claimed: &mut HashMap<PathBuf, NodeKind>,
+    target: &Path,
+    path: &Path,
+    kind: NodeKind,
+    rel: &str,
+) -> Result<()> {
+    let bad = |why: &str| Err(Error::corrupt("tree", format!("{rel}: {why}")));
+    let mut up = path.parent();
+    while let Some(a) = up.filter(|a| *a != target) {
+        match claimed.get(a) {
+            Some(NodeKind::Dir) => break,
+            Some(_) => return bad("lies below a file or symlink of the same snapshot"),
+            None => {
+                claimed.insert(a.to_owned(), NodeKind::Dir);
+            }
+        }
+        up = a.parent();
+    }
+    match claimed.get(path) {
+        None => {
+            claimed.insert(path.to_owned(), kind);
+            Ok(())
+        }
+        Some(k) if *k == kind && kind != NodeKind::Symlink => Ok(()),
+        Some(_) => bad("appears twice in the snapshot, once as a symlink or as another kind"),
+    }
+}
+
 fn is_root_user() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
@@ -146,6 +180,7 @@ pub async fn restore(
     let mut hardlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut first_link: HashMap<u64, PathBuf> = HashMap::new();
     let mut plan: HashMap<PackId, PackPlan> = HashMap::new();
+    let mut claimed: HashMap<PathBuf, NodeKind> = HashMap::new();
     let mut stack = vec![(snap.snapshot.tree, target.to_owned(), String::new(), true)];
     while let Some((tree_id, dir, rel_dir, root)) = stack.pop() {
         let tree = reader.read_tree(space, &tree_id).await?;
@@ -164,6 +199,7 @@ pub async fn restore(
                 continue;
             }
             let path = dir.join(&rel_name);
+            claim(&mut claimed, target, &path, node.kind, &rel)?;
             match node.kind {
                 NodeKind::Dir => {
                     std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
@@ -336,4 +372,42 @@ fn set_meta(path: &Path, node: &Node, root: bool) -> Result<()> {
         filetime::set_file_times(path, mtime, mtime).map_err(|e| Error::io(path, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+
+    fn run(nodes: &[(&str, NodeKind)]) -> Result<()> {
+        let target = Path::new("/restore");
+        let mut claimed = HashMap::new();
+        for (rel, kind) in nodes {
+            claim(&mut claimed, target, &target.join(rel), *kind, rel)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_cannot_make_the_restore_write_through_its_own_symlinks() {
+        use NodeKind::*;
+        // A symlink, then a file of the same name (its content would follow it).
+        assert!(run(&[("f", Symlink), ("f", File)]).is_err());
+        assert!(run(&[("f", File), ("f", Symlink)]).is_err());
+        assert!(run(&[("d", Symlink), ("d", Dir)]).is_err());
+        // A root name below a symlink of the same snapshot, either order.
+        assert!(run(&[("x", Symlink), ("x/cron.d/evil", File)]).is_err());
+        assert!(run(&[("x/cron.d/evil", File), ("x", Symlink)]).is_err());
+        // Overlapping sources (/srv and /srv/data) are fine.
+        assert!(
+            run(&[
+                ("srv", Dir),
+                ("srv/data", Dir),
+                ("srv/data/a", File),
+                ("srv/data", Dir),
+                ("srv/data/a", File),
+                ("srv/link", Symlink),
+            ])
+            .is_ok()
+        );
+    }
 }

@@ -46,7 +46,11 @@ async fn attempt(
 ) -> Attempt {
     if let Some(h) = &c.http {
         let ip = ip.ok_or("the container has no address on the recovery network")?;
-        let url = format!("http://{}:{}{}", ip, h.port, h.path);
+        if !h.path.starts_with('/') {
+            return Err(format!("HTTP check path `{}` must start with `/`", h.path));
+        }
+        // SocketAddr brackets IPv6; the path cannot change the host.
+        let url = format!("http://{}{}", std::net::SocketAddr::new(ip, h.port), h.path);
         let resp = http
             .get(&url)
             .send()
@@ -133,6 +137,9 @@ pub async fn run(
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .no_proxy()
+        // A redirect could send the executor (on the DRC host, outside
+        // the isolated network) anywhere: never follow one.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("a plain HTTP client builds");
     let start = Instant::now();
