@@ -782,3 +782,31 @@ fn empty_report(plan: &DrillPlan, started: DateTime<Utc>) -> DrillReport {
         teardown: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_from_a_snapshot_stay_inside_the_restored_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("restore");
+        std::fs::create_dir_all(target.join("var/lib/data")).unwrap();
+        std::os::unix::fs::symlink("/", target.join("var/lib/root")).unwrap();
+        std::os::unix::fs::symlink("data", target.join("var/lib/alias")).unwrap();
+        let real = target.canonicalize().unwrap().join("var/lib/data");
+        assert_eq!(under(&target, Path::new("/var/lib/data")).unwrap(), real);
+        // A symlink inside the tree that stays inside is fine.
+        assert_eq!(under(&target, Path::new("/var/lib/alias")).unwrap(), real);
+        for bad in [
+            "/var/lib/root",
+            "/var/lib/root/etc",
+            "/../../../../",
+            "/var/../../etc",
+            "var/lib/data",
+            "/var/lib/missing",
+        ] {
+            assert!(under(&target, Path::new(bad)).is_err(), "{bad} was accepted");
+        }
+    }
+}
