@@ -806,7 +806,10 @@ mod tests {
             "var/lib/data",
             "/var/lib/missing",
         ] {
-            assert!(under(&target, Path::new(bad)).is_err(), "{bad} was accepted");
+            assert!(
+                under(&target, Path::new(bad)).is_err(),
+                "{bad} was accepted"
+            );
         }
     }
 }
