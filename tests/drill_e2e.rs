@@ -52,7 +52,16 @@ fn agent_seen(url: &str, token: &Path, server: &str) -> bool {
             .any(|s| s["name"] == server && s["agent_last_seen"].is_string())
 }
 
-fn manifests(drc: &Path, volume: &str, prod: &str, image: &str, expect: &str) -> String {
+/// A free TCP port on loopback (for a failover's published port).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn manifests(drc: &Path, volume: &str, prod: &str, image: &str, expect: &str, port: u16) -> String {
     format!(
         r#"apiVersion: pulih.io/v1alpha1
 kind: DrcTarget
@@ -104,6 +113,7 @@ spec:
       - name: web
         image: {image}
         command: [sh, -c, "until wget -q -O /tmp/index.html http://db:5432/index.html; do sleep 0.2; done; exec httpd -f -p 8080 -h /tmp"]
+        ports: ["{port}:8080"]
         startOrder: 1
     healthChecks:
       - name: db-listens
@@ -132,7 +142,8 @@ spec:
 }
 
 #[test]
-fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_checks_it_and_tears_it_down() {
+fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_down_and_a_failover_leaves_it_serving()
+ {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let tag = format!("t{}", std::process::id());
@@ -199,20 +210,24 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_checks_it_and
     );
     let mdir = dir.join("manifests");
     std::fs::create_dir_all(&mdir).unwrap();
+    let port = free_port();
     std::fs::write(
         mdir.join("all.yaml"),
-        manifests(&drc, &volume, &prod, &image, "rows: 3"),
+        manifests(&drc, &volume, &prod, &image, "rows: 3", port),
     )
     .unwrap();
 
     // Controller and agent; one replication, nightly-style but now.
     let state = dir.join("controller");
     let config = dir.join("controller.toml");
+    let failover_token = dir.join("failover.token");
+    write_secret(&failover_token, "failover authority of the DKIS head\n");
     std::fs::write(
         &config,
         format!(
-            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\n",
-            state.display().to_string()
+            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\nfailover_token_file = {:?}\n",
+            state.display().to_string(),
+            failover_token.display().to_string()
         ),
     )
     .unwrap();
@@ -264,7 +279,10 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_checks_it_and
         "running"
     );
 
-    drill_through_the_controller(&url, &token, dir, &drc, &pass, &[&controller, &agent]);
+    let executor =
+        drill_through_the_controller(&url, &token, dir, &drc, &pass, &[&controller, &agent]);
+    failover_through_the_controller(&url, &token, &failover_token, dir, port);
+    executor.stop();
     agent.stop();
     controller.stop();
 
@@ -385,7 +403,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_checks_it_and
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(
         bad.join("all.yaml"),
-        manifests(&drc, &volume, &prod, &image, "rows: 999"),
+        manifests(&drc, &volume, &prod, &image, "rows: 999", port),
     )
     .unwrap();
     let out = drill(&bad);
@@ -434,7 +452,7 @@ fn drill_through_the_controller(
     drc: &Path,
     pass: &Path,
     logs: &[&Proc],
-) {
+) -> Proc {
     let xdir = dir.join("executor");
     std::fs::create_dir_all(&xdir).unwrap();
     let identity = xdir.join("drc-drill.key");
@@ -454,11 +472,13 @@ fn drill_through_the_controller(
     std::fs::write(
         &xcfg,
         format!(
-            "controller = {url:?}\ntarget = \"drc\"\nstate_dir = {:?}\nidentity_file = {:?}\nenroll_token_file = {:?}\nscratch_dir = {:?}\nheartbeat_interval = \"1s\"\n",
+            "controller = {url:?}\ntarget = \"drc\"\nstate_dir = {:?}\nidentity_file = {:?}\nenroll_token_file = {:?}\nscratch_dir = {:?}\nheartbeat_interval = \"1s\"\nservice_network = {:?}\nswitch_hook = [\"sh\", \"-c\", \"echo $PULIH_SERVER $PULIH_ADDRESSES > {}\"]\n",
             xdir.join("state").display().to_string(),
             identity.display().to_string(),
             tfile.display().to_string(),
             xdir.join("scratch").display().to_string(),
+            format!("pulih-test-svc-{}", std::process::id()),
+            dir.join("switched").display().to_string(),
         ),
     )
     .unwrap();
@@ -570,7 +590,95 @@ fn drill_through_the_controller(
         &logs,
         || std::fs::read_dir(xdir.join("scratch")).map_or(true, |d| d.count() == 0),
     );
-    executor.stop();
+    // The executor stays for the failover.
+    executor
+}
+
+/// A real failover, run by the same executor: the admin token is not
+/// enough; with the failover authorization and an order, the app is
+/// restored onto the DRC's service network with its port published, left
+/// running, the switch hook runs, and the inventory shows it failed over.
+fn failover_through_the_controller(
+    url: &str,
+    token: &Path,
+    failover_token: &Path,
+    dir: &Path,
+    port: u16,
+) {
+    let svc = format!("pulih-test-svc-{}", std::process::id());
+    let mut cleanup = Cleanup(vec![vec!["network".into(), "rm".into(), svc.clone()]]);
+    let failover = |auth: &Path| {
+        ops(url, token)
+            .args([
+                "failover",
+                "start",
+                "simpus",
+                "--order",
+                "Surat Perintah Wali Kota Bontang No. 1/2026 (test)",
+                "--wait",
+                "--timeout",
+                "300",
+                "--json",
+                "--authorization-file",
+            ])
+            .arg(auth)
+            .output()
+            .unwrap()
+    };
+    // The admin token alone cannot fail a server over.
+    let out = failover(token);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("failover_not_authorized"), "{stderr}");
+
+    let out = failover(failover_token);
+    let d = last_json(&out);
+    assert!(
+        out.status.success(),
+        "{d:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(d["kind"], "failover");
+    assert_eq!(d["state"], "passed", "{d:#}");
+    let id = d["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("failover-"), "{id}");
+    let label = format!("label=io.pulih.recovery={id}");
+    let running = docker(&["ps", "-q", "--filter", &label]);
+    for c in running.lines() {
+        cleanup
+            .0
+            .push(vec!["rm".into(), "-f".into(), c.to_string()]);
+    }
+    assert_eq!(running.lines().count(), 2, "both containers keep running");
+    let steps: Vec<&str> = d["report"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps.last(), Some(&"switch"), "{d:#}");
+    assert!(
+        d["report"]["teardown"].is_null(),
+        "a failover is not torn down"
+    );
+    // The service answers on its published port, from the host.
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).unwrap();
+    assert!(body.contains("rows: 3"), "{body}");
+    // The switch hook ran with the server and the containers' addresses.
+    let switched = std::fs::read_to_string(dir.join("switched")).unwrap();
+    assert!(
+        switched.starts_with("simpus db=") && switched.contains("web="),
+        "{switched}"
+    );
+    // The inventory knows.
+    let v = last_json(&run_ok(
+        ops(url, token).args(["servers", "show", "simpus", "--json"]),
+    ));
+    assert_eq!(v["failed_over"], id.as_str(), "{v:#}");
 }
 
 #[test]
@@ -602,7 +710,7 @@ fn a_replication_naming_a_docker_volume_that_does_not_exist_fails_with_its_name(
     let missing = format!("pulih-test-missing-{}", std::process::id());
     std::fs::write(
         mdir.join("all.yaml"),
-        manifests(&drc, &missing, "nobody", "pulih-test/none:1", "x"),
+        manifests(&drc, &missing, "nobody", "pulih-test/none:1", "x", 1),
     )
     .unwrap();
     let state = dir.join("controller");

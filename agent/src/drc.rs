@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use pulih_core::api::DrillJob;
-use pulih_core::drill::{DrillReport, RecoveryKind};
+use pulih_core::drill::DrillReport;
 use pulih_core::repo::{DRC_DRILL_SLOT, ReaderKey};
 use pulih_core::storage::Store;
 use serde::Deserialize;
@@ -53,6 +53,20 @@ pub struct DrcConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
     pub bind_address: Option<std::net::IpAddr>,
+    /// Failover: the Docker network services run on at the DRC (made if
+    /// absent). Default `pulih-service`.
+    #[serde(default = "default_service_network")]
+    pub service_network: String,
+    /// Failover: the command that moves DNS/IP to the DRC once every check
+    /// passed, e.g. `["/usr/local/bin/pulih-switch-dns"]`; it gets
+    /// PULIH_SERVER, PULIH_RECOVERY_ID, PULIH_NETWORK and PULIH_ADDRESSES
+    /// (`name=ip,…`) in its environment. Empty: switch by hand.
+    #[serde(default)]
+    pub switch_hook: Vec<String>,
+}
+
+fn default_service_network() -> String {
+    "pulih-service".into()
 }
 
 fn default_heartbeat() -> Duration {
@@ -213,7 +227,9 @@ impl DrcExecutor {
             .with_context(|| format!("cannot create scratch dir {}", scratch.display()))?;
         let plan = DrillPlan {
             id: job.id.clone(),
-            kind: RecoveryKind::Drill,
+            kind: job.kind,
+            service_network: self.config.service_network.clone(),
+            switch_hook: self.config.switch_hook.clone(),
             server: job.server.clone(),
             perangkat_daerah: job.perangkat_daerah.clone(),
             recovery: job.recovery.clone(),
@@ -222,14 +238,18 @@ impl DrcExecutor {
             rpo_target_seconds: job.rpo_target_seconds,
             scratch_root: scratch,
         };
-        tracing::info!(drill = %job.id, server = %job.server, "drc-drill key used for a drill");
+        tracing::info!(id = %job.id, server = %job.server, kind = ?job.kind, "drc-drill key used");
         let store = Store::open(&job.repository, false);
         let report = match &store {
             Ok(store) => crate::drill::run(store.clone(), &self.key, &plan).await,
             Err(e) => crate::drill::not_started(&plan, format!("cannot open the DRC store: {e}")),
         };
         if let Ok(store) = &store {
-            let key = format!("reports/drills/{}/{}.json", report.server, report.id);
+            let dir = match report.kind {
+                pulih_core::drill::RecoveryKind::Drill => "drills",
+                pulih_core::drill::RecoveryKind::Failover => "failovers",
+            };
+            let key = format!("reports/{dir}/{}/{}.json", report.server, report.id);
             if let Err(e) = store
                 .put(&key, Bytes::from(serde_json::to_vec_pretty(&report)?))
                 .await

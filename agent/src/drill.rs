@@ -44,6 +44,32 @@ pub mod checks;
 
 /// Label on everything a recovery creates, valued with its id.
 pub const LABEL: &str = "io.pulih.recovery";
+/// Label on the DRC's service network when Pulih made it.
+pub const SERVICE_LABEL: &str = "io.pulih.service";
+
+/// `HOST:CONTAINER` port mappings (manifest `ports`) as the engine wants them.
+fn port_bindings(
+    container: &str,
+    ports: &[String],
+) -> Result<HashMap<String, Option<Vec<bollard::models::PortBinding>>>> {
+    let mut out = HashMap::new();
+    for p in ports {
+        let parsed = p
+            .split_once(':')
+            .and_then(|(h, c)| Some((h.parse::<u16>().ok()?, c.parse::<u16>().ok()?)));
+        let Some((host, inner)) = parsed else {
+            bail!("container {container}: port `{p}` is not HOST:CONTAINER (two port numbers)");
+        };
+        out.insert(
+            format!("{inner}/tcp"),
+            Some(vec![bollard::models::PortBinding {
+                host_ip: None,
+                host_port: Some(host.to_string()),
+            }]),
+        );
+    }
+    Ok(out)
+}
 
 /// What to recover, and how.
 #[derive(Debug, Clone)]
@@ -59,6 +85,11 @@ pub struct DrillPlan {
     pub rpo_target_seconds: Option<u64>,
     /// Where restored data goes (`<scratch_root>/<id>/`).
     pub scratch_root: PathBuf,
+    /// Failover only: the DRC's service network (made if absent, kept).
+    pub service_network: String,
+    /// Failover only: the command that switches DNS/IP to the DRC once
+    /// every check passed (empty: none configured; the report says so).
+    pub switch_hook: Vec<String>,
 }
 
 impl DrillPlan {
@@ -67,7 +98,10 @@ impl DrillPlan {
     }
 
     fn network(&self) -> String {
-        format!("pulih-{}", self.id)
+        match self.kind {
+            RecoveryKind::Drill => format!("pulih-{}", self.id),
+            RecoveryKind::Failover => self.service_network.clone(),
+        }
     }
 
     fn scratch(&self) -> PathBuf {
@@ -301,12 +335,25 @@ impl Run<'_> {
         let network = plan.network();
         let internal = plan.kind == RecoveryKind::Drill;
         self.timed("network", async {
+            if !internal && docker.inspect_network(&network, None).await.is_ok() {
+                return Ok((
+                    (),
+                    format!("{network} (the DRC's service network, existing)"),
+                ));
+            }
+            // A drill's network carries the drill's label (teardown removes
+            // it); the service network is shared and kept.
+            let label = if internal {
+                (LABEL.to_string(), plan.id.clone())
+            } else {
+                (SERVICE_LABEL.to_string(), "true".to_string())
+            };
             docker
                 .create_network(NetworkCreateRequest {
                     name: network.clone(),
                     driver: Some("bridge".into()),
                     internal: Some(internal),
-                    labels: Some(HashMap::from([(LABEL.to_string(), plan.id.clone())])),
+                    labels: Some(HashMap::from([label])),
                     ..Default::default()
                 })
                 .await
@@ -314,7 +361,7 @@ impl Run<'_> {
             let what = if internal {
                 "internal: no route out"
             } else {
-                "service network"
+                "the DRC's service network, created"
             };
             Ok(((), format!("{network} ({what})")))
         })
@@ -364,6 +411,12 @@ impl Run<'_> {
                     }
                     binds.push(format!("{}:{}", host.display(), v.target));
                 }
+                // Published ports on failover only: a drill exposes nothing.
+                let ports = if internal {
+                    None
+                } else {
+                    Some(port_bindings(&c.name, &c.ports)?)
+                };
                 let ip = self
                     .timed(&format!("start {}", c.name), async {
                         let body = ContainerCreateBody {
@@ -372,9 +425,11 @@ impl Run<'_> {
                             env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
                             cmd: c.command.clone(),
                             labels: Some(HashMap::from([(LABEL.to_string(), plan.id.clone())])),
+                            exposed_ports: ports.as_ref().map(|p| p.keys().cloned().collect()),
                             host_config: Some(HostConfig {
                                 binds: Some(binds),
                                 network_mode: Some(network.clone()),
+                                port_bindings: ports.clone(),
                                 ..Default::default()
                             }),
                             networking_config: Some(NetworkingConfig {
@@ -452,7 +507,51 @@ impl Run<'_> {
             bail!("health checks name containers the recovery spec does not start: {unchecked:?}");
         }
         self.report.rto_seconds = Some(self.at());
+        if plan.kind == RecoveryKind::Failover {
+            self.switch().await?;
+        }
         Ok(())
+    }
+
+    /// Failover: run the switch hook (DNS/IP to the DRC) with what it needs
+    /// in its environment.
+    async fn switch(&mut self) -> Result<()> {
+        let plan = self.plan;
+        let mut addresses: Vec<String> = self
+            .running
+            .iter()
+            .map(|(k, (_, ip))| format!("{k}={}", ip.map_or(String::new(), |a| a.to_string())))
+            .collect();
+        addresses.sort();
+        self.timed("switch", async {
+            let Some((prog, args)) = plan.switch_hook.split_first() else {
+                return Ok((
+                    (),
+                    "no switch hook configured: move DNS/IP to the DRC by hand".to_string(),
+                ));
+            };
+            let run = tokio::process::Command::new(prog)
+                .args(args)
+                .env("PULIH_SERVER", &plan.server)
+                .env("PULIH_RECOVERY_ID", &plan.id)
+                .env("PULIH_NETWORK", plan.network())
+                .env("PULIH_ADDRESSES", addresses.join(","))
+                .kill_on_drop(true)
+                .output();
+            let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+                .await
+                .map_err(|_| anyhow::anyhow!("switch hook {prog} did not finish within 120 s"))?
+                .with_context(|| format!("cannot run switch hook {prog}"))?;
+            if !out.status.success() {
+                bail!(
+                    "switch hook {prog} failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            Ok(((), format!("{prog} switched traffic to the DRC")))
+        })
+        .await
     }
 
     /// The last lines of every container's log.
@@ -733,7 +832,9 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan) -> DrillReport
                 run.collect_logs().await;
             }
         }
-        if plan.kind == RecoveryKind::Drill {
+        // A drill always ends torn down; a failover only when it failed
+        // (a half-started service is no service, and a retry starts clean).
+        if plan.kind == RecoveryKind::Drill || !run.report.passed() {
             run.teardown().await;
             if run.report.passed() && !run.report.teardown.as_ref().is_some_and(Teardown::clean) {
                 run.report.state = "failed".into();

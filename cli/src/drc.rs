@@ -110,12 +110,18 @@ pub fn plan_for(
         rto_target_seconds: spec.rto.as_ref().map(|d| d.0.as_secs()),
         rpo_target_seconds: spec.rpo.as_ref().map(|d| d.0.as_secs()),
         scratch_root: scratch,
+        service_network: String::new(),
+        switch_hook: Vec::new(),
     })
 }
 
 pub fn print_report(r: &DrillReport) {
     let verdict = if r.passed() { "PASSED" } else { "FAILED" };
-    println!("drill {} of {}: {verdict}", r.id, r.server);
+    let word = match r.kind {
+        RecoveryKind::Drill => "drill",
+        RecoveryKind::Failover => "failover",
+    };
+    println!("{word} {} of {}: {verdict}", r.id, r.server);
     if let Some(e) = &r.error {
         println!("  reason: {e}");
     }

@@ -66,7 +66,7 @@ async fn wait_drill(api: &Api, id: &str, timeout: Duration) -> Result<DrillView>
         }
         if tokio::time::Instant::now() >= deadline {
             bail!(
-                "drill {id} is still {} after {}s (is the DRC executor of target {} running? `pulih status` shows agents)",
+                "{id} is still {} after {}s (is the DRC executor of target {} running? `pulih status` shows agents)",
                 d.state,
                 timeout.as_secs(),
                 d.drc_target
@@ -175,6 +175,89 @@ pub async fn run(a: DrillArgs) -> Result<u8> {
                 print_view(&d);
             }
             Ok(exit::OK)
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct FailoverArgs {
+    #[command(subcommand)]
+    command: FailoverCommand,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(Subcommand)]
+enum FailoverCommand {
+    /// Bring a server up at the DRC for real: restore, start on the DRC's
+    /// service network with its ports, check, switch traffic (the
+    /// executor's hook), and leave it running. Needs the failover
+    /// authorization, not the admin token.
+    Start {
+        server: String,
+        /// The order or approval this runs under (recorded in the audit log).
+        #[arg(long)]
+        order: String,
+        /// File holding the failover authorization (the controller's
+        /// failover_token_file).
+        #[arg(long, env = "PULIH_FAILOVER_TOKEN_FILE", value_name = "FILE")]
+        authorization_file: std::path::PathBuf,
+        /// A snapshot id (or unique prefix); default the latest.
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// Wait for the outcome; exit 0 when the server is up at the DRC.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn failover(a: FailoverArgs) -> Result<u8> {
+    match a.command {
+        FailoverCommand::Start {
+            server,
+            order,
+            authorization_file,
+            snapshot,
+            wait,
+            timeout,
+            json,
+        } => {
+            let q: DrillQueued = a
+                .conn
+                .connect_with(&authorization_file)?
+                .post(
+                    &format!("/servers/{server}/failover"),
+                    &pulih_core::api::FailoverRequest { order, snapshot },
+                )
+                .await?;
+            if !wait {
+                if json {
+                    println!("{}", serde_json::to_string(&q)?);
+                } else {
+                    println!(
+                        "failover {} queued for the DRC executor of target {}",
+                        q.id, q.drc_target
+                    );
+                }
+                return Ok(exit::OK);
+            }
+            // Reading the outcome is ops' business: the admin token.
+            let api = a.conn.connect()?;
+            let d = wait_drill(&api, &q.id, Duration::from_secs(timeout)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&d)?);
+            } else {
+                print_view(&d);
+            }
+            Ok(if d.state == "passed" {
+                exit::OK
+            } else {
+                exit::ERROR
+            })
         }
     }
 }

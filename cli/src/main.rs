@@ -60,6 +60,8 @@ enum Command {
     Drc(drc::DrcArgs),
     /// Drills through the controller, run by the DRC executor.
     Drill(drill::DrillArgs),
+    /// Real failover at the DRC (separately authorised).
+    Failover(drill::FailoverArgs),
 }
 
 /// `pulih … | head` closes stdout early; Rust ignores SIGPIPE and
@@ -118,6 +120,7 @@ fn main() -> ExitCode {
             Command::Maintenance(args) => ops::maintenance(args).await,
             Command::Drc(args) => drc::run(args).await,
             Command::Drill(args) => drill::run(args).await,
+            Command::Failover(args) => drill::failover(args).await,
         }
     });
     match result {

@@ -53,14 +53,26 @@ pub struct ApiFailure {
 }
 
 impl Conn {
-    pub fn connect(&self) -> Result<Api> {
-        let dev = default_dev_state_dir();
-        let base = match &self.controller {
+    fn base(&self) -> String {
+        match &self.controller {
             Some(c) => c.clone(),
-            None => std::fs::read_to_string(dev.join("controller.url"))
+            None => std::fs::read_to_string(default_dev_state_dir().join("controller.url"))
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "http://127.0.0.1:7300".into()),
-        };
+        }
+    }
+
+    /// The controller with another secret than the admin token (e.g. the
+    /// failover authorization).
+    pub fn connect_with(&self, token_file: &Path) -> Result<Api> {
+        let token = pulih_core::storage::read_secret_file(token_file)
+            .with_context(|| format!("token file {}", token_file.display()))?;
+        Api::with_ca(&self.base(), token.trim(), self.ca_file.as_deref())
+    }
+
+    pub fn connect(&self) -> Result<Api> {
+        let dev = default_dev_state_dir();
+        let base = self.base();
         let token = if let Ok(t) = std::env::var("PULIH_TOKEN") {
             t
         } else {

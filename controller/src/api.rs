@@ -35,6 +35,7 @@ pub struct AppState {
     pub config: ControllerConfig,
     pub desired: RwLock<Desired>,
     admin_token_hash: [u8; 32],
+    failover_token_hash: Option<[u8; 32]>,
     /// One maintenance run at a time.
     pub maintenance_lock: tokio::sync::Mutex<()>,
 }
@@ -46,6 +47,7 @@ impl AppState {
         store: Arc<dyn StateStore>,
         config: ControllerConfig,
         admin_token: &str,
+        failover_token: Option<&str>,
         desired: Desired,
     ) -> Self {
         AppState {
@@ -53,6 +55,7 @@ impl AppState {
             config,
             desired: RwLock::new(desired),
             admin_token_hash: token_hash(admin_token),
+            failover_token_hash: failover_token.map(token_hash),
             maintenance_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -68,6 +71,21 @@ impl AppState {
             Ok("admin")
         } else {
             Err(ApiError::InvalidToken)
+        }
+    }
+
+    /// Checks the failover authorization (a secret apart from the admin
+    /// token); returns the actor name for the audit log.
+    pub fn require_failover(&self, headers: &HeaderMap) -> Result<&'static str, ApiError> {
+        let Some(want) = self.failover_token_hash else {
+            return Err(ApiError::Conflict(
+                "failover is not enabled on this controller (set failover_token_file)".into(),
+            ));
+        };
+        if token_hash(bearer(headers)?) == want {
+            Ok("failover-authority")
+        } else {
+            Err(ApiError::FailoverNotAuthorized)
         }
     }
 
@@ -217,6 +235,7 @@ pub fn router(state: Shared) -> Router {
             post(agents::result),
         )
         .route("/servers/{name}/drill", post(drills::request))
+        .route("/servers/{name}/failover", post(drills::failover))
         .route("/drills", get(drills::list))
         .route("/drills/{id}", get(drills::show))
         .route("/drc/{target}/enroll-token", post(drills::enroll_token))

@@ -81,6 +81,7 @@ pub fn server_views(
                 rpo_met,
                 last_drill: None,
                 drill_overdue: false,
+                failed_over: None,
                 facts: None,
             }
         })

@@ -49,6 +49,11 @@ pub struct ControllerConfig {
     pub tls_cert_file: Option<PathBuf>,
     #[serde(default)]
     pub tls_key_file: Option<PathBuf>,
+    /// A second secret, apart from the admin token, that a real failover
+    /// needs (held by whoever may order one, e.g. the head of DKIS).
+    /// Without it failover is disabled.
+    #[serde(default)]
+    pub failover_token_file: Option<PathBuf>,
     /// Retention on the controller's own schedule; off when absent.
     #[serde(default)]
     pub maintenance: Option<MaintenanceConfig>,
@@ -127,6 +132,7 @@ impl ControllerConfig {
             dev_store_root: None,
             tls_cert_file: None,
             tls_key_file: None,
+            failover_token_file: None,
             maintenance: None,
         }
     }

@@ -36,6 +36,10 @@ pub enum ApiError {
     /// The agency's manifest does not consent to what was asked (a drill).
     #[error("{0}")]
     ConsentMissing(String),
+    #[error(
+        "a failover needs the failover authorization (the controller's failover_token_file), not the admin token"
+    )]
+    FailoverNotAuthorized,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -57,6 +61,7 @@ impl ApiError {
             InvalidManifests(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifests"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ConsentMissing(_) => (StatusCode::FORBIDDEN, "consent_missing"),
+            FailoverNotAuthorized => (StatusCode::FORBIDDEN, "failover_not_authorized"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -96,10 +96,26 @@ pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Resul
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    let failover_token = config
+        .failover_token_file
+        .as_ref()
+        .map(|f| {
+            pulih_core::storage::read_secret_file(f)
+                .map(|t| t.trim().to_string())
+                .with_context(|| format!("failover token file {}", f.display()))
+        })
+        .transpose()?;
+    if let Some(t) = &failover_token {
+        anyhow::ensure!(
+            t.len() >= 16 && *t != token,
+            "the failover token must be at least 16 characters and differ from the admin token"
+        );
+    }
     let state = Arc::new(api::AppState::new(
         store,
         config,
         &token,
+        failover_token.as_deref(),
         api::Desired { set, revision },
     ));
     maintenance::spawn_schedule(state.clone(), cancel.clone());

@@ -163,6 +163,14 @@ const OPS: &[Op] = &[
         "admin",
     ),
     (
+        "post",
+        "/servers/{name}/failover",
+        "Queue a real failover of a server (the failover authorization, not the admin token; `order` names what it runs under)",
+        Some("FailoverRequest"),
+        "DrillQueued",
+        "failover",
+    ),
+    (
         "get",
         "/drills",
         "Drills, newest first (?server=NAME&limit=N)",
@@ -248,6 +256,7 @@ pub fn document() -> Value {
     add::<RunResult>(&mut generator, "RunResult", &mut named);
     add::<DrillRequest>(&mut generator, "DrillRequest", &mut named);
     add::<DrillQueued>(&mut generator, "DrillQueued", &mut named);
+    add::<FailoverRequest>(&mut generator, "FailoverRequest", &mut named);
     add::<Vec<DrillView>>(&mut generator, "DrillViews", &mut named);
     add::<DrillView>(&mut generator, "DrillView", &mut named);
     add::<DrcHeartbeatRequest>(&mut generator, "DrcHeartbeatRequest", &mut named);

@@ -81,7 +81,7 @@ pub struct MaintenanceRow {
     pub report_json: Option<String>,
 }
 
-/// A drill, queued for the DRC executor of `drc_target`.
+/// A drill or failover, queued for the DRC executor of `drc_target`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DrillRow {
     pub id: String,
@@ -98,6 +98,8 @@ pub struct DrillRow {
     pub finished_at: Option<i64>,
     /// The executor's report (JSON), once finished.
     pub report_json: Option<String>,
+    /// `drill` or `failover`.
+    pub kind: String,
 }
 
 /// A job ops asked for, waiting for the agent's next heartbeat.
@@ -207,6 +209,9 @@ pub trait StateStore: Send + Sync + 'static {
     fn drill_summaries(
         &self,
     ) -> StoreResult<std::collections::HashMap<String, (DrillRow, Option<i64>)>>;
+
+    /// Per server: the newest failover that brought it up at the DRC.
+    fn active_failovers(&self) -> StoreResult<std::collections::HashMap<String, String>>;
 
     /// Appends to the hash-chained audit log.
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()>;

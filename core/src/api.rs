@@ -326,6 +326,9 @@ pub struct ServerView {
     /// last-but-one firing (so the last scheduled drill was missed or failed).
     #[serde(default)]
     pub drill_overdue: bool,
+    /// The failover that has this server running at the DRC, if any.
+    #[serde(default)]
+    pub failed_over: Option<String>,
     /// What the agent last reported (hostname, IPs, OS, Docker containers
     /// and volumes, free disk); only in `GET /servers/{name}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -439,6 +442,18 @@ pub struct DrillRequest {
     pub snapshot: Option<String>,
 }
 
+/// Ask for a real failover of one server (`POST /servers/{name}/failover`,
+/// with the failover authorization, not the admin token).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverRequest {
+    /// The order or approval it runs under (e.g. the mayor's letter
+    /// number), recorded in the audit log. Required.
+    pub order: String,
+    #[serde(default)]
+    pub snapshot: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DrillQueued {
     pub id: String,
@@ -451,6 +466,10 @@ pub struct DrillQueued {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct DrillJob {
     pub id: String,
+    /// A drill (isolated, torn down) or a failover (service network, left
+    /// running, traffic switched).
+    #[serde(default = "drill_kind")]
+    pub kind: crate::drill::RecoveryKind,
     pub server: String,
     pub perangkat_daerah: String,
     /// The agency's repository on the DRC store (credentials are the
@@ -463,6 +482,10 @@ pub struct DrillJob {
     pub rto_target_seconds: Option<u64>,
     #[serde(default)]
     pub rpo_target_seconds: Option<u64>,
+}
+
+fn drill_kind() -> crate::drill::RecoveryKind {
+    crate::drill::RecoveryKind::Drill
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -487,6 +510,8 @@ pub struct DrillStartResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DrillView {
     pub id: String,
+    #[serde(default = "drill_kind")]
+    pub kind: crate::drill::RecoveryKind,
     pub server: String,
     pub perangkat_daerah: String,
     pub drc_target: String,

@@ -30,8 +30,8 @@ pub fn executor_name(target: &str) -> String {
     format!("drc:{target}")
 }
 
-/// A new drill id: the UTC time and a random suffix.
-pub fn new_drill_id(now: i64) -> String {
+/// A new drill (or failover) id: the kind, the UTC time and a random suffix.
+pub fn new_drill_id(kind: RecoveryKind, now: i64) -> String {
     let t =
         time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let stamp = format!(
@@ -43,19 +43,31 @@ pub fn new_drill_id(now: i64) -> String {
         t.minute(),
         t.second()
     );
-    format!("drill-{stamp}-{}", &new_token()[..8])
+    format!("{}-{stamp}-{}", kind_word(kind), &new_token()[..8])
 }
 
-/// Queues a drill of `server`, after checking that it can run at all: the
-/// server exists, its agency consents to drills, it has recovery
-/// containers, and its agency's DRC target is known.
+fn kind_word(kind: RecoveryKind) -> &'static str {
+    match kind {
+        RecoveryKind::Drill => "drill",
+        RecoveryKind::Failover => "failover",
+    }
+}
+
+/// Queues a drill (or failover) of `server`, after checking that it can
+/// run at all: the server exists, it has recovery containers, its agency's
+/// DRC target is known, and for a drill, its agency consents to drills (a
+/// failover runs under the failover authorization instead). `why` goes to
+/// the audit log.
+#[allow(clippy::too_many_arguments)]
 pub fn queue(
     st: &Shared,
+    kind: RecoveryKind,
     server: &str,
     snapshot: Option<String>,
     trigger: &str,
     actor: &str,
     id: String,
+    why: &str,
 ) -> Result<DrillQueued, ApiError> {
     let t = now();
     let (pd, target) = {
@@ -69,7 +81,7 @@ pub fn queue(
             .perangkat_daerah
             .get(&pd_name)
             .ok_or_else(|| ApiError::NotFound(format!("no PerangkatDaerah `{pd_name}`")))?;
-        if !pd.spec().drills.as_ref().is_some_and(|p| p.consent) {
+        if kind == RecoveryKind::Drill && !pd.spec().drills.as_ref().is_some_and(|p| p.consent) {
             return Err(ApiError::ConsentMissing(format!(
                 "agency {pd_name} gave no drill consent (spec.drills.consent in its PerangkatDaerah manifest): a drill reads its data, so it needs the walidata's consent first"
             )));
@@ -80,7 +92,7 @@ pub fn queue(
             .is_none_or(|r| r.containers.is_empty())
         {
             return Err(ApiError::InvalidBody(format!(
-                "server {server} has no recovery containers in its manifest (spec.recovery.containers): there is nothing to start in a drill"
+                "server {server} has no recovery containers in its manifest (spec.recovery.containers): there is nothing to start at the DRC"
             )));
         }
         (pd_name, pd.spec().drc_target.clone())
@@ -107,17 +119,18 @@ pub fn queue(
         started_at: None,
         finished_at: None,
         report_json: None,
+        kind: kind_word(kind).to_string(),
     };
     if st.store.queue_drill(&row).map_err(internal)? {
         st.store
             .audit(
                 actor,
-                "drill.request",
-                &format!("{id}: server {server} ({trigger}), DRC target {target}"),
+                &format!("{}.request", kind_word(kind)),
+                &format!("{id}: server {server} ({trigger}), DRC target {target}{why}"),
                 t,
             )
             .map_err(internal)?;
-        tracing::info!(drill = %id, %server, %trigger, "drill queued");
+        tracing::info!(id = %id, %server, %trigger, kind = kind_word(kind), "recovery queued");
     }
     Ok(DrillQueued {
         id,
@@ -132,15 +145,55 @@ pub async fn request(
     ApiJson(req): ApiJson<DrillRequest>,
 ) -> Result<Json<DrillQueued>, ApiError> {
     let actor = st.require_admin(&headers)?;
-    let id = new_drill_id(now());
+    let id = new_drill_id(RecoveryKind::Drill, now());
     Ok(Json(queue(
         &st,
+        RecoveryKind::Drill,
         &server,
         req.snapshot,
         "manual",
         actor,
         id,
+        "",
     )?))
+}
+
+/// A real failover: the same restore and checks as a drill, on the DRC's
+/// service network, left running, traffic switched by the executor's hook.
+/// Needs the failover authorization, not the admin token, and the order
+/// it runs under.
+pub async fn failover(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(server): Path<String>,
+    ApiJson(req): ApiJson<pulih_core::api::FailoverRequest>,
+) -> Result<Json<DrillQueued>, ApiError> {
+    let actor = st.require_failover(&headers)?;
+    let order = req.order.trim();
+    if order.is_empty() || order.len() > 500 {
+        return Err(ApiError::InvalidBody(
+            "`order`: name the order or approval the failover runs under (1–500 characters)".into(),
+        ));
+    }
+    let id = new_drill_id(RecoveryKind::Failover, now());
+    Ok(Json(queue(
+        &st,
+        RecoveryKind::Failover,
+        &server,
+        req.snapshot,
+        "manual",
+        actor,
+        id,
+        &format!(", under order: {order}"),
+    )?))
+}
+
+fn kind_of(word: &str) -> RecoveryKind {
+    if word == "failover" {
+        RecoveryKind::Failover
+    } else {
+        RecoveryKind::Drill
+    }
 }
 
 fn report_of(row: &DrillRow) -> Option<DrillReport> {
@@ -159,6 +212,7 @@ pub fn view(row: DrillRow, with_report: bool) -> DrillView {
         )
     };
     DrillView {
+        kind: kind_of(&row.kind),
         rto_seconds: report.as_ref().and_then(|r| r.rto_seconds),
         rpo_seconds: report.as_ref().and_then(|r| r.rpo_seconds),
         rto_target_seconds: targets.0,
@@ -270,6 +324,7 @@ pub async fn heartbeat(
             let s = d.set.servers.get(&row.server)?;
             let spec = s.spec();
             Some(DrillJob {
+                kind: kind_of(&row.kind),
                 repository: pd_repository(&d.set, &row.perangkat_daerah, &st.config)?,
                 recovery: spec.recovery.clone().unwrap_or_default(),
                 rto_target_seconds: spec.rto.as_ref().map(|d| d.0.as_secs()),
@@ -310,10 +365,10 @@ pub async fn start(
         st.store
             .audit(
                 &name,
-                "drill.start",
+                &format!("{}.start", row.kind),
                 &format!(
-                    "{id}: drc-drill reader key used for server {} of agency {}",
-                    row.server, row.perangkat_daerah
+                    "{id}: drc-drill reader key used for the {} of server {} of agency {}",
+                    row.kind, row.server, row.perangkat_daerah
                 ),
                 t,
             )
@@ -331,21 +386,19 @@ pub async fn report(
     let name = executor_name(&target);
     st.check_credential(&headers, &name)?;
     let row = target_drill(&st, &target, &id)?;
-    if report.id != id || report.server != row.server || report.kind != RecoveryKind::Drill {
+    if report.id != id || report.server != row.server || kind_word(report.kind) != row.kind {
         return Err(ApiError::InvalidBody(format!(
-            "the report is of {} `{}` of server {}, not of drill `{id}` of server {}",
-            match report.kind {
-                RecoveryKind::Drill => "drill",
-                RecoveryKind::Failover => "failover",
-            },
+            "the report is of {} `{}` of server {}, not of {} `{id}` of server {}",
+            kind_word(report.kind),
             report.id,
             report.server,
+            row.kind,
             row.server
         )));
     }
     if !matches!(report.state.as_str(), "passed" | "failed") {
         return Err(ApiError::InvalidBody(format!(
-            "invalid drill state `{}`; expected passed or failed",
+            "invalid state `{}`; expected passed or failed",
             report.state
         )));
     }
@@ -357,7 +410,7 @@ pub async fn report(
     st.store
         .audit(
             &name,
-            "drill.finish",
+            &format!("{}.finish", row.kind),
             &format!(
                 "{id}: server {} {}{}",
                 row.server,
@@ -447,7 +500,16 @@ pub fn spawn_schedule(st: Shared, cancel: tokio_util::sync::CancellationToken) {
             };
             for (server, fired) in due {
                 let id = format!("drill-sched-{server}-{fired}");
-                if let Err(e) = queue(&st, &server, None, "schedule", "scheduler", id) {
+                if let Err(e) = queue(
+                    &st,
+                    RecoveryKind::Drill,
+                    &server,
+                    None,
+                    "schedule",
+                    "scheduler",
+                    id,
+                    "",
+                ) {
                     tracing::warn!(%server, error = %e, "scheduled drill not queued");
                 }
             }

@@ -40,6 +40,10 @@ fn views(st: &Shared) -> Result<(Vec<ServerView>, i64), ApiError> {
         t,
     );
     compliance::add_drills(&mut views, &d.set, &agents, &drills, t);
+    let failovers = st.store.active_failovers().map_err(internal)?;
+    for v in &mut views {
+        v.failed_over = failovers.get(&v.name).cloned();
+    }
     Ok((views, t))
 }
 

@@ -94,6 +94,9 @@ CREATE TABLE drills (
 CREATE INDEX drills_by_target ON drills (drc_target, state);
 CREATE INDEX drills_by_server ON drills (server, created_at);
 "#,
+    r#"
+ALTER TABLE drills ADD COLUMN kind TEXT NOT NULL DEFAULT 'drill';
+"#,
 ];
 
 pub struct SqliteStore {
@@ -153,7 +156,7 @@ fn hash32(v: Vec<u8>) -> [u8; 32] {
     out
 }
 
-const DRILL_COLUMNS: &str = "id, server, perangkat_daerah, drc_target, trigger, state, requested_by, snapshot, created_at, started_at, finished_at, report";
+const DRILL_COLUMNS: &str = "id, server, perangkat_daerah, drc_target, trigger, state, requested_by, snapshot, created_at, started_at, finished_at, report, kind";
 
 fn drill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrillRow> {
     Ok(DrillRow {
@@ -169,6 +172,7 @@ fn drill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrillRow> {
         started_at: r.get(9)?,
         finished_at: r.get(10)?,
         report_json: r.get(11)?,
+        kind: r.get(12)?,
     })
 }
 
@@ -605,7 +609,7 @@ impl StateStore for SqliteStore {
         let n = self
             .lock()
             .execute(
-                &format!("INSERT OR IGNORE INTO drills ({DRILL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                &format!("INSERT OR IGNORE INTO drills ({DRILL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
                 params![
                     d.id,
                     d.server,
@@ -618,7 +622,8 @@ impl StateStore for SqliteStore {
                     d.created_at,
                     d.started_at,
                     d.finished_at,
-                    d.report_json
+                    d.report_json,
+                    d.kind
                 ],
             )
             .map_err(err)?;
@@ -686,7 +691,7 @@ impl StateStore for SqliteStore {
         // with MAX() come from the row holding the maximum).
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {DRILL_COLUMNS}, MAX(finished_at) FROM drills WHERE finished_at IS NOT NULL GROUP BY server"
+                "SELECT {DRILL_COLUMNS}, MAX(finished_at) FROM drills WHERE kind = 'drill' AND finished_at IS NOT NULL GROUP BY server"
             ))
             .map_err(err)?;
         for row in stmt.query_map([], drill_row).map_err(err)? {
@@ -695,7 +700,7 @@ impl StateStore for SqliteStore {
         }
         let mut stmt = conn
             .prepare_cached(
-                "SELECT server, MAX(finished_at) FROM drills WHERE state = 'passed' GROUP BY server",
+                "SELECT server, MAX(finished_at) FROM drills WHERE kind = 'drill' AND state = 'passed' GROUP BY server",
             )
             .map_err(err)?;
         for row in stmt
@@ -710,6 +715,19 @@ impl StateStore for SqliteStore {
             }
         }
         Ok(out)
+    }
+
+    fn active_failovers(&self) -> StoreResult<HashMap<String, String>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT server, id, MAX(finished_at) FROM drills WHERE kind = 'failover' AND state = 'passed' GROUP BY server",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
     }
 
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()> {
