@@ -478,7 +478,7 @@ fn drill_through_the_controller(
             tfile.display().to_string(),
             xdir.join("scratch").display().to_string(),
             format!("pulih-test-svc-{}", std::process::id()),
-            dir.join("switched").display().to_string(),
+            dir.join("switched").display(),
         ),
     )
     .unwrap();
