@@ -768,3 +768,281 @@ fn a_replication_naming_a_docker_volume_that_does_not_exist_fails_with_its_name(
         "{errors}"
     );
 }
+
+/// A controller, the walidata's repository, and one enrolled agent for
+/// `server` of `agency`, with `manifests` applied.
+struct Site {
+    controller: Proc,
+    agent: Proc,
+    url: String,
+    token: std::path::PathBuf,
+    drc: std::path::PathBuf,
+    pass: std::path::PathBuf,
+    manifests: std::path::PathBuf,
+}
+
+fn start_site(dir: &Path, manifests: &str, agency: &str, server: &str) -> Site {
+    let drc = dir.join("drc");
+    let pass = dir.join("walidata.pass");
+    write_secret(&pass, "walidata\n");
+    let repo = drc.join(agency);
+    run_ok(
+        pulih()
+            .args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass),
+    );
+    let key = dir.join("agent.key");
+    run_ok(
+        pulih()
+            .args(["repo", "add-agent-key", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--out")
+            .arg(&key),
+    );
+    let mdir = dir.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(mdir.join("all.yaml"), manifests).unwrap();
+    let state = dir.join("controller");
+    let config = dir.join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\n",
+            state.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
+    let token = state.join("admin.token");
+    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
+    let t = last_json(&run_ok(ops(&url, &token).args([
+        "servers",
+        "enroll-token",
+        server,
+        "--json",
+    ])));
+    let tfile = dir.join("enroll.token");
+    write_secret(&tfile, t["token"].as_str().unwrap());
+    let acfg = dir.join("agent.toml");
+    std::fs::write(
+        &acfg,
+        format!(
+            "controller = {url:?}\nserver = {server:?}\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\n",
+            dir.join("agent-state").display().to_string(),
+            key.display().to_string(),
+            tfile.display().to_string()
+        ),
+    )
+    .unwrap();
+    let agent = Proc::spawn(
+        "agent",
+        pulih().args(["agent", "--config"]).arg(&acfg),
+        dir.join("agent.log"),
+    );
+    wait_for(
+        "the agent's first heartbeat",
+        Duration::from_secs(30),
+        &[&agent, &controller],
+        || agent_seen(&url, &token, server),
+    );
+    Site {
+        controller,
+        agent,
+        url,
+        token,
+        drc,
+        pass,
+        manifests: mdir,
+    }
+}
+
+const PG_IMAGE: &str = "pulih-test/postgres:15";
+
+fn postgres_manifests(drc: &Path, volume: &str, prod_db: &str) -> String {
+    format!(
+        r#"apiVersion: pulih.io/v1alpha1
+kind: DrcTarget
+metadata: {{name: drc}}
+spec: {{url: {drc}}}
+---
+apiVersion: pulih.io/v1alpha1
+kind: PerangkatDaerah
+metadata: {{name: disdukcapil}}
+spec:
+  code: DISDUKCAPIL
+  name: Dinas Kependudukan dan Pencatatan Sipil
+  walidata: {{name: Kepala Dinas, contact: walidata@disdukcapil.example}}
+  drcTarget: drc
+  drills: {{consent: true}}
+---
+apiVersion: pulih.io/v1alpha1
+kind: Server
+metadata: {{name: siak}}
+spec:
+  perangkatDaerah: disdukcapil
+  location: pusat-data
+  centralization: {{status: centralized}}
+  sources:
+    - dockerVolume: {volume}
+  hooks:
+    pre:
+      - {{pause: {prod_db}}}
+  schedule: {{cron: "0 0 1 1 *"}}
+  rpo: 1h
+  rto: 5m
+  recovery:
+    containers:
+      - name: db
+        image: {PG_IMAGE}
+        command: [pg-start]
+        volumes: [{{source: {volume}, target: /var/lib/postgresql/data}}]
+      - name: web
+        image: {PG_IMAGE}
+        command: [busybox, httpd, -f, -p, "8080", -h, /www]
+        startOrder: 1
+    healthChecks:
+      - name: postgres-accepts-connections
+        tcp: {{container: db, port: 5432}}
+        timeout: 60s
+      - name: the-rows-are-there
+        exec: {{container: db, command: [psql, -U, postgres, -At, -c, "SELECT count(*) FROM citizens"], expectOutputContains: "3"}}
+        timeout: 60s
+      - name: the-web-app-shows-the-rows
+        http: {{container: web, port: 8080, path: /cgi-bin/rows, expectStatus: 200, expectBodyContains: "Siti Aminah"}}
+        timeout: 30s
+"#,
+        drc = drc.display()
+    )
+}
+
+/// DESIGN.md §6 with a real database: PostgreSQL from Debian's packages in
+/// a volume and a web app reading it; the agent replicates the volume (the
+/// database paused meanwhile) and the image; at the DRC, with production
+/// gone, a drill restores both on an internal network, the web app answers
+/// with the rows, RTO/RPO are reported, and nothing is left behind.
+#[test]
+fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_nothing_behind() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/debian-postgres.sh");
+    run_ok(Command::new("bash").arg(&script).arg(PG_IMAGE));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tag = format!("pg{}", std::process::id());
+    let volume = format!("pulih-test-{tag}-pgdata");
+    let prod = format!("pulih-test-{tag}-db");
+    let mut cleanup = Cleanup(vec![
+        vec!["volume".into(), "rm".into(), "-f".into(), volume.clone()],
+        vec!["rm".into(), "-f".into(), prod.clone()],
+    ]);
+    docker(&["volume", "create", &volume]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &prod,
+        "-v",
+        &format!("{volume}:/var/lib/postgresql/data"),
+        PG_IMAGE,
+        "pg-start",
+    ]);
+    let psql = |sql: &str| {
+        Command::new("docker")
+            .args(["exec", &prod, "psql", "-U", "postgres", "-At", "-c", sql])
+            .output()
+            .unwrap()
+    };
+    wait_for(
+        "PostgreSQL in production",
+        Duration::from_secs(60),
+        &[],
+        || psql("SELECT 1").status.success(),
+    );
+    let out = psql(
+        "CREATE TABLE citizens (id int PRIMARY KEY, name text NOT NULL); \
+         INSERT INTO citizens VALUES (1, 'Siti Aminah'), (2, 'Budi Santoso'), (3, 'La Ode Hamid');",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let site = start_site(
+        dir,
+        &postgres_manifests(&dir.join("drc"), &volume, &prod),
+        "disdukcapil",
+        "siak",
+    );
+    let run = last_json(&run_ok(ops(&site.url, &site.token).args([
+        "replicate",
+        "siak",
+        "--wait",
+        "--json",
+    ])));
+    assert_eq!(
+        run["state"],
+        "succeeded",
+        "{run}\n{}",
+        site.agent.log_text()
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", &prod]),
+        "running",
+        "the pause hook was undone"
+    );
+    site.agent.stop();
+    site.controller.stop();
+
+    // Production is gone; the DRC has its store, the manifests, the key.
+    docker(&["rm", "-f", &prod]);
+    docker(&["volume", "rm", &volume]);
+    cleanup.0.clear();
+    let scratch = dir.join("scratch");
+    let out = pulih()
+        .args(["drc", "drill", "siak", "--json", "-f"])
+        .arg(&site.manifests)
+        .arg("--repo")
+        .arg(site.drc.join("disdukcapil"))
+        .arg("--passphrase-file")
+        .arg(&site.pass)
+        .arg("--scratch-dir")
+        .arg(&scratch)
+        .output()
+        .unwrap();
+    let report = last_json(&out);
+    assert!(
+        out.status.success(),
+        "drill failed: {report:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["state"], "passed", "{report:#}");
+    let load = report["steps"][4]["detail"].as_str().unwrap();
+    assert!(load.contains(PG_IMAGE), "{load}");
+    let checks: Vec<(&str, bool)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("postgres-accepts-connections", true),
+            ("the-rows-are-there", true),
+            ("the-web-app-shows-the-rows", true)
+        ],
+        "{report:#}"
+    );
+    assert!(report["rto_seconds"].as_f64().unwrap() > 0.0);
+    assert!(report["rpo_seconds"].as_f64().unwrap() >= 0.0);
+    let id = report["id"].as_str().unwrap();
+    let label = format!("label=io.pulih.recovery={id}");
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "");
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
+    assert_eq!(report["teardown"]["volumes_left"], 0);
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+}
