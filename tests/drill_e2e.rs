@@ -685,78 +685,21 @@ fn failover_through_the_controller(
 fn a_replication_naming_a_docker_volume_that_does_not_exist_fails_with_its_name() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let drc = dir.join("drc");
-    let pass = dir.join("p.pass");
-    write_secret(&pass, "walidata\n");
-    run_ok(
-        pulih()
-            .args(["repo", "init", "--repo"])
-            .arg(drc.join("dinkes"))
-            .arg("--passphrase-file")
-            .arg(&pass),
-    );
-    let key = dir.join("simpus.key");
-    run_ok(
-        pulih()
-            .args(["repo", "add-agent-key", "--repo"])
-            .arg(drc.join("dinkes"))
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--out")
-            .arg(&key),
-    );
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
     let missing = format!("pulih-test-missing-{}", std::process::id());
-    std::fs::write(
-        mdir.join("all.yaml"),
-        manifests(&drc, &missing, "nobody", "pulih-test/none:1", "x", 1),
-    )
-    .unwrap();
-    let state = dir.join("controller");
-    let config = dir.join("controller.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\n",
-            state.display().to_string()
+    let site = start_site(
+        dir,
+        &manifests(
+            &dir.join("drc"),
+            &missing,
+            "nobody",
+            "pulih-test/none:1",
+            "x",
+            1,
         ),
-    )
-    .unwrap();
-    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
-    let token = state.join("admin.token");
-    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
-    let t = last_json(&run_ok(ops(&url, &token).args([
-        "servers",
-        "enroll-token",
+        "dinkes",
         "simpus",
-        "--json",
-    ])));
-    let tfile = dir.join("enroll.token");
-    write_secret(&tfile, t["token"].as_str().unwrap());
-    let acfg = dir.join("agent.toml");
-    std::fs::write(
-        &acfg,
-        format!(
-            "controller = {url:?}\nserver = \"simpus\"\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\n",
-            dir.join("agent-state").display().to_string(),
-            key.display().to_string(),
-            tfile.display().to_string()
-        ),
-    )
-    .unwrap();
-    let agent = Proc::spawn(
-        "agent",
-        pulih().args(["agent", "--config"]).arg(&acfg),
-        dir.join("agent.log"),
     );
-    wait_for(
-        "the agent's first heartbeat",
-        Duration::from_secs(30),
-        &[&agent, &controller],
-        || agent_seen(&url, &token, "simpus"),
-    );
-    let out = ops(&url, &token)
+    let out = ops(&site.url, &site.token)
         .args(["replicate", "simpus", "--wait", "--json"])
         .output()
         .unwrap();
