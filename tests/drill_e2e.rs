@@ -142,7 +142,7 @@ spec:
 }
 
 #[test]
-fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_down_and_a_failover_leaves_it_serving()
+fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_down_and_failover_and_failback_bring_a_drc_change_home()
  {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -175,6 +175,9 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
         "-d",
         "--name",
         &prod,
+        // busybox httpd ignores SIGTERM: a failback stops it quickly.
+        "--stop-timeout",
+        "1",
         "-v",
         &format!("{volume}:/www"),
         &image,
@@ -248,10 +251,12 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     std::fs::write(
         &acfg,
         format!(
-            "controller = {url:?}\nserver = \"simpus\"\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\n",
+            "controller = {url:?}\nserver = \"simpus\"\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\nreader_passphrase_file = {:?}\n",
             adir.join("state").display().to_string(),
             key.display().to_string(),
-            tfile.display().to_string()
+            tfile.display().to_string(),
+            // The walidata lets this server restore (for the failback).
+            pass.display().to_string()
         ),
     )
     .unwrap();
@@ -281,7 +286,15 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
 
     let executor =
         drill_through_the_controller(&url, &token, dir, &drc, &pass, &[&controller, &agent]);
-    failover_through_the_controller(&url, &token, &failover_token, dir, port);
+    failover_and_failback_through_the_controller(
+        &url,
+        &token,
+        &failover_token,
+        dir,
+        port,
+        Path::new(&mountpoint),
+        &prod,
+    );
     executor.stop();
     agent.stop();
     controller.stop();
@@ -472,7 +485,7 @@ fn drill_through_the_controller(
     std::fs::write(
         &xcfg,
         format!(
-            "controller = {url:?}\ntarget = \"drc\"\nstate_dir = {:?}\nidentity_file = {:?}\nenroll_token_file = {:?}\nscratch_dir = {:?}\nheartbeat_interval = \"1s\"\nservice_network = {:?}\nswitch_hook = [\"sh\", \"-c\", \"echo $PULIH_SERVER $PULIH_ADDRESSES > {}\"]\n",
+            "controller = {url:?}\ntarget = \"drc\"\nstate_dir = {:?}\nidentity_file = {:?}\nenroll_token_file = {:?}\nscratch_dir = {:?}\nheartbeat_interval = \"1s\"\nservice_network = {:?}\nswitch_hook = [\"sh\", \"-c\", \"echo $PULIH_PHASE $PULIH_SERVER $PULIH_ADDRESSES > {}\"]\n",
             xdir.join("state").display().to_string(),
             identity.display().to_string(),
             tfile.display().to_string(),
@@ -598,12 +611,14 @@ fn drill_through_the_controller(
 /// enough; with the failover authorization and an order, the app is
 /// restored onto the DRC's service network with its port published, left
 /// running, the switch hook runs, and the inventory shows it failed over.
-fn failover_through_the_controller(
+fn failover_and_failback_through_the_controller(
     url: &str,
     token: &Path,
     failover_token: &Path,
     dir: &Path,
     port: u16,
+    volume_data: &Path,
+    prod: &str,
 ) {
     let svc = format!("pulih-test-svc-{}", std::process::id());
     let mut cleanup = Cleanup(vec![vec!["network".into(), "rm".into(), svc.clone()]]);
@@ -671,7 +686,7 @@ fn failover_through_the_controller(
     // The switch hook ran with the server and the containers' addresses.
     let switched = std::fs::read_to_string(dir.join("switched")).unwrap();
     assert!(
-        switched.starts_with("simpus db=") && switched.contains("web="),
+        switched.starts_with("failover simpus db=") && switched.contains("web="),
         "{switched}"
     );
     // The inventory knows.
@@ -679,6 +694,81 @@ fn failover_through_the_controller(
         ops(url, token).args(["servers", "show", "simpus", "--json"]),
     ));
     assert_eq!(v["failed_over"], id.as_str(), "{v:#}");
+
+    // While failed over, the DRC copy changes.
+    let db = format!("pulih-{id}-db");
+    docker(&[
+        "exec",
+        &db,
+        "sh",
+        "-c",
+        "echo changed-at-the-drc > /data/changed.html",
+    ]);
+    assert!(!volume_data.join("changed.html").exists());
+
+    // Failback: the DRC stops, replicates back, tears down; the primary's
+    // agent restores in place, its container stopped meanwhile.
+    let out = ops(url, token)
+        .args([
+            "failback",
+            "simpus",
+            "--order",
+            "Surat Perintah Wali Kota Bontang No. 2/2026 (test)",
+            "--wait",
+            "--timeout",
+            "300",
+            "--json",
+            "--authorization-file",
+        ])
+        .arg(failover_token)
+        .output()
+        .unwrap();
+    let fb = last_json(&out);
+    assert!(
+        out.status.success(),
+        "{fb:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fb["drc"]["kind"], "failback");
+    assert_eq!(fb["drc"]["state"], "passed", "{fb:#}");
+    assert_eq!(fb["primary"]["kind"], "failback");
+    assert_eq!(fb["primary"]["state"], "succeeded", "{fb:#}");
+    assert_eq!(
+        std::fs::read_to_string(volume_data.join("changed.html")).unwrap(),
+        "changed-at-the-drc\n",
+        "the change made at the DRC is at the primary"
+    );
+    assert!(volume_data.join("index.html").exists());
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", prod]),
+        "running",
+        "the primary's container runs again"
+    );
+    // The DRC copy is gone, the switch went back, the inventory agrees.
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    let switched = std::fs::read_to_string(dir.join("switched")).unwrap();
+    assert!(switched.starts_with("failback simpus"), "{switched}");
+    let v = last_json(&run_ok(
+        ops(url, token).args(["servers", "show", "simpus", "--json"]),
+    ));
+    assert!(v["failed_over"].is_null(), "{v:#}");
+    // Failing back again: nothing is failed over.
+    let out = ops(url, token)
+        .args([
+            "failback",
+            "simpus",
+            "--order",
+            "again",
+            "--authorization-file",
+        ])
+        .arg(failover_token)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("not failed over"),
+        "{stderr}"
+    );
 }
 
 #[test]

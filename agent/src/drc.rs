@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use pulih_core::api::DrillJob;
-use pulih_core::drill::DrillReport;
+use pulih_core::drill::{DrillReport, RecoveryKind};
 use pulih_core::repo::{DRC_DRILL_SLOT, ReaderKey};
 use pulih_core::storage::Store;
 use serde::Deserialize;
@@ -210,7 +210,10 @@ impl DrcExecutor {
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
-        if !plain(&job.id) || !plain(&job.server) {
+        if !plain(&job.id)
+            || !plain(&job.server)
+            || (job.kind == RecoveryKind::Failback && !plain(&job.snapshot))
+        {
             tracing::error!(drill = %job.id, server = %job.server, "refusing a drill whose id or server is not a plain name");
             return Ok(());
         }
@@ -240,15 +243,20 @@ impl DrcExecutor {
         };
         tracing::info!(id = %job.id, server = %job.server, kind = ?job.kind, "drc-drill key used");
         let store = Store::open(&job.repository, false);
-        let report = match &store {
-            Ok(store) => crate::drill::run(store.clone(), &self.key, &plan).await,
-            Err(e) => crate::drill::not_started(&plan, format!("cannot open the DRC store: {e}")),
+        let report = match (&store, job.kind) {
+            (Ok(store), RecoveryKind::Failback) => {
+                // A failback works on its failover's containers and data.
+                let mut of = plan.clone();
+                of.id = job.snapshot.clone();
+                crate::drill::failback::run(store.clone(), &self.key, &of, &job.id).await
+            }
+            (Ok(store), _) => crate::drill::run(store.clone(), &self.key, &plan).await,
+            (Err(e), _) => {
+                crate::drill::not_started(&plan, format!("cannot open the DRC store: {e}"))
+            }
         };
         if let Ok(store) = &store {
-            let dir = match report.kind {
-                pulih_core::drill::RecoveryKind::Drill => "drills",
-                pulih_core::drill::RecoveryKind::Failover => "failovers",
-            };
+            let dir = format!("{}s", report.kind.word());
             let key = format!("reports/{dir}/{}/{}.json", report.server, report.id);
             if let Err(e) = store
                 .put(&key, Bytes::from(serde_json::to_vec_pretty(&report)?))

@@ -41,6 +41,7 @@ use tracing::Instrument;
 use crate::docker;
 
 pub mod checks;
+pub mod failback;
 
 /// Label on everything a recovery creates, valued with its id.
 pub const LABEL: &str = "io.pulih.recovery";
@@ -100,7 +101,7 @@ impl DrillPlan {
     fn network(&self) -> String {
         match self.kind {
             RecoveryKind::Drill => format!("pulih-{}", self.id),
-            RecoveryKind::Failover => self.service_network.clone(),
+            RecoveryKind::Failover | RecoveryKind::Failback => self.service_network.clone(),
         }
     }
 
@@ -111,10 +112,7 @@ impl DrillPlan {
 
 /// A new recovery id: the kind, the UTC time, and a random suffix.
 pub fn new_id(kind: RecoveryKind) -> String {
-    let word = match kind {
-        RecoveryKind::Drill => "drill",
-        RecoveryKind::Failover => "failover",
-    };
+    let word = kind.word();
     let suffix: u32 = rand_suffix();
     format!("{word}-{}-{suffix:06x}", Utc::now().format("%Y%m%dT%H%M%S"))
 }
@@ -508,14 +506,14 @@ impl Run<'_> {
         }
         self.report.rto_seconds = Some(self.at());
         if plan.kind == RecoveryKind::Failover {
-            self.switch().await?;
+            self.switch_hook("failover").await?;
         }
         Ok(())
     }
 
-    /// Failover: run the switch hook (DNS/IP to the DRC) with what it needs
-    /// in its environment.
-    async fn switch(&mut self) -> Result<()> {
+    /// Run the switch hook (failover: DNS/IP to the DRC; failback: back to
+    /// the primary) with what it needs in its environment.
+    async fn switch_hook(&mut self, phase: &str) -> Result<()> {
         let plan = self.plan;
         let mut addresses: Vec<String> = self
             .running
@@ -527,7 +525,7 @@ impl Run<'_> {
             let Some((prog, args)) = plan.switch_hook.split_first() else {
                 return Ok((
                     (),
-                    "no switch hook configured: move DNS/IP to the DRC by hand".to_string(),
+                    format!("no switch hook configured: switch DNS/IP by hand ({phase})"),
                 ));
             };
             let run = tokio::process::Command::new(prog)
@@ -536,6 +534,7 @@ impl Run<'_> {
                 .env("PULIH_RECOVERY_ID", &plan.id)
                 .env("PULIH_NETWORK", plan.network())
                 .env("PULIH_ADDRESSES", addresses.join(","))
+                .env("PULIH_PHASE", phase)
                 .kill_on_drop(true)
                 .output();
             let out = tokio::time::timeout(std::time::Duration::from_secs(120), run)
@@ -549,7 +548,7 @@ impl Run<'_> {
                     String::from_utf8_lossy(&out.stderr).trim()
                 );
             }
-            Ok(((), format!("{prog} switched traffic to the DRC")))
+            Ok(((), format!("{prog} ran ({phase})")))
         })
         .await
     }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod docker;
 pub mod drc;
 pub mod drill;
+mod failback;
 pub mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -435,6 +436,8 @@ impl Agent {
                 }
                 ("restore", Some(req)) => self.restore(store, &a.server, req).await,
                 ("restore", None) => anyhow::bail!("a restore job without its target"),
+                ("failback", Some(req)) => self.fail_back(store, a, req).await,
+                ("failback", None) => anyhow::bail!("a failback job without its snapshot"),
                 (other, _) => {
                     anyhow::bail!("this agent does not know the job kind `{other}`; upgrade it")
                 }

@@ -117,10 +117,7 @@ pub fn plan_for(
 
 pub fn print_report(r: &DrillReport) {
     let verdict = if r.passed() { "PASSED" } else { "FAILED" };
-    let word = match r.kind {
-        RecoveryKind::Drill => "drill",
-        RecoveryKind::Failover => "failover",
-    };
+    let word = r.kind.word();
     println!("{word} {} of {}: {verdict}", r.id, r.server);
     if let Some(e) = &r.error {
         println!("  reason: {e}");

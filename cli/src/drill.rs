@@ -261,3 +261,87 @@ pub async fn failover(a: FailoverArgs) -> Result<u8> {
         }
     }
 }
+
+#[derive(Args)]
+pub struct FailbackArgs {
+    /// The failed-over server.
+    server: String,
+    /// The order or approval this runs under (recorded in the audit log).
+    #[arg(long)]
+    order: String,
+    /// File holding the failover authorization (failback needs it too).
+    #[arg(long, env = "PULIH_FAILOVER_TOKEN_FILE", value_name = "FILE")]
+    authorization_file: std::path::PathBuf,
+    /// Wait until the primary has restored the DRC's data; exit 0 then.
+    #[arg(long)]
+    wait: bool,
+    #[arg(long, default_value_t = 3600)]
+    timeout: u64,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// Ends a failover: the DRC copy stops and its data is replicated back,
+/// then the primary's agent restores it in place.
+pub async fn failback(a: FailbackArgs) -> Result<u8> {
+    let q: DrillQueued = a
+        .conn
+        .connect_with(&a.authorization_file)?
+        .post(
+            &format!("/servers/{}/failback", a.server),
+            &pulih_core::api::FailoverRequest {
+                order: a.order,
+                snapshot: None,
+            },
+        )
+        .await?;
+    if !a.wait {
+        if a.json {
+            println!("{}", serde_json::to_string(&q)?);
+        } else {
+            println!(
+                "failback {} queued: the DRC executor of {} replicates back, then the primary restores",
+                q.id, q.drc_target
+            );
+        }
+        return Ok(exit::OK);
+    }
+    let api = a.conn.connect()?;
+    let deadline = Duration::from_secs(a.timeout);
+    let d = wait_drill(&api, &q.id, deadline).await?;
+    if d.state != "passed" {
+        if a.json {
+            println!("{}", serde_json::to_string(&serde_json::json!({"drc": d}))?);
+        } else {
+            print_view(&d);
+        }
+        return Ok(exit::ERROR);
+    }
+    let run = crate::ops::wait_run(&api, &format!("{}-primary", q.id), deadline).await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({"drc": d, "primary": run}))?
+        );
+    } else {
+        print_view(&d);
+        println!(
+            "primary: restore of snapshot {} {} ({} files){}",
+            run.snapshot_id.as_deref().unwrap_or("-"),
+            run.state,
+            run.files,
+            if run.errors.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", run.errors.join("; "))
+            }
+        );
+    }
+    Ok(if run.state == "succeeded" {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
+}

@@ -62,6 +62,9 @@ enum Command {
     Drill(drill::DrillArgs),
     /// Real failover at the DRC (separately authorised).
     Failover(drill::FailoverArgs),
+    /// End a failover: replicate the DRC's changes back and restore them at
+    /// the primary (separately authorised).
+    Failback(drill::FailbackArgs),
 }
 
 /// `pulih … | head` closes stdout early; Rust ignores SIGPIPE and
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
             Command::Drc(args) => drc::run(args).await,
             Command::Drill(args) => drill::run(args).await,
             Command::Failover(args) => drill::failover(args).await,
+            Command::Failback(args) => drill::failback(args).await,
         }
     });
     match result {

@@ -236,6 +236,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/servers/{name}/drill", post(drills::request))
         .route("/servers/{name}/failover", post(drills::failover))
+        .route("/servers/{name}/failback", post(drills::failback))
         .route("/drills", get(drills::list))
         .route("/drills/{id}", get(drills::show))
         .route("/drc/{target}/enroll-token", post(drills::enroll_token))

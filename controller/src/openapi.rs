@@ -171,6 +171,14 @@ const OPS: &[Op] = &[
         "failover",
     ),
     (
+        "post",
+        "/servers/{name}/failback",
+        "End a server's active failover: the DRC replicates back, then the primary's agent restores in place (the failover authorization)",
+        Some("FailoverRequest"),
+        "DrillQueued",
+        "failover",
+    ),
+    (
         "get",
         "/drills",
         "Drills, newest first (?server=NAME&limit=N)",

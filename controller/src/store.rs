@@ -92,6 +92,7 @@ pub struct DrillRow {
     /// `queued`, `running`, `passed` or `failed`.
     pub state: String,
     pub requested_by: String,
+    /// `latest` or a snapshot id; for a failback, the failover it ends.
     pub snapshot: String,
     pub created_at: i64,
     pub started_at: Option<i64>,
@@ -210,7 +211,8 @@ pub trait StateStore: Send + Sync + 'static {
         &self,
     ) -> StoreResult<std::collections::HashMap<String, (DrillRow, Option<i64>)>>;
 
-    /// Per server: the newest failover that brought it up at the DRC.
+    /// Per server: the newest failover that brought it up at the DRC and
+    /// that no failback has ended yet.
     fn active_failovers(&self) -> StoreResult<std::collections::HashMap<String, String>>;
 
     /// Appends to the hash-chained audit log.

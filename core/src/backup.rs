@@ -44,6 +44,10 @@ pub struct BackupOptions {
     pub pack_size: usize,
     pub workers: usize,
     pub upload_concurrency: usize,
+    /// Read each path under this directory instead of `/`, and record it
+    /// as given: a failback backs up the DRC's copy of a server's paths
+    /// (restored under a scratch directory) as the server's own paths.
+    pub root: Option<PathBuf>,
 }
 
 impl BackupOptions {
@@ -57,6 +61,7 @@ impl BackupOptions {
                 .map(|n| n.get())
                 .unwrap_or(2),
             upload_concurrency: 3,
+            root: None,
         }
     }
 }
@@ -95,7 +100,7 @@ pub async fn backup(
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
     let start_time = time::OffsetDateTime::now_utc();
-    let paths = normalize_paths(paths)?;
+    let paths = normalize_paths(paths, opts.root.as_deref())?;
     let repo = Repo::open(store).await?;
     repo.check_agent_key(key)?;
     let space = key.space.clone();
@@ -181,6 +186,7 @@ pub async fn backup(
         links: HashMap::new(),
         buf: Vec::new(),
         progress: progress.clone(),
+        root: opts.root.clone(),
     };
     let walk_paths = paths.clone();
     let walked = tokio::task::spawn_blocking(move || walker.run(&walk_paths))
@@ -270,7 +276,7 @@ pub async fn backup(
     })
 }
 
-fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+fn normalize_paths(paths: &[PathBuf], root: Option<&Path>) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
         return Err(Error::Invalid("no source path given".into()));
     }
@@ -297,7 +303,11 @@ fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                     .into(),
             ));
         }
-        if std::fs::symlink_metadata(&clean).is_err() {
+        let real = match root {
+            Some(r) => r.join(clean.strip_prefix("/").unwrap_or(&clean)),
+            None => clean.clone(),
+        };
+        if std::fs::symlink_metadata(&real).is_err() {
             return Err(Error::Invalid(format!(
                 "source path {} does not exist",
                 p.display()
@@ -477,6 +487,8 @@ struct Walker {
     links: HashMap<(u64, u64), (u64, Vec<BlobId>, u64)>,
     buf: Vec<u8>,
     progress: Arc<Progress>,
+    /// Where the recorded paths are read from (None: `/`).
+    root: Option<PathBuf>,
 }
 
 type WalkResult = (BlobId, Summary, FilesCache, Vec<String>, HashSet<PackId>);
@@ -499,7 +511,11 @@ impl Walker {
         let mut root = Tree::default();
         for p in paths {
             let name = p.strip_prefix("/").expect("paths are absolute");
-            if let Some(node) = self.node(p, name.as_os_str())? {
+            let real = match &self.root {
+                Some(r) => r.join(name),
+                None => p.clone(),
+            };
+            if let Some(node) = self.node(&real, name.as_os_str())? {
                 root.nodes.push(node);
             }
         }

@@ -73,6 +73,28 @@ pub struct CapturedContainer {
 pub enum RecoveryKind {
     Drill,
     Failover,
+    /// Ends a failover: what changed at the DRC is replicated back and the
+    /// DRC's copy is stopped and removed.
+    Failback,
+}
+
+impl RecoveryKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            RecoveryKind::Drill => "drill",
+            RecoveryKind::Failover => "failover",
+            RecoveryKind::Failback => "failback",
+        }
+    }
+
+    pub fn from_word(w: &str) -> Option<RecoveryKind> {
+        match w {
+            "drill" => Some(RecoveryKind::Drill),
+            "failover" => Some(RecoveryKind::Failover),
+            "failback" => Some(RecoveryKind::Failback),
+            _ => None,
+        }
+    }
 }
 
 /// One timed step of a drill.
@@ -315,10 +337,7 @@ impl DrillReport {
 }
 
 fn kind_word(k: RecoveryKind) -> &'static str {
-    match k {
-        RecoveryKind::Drill => "drill",
-        RecoveryKind::Failover => "failover",
-    }
+    k.word()
 }
 
 fn mark(ok: bool) -> &'static str {

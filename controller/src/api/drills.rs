@@ -47,10 +47,7 @@ pub fn new_drill_id(kind: RecoveryKind, now: i64) -> String {
 }
 
 fn kind_word(kind: RecoveryKind) -> &'static str {
-    match kind {
-        RecoveryKind::Drill => "drill",
-        RecoveryKind::Failover => "failover",
-    }
+    kind.word()
 }
 
 /// Queues a drill (or failover) of `server`, after checking that it can
@@ -98,9 +95,10 @@ pub fn queue(
         (pd_name, pd.spec().drc_target.clone())
     };
     let snapshot = snapshot.unwrap_or_else(|| "latest".into());
-    if snapshot.is_empty()
-        || snapshot.len() > 64
-        || !(snapshot == "latest" || snapshot.bytes().all(|b| b.is_ascii_hexdigit()))
+    if kind != RecoveryKind::Failback
+        && (snapshot.is_empty()
+            || snapshot.len() > 64
+            || !(snapshot == "latest" || snapshot.bytes().all(|b| b.is_ascii_hexdigit())))
     {
         return Err(ApiError::InvalidBody(format!(
             "snapshot `{snapshot}` is neither `latest` nor a snapshot id (hex)"
@@ -188,12 +186,48 @@ pub async fn failover(
     )?))
 }
 
-fn kind_of(word: &str) -> RecoveryKind {
-    if word == "failover" {
-        RecoveryKind::Failover
-    } else {
-        RecoveryKind::Drill
+/// Ends a failover: the DRC executor stops the server's DRC copy and
+/// replicates its data back as a new snapshot; then the primary's agent
+/// restores that snapshot in place (queued here when the executor reports);
+/// normal replication goes on. The same authorization as a failover.
+pub async fn failback(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(server): Path<String>,
+    ApiJson(req): ApiJson<pulih_core::api::FailoverRequest>,
+) -> Result<Json<DrillQueued>, ApiError> {
+    let actor = st.require_failover(&headers)?;
+    let order = req.order.trim();
+    if order.is_empty() || order.len() > 500 {
+        return Err(ApiError::InvalidBody(
+            "`order`: name the order or approval the failback runs under (1–500 characters)".into(),
+        ));
     }
+    let Some(failover) = st
+        .store
+        .active_failovers()
+        .map_err(internal)?
+        .remove(&server)
+    else {
+        return Err(ApiError::Conflict(format!(
+            "server {server} is not failed over (no failover of it is active)"
+        )));
+    };
+    let id = new_drill_id(RecoveryKind::Failback, now());
+    Ok(Json(queue(
+        &st,
+        RecoveryKind::Failback,
+        &server,
+        Some(failover.clone()),
+        "manual",
+        actor,
+        id,
+        &format!(", ends {failover}, under order: {order}"),
+    )?))
+}
+
+fn kind_of(word: &str) -> RecoveryKind {
+    RecoveryKind::from_word(word).unwrap_or(RecoveryKind::Drill)
 }
 
 fn report_of(row: &DrillRow) -> Option<DrillReport> {
@@ -339,6 +373,11 @@ pub async fn heartbeat(
     Ok(Json(DrcHeartbeatResponse { drills }))
 }
 
+/// The run key of a failback's restore on the primary.
+pub fn primary_run_key(failback_id: &str) -> String {
+    format!("{failback_id}-primary")
+}
+
 /// The drill of `id`, checked to belong to `target`.
 fn target_drill(st: &Shared, target: &str, id: &str) -> Result<DrillRow, ApiError> {
     match st.store.drill(id).map_err(internal)? {
@@ -404,6 +443,37 @@ pub async fn report(
     }
     let t = now();
     let json = serde_json::to_string(&report).map_err(internal)?;
+    let first = st
+        .store
+        .drill(&id)
+        .map_err(internal)?
+        .is_some_and(|d| d.finished_at.is_none());
+    // A failback's DRC side is done: the primary restores what it made
+    // (queued before the drill is marked done, so a waiting client finds it).
+    if first && report.kind == RecoveryKind::Failback && report.passed() {
+        let Some(snapshot) = report.snapshot_id.clone() else {
+            return Err(ApiError::InvalidBody(
+                "a passed failback report names no snapshot".into(),
+            ));
+        };
+        let params = serde_json::to_string(&pulih_core::api::RestoreRequest {
+            target: "/".into(),
+            snapshot,
+            include: Vec::new(),
+        })
+        .map_err(internal)?;
+        st.store
+            .queue_run(
+                &row.server,
+                &primary_run_key(&id),
+                &crate::store::QueuedJob {
+                    kind: "failback".into(),
+                    params_json: Some(params),
+                },
+                t,
+            )
+            .map_err(internal)?;
+    }
     st.store
         .finish_drill(&id, &report.state, &json, t)
         .map_err(internal)?;

@@ -721,7 +721,7 @@ impl StateStore for SqliteStore {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT server, id, MAX(finished_at) FROM drills WHERE kind = 'failover' AND state = 'passed' GROUP BY server",
+                "SELECT server, id, MAX(finished_at) FROM drills AS f WHERE kind = 'failover' AND state = 'passed' AND NOT EXISTS (SELECT 1 FROM drills AS b WHERE b.kind = 'failback' AND b.state = 'passed' AND b.snapshot = f.id) GROUP BY server",
             )
             .map_err(err)?;
         let rows = stmt
