@@ -695,6 +695,14 @@ fn failover_and_failback_through_the_controller(
     ));
     assert_eq!(v["failed_over"], id.as_str(), "{v:#}");
 
+    // One failover at a time.
+    let out = failover(failover_token);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("already has failover"),
+        "{stderr}"
+    );
+
     // While failed over, the DRC copy changes.
     let db = format!("pulih-{id}-db");
     docker(&[
@@ -739,6 +747,16 @@ fn failover_and_failback_through_the_controller(
         "the change made at the DRC is at the primary"
     );
     assert!(volume_data.join("index.html").exists());
+    // What the primary had is kept beside it, not deleted.
+    let kept = std::fs::read_dir(volume_data.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("._data.pulih-before-")
+        });
+    assert!(kept, "the replaced data is kept beside the volume's data");
     assert_eq!(
         docker(&["inspect", "-f", "{{.State.Status}}", prod]),
         "running",

@@ -181,8 +181,17 @@ impl DrcExecutor {
             .collect();
         entries.sort();
         for p in entries {
-            let Some(report) = read_json::<DrillReport>(&p)? else {
-                continue;
+            let report = match read_json::<DrillReport>(&p) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    // One bad file must not stop the executor for good.
+                    tracing::error!(file = %p.display(), error = %format!("{e:#}"), "unreadable report; moved to outbox/rejected");
+                    let rej = dir.join("rejected");
+                    std::fs::create_dir_all(&rej)?;
+                    std::fs::rename(&p, rej.join(p.file_name().unwrap_or_default()))?;
+                    continue;
+                }
             };
             match self.client.drill_report(&self.config.target, &report).await {
                 Ok(()) => std::fs::remove_file(&p)?,
@@ -226,8 +235,8 @@ impl DrcExecutor {
             }
         }
         let scratch = self.config.scratch();
-        std::fs::create_dir_all(&scratch)
-            .with_context(|| format!("cannot create scratch dir {}", scratch.display()))?;
+        let scratch_ok = std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("cannot create scratch dir {}", scratch.display()));
         let plan = DrillPlan {
             id: job.id.clone(),
             kind: job.kind,
@@ -244,6 +253,7 @@ impl DrcExecutor {
         tracing::info!(id = %job.id, server = %job.server, kind = ?job.kind, "drc-drill key used");
         let store = Store::open(&job.repository, false);
         let report = match (&store, job.kind) {
+            _ if let Err(e) = &scratch_ok => crate::drill::not_started(&plan, format!("{e:#}")),
             (Ok(store), RecoveryKind::Failback) => {
                 // A failback works on its failover's containers and data.
                 let mut of = plan.clone();
@@ -281,7 +291,9 @@ impl DrcExecutor {
                 return Ok(());
             }
             if self.ensure_enrolled().await? {
-                self.flush_outbox().await?;
+                if let Err(e) = self.flush_outbox().await {
+                    tracing::error!(error = %format!("{e:#}"), "cannot deliver the reports in the outbox");
+                }
                 let facts = self.facts().await;
                 match self.client.drc_heartbeat(&self.config.target, facts).await {
                     Ok(resp) => {
@@ -289,7 +301,9 @@ impl DrcExecutor {
                             if cancel.is_cancelled() {
                                 return Ok(());
                             }
-                            self.drill(job).await?;
+                            if let Err(e) = self.drill(job).await {
+                                tracing::error!(id = %job.id, error = %format!("{e:#}"), "recovery job not completed");
+                            }
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed; will retry"),

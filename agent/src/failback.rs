@@ -57,43 +57,78 @@ impl Agent {
                 snap.id
             );
         }
-        let short = &snap.id.to_hex()[..12];
-        // The data paths: the Docker capture's staging dir is the agent's
-        // own bookkeeping (it rewrites it each night), not data to put back.
-        let staging = snap
-            .snapshot
-            .tags
-            .iter()
-            .find_map(|t| t.strip_prefix(&format!("{}=", pulih_core::drill::CAPTURE_TAG)))
-            .map(str::to_string);
-        let paths: Vec<PathBuf> = snap
-            .snapshot
-            .paths
-            .iter()
-            .filter(|p| Some(p.as_str()) != staging.as_deref())
-            .map(PathBuf::from)
-            .collect();
-        for p in &paths {
+        let short = snap.id.to_hex()[..12].to_string();
+        let docker = docker::connect()?;
+        // Only what this agent protects itself is put back: its path
+        // sources and its Docker volumes' data. Anything else a snapshot
+        // names (the capture's staging dir, a bind-mounted socket, a path a
+        // compromised DRC added) is left alone.
+        let mut allowed: Vec<PathBuf> = a.paths.iter().map(PathBuf::from).collect();
+        let mut volumes = a.docker.volumes.clone();
+        for c in &a.docker.containers {
+            if let Ok(info) = docker.inspect_container(c, None).await {
+                volumes.extend(
+                    info.mounts
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|m| {
+                            m.typ.as_ref().map(|t| t.to_string()).as_deref() == Some("volume")
+                        })
+                        .filter_map(|m| m.name),
+                );
+            }
+        }
+        for v in &volumes {
+            if let Ok(vol) = docker.inspect_volume(v).await {
+                allowed.push(PathBuf::from(vol.mountpoint));
+            }
+        }
+        let mut skipped = Vec::new();
+        let mut paths = Vec::new();
+        for p in snap.snapshot.paths.iter().map(PathBuf::from) {
             let plain = p.is_absolute()
                 && p.parent().is_some()
                 && p.components()
                     .skip(1)
                     .all(|c| matches!(c, std::path::Component::Normal(_)));
-            if !plain {
-                bail!(
-                    "snapshot {} holds a path that cannot be restored in place: {}",
-                    snap.id,
-                    p.display()
-                );
+            if plain && allowed.contains(&p) {
+                paths.push(p);
+            } else {
+                skipped.push(p);
             }
         }
+        if !skipped.is_empty() {
+            tracing::info!(
+                ?skipped,
+                "failback: not this server's data sources; left alone"
+            );
+        }
+        if paths.is_empty() {
+            bail!(
+                "snapshot {} holds none of this server's sources ({:?}); nothing was changed",
+                snap.id,
+                allowed
+            );
+        }
 
-        let docker = docker::connect()?;
+        // Everything restored beside itself first, while the service runs;
+        // nothing is moved until all of it is there.
+        let staged = match self.stage(&reader, &snap, &paths, &short).await {
+            Ok(s) => s,
+            Err(e) => {
+                for (tmp, _) in paths.iter().map(|p| tmp_and_old(p, &short)) {
+                    let _ = std::fs::remove_dir_all(tmp);
+                }
+                return Err(e);
+            }
+        };
+
         let mut names: Vec<String> = a.docker.containers.clone();
         names.extend(a.docker.hooks.pre.iter().filter_map(|h| h.pause.clone()));
         names.sort();
         names.dedup();
         let mut stopped = Vec::new();
+        let mut stop_error = None;
         for n in &names {
             let running = docker
                 .inspect_container(n, None)
@@ -102,46 +137,56 @@ impl Agent {
                 .and_then(|i| i.state)
                 .and_then(|s| s.running)
                 .unwrap_or(false);
-            if running {
-                // Its own stop timeout (the engine's default 10 s unless the
-                // container says otherwise).
-                docker
-                    .stop_container(n, None::<bollard::query_parameters::StopContainerOptions>)
-                    .await
-                    .with_context(|| format!("cannot stop container {n} for the failback"))?;
-                stopped.push(n.clone());
+            if !running {
+                continue;
+            }
+            // Its own stop timeout (the engine's default 10 s unless the
+            // container says otherwise).
+            match docker
+                .stop_container(n, None::<bollard::query_parameters::StopContainerOptions>)
+                .await
+            {
+                Ok(()) => stopped.push(n.clone()),
+                Err(e) => {
+                    stop_error = Some(anyhow::anyhow!(
+                        "cannot stop container {n} for the failback: {e}"
+                    ));
+                    break;
+                }
             }
         }
-        tracing::info!(snapshot = %snap.id, ?stopped, "failback: containers stopped, restoring in place");
-
-        let result = self.swap_in(&reader, &snap, &paths, short).await;
+        tracing::info!(snapshot = %snap.id, ?stopped, "failback: containers stopped, swapping in");
+        let result = match stop_error {
+            Some(e) => Err(e),
+            None => swap_all(&paths, &staged, &short),
+        };
         // Start what was stopped, whatever happened: after a failed swap
-        // the old data is still in place.
+        // the old data is back in place.
         let mut problems = Vec::new();
         for n in &stopped {
             if let Err(e) = docker.start_container(n, None).await {
                 problems.push(format!("cannot start container {n} again: {e}"));
             }
         }
+        for (tmp, _) in paths.iter().map(|p| tmp_and_old(p, &short)) {
+            let _ = std::fs::remove_dir_all(tmp);
+        }
         let (files, bytes) = result?;
         Ok((Some(snap.id.to_hex()), files, bytes, problems))
     }
 
-    /// Restores each path next to itself, then swaps it in.
-    async fn swap_in(
+    /// Restores each path beside itself (`tmp`); returns the restored
+    /// path of each (None: the snapshot holds nothing there) and the totals.
+    async fn stage(
         &self,
         reader: &Reader,
         snap: &pulih_core::repo::ListedSnapshot,
         paths: &[PathBuf],
         short: &str,
-    ) -> Result<(u64, u64)> {
-        let (mut files, mut bytes) = (0, 0);
+    ) -> Result<Staged> {
+        let mut staged = Staged::default();
         for p in paths {
-            let parent = p.parent().unwrap_or(Path::new("/"));
-            let name = p.file_name().unwrap_or_default().to_string_lossy();
-            // Beside the path: the same filesystem, so the swap is a rename.
-            let tmp = parent.join(format!(".{name}.pulih-failback-{short}"));
-            let old = parent.join(format!(".{name}.pulih-before-{short}"));
+            let (tmp, old) = tmp_and_old(p, short);
             if tmp.exists() || old.exists() {
                 bail!(
                     "{} or {} exists already (an earlier failback of this snapshot?); move it away first",
@@ -162,19 +207,76 @@ impl Agent {
             )
             .await
             .with_context(|| format!("restoring {} beside itself", p.display()))?;
-            files += s.files;
-            bytes += s.bytes;
+            staged.files += s.files;
+            staged.bytes += s.bytes;
             let restored = tmp.join(p.strip_prefix("/").unwrap_or(p));
-            if p.exists() {
-                std::fs::rename(p, &old)
-                    .with_context(|| format!("cannot move {} aside", p.display()))?;
-            }
-            std::fs::rename(&restored, p)
-                .with_context(|| format!("cannot move the restored {} in place", p.display()))?;
-            std::fs::remove_dir_all(&tmp)
-                .with_context(|| format!("cannot remove {}", tmp.display()))?;
-            tracing::info!(path = %p.display(), kept = %old.display(), "failback: swapped in");
+            staged.restored.push(
+                std::fs::symlink_metadata(&restored)
+                    .is_ok()
+                    .then_some(restored),
+            );
         }
-        Ok((files, bytes))
+        Ok(staged)
     }
+}
+
+#[derive(Default)]
+struct Staged {
+    /// Per path: where its restored copy is.
+    restored: Vec<Option<PathBuf>>,
+    files: u64,
+    bytes: u64,
+}
+
+/// Beside `p`, on its filesystem: where its copy is restored, and where
+/// the replaced data is kept.
+fn tmp_and_old(p: &Path, short: &str) -> (PathBuf, PathBuf) {
+    let parent = p.parent().unwrap_or(Path::new("/"));
+    let name = p.file_name().unwrap_or_default().to_string_lossy();
+    (
+        parent.join(format!(".{name}.pulih-failback-{short}")),
+        parent.join(format!(".{name}.pulih-before-{short}")),
+    )
+}
+
+/// Moves every restored path in, the old one aside; on any failure puts
+/// back what it moved, so the server has either all new or all old data.
+fn swap_all(paths: &[PathBuf], staged: &Staged, short: &str) -> Result<(u64, u64)> {
+    let mut done: Vec<(&Path, PathBuf, bool)> = Vec::new();
+    let mut failure = None;
+    for (p, restored) in paths.iter().zip(&staged.restored) {
+        let Some(restored) = restored else {
+            tracing::warn!(path = %p.display(), "failback: the snapshot holds nothing here; left as it is");
+            continue;
+        };
+        let (_, old) = tmp_and_old(p, short);
+        let had_old = std::fs::symlink_metadata(p).is_ok();
+        if had_old && let Err(e) = std::fs::rename(p, &old) {
+            failure = Some(anyhow::anyhow!("cannot move {} aside: {e}", p.display()));
+            break;
+        }
+        if let Err(e) = std::fs::rename(restored, p) {
+            if had_old {
+                let _ = std::fs::rename(&old, p);
+            }
+            failure = Some(anyhow::anyhow!(
+                "cannot move the restored {} in place: {e}",
+                p.display()
+            ));
+            break;
+        }
+        tracing::info!(path = %p.display(), kept = %old.display(), "failback: swapped in");
+        done.push((p, old, had_old));
+    }
+    if let Some(e) = failure {
+        // Back to the old data everywhere.
+        for (p, old, had_old) in done.into_iter().rev() {
+            let _ = std::fs::remove_dir_all(p).or_else(|_| std::fs::remove_file(p));
+            if had_old {
+                let _ = std::fs::rename(&old, p);
+            }
+        }
+        return Err(e.context("the failback was rolled back: the server has its old data"));
+    }
+    Ok((staged.files, staged.bytes))
 }

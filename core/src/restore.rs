@@ -112,8 +112,8 @@ fn safe_rel(name: &[u8], root: bool) -> Result<PathBuf> {
 
 /// Records that the restore puts a `kind` at `path`, refusing what would
 /// make it write through a symlink the snapshot itself planted: a name
-/// that is a symlink in one node and anything else (or another symlink) in
-/// another, or a path below a symlink or a file. Overlapping sources (`/srv`
+/// that is a symlink (or file) in one node and another kind in another, or
+/// a path below a symlink or a file. Overlapping sources (`/srv`
 /// and `/srv/data`) legitimately give the same directory or file twice.
 fn claim(
     claimed: &mut HashMap<PathBuf, NodeKind>,
@@ -139,8 +139,10 @@ fn claim(
             claimed.insert(path.to_owned(), kind);
             Ok(())
         }
-        Some(k) if *k == kind && kind != NodeKind::Symlink => Ok(()),
-        Some(_) => bad("appears twice in the snapshot, once as a symlink or as another kind"),
+        // The same kind twice (overlapping sources) is harmless, symlinks
+        // included: each is made anew and nothing is written through one.
+        Some(k) if *k == kind => Ok(()),
+        Some(_) => bad("appears twice in the snapshot as different kinds (one a symlink or file)"),
     }
 }
 
@@ -405,6 +407,7 @@ mod claim_tests {
                 ("srv/data/a", File),
                 ("srv/data", Dir),
                 ("srv/data/a", File),
+                ("srv/link", Symlink),
                 ("srv/link", Symlink),
             ])
             .is_ok()

@@ -163,7 +163,7 @@ impl Run<'_> {
         })
         .await?;
 
-        let snapshot = self
+        let replicated = self
             .timed("replicate back", async {
                 // A key of its own: the DRC writes into a dedup space of
                 // its own, never one a server deduplicates against.
@@ -197,7 +197,33 @@ impl Run<'_> {
                 );
                 Ok((out.snapshot_id.to_hex(), detail))
             })
-            .await?;
+            .await;
+        let snapshot = match replicated {
+            Ok(s) => s,
+            Err(e) => {
+                // Nothing was replicated back: the DRC copy serves again.
+                let mut restarted = Vec::new();
+                if let Ok(list) = docker
+                    .list_containers(Some(
+                        ListContainersOptionsBuilder::default()
+                            .all(true)
+                            .filters(&filter)
+                            .build(),
+                    ))
+                    .await
+                {
+                    for id in list.into_iter().filter_map(|c| c.id) {
+                        if docker.start_container(&id, None).await.is_ok() {
+                            restarted.push(id);
+                        }
+                    }
+                }
+                return Err(e.context(format!(
+                    "the failover's {} container(s) were started again; the server is still failed over",
+                    restarted.len()
+                )));
+            }
+        };
         self.report.snapshot_id = Some(snapshot);
 
         self.teardown().await;

@@ -173,6 +173,24 @@ pub async fn failover(
             "`order`: name the order or approval the failover runs under (1–500 characters)".into(),
         ));
     }
+    // One failover of a server at a time: none queued, running or active.
+    let busy = st
+        .store
+        .drills(Some(&server), 1000)
+        .map_err(internal)?
+        .into_iter()
+        .find(|d| d.kind == "failover" && matches!(d.state.as_str(), "queued" | "running"))
+        .map(|d| d.id)
+        .or(st
+            .store
+            .active_failovers()
+            .map_err(internal)?
+            .remove(&server));
+    if let Some(other) = busy {
+        return Err(ApiError::Conflict(format!(
+            "server {server} already has failover {other} queued, running or active; fail it back first"
+        )));
+    }
     let id = new_drill_id(RecoveryKind::Failover, now());
     Ok(Json(queue(
         &st,
@@ -213,6 +231,22 @@ pub async fn failback(
             "server {server} is not failed over (no failover of it is active)"
         )));
     };
+    if let Some(other) = st
+        .store
+        .drills(Some(&server), 1000)
+        .map_err(internal)?
+        .into_iter()
+        .find(|d| {
+            d.kind == "failback"
+                && d.snapshot == failover
+                && matches!(d.state.as_str(), "queued" | "running")
+        })
+    {
+        return Err(ApiError::Conflict(format!(
+            "failback {} of {failover} is already {}",
+            other.id, other.state
+        )));
+    }
     let id = new_drill_id(RecoveryKind::Failback, now());
     Ok(Json(queue(
         &st,
@@ -451,9 +485,13 @@ pub async fn report(
     // A failback's DRC side is done: the primary restores what it made
     // (queued before the drill is marked done, so a waiting client finds it).
     if first && report.kind == RecoveryKind::Failback && report.passed() {
-        let Some(snapshot) = report.snapshot_id.clone() else {
+        let Some(snapshot) = report
+            .snapshot_id
+            .clone()
+            .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        else {
             return Err(ApiError::InvalidBody(
-                "a passed failback report names no snapshot".into(),
+                "a passed failback report must name the snapshot it made (64 hex digits)".into(),
             ));
         };
         let params = serde_json::to_string(&pulih_core::api::RestoreRequest {

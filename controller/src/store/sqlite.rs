@@ -721,7 +721,9 @@ impl StateStore for SqliteStore {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT server, id, MAX(finished_at) FROM drills AS f WHERE kind = 'failover' AND state = 'passed' AND NOT EXISTS (SELECT 1 FROM drills AS b WHERE b.kind = 'failback' AND b.state = 'passed' AND b.snapshot = f.id) GROUP BY server",
+                "SELECT f.server, f.id FROM drills AS f WHERE f.kind = 'failover' AND f.state = 'passed' \
+                 AND f.rowid = (SELECT g.rowid FROM drills AS g WHERE g.kind = 'failover' AND g.state = 'passed' AND g.server = f.server ORDER BY g.finished_at DESC, g.rowid DESC LIMIT 1) \
+                 AND NOT EXISTS (SELECT 1 FROM drills AS b WHERE b.kind = 'failback' AND b.state = 'passed' AND b.snapshot = f.id)",
             )
             .map_err(err)?;
         let rows = stmt
