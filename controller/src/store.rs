@@ -204,6 +204,9 @@ pub trait StateStore: Send + Sync + 'static {
     /// Records the outcome; idempotent (a finished drill stays as it is).
     fn finish_drill(&self, id: &str, state: &str, report_json: &str, now: i64) -> StoreResult<()>;
     fn drill(&self, id: &str) -> StoreResult<Option<DrillRow>>;
+    /// Marks drills (and failovers, failbacks) `running` since before
+    /// `started_before` failed: their executor never reported. Returns them.
+    fn expire_drills(&self, started_before: i64, now: i64) -> StoreResult<Vec<String>>;
     fn drills(&self, server: Option<&str>, limit: u32) -> StoreResult<Vec<DrillRow>>;
     /// Per server: the newest finished drill, and the newest passed one's
     /// finish time.

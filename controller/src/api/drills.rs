@@ -22,6 +22,9 @@ use crate::desired::pd_repository;
 use crate::error::ApiError;
 use crate::store::DrillRow;
 
+/// A recovery running this long without a report is failed.
+pub const STALE_RECOVERY_SECONDS: i64 = 6 * 3600;
+
 /// Enrolment tokens are valid this long.
 const ENROLL_TOKEN_SECONDS: i64 = 24 * 3600;
 
@@ -285,7 +288,16 @@ pub fn view(row: DrillRow, with_report: bool) -> DrillView {
         rpo_seconds: report.as_ref().and_then(|r| r.rpo_seconds),
         rto_target_seconds: targets.0,
         rpo_target_seconds: targets.1,
-        error: report.as_ref().and_then(|r| r.error.clone()),
+        error: match &report {
+            Some(r) => r.error.clone(),
+            None if row.state == "failed" => Some(format!(
+                "the DRC executor of {} did not report within {} hours (it stopped or lost its work); check it, and tear down what is left by label io.pulih.recovery={}",
+                row.drc_target,
+                STALE_RECOVERY_SECONDS / 3600,
+                row.id
+            )),
+            None => None,
+        },
         report: if with_report { report } else { None },
         id: row.id,
         server: row.server,
@@ -602,9 +614,24 @@ pub fn spawn_schedule(st: Shared, cancel: tokio_util::sync::CancellationToken) {
                     Default::default()
                 }
             };
+            let t = now();
+            match st.store.expire_drills(t - STALE_RECOVERY_SECONDS, t) {
+                Ok(ids) => {
+                    for id in ids {
+                        tracing::warn!(%id, "no report from the DRC executor in time; marked failed");
+                        let _ = st.store.audit(
+                            "scheduler",
+                            "recovery.expire",
+                            &format!("{id}: no report within {STALE_RECOVERY_SECONDS} s"),
+                            t,
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot expire stale recoveries"),
+            }
             let due = {
                 let d = st.desired();
-                due_drills(&d.set, &|s| enrolled.get(s).copied(), now())
+                due_drills(&d.set, &|s| enrolled.get(s).copied(), t)
             };
             for (server, fired) in due {
                 let id = format!("drill-sched-{server}-{fired}");

@@ -662,6 +662,27 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
+    fn expire_drills(&self, started_before: i64, now: i64) -> StoreResult<Vec<String>> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(err)?;
+        let ids: Vec<String> = {
+            let mut stmt = tx
+                .prepare("SELECT id FROM drills WHERE state = 'running' AND started_at < ?1")
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([started_before], |r| r.get(0))
+                .map_err(err)?;
+            rows.collect::<Result<_, _>>().map_err(err)?
+        };
+        tx.execute(
+            "UPDATE drills SET state = 'failed', finished_at = ?2 WHERE state = 'running' AND started_at < ?1",
+            params![started_before, now],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(ids)
+    }
+
     fn drill(&self, id: &str) -> StoreResult<Option<DrillRow>> {
         self.lock()
             .prepare_cached(&format!("SELECT {DRILL_COLUMNS} FROM drills WHERE id = ?1"))
@@ -754,5 +775,80 @@ impl StateStore for SqliteStore {
         )
         .map_err(err)?;
         tx.commit().map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, kind: &str) -> DrillRow {
+        DrillRow {
+            id: id.into(),
+            server: "siak".into(),
+            perangkat_daerah: "disdukcapil".into(),
+            drc_target: "drc".into(),
+            trigger: "manual".into(),
+            state: "queued".into(),
+            requested_by: "admin".into(),
+            snapshot: "latest".into(),
+            created_at: 100,
+            started_at: None,
+            finished_at: None,
+            report_json: None,
+            kind: kind.into(),
+        }
+    }
+
+    #[test]
+    fn recoveries_start_once_finish_once_and_a_silent_executor_is_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        assert!(st.queue_drill(&row("d1", "drill")).unwrap());
+        assert!(!st.queue_drill(&row("d1", "drill")).unwrap(), "queued once");
+        assert_eq!(st.queued_drills("drc").unwrap().len(), 1);
+        assert!(st.start_drill("d1", 200).unwrap());
+        assert!(!st.start_drill("d1", 201).unwrap(), "started once");
+        assert!(st.queued_drills("drc").unwrap().is_empty());
+        // Still within its time: not expired.
+        assert!(st.expire_drills(150, 300).unwrap().is_empty());
+        assert_eq!(st.expire_drills(250, 300).unwrap(), ["d1"]);
+        let d = st.drill("d1").unwrap().unwrap();
+        assert_eq!((d.state.as_str(), d.finished_at), ("failed", Some(300)));
+        // A late report does not overwrite the outcome.
+        st.finish_drill("d1", "passed", "{}", 400).unwrap();
+        assert_eq!(st.drill("d1").unwrap().unwrap().state, "failed");
+    }
+
+    #[test]
+    fn a_failover_is_active_until_a_failback_of_it_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        for (id, kind, snapshot, finished) in [
+            ("f1", "failover", "latest", 10),
+            ("b1", "failback", "f1", 20),
+            ("f2", "failover", "latest", 30),
+        ] {
+            let mut r = row(id, kind);
+            r.snapshot = snapshot.into();
+            st.queue_drill(&r).unwrap();
+            st.start_drill(id, finished - 1).unwrap();
+            st.finish_drill(id, "passed", "{}", finished).unwrap();
+        }
+        assert_eq!(st.active_failovers().unwrap()["siak"], "f2");
+        let mut b2 = row("b2", "failback");
+        b2.snapshot = "f2".into();
+        st.queue_drill(&b2).unwrap();
+        st.start_drill("b2", 40).unwrap();
+        assert_eq!(
+            st.active_failovers().unwrap()["siak"],
+            "f2",
+            "until it passed"
+        );
+        st.finish_drill("b2", "passed", "{}", 41).unwrap();
+        assert!(
+            st.active_failovers().unwrap().is_empty(),
+            "f1 ended long ago and must not come back"
+        );
     }
 }
