@@ -42,6 +42,7 @@ use crate::docker;
 
 pub mod checks;
 pub mod failback;
+mod images;
 
 /// Label on everything a recovery creates, valued with its id.
 pub const LABEL: &str = "io.pulih.recovery";
@@ -310,10 +311,18 @@ impl Run<'_> {
                         if !archive.is_file() {
                             bail!("the archive of {image} is not a file: {}", archive.display());
                         }
+                        images::check_archive(&archive, image, &saved.id)?;
                         load_image(&docker, &archive).await?;
-                        docker.inspect_image(image).await.with_context(|| {
+                        let got = docker.inspect_image(image).await.with_context(|| {
                             format!("the replicated archive of {image} did not hold that image")
                         })?;
+                        if got.id.as_deref() != Some(saved.id.as_str()) {
+                            bail!(
+                                "after loading, {image} is {:?}, not the recorded {}",
+                                got.id,
+                                saved.id
+                            );
+                        }
                         loaded.push(image);
                     }
                     None if docker.inspect_image(image).await.is_ok() => local.push(image),

@@ -1,0 +1,178 @@
+//! Replicated image archives are untrusted (a compromised server wrote
+//! them), and `docker load` applies whatever tags an archive names: one
+//! could retag an image the DRC relies on (another agency's, Pulih's own).
+//! So before loading, the archive's own records must name exactly the one
+//! image the recovery spec asks for, with the id the capture recorded; and
+//! after loading, that tag must point at that id.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The records of a `docker save` archive are small; more is not one.
+const MAX_RECORD: u64 = 1 << 20;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+}
+
+fn names_image(name: &str, image: &str) -> bool {
+    name == image
+        || name
+            .strip_suffix(image)
+            .is_some_and(|prefix| prefix.ends_with('/'))
+}
+
+/// Checks that `archive` holds exactly `image` with id `id`
+/// (`sha256:<hex>`) and names no other image.
+pub fn check_archive(archive: &Path, image: &str, id: &str) -> Result<()> {
+    let hex = id
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .with_context(|| {
+            format!("the capture record's id of {image} (`{id}`) is not sha256:<64 hex>")
+        })?;
+    let file = std::fs::File::open(archive)
+        .with_context(|| format!("cannot open image archive {}", archive.display()))?;
+    let mut tar = tar::Archive::new(file);
+    let mut manifest: Option<Vec<u8>> = None;
+    let what = || format!("image archive {} of {image}", archive.display());
+    for entry in tar.entries().with_context(what)? {
+        let mut entry = entry.with_context(what)?;
+        let path = entry
+            .path()
+            .with_context(what)?
+            .to_string_lossy()
+            .into_owned();
+        let name = path.trim_start_matches("./");
+        if !matches!(name, "manifest.json" | "repositories" | "index.json") {
+            continue;
+        }
+        if entry.size() > MAX_RECORD {
+            bail!("{}: {name} is larger than {MAX_RECORD} bytes", what());
+        }
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).with_context(what)?;
+        match name {
+            "manifest.json" => manifest = Some(bytes),
+            "repositories" => {
+                let repos: HashMap<String, HashMap<String, String>> =
+                    serde_json::from_slice(&bytes)
+                        .with_context(|| format!("{}: repositories", what()))?;
+                for (repo, tags) in &repos {
+                    for tag in tags.keys() {
+                        let named = format!("{repo}:{tag}");
+                        if !names_image(&named, image) {
+                            bail!(
+                                "{} also names image {named}: refused (it could retag an image on the DRC's engine)",
+                                what()
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {
+                let index: serde_json::Value = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{}: index.json", what()))?;
+                for m in index["manifests"].as_array().into_iter().flatten() {
+                    if let Some(named) = m["annotations"]["io.containerd.image.name"].as_str()
+                        && !names_image(named, image)
+                    {
+                        bail!(
+                            "{} also names image {named}: refused (it could retag an image on the DRC's engine)",
+                            what()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let manifest = manifest.with_context(|| format!("{} has no manifest.json", what()))?;
+    let entries: Vec<ManifestEntry> =
+        serde_json::from_slice(&manifest).with_context(|| format!("{}: manifest.json", what()))?;
+    let [entry] = entries.as_slice() else {
+        bail!("{} holds {} images; one was saved", what(), entries.len());
+    };
+    let tags = entry.repo_tags.clone().unwrap_or_default();
+    if tags.len() != 1 || !names_image(&tags[0], image) {
+        bail!("{} is tagged {tags:?}, not [{image:?}]", what());
+    }
+    if !entry.config.contains(hex) {
+        bail!(
+            "{}: its image config `{}` is not the recorded id {id}",
+            what(),
+            entry.config
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(files: &[(&str, String)]) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut b = tar::Builder::new(f.reopen().unwrap());
+        for (name, body) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, body.as_bytes()).unwrap();
+        }
+        b.finish().unwrap();
+        f
+    }
+
+    const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn an_archive_must_hold_exactly_the_recorded_image_and_tag_nothing_else() {
+        let id = format!("sha256:{HEX}");
+        let good = archive(&[
+            (
+                "manifest.json",
+                format!(r#"[{{"Config":"{HEX}.json","RepoTags":["app:1"],"Layers":[]}}]"#),
+            ),
+            ("repositories", format!(r#"{{"app":{{"1":"{HEX}"}}}}"#)),
+        ]);
+        check_archive(good.path(), "app:1", &id).unwrap();
+        // Another tag in the records: it would retag an image on the DRC.
+        let retag = archive(&[
+            (
+                "manifest.json",
+                format!(r#"[{{"Config":"{HEX}.json","RepoTags":["app:1"],"Layers":[]}}]"#),
+            ),
+            (
+                "repositories",
+                format!(r#"{{"app":{{"1":"{HEX}"}},"postgres":{{"15":"{HEX}"}}}}"#),
+            ),
+        ]);
+        let e = check_archive(retag.path(), "app:1", &id)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("postgres:15"), "{e}");
+        let two = archive(&[(
+            "manifest.json",
+            format!(r#"[{{"Config":"{HEX}.json","RepoTags":["app:1","pulih:latest"]}}]"#),
+        )]);
+        assert!(check_archive(two.path(), "app:1", &id).is_err());
+        // Another image than the one recorded.
+        let other = archive(&[(
+            "manifest.json",
+            r#"[{"Config":"ffff.json","RepoTags":["app:1"]}]"#.to_string(),
+        )]);
+        assert!(check_archive(other.path(), "app:1", &id).is_err());
+        assert!(check_archive(good.path(), "app:1", "sha256:nothex").is_err());
+        let none = archive(&[("layer.tar", "x".into())]);
+        assert!(check_archive(none.path(), "app:1", &id).is_err());
+    }
+}
