@@ -495,6 +495,32 @@ fn drill_through_the_controller(
         ),
     )
     .unwrap();
+    // What an executor that crashed mid-drill left behind: its drill's
+    // container and scratch data go when it starts again; a failover's
+    // container (meant to keep running) stays.
+    let tag = std::process::id();
+    let orphan = format!("pulih-test-orphan-{tag}");
+    let kept = format!("pulih-test-kept-{tag}");
+    let _guard = Cleanup(vec![
+        vec!["rm".into(), "-f".into(), orphan.clone()],
+        vec!["rm".into(), "-f".into(), kept.clone()],
+    ]);
+    for (name, id) in [(&orphan, "drill-orphan"), (&kept, "failover-running")] {
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            &format!("io.pulih.recovery={id}"),
+            "--label",
+            "io.pulih.owner=drc:drc",
+            "pulih-test/busybox:1",
+            "sleep",
+            "600",
+        ]);
+    }
+    std::fs::create_dir_all(xdir.join("scratch/drill-orphan/restore")).unwrap();
     let executor = Proc::spawn(
         "drc executor",
         pulih()
@@ -518,6 +544,19 @@ fn drill_through_the_controller(
             .output()
             .unwrap()
     };
+
+    wait_for(
+        "the orphaned drill swept",
+        Duration::from_secs(30),
+        &logs,
+        || docker(&["ps", "-aq", "--filter", &format!("name={orphan}")]).is_empty(),
+    );
+    assert!(!xdir.join("scratch/drill-orphan").exists());
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", &kept]),
+        "running",
+        "a failover's container is never swept"
+    );
 
     // Before the walidata grants the key, the executor cannot read the
     // repository: the drill fails and says why.

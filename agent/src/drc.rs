@@ -242,6 +242,7 @@ impl DrcExecutor {
             kind: job.kind,
             service_network: self.config.service_network.clone(),
             switch_hook: self.config.switch_hook.clone(),
+            owner: Some(format!("drc:{}", self.config.target)),
             server: job.server.clone(),
             perangkat_daerah: job.perangkat_daerah.clone(),
             recovery: job.recovery.clone(),
@@ -286,6 +287,16 @@ impl DrcExecutor {
     }
 
     pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
+        // Drills run one at a time, so at start none of ours is running:
+        // whatever one left behind (a crash mid-drill) goes now.
+        let owner = format!("drc:{}", self.config.target);
+        match crate::drill::sweep_orphaned_drills(&owner, &self.config.scratch()).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(?ids, "removed what interrupted drills left behind")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot sweep orphaned drills"),
+        }
         loop {
             if cancel.is_cancelled() {
                 return Ok(());

@@ -46,6 +46,8 @@ mod images;
 
 /// Label on everything a recovery creates, valued with its id.
 pub const LABEL: &str = "io.pulih.recovery";
+/// Label naming who ran a recovery (`drc:<target>` for the executor).
+pub const OWNER_LABEL: &str = "io.pulih.owner";
 /// Label on the DRC's service network when Pulih made it.
 pub const SERVICE_LABEL: &str = "io.pulih.service";
 
@@ -92,9 +94,20 @@ pub struct DrillPlan {
     /// Failover only: the command that switches DNS/IP to the DRC once
     /// every check passed (empty: none configured; the report says so).
     pub switch_hook: Vec<String>,
+    /// Who runs it (`drc:<target>` for the executor), labelled on what it
+    /// makes, so the executor can sweep its own orphans after a crash.
+    pub owner: Option<String>,
 }
 
 impl DrillPlan {
+    fn labels(&self) -> HashMap<String, String> {
+        let mut l = HashMap::from([(LABEL.to_string(), self.id.clone())]);
+        if let Some(o) = &self.owner {
+            l.insert(OWNER_LABEL.to_string(), o.clone());
+        }
+        l
+    }
+
     fn name(&self, container: &str) -> String {
         format!("pulih-{}-{}", self.id, container)
     }
@@ -350,17 +363,17 @@ impl Run<'_> {
             }
             // A drill's network carries the drill's label (teardown removes
             // it); the service network is shared and kept.
-            let label = if internal {
-                (LABEL.to_string(), plan.id.clone())
+            let labels = if internal {
+                plan.labels()
             } else {
-                (SERVICE_LABEL.to_string(), "true".to_string())
+                HashMap::from([(SERVICE_LABEL.to_string(), "true".to_string())])
             };
             docker
                 .create_network(NetworkCreateRequest {
                     name: network.clone(),
                     driver: Some("bridge".into()),
                     internal: Some(internal),
-                    labels: Some(HashMap::from([label])),
+                    labels: Some(labels),
                     ..Default::default()
                 })
                 .await
@@ -431,7 +444,7 @@ impl Run<'_> {
                             hostname: Some(c.name.clone()),
                             env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
                             cmd: c.command.clone(),
-                            labels: Some(HashMap::from([(LABEL.to_string(), plan.id.clone())])),
+                            labels: Some(plan.labels()),
                             exposed_ports: ports.as_ref().map(|p| p.keys().cloned().collect()),
                             host_config: Some(HostConfig {
                                 binds: Some(binds),
@@ -890,6 +903,74 @@ fn empty_report(plan: &DrillPlan, started: DateTime<Utc>) -> DrillReport {
         logs: Default::default(),
         teardown: None,
     }
+}
+
+/// Removes what drills of `owner` left behind when it stopped mid-drill
+/// (a crash, a reboot): containers and networks labelled with a drill id
+/// and that owner — never a failover's, which is meant to keep running —
+/// and drill scratch directories under `scratch_root`. For the executor to
+/// run when it starts, before it runs a drill of its own. Returns the ids.
+pub async fn sweep_orphaned_drills(owner: &str, scratch_root: &Path) -> Result<Vec<String>> {
+    let docker = docker::connect()?;
+    let filter = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{OWNER_LABEL}={owner}"), LABEL.to_string()],
+    )]);
+    let mut swept = std::collections::BTreeSet::new();
+    let drill_id = |labels: Option<&HashMap<String, String>>| {
+        labels
+            .and_then(|l| l.get(LABEL))
+            .filter(|id| id.starts_with("drill-"))
+            .cloned()
+    };
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
+        .await?;
+    for c in containers {
+        if let (Some(id), Some(cid)) = (drill_id(c.labels.as_ref()), c.id) {
+            docker
+                .remove_container(
+                    &cid,
+                    Some(
+                        RemoveContainerOptionsBuilder::default()
+                            .force(true)
+                            .v(true)
+                            .build(),
+                    ),
+                )
+                .await?;
+            swept.insert(id);
+        }
+    }
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filter)
+                .build(),
+        ))
+        .await?;
+    for n in networks {
+        if let (Some(id), Some(name)) = (drill_id(n.labels.as_ref()), n.name) {
+            docker.remove_network(&name).await?;
+            swept.insert(id);
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir(scratch_root) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("drill-") && e.path().is_dir() {
+                std::fs::remove_dir_all(e.path())
+                    .with_context(|| format!("cannot remove {}", e.path().display()))?;
+                swept.insert(name);
+            }
+        }
+    }
+    Ok(swept.into_iter().collect())
 }
 
 #[cfg(test)]

@@ -112,6 +112,7 @@ pub fn plan_for(
         scratch_root: scratch,
         service_network: String::new(),
         switch_hook: Vec::new(),
+        owner: None,
     })
 }
 
