@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, ClientError};
 use crate::drill::DrillPlan;
-use crate::{host_facts, hostname, read_json, write_atomic};
+use crate::{enrol, host_facts, hostname, outbox_files, read_json, reject, write_atomic};
 
 const CREDENTIAL: &str = "credential";
 const OUTBOX: &str = "outbox";
@@ -141,25 +141,10 @@ impl DrcExecutor {
                 self.config.target
             );
         };
-        let token = pulih_core::storage::read_secret_file(token_file)?;
         let facts = self.facts().await;
-        match self.client.enroll(token.trim(), facts).await {
-            Ok(r) => {
-                write_atomic(
-                    &self.config.state_dir.join(CREDENTIAL),
-                    r.credential.as_bytes(),
-                )?;
-                self.client.set_credential(r.credential);
-                self.enrolled = true;
-                tracing::info!(target = %self.config.target, "DRC executor enrolled");
-                Ok(true)
-            }
-            Err(ClientError::Unreachable(e)) => {
-                tracing::warn!(error = %e, "cannot enrol yet; will retry");
-                Ok(false)
-            }
-            Err(e) => Err(e).context("enrolment refused"),
-        }
+        let cred = self.config.state_dir.join(CREDENTIAL);
+        self.enrolled = enrol(&mut self.client, token_file, facts, &cred).await?;
+        Ok(self.enrolled)
     }
 
     async fn facts(&self) -> pulih_core::api::Facts {
@@ -175,21 +160,14 @@ impl DrcExecutor {
     /// Sends the reports the controller has not taken yet.
     async fn flush_outbox(&self) -> Result<()> {
         let dir = self.config.state_dir.join(OUTBOX);
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        entries.sort();
-        for p in entries {
+        for p in outbox_files(&dir)? {
             let report = match read_json::<DrillReport>(&p) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => {
                     // One bad file must not stop the executor for good.
                     tracing::error!(file = %p.display(), error = %format!("{e:#}"), "unreadable report; moved to outbox/rejected");
-                    let rej = dir.join("rejected");
-                    std::fs::create_dir_all(&rej)?;
-                    std::fs::rename(&p, rej.join(p.file_name().unwrap_or_default()))?;
+                    reject(&dir, &p)?;
                     continue;
                 }
             };
@@ -201,9 +179,7 @@ impl DrcExecutor {
                 }
                 Err(e) => {
                     tracing::error!(drill = %report.id, error = %e, "report refused; moved to outbox/rejected");
-                    let rej = dir.join("rejected");
-                    std::fs::create_dir_all(&rej)?;
-                    std::fs::rename(&p, rej.join(p.file_name().unwrap_or_default()))?;
+                    reject(&dir, &p)?;
                 }
             }
         }

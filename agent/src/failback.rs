@@ -37,15 +37,11 @@ impl Agent {
         };
         let passphrase = pulih_core::storage::read_secret_file(pass_file)?;
         let reader = Reader::open(store, &passphrase).await?;
-        let tag = format!("server={}", a.server);
-        let own: Vec<_> = reader
-            .snapshots()
-            .await?
-            .into_iter()
-            .filter(|s| s.snapshot.tags.contains(&tag))
-            .collect();
-        let snap = pick_snapshot(own, &req.snapshot)
-            .with_context(|| format!("snapshot `{}` of server {}", req.snapshot, a.server))?;
+        let snap = pick_snapshot(
+            crate::own_snapshots(&reader, &a.server).await?,
+            &req.snapshot,
+        )
+        .with_context(|| format!("snapshot `{}` of server {}", req.snapshot, a.server))?;
         if !snap
             .snapshot
             .tags

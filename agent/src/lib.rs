@@ -115,6 +115,70 @@ pub(crate) fn free_disk(dir: &Path) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Enrols with the one-time token in `token_file`, keeps the credential
+/// (mode 0600) at `cred` and in `client`. False: the controller is not
+/// reachable yet (try again later).
+pub(crate) async fn enrol(
+    client: &mut Client,
+    token_file: &Path,
+    facts: Facts,
+    cred: &Path,
+) -> Result<bool> {
+    let token = pulih_core::storage::read_secret_file(token_file)?;
+    match client.enroll(token.trim(), facts).await {
+        Ok(r) => {
+            write_atomic(cred, r.credential.as_bytes())?;
+            client.set_credential(r.credential);
+            tracing::info!(as_ = %r.server, "enrolled");
+            Ok(true)
+        }
+        Err(ClientError::Unreachable(e)) => {
+            tracing::warn!(error = %e, "cannot enrol yet; will retry");
+            Ok(false)
+        }
+        Err(e) => Err(e).context("enrolment refused"),
+    }
+}
+
+/// The snapshots of `server` (tagged `server=<name>`); an error when there
+/// is none.
+pub(crate) async fn own_snapshots(
+    reader: &pulih_core::repo::Reader,
+    server: &str,
+) -> Result<Vec<pulih_core::repo::ListedSnapshot>> {
+    let tag = format!("server={server}");
+    let own: Vec<_> = reader
+        .snapshots()
+        .await?
+        .into_iter()
+        .filter(|s| s.snapshot.tags.contains(&tag))
+        .collect();
+    if own.is_empty() {
+        anyhow::bail!("the repository holds no snapshot of server {server}");
+    }
+    Ok(own)
+}
+
+/// An outbox's files, oldest first.
+pub(crate) fn outbox_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+/// Moves an outbox file the controller refused (or that cannot be read)
+/// to `outbox/rejected`, so it is kept but not retried forever.
+pub(crate) fn reject(dir: &Path, p: &Path) -> Result<()> {
+    let rej = dir.join("rejected");
+    std::fs::create_dir_all(&rej)?;
+    std::fs::rename(p, rej.join(p.file_name().unwrap_or_default()))?;
+    Ok(())
+}
+
 /// What an agent reports of its host: `disk_dir`'s free space among it.
 pub(crate) async fn host_facts(
     hostname: &str,
@@ -225,21 +289,10 @@ impl Agent {
                 self.config.server
             );
         };
-        let token = pulih_core::storage::read_secret_file(token_file)?;
-        match self.client.enroll(token.trim(), self.facts().await).await {
-            Ok(r) => {
-                write_atomic(&self.path(CREDENTIAL), r.credential.as_bytes())?;
-                self.client.set_credential(r.credential);
-                self.enrolled = true;
-                tracing::info!(server = %self.config.server, "enrolled");
-                Ok(true)
-            }
-            Err(ClientError::Unreachable(e)) => {
-                tracing::warn!(error = %e, "cannot enrol yet; will retry");
-                Ok(false)
-            }
-            Err(e) => Err(e).context("enrolment refused"),
-        }
+        let facts = self.facts().await;
+        let cred = self.path(CREDENTIAL);
+        self.enrolled = enrol(&mut self.client, token_file, facts, &cred).await?;
+        Ok(self.enrolled)
     }
 
     fn assignment(&self) -> Result<Option<Assignment>> {
@@ -249,12 +302,7 @@ impl Agent {
     /// Sends undelivered results; stops at the first that cannot be sent.
     async fn flush_outbox(&self) -> Result<()> {
         let dir = self.path(OUTBOX);
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        entries.sort();
-        for p in entries {
+        for p in outbox_files(&dir)? {
             let Some(o) = read_json::<Outgoing>(&p)? else {
                 continue;
             };
@@ -270,9 +318,7 @@ impl Agent {
                 Err(e) => {
                     // Refused for good: keep it aside rather than retry forever.
                     tracing::error!(run_key = %o.run_key, error = %e, "result refused; moved to outbox/rejected");
-                    let rej = dir.join("rejected");
-                    std::fs::create_dir_all(&rej)?;
-                    std::fs::rename(&p, rej.join(p.file_name().unwrap_or_default()))?;
+                    reject(&dir, &p)?;
                 }
             }
         }
@@ -508,18 +554,9 @@ impl Agent {
         }
         let passphrase = pulih_core::storage::read_secret_file(pass_file)?;
         let reader = pulih_core::repo::Reader::open(store, &passphrase).await?;
-        let tag = format!("server={server}");
-        let own: Vec<_> = reader
-            .snapshots()
-            .await?
-            .into_iter()
-            .filter(|s| s.snapshot.tags.contains(&tag))
-            .collect();
-        if own.is_empty() {
-            anyhow::bail!("the repository holds no snapshot of server {server}");
-        }
-        let snap = pulih_core::repo::pick_snapshot(own, &req.snapshot)
-            .with_context(|| format!("snapshot `{}` of server {server}", req.snapshot))?;
+        let snap =
+            pulih_core::repo::pick_snapshot(own_snapshots(&reader, server).await?, &req.snapshot)
+                .with_context(|| format!("snapshot `{}` of server {server}", req.snapshot))?;
         tracing::info!(snapshot = %snap.id, target = %target.display(), "restoring");
         let opts = pulih_core::restore::RestoreOptions {
             include: req.include.clone(),

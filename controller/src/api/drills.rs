@@ -16,7 +16,7 @@ use pulih_core::api::{
 use pulih_core::drill::{DrillReport, RecoveryKind};
 use serde::Deserialize;
 
-use super::{ApiJson, Peer, Shared, internal, new_token, now, token_hash};
+use super::{ApiJson, Peer, Shared, internal, new_token, now};
 use crate::compliance::rfc3339;
 use crate::desired::pd_repository;
 use crate::error::ApiError;
@@ -24,9 +24,6 @@ use crate::store::DrillRow;
 
 /// A recovery running this long without a report is failed.
 pub const STALE_RECOVERY_SECONDS: i64 = 6 * 3600;
-
-/// Enrolment tokens are valid this long.
-const ENROLL_TOKEN_SECONDS: i64 = 24 * 3600;
 
 /// The agent name a DRC target's executor enrols under.
 pub fn executor_name(target: &str) -> String {
@@ -159,6 +156,17 @@ pub async fn request(
     )?))
 }
 
+/// The order or approval a failover or failback runs under (required).
+fn order_of(req: &pulih_core::api::FailoverRequest) -> Result<&str, ApiError> {
+    let order = req.order.trim();
+    if order.is_empty() || order.len() > 500 {
+        return Err(ApiError::InvalidBody(
+            "`order`: name the order or approval this runs under (1–500 characters)".into(),
+        ));
+    }
+    Ok(order)
+}
+
 /// A real failover: the same restore and checks as a drill, on the DRC's
 /// service network, left running, traffic switched by the executor's hook.
 /// Needs the failover authorization, not the admin token, and the order
@@ -170,12 +178,7 @@ pub async fn failover(
     ApiJson(req): ApiJson<pulih_core::api::FailoverRequest>,
 ) -> Result<Json<DrillQueued>, ApiError> {
     let actor = st.require_failover(&headers)?;
-    let order = req.order.trim();
-    if order.is_empty() || order.len() > 500 {
-        return Err(ApiError::InvalidBody(
-            "`order`: name the order or approval the failover runs under (1–500 characters)".into(),
-        ));
-    }
+    let order = order_of(&req)?;
     // One failover of a server at a time: none queued, running or active.
     let busy = st
         .store
@@ -199,7 +202,7 @@ pub async fn failover(
         &st,
         RecoveryKind::Failover,
         &server,
-        req.snapshot,
+        req.snapshot.clone(),
         "manual",
         actor,
         id,
@@ -218,12 +221,7 @@ pub async fn failback(
     ApiJson(req): ApiJson<pulih_core::api::FailoverRequest>,
 ) -> Result<Json<DrillQueued>, ApiError> {
     let actor = st.require_failover(&headers)?;
-    let order = req.order.trim();
-    if order.is_empty() || order.len() > 500 {
-        return Err(ApiError::InvalidBody(
-            "`order`: name the order or approval the failback runs under (1–500 characters)".into(),
-        ));
-    }
+    let order = order_of(&req)?;
     let Some(failover) = st
         .store
         .active_failovers()
@@ -365,20 +363,12 @@ pub async fn enroll_token(
 ) -> Result<Json<EnrollTokenResponse>, ApiError> {
     let actor = st.require_admin(&headers)?;
     require_target(&st, &target)?;
-    let name = executor_name(&target);
-    let token = new_token();
-    let t = now();
-    st.store
-        .add_enroll_token(&token_hash(&token), &name, t + ENROLL_TOKEN_SECONDS)
-        .map_err(internal)?;
-    st.store
-        .audit(actor, "drc.enroll_token", &name, t)
-        .map_err(internal)?;
-    Ok(Json(EnrollTokenResponse {
-        server: name,
-        token,
-        expires_at: rfc3339(t + ENROLL_TOKEN_SECONDS),
-    }))
+    Ok(Json(super::servers::mint_enroll_token(
+        &st,
+        actor,
+        executor_name(&target),
+        "drc.enroll_token",
+    )?))
 }
 
 pub async fn heartbeat(

@@ -106,19 +106,33 @@ pub async fn enroll_token(
 ) -> Result<Json<EnrollTokenResponse>, ApiError> {
     let actor = st.require_admin(&headers)?;
     require_server(&st, &name)?;
+    Ok(Json(mint_enroll_token(
+        &st,
+        actor,
+        name,
+        "agent.enroll_token",
+    )?))
+}
+
+/// A one-time enrolment token for the agent name `name` (a server, or a
+/// DRC executor's `drc:<target>`), valid 24 h; audited as `action`.
+pub fn mint_enroll_token(
+    st: &Shared,
+    actor: &str,
+    name: String,
+    action: &str,
+) -> Result<EnrollTokenResponse, ApiError> {
     let token = new_token();
     let t = now();
     st.store
         .add_enroll_token(&token_hash(&token), &name, t + ENROLL_TOKEN_SECONDS)
         .map_err(internal)?;
-    st.store
-        .audit(actor, "agent.enroll_token", &name, t)
-        .map_err(internal)?;
-    Ok(Json(EnrollTokenResponse {
+    st.store.audit(actor, action, &name, t).map_err(internal)?;
+    Ok(EnrollTokenResponse {
         server: name,
         token,
         expires_at: rfc3339(t + ENROLL_TOKEN_SECONDS),
-    }))
+    })
 }
 
 /// Queue a job for the server's agent (delivered with its next heartbeat).
