@@ -107,10 +107,6 @@ pub fn add_drills(
     now: i64,
 ) {
     for v in views.iter_mut() {
-        let Some(server) = set.servers.get(&v.name) else {
-            continue;
-        };
-        let spec = server.spec();
         let newest = drills.get(&v.name);
         if let Some((d, _)) = newest {
             let report: Option<pulih_core::drill::DrillReport> = d
@@ -127,33 +123,46 @@ pub fn add_drills(
                 rpo_met: report.as_ref().and_then(|r| r.rpo_met()),
             });
         }
-        let policy = set
-            .perangkat_daerah
-            .get(&spec.perangkat_daerah)
-            .and_then(|p| p.spec().drills.clone());
-        let Some(cron) = policy.filter(|p| p.consent).and_then(|p| p.schedule) else {
-            continue;
-        };
-        if spec
-            .recovery
-            .as_ref()
-            .is_none_or(|r| r.containers.is_empty())
-        {
-            continue;
-        }
-        let tz = spec
-            .schedule
-            .as_ref()
-            .and_then(|s| s.timezone)
-            .unwrap_or_default()
-            .0;
-        let Some(due) = previous_firings(cron.schedule(), tz, now).nth(1) else {
+        let Some(due) = drill_firings(set, &v.name, now).get(1).copied() else {
             continue;
         };
         let enrolled_before = agents.get(&v.name).is_some_and(|a| a.enrolled_at <= due);
         let passed_since = newest.and_then(|(_, p)| *p).is_some_and(|p| p >= due);
         v.drill_overdue = enrolled_before && !passed_since;
     }
+}
+
+/// The last two firings before `now` (newest first, Unix seconds) of the
+/// drill schedule that applies to `server`: its agency consents to drills
+/// on a schedule and the server has recovery containers. Empty otherwise.
+/// In the server's schedule time zone (default WITA).
+pub fn drill_firings(set: &ManifestSet, server: &str, now: i64) -> Vec<i64> {
+    let Some(spec) = set.servers.get(server).map(|s| s.spec()) else {
+        return Vec::new();
+    };
+    let Some(cron) = set
+        .perangkat_daerah
+        .get(&spec.perangkat_daerah)
+        .and_then(|p| p.spec().drills.clone())
+        .filter(|p| p.consent)
+        .and_then(|p| p.schedule)
+    else {
+        return Vec::new();
+    };
+    if spec
+        .recovery
+        .as_ref()
+        .is_none_or(|r| r.containers.is_empty())
+    {
+        return Vec::new();
+    }
+    let tz = spec
+        .schedule
+        .as_ref()
+        .and_then(|s| s.timezone)
+        .unwrap_or_default()
+        .0;
+    previous_firings(cron.schedule(), tz, now).collect()
 }
 
 /// A cron schedule's last two firings before `now`, newest first (Unix

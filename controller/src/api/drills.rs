@@ -552,39 +552,14 @@ pub fn due_drills(
     enrolled_at: &dyn Fn(&str) -> Option<i64>,
     now: i64,
 ) -> Vec<(String, i64)> {
-    use chrono::TimeZone;
     let mut due = Vec::new();
     for s in set.servers.values() {
-        let spec = s.spec();
-        let Some(cron) = set
-            .perangkat_daerah
-            .get(&spec.perangkat_daerah)
-            .and_then(|p| p.spec().drills.clone())
-            .filter(|p| p.consent)
-            .and_then(|p| p.schedule)
+        let Some(fired) = crate::compliance::drill_firings(set, s.name(), now)
+            .first()
+            .copied()
         else {
             continue;
         };
-        if spec
-            .recovery
-            .as_ref()
-            .is_none_or(|r| r.containers.is_empty())
-        {
-            continue;
-        }
-        let tz = spec
-            .schedule
-            .as_ref()
-            .and_then(|s| s.timezone)
-            .unwrap_or_default()
-            .0;
-        let Some(at) = tz.timestamp_opt(now, 0).single() else {
-            continue;
-        };
-        let Some(fired) = cron.schedule().after(&at).next_back() else {
-            continue;
-        };
-        let fired = fired.timestamp();
         if enrolled_at(s.name()).is_some_and(|e| e <= fired) {
             due.push((s.name().to_string(), fired));
         }
