@@ -451,6 +451,42 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("bpkad gave no drill consent"), "{stderr}");
     assert!(!drc.join("dinkes/reports/drills/arsip").exists());
+
+    // A DRC with too little disk: the drill fails before restoring a byte,
+    // says so, and leaves nothing (a 64 KiB tmpfs as the scratch dir).
+    let small = dir.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(&small),
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).output();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let out = pulih()
+        .args(["drc", "drill", "simpus", "--json", "-f"])
+        .arg(&mdir)
+        .arg("--repo")
+        .arg(drc.join("dinkes"))
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .arg("--scratch-dir")
+        .arg(&small)
+        .output()
+        .unwrap();
+    let report = last_json(&out);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("too little disk"), "{error}");
+    assert_eq!(report["files_restored"], 0);
+    assert_eq!(std::fs::read_dir(&small).unwrap().count(), 0);
+    let label = format!("label=io.pulih.recovery={}", report["id"].as_str().unwrap());
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
 }
 
 /// Ops run drills through the controller; the DRC executor (`pulih agent
