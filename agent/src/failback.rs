@@ -54,7 +54,12 @@ impl Agent {
             );
         }
         let short = snap.id.to_hex()[..12].to_string();
-        let docker = docker::connect()?;
+        // A server without Docker sources needs no engine at all.
+        let docker = if a.docker.is_empty() {
+            None
+        } else {
+            Some(docker::connect()?)
+        };
         // Only what this agent protects itself is put back: its path
         // sources and its Docker volumes' data. Anything else a snapshot
         // names (the capture's staging dir, a bind-mounted socket, a path a
@@ -62,6 +67,7 @@ impl Agent {
         let mut allowed: Vec<PathBuf> = a.paths.iter().map(PathBuf::from).collect();
         let mut volumes = a.docker.volumes.clone();
         for c in &a.docker.containers {
+            let Some(docker) = &docker else { break };
             if let Ok(info) = docker.inspect_container(c, None).await {
                 volumes.extend(
                     info.mounts
@@ -75,6 +81,7 @@ impl Agent {
             }
         }
         for v in &volumes {
+            let Some(docker) = &docker else { break };
             if let Ok(vol) = docker.inspect_volume(v).await {
                 allowed.push(PathBuf::from(vol.mountpoint));
             }
@@ -126,6 +133,7 @@ impl Agent {
         let mut stopped = Vec::new();
         let mut stop_error = None;
         for n in &names {
+            let Some(docker) = &docker else { break };
             let running = docker
                 .inspect_container(n, None)
                 .await
@@ -160,6 +168,7 @@ impl Agent {
         // the old data is back in place.
         let mut problems = Vec::new();
         for n in &stopped {
+            let Some(docker) = &docker else { break };
             if let Err(e) = docker.start_container(n, None).await {
                 problems.push(format!("cannot start container {n} again: {e}"));
             }
