@@ -54,6 +54,15 @@ impl Garage {
             .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start `{}` ({e}): install Garage with `cargo install --locked garage --version 2.5.0`", bin()));
+        // From here a failure kills the server and prints its log (Drop).
+        let mut g = Garage {
+            child,
+            _dir: dir,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            key_id: String::new(),
+            secret: String::new(),
+            bucket: "pulih".into(),
+        };
         let cli = |args: &[&str]| -> String {
             let out = Command::new(bin())
                 .arg("-c")
@@ -69,6 +78,15 @@ impl Garage {
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
         let started = Instant::now();
+        // `node id` answers from the metadata dir, before the server's RPC
+        // port listens: wait for the port too (the layout needs RPC).
+        while std::net::TcpStream::connect(("127.0.0.1", rpc)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "garage's RPC port {rpc} did not open"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let node = loop {
             let out = Command::new(bin())
                 .arg("-c")
@@ -90,7 +108,25 @@ impl Garage {
             );
             std::thread::sleep(Duration::from_millis(100));
         };
-        cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        // The first RPC call may still meet a server finishing its start.
+        let assign = ["layout", "assign", "-z", "dc1", "-c", "1G", &node];
+        loop {
+            let out = Command::new(bin())
+                .arg("-c")
+                .arg(&cfg)
+                .args(assign)
+                .output()
+                .unwrap();
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "garage {assign:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
         cli(&["layout", "apply", "--version", "1"]);
         cli(&["bucket", "create", "pulih"]);
         let key = cli(&["key", "create", "pulih-test"]);
@@ -101,7 +137,7 @@ impl Garage {
                 .trim()
                 .to_owned()
         };
-        let (key_id, secret) = (field("Key ID:"), field("Secret key:"));
+        (g.key_id, g.secret) = (field("Key ID:"), field("Secret key:"));
         cli(&[
             "bucket",
             "allow",
@@ -112,14 +148,7 @@ impl Garage {
             "--key",
             "pulih-test",
         ]);
-        Garage {
-            child,
-            _dir: dir,
-            endpoint: format!("http://127.0.0.1:{s3}"),
-            key_id,
-            secret,
-            bucket: "pulih".into(),
-        }
+        g
     }
 
     pub fn url(&self, prefix: &str) -> String {
