@@ -1,6 +1,7 @@
 //! The HTTP API under `/api/v1`: routing, authentication, request bodies.
 
 mod agents;
+mod drc;
 pub mod drills;
 mod manifests;
 mod servers;
@@ -239,10 +240,10 @@ pub fn router(state: Shared) -> Router {
         .route("/servers/{name}/failback", post(drills::failback))
         .route("/drills", get(drills::list))
         .route("/drills/{id}", get(drills::show))
-        .route("/drc/{target}/enroll-token", post(drills::enroll_token))
-        .route("/drc/{target}/heartbeat", post(drills::heartbeat))
-        .route("/drc/{target}/drills/{id}/start", post(drills::start))
-        .route("/drc/{target}/drills/{id}/report", post(drills::report))
+        .route("/drc/{target}/enroll-token", post(drc::enroll_token))
+        .route("/drc/{target}/heartbeat", post(drc::heartbeat))
+        .route("/drc/{target}/drills/{id}/start", post(drc::start))
+        .route("/drc/{target}/drills/{id}/report", post(drc::report))
         .route("/openapi.json", get(crate::openapi::serve));
     let api = manifests.merge(limited(rest, BODY_LIMIT)).with_state(state);
     Router::new()
