@@ -76,6 +76,38 @@ async fn wait_drill(api: &Api, id: &str, timeout: Duration) -> Result<DrillView>
     }
 }
 
+/// After queuing a drill or failover: say so, or (`waiting`) wait for its
+/// outcome and print it; exit 0 when it passed.
+async fn report_queued(
+    word: &str,
+    q: &DrillQueued,
+    waiting: Option<(&Api, u64)>,
+    json: bool,
+) -> Result<u8> {
+    let Some((api, timeout)) = waiting else {
+        if json {
+            println!("{}", serde_json::to_string(q)?);
+        } else {
+            println!(
+                "{word} {} queued for the DRC executor of target {}",
+                q.id, q.drc_target
+            );
+        }
+        return Ok(exit::OK);
+    };
+    let d = wait_drill(api, &q.id, Duration::from_secs(timeout)).await?;
+    if json {
+        println!("{}", serde_json::to_string(&d)?);
+    } else {
+        print_view(&d);
+    }
+    Ok(if d.state == "passed" {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
+}
+
 fn secs(v: Option<f64>) -> String {
     v.map_or("-".into(), |s| format!("{s:.1}s"))
 }
@@ -103,28 +135,8 @@ pub async fn run(a: DrillArgs) -> Result<u8> {
                     &DrillRequest { snapshot },
                 )
                 .await?;
-            if !wait {
-                if json {
-                    println!("{}", serde_json::to_string(&q)?);
-                } else {
-                    println!(
-                        "drill {} queued for the DRC executor of target {}",
-                        q.id, q.drc_target
-                    );
-                }
-                return Ok(exit::OK);
-            }
-            let d = wait_drill(&api, &q.id, Duration::from_secs(timeout)).await?;
-            if json {
-                println!("{}", serde_json::to_string(&d)?);
-            } else {
-                print_view(&d);
-            }
-            Ok(if d.state == "passed" {
-                exit::OK
-            } else {
-                exit::ERROR
-            })
+            let waiting = wait.then_some((&api, timeout));
+            report_queued("drill", &q, waiting, json).await
         }
         DrillCommand::List {
             server,
@@ -234,30 +246,9 @@ pub async fn failover(a: FailoverArgs) -> Result<u8> {
                     &pulih_core::api::FailoverRequest { order, snapshot },
                 )
                 .await?;
-            if !wait {
-                if json {
-                    println!("{}", serde_json::to_string(&q)?);
-                } else {
-                    println!(
-                        "failover {} queued for the DRC executor of target {}",
-                        q.id, q.drc_target
-                    );
-                }
-                return Ok(exit::OK);
-            }
             // Reading the outcome is ops' business: the admin token.
-            let api = a.conn.connect()?;
-            let d = wait_drill(&api, &q.id, Duration::from_secs(timeout)).await?;
-            if json {
-                println!("{}", serde_json::to_string(&d)?);
-            } else {
-                print_view(&d);
-            }
-            Ok(if d.state == "passed" {
-                exit::OK
-            } else {
-                exit::ERROR
-            })
+            let api = if wait { Some(a.conn.connect()?) } else { None };
+            report_queued("failover", &q, api.as_ref().map(|api| (api, timeout)), json).await
         }
     }
 }

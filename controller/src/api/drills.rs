@@ -370,13 +370,6 @@ pub fn due_drills(
 pub fn spawn_schedule(st: Shared, cancel: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
         loop {
-            let enrolled: std::collections::HashMap<String, i64> = match st.store.agents() {
-                Ok(a) => a.into_iter().map(|a| (a.server, a.enrolled_at)).collect(),
-                Err(e) => {
-                    tracing::error!(error = %e, "drill schedule: cannot read agents");
-                    Default::default()
-                }
-            };
             let t = now();
             match st.store.expire_drills(t - STALE_RECOVERY_SECONDS, t) {
                 Ok(ids) => {
@@ -394,7 +387,19 @@ pub fn spawn_schedule(st: Shared, cancel: tokio_util::sync::CancellationToken) {
             }
             let due = {
                 let d = st.desired();
-                due_drills(&d.set, &|s| enrolled.get(s).copied(), t)
+                // Agents are read only for servers with a drill schedule,
+                // not the whole fleet every 30 s.
+                let enrolled_at = |s: &str| {
+                    st.store
+                        .agent(s)
+                        .inspect_err(
+                            |e| tracing::error!(error = %e, "drill schedule: cannot read agent"),
+                        )
+                        .ok()
+                        .flatten()
+                        .map(|a| a.enrolled_at)
+                };
+                due_drills(&d.set, &enrolled_at, t)
             };
             for (server, fired) in due {
                 let id = format!("drill-sched-{server}-{fired}");
