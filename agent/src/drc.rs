@@ -243,8 +243,7 @@ impl DrcExecutor {
             }
         };
         if let Ok(store) = &store {
-            let dir = format!("{}s", report.kind.word());
-            let key = format!("reports/{dir}/{}/{}.json", report.server, report.id);
+            let key = report.store_key();
             if let Err(e) = store
                 .put(&key, Bytes::from(serde_json::to_vec_pretty(&report)?))
                 .await

@@ -729,6 +729,7 @@ fn empty_report(plan: &DrillPlan, started: DateTime<Utc>) -> DrillReport {
         checks: Vec::new(),
         logs: Default::default(),
         teardown: None,
+        order: None,
     }
 }
 

@@ -1,7 +1,9 @@
-//! `pulih drc drill`: a drill run at the DRC from the DRC alone — the
-//! agency's manifests, its repository on the DRC store and a reader key,
-//! with no controller. The report is printed and stored in the DRC store
-//! under `reports/drills/<server>/<id>.json`.
+//! `pulih drc drill` and `pulih drc failover`: a drill or a real failover
+//! run at the DRC from the DRC alone — the agency's manifests, its
+//! repository on the DRC store and a reader key (the walidata's passphrase
+//! or the `drc-drill` identity), with no controller (DESIGN.md §1: the
+//! Pusat Data may be gone). The report is printed and stored in the DRC
+//! store under `reports/{drills|failovers}/<server>/<id>.json`.
 
 use std::path::PathBuf;
 
@@ -28,6 +30,11 @@ enum DrcCommand {
     /// recovery containers, run its health checks, measure RTO/RPO, tear
     /// everything down. Exit 0 when the drill passed, 1 when it failed.
     Drill(DrillArgs),
+    /// A real failover from the DRC alone (the controller may be gone):
+    /// restore, start the recovery containers on the DRC's service network,
+    /// run the health checks, run the switch hook; nothing is torn down.
+    /// Exit 0 when the app is up and checked, 1 when it is not.
+    Failover(FailoverArgs),
     /// Make the DRC executor's `drc-drill` identity (an age X25519 key,
     /// mode 0600) and print its public key for the walidata's
     /// `pulih repo grant-drill --recipient`.
@@ -49,7 +56,64 @@ enum DrcCommand {
 
 #[derive(Args)]
 pub struct DrillArgs {
-    /// The Server to drill (its manifest name).
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct FailoverArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The order or approval this failover runs under (e.g. the mayor's
+    /// letter number); kept in the report.
+    #[arg(long)]
+    order: String,
+    /// The DRC's service network (made if absent, kept).
+    #[arg(long, default_value = "pulih-service")]
+    service_network: String,
+    /// A program that switches DNS/IP to the DRC once every check passed
+    /// (run with PULIH_SERVER, PULIH_RECOVERY_ID, PULIH_NETWORK,
+    /// PULIH_ADDRESSES, PULIH_PHASE=failover in its environment).
+    #[arg(long, value_name = "PROGRAM")]
+    switch_hook: Option<String>,
+}
+
+/// The reader key: the walidata's passphrase, or the `drc-drill` identity
+/// (which opens only the repositories of agencies that granted it).
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct KeyArgs {
+    /// File holding the walidata passphrase (must not be world-readable).
+    #[arg(
+        long = "passphrase-file",
+        env = "PULIH_PASSPHRASE_FILE",
+        value_name = "FILE"
+    )]
+    passphrase_file: Option<PathBuf>,
+    /// The `drc-drill` age identity (`pulih drc keygen`), mode 0600.
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    fn read(&self) -> Result<ReaderKey> {
+        if let Some(f) = &self.identity {
+            return Ok(ReaderKey::Identity {
+                slot: pulih_core::repo::DRC_DRILL_SLOT.to_string(),
+                identity: pulih_core::keys::load_identity(f)
+                    .with_context(|| format!("the drc-drill identity {}", f.display()))?,
+            });
+        }
+        let f = self.passphrase_file.as_ref().context("no reader key")?;
+        Ok(ReaderKey::Passphrase(
+            Passphrase { file: f.clone() }.read()?,
+        ))
+    }
+}
+
+#[derive(Args)]
+struct Common {
+    /// The Server to recover (its manifest name).
     server: String,
     /// Manifest files or directories (the agency's PerangkatDaerah and Server).
     #[arg(short = 'f', long = "manifests", required = true, value_name = "PATH")]
@@ -57,7 +121,7 @@ pub struct DrillArgs {
     #[command(flatten)]
     repo: RepoUrl,
     #[command(flatten)]
-    passphrase: Passphrase,
+    key: KeyArgs,
     /// Snapshot id (or a unique prefix), or `latest`.
     #[arg(long, default_value = "latest")]
     snapshot: String,
@@ -76,11 +140,13 @@ pub struct DrillArgs {
     json: bool,
 }
 
-/// The drill plan for `server` from validated manifests; refuses agencies
-/// that gave no drill consent.
+/// The drill (or failover) plan for `server` from validated manifests; a
+/// drill is refused for agencies that gave no drill consent (a failover
+/// runs under an order, with a key the walidata gave).
 pub fn plan_for(
     set: &ManifestSet,
     server: &str,
+    kind: RecoveryKind,
     snapshot: &str,
     scratch: PathBuf,
 ) -> Result<DrillPlan> {
@@ -93,7 +159,7 @@ pub fn plan_for(
         .perangkat_daerah
         .get(&spec.perangkat_daerah)
         .with_context(|| format!("agency `{}` is not in the manifests", spec.perangkat_daerah))?;
-    if !pd.spec().drills.as_ref().is_some_and(|d| d.consent) {
+    if kind == RecoveryKind::Drill && !pd.spec().drills.as_ref().is_some_and(|d| d.consent) {
         bail!(
             "agency {} gave no drill consent (spec.drills.consent in its PerangkatDaerah manifest): a drill reads its data, so it needs the walidata's consent first",
             spec.perangkat_daerah
@@ -101,8 +167,8 @@ pub fn plan_for(
     }
     let recovery = spec.recovery.clone().unwrap_or_default();
     Ok(DrillPlan {
-        id: new_id(RecoveryKind::Drill),
-        kind: RecoveryKind::Drill,
+        id: new_id(kind),
+        kind,
         server: server.to_string(),
         perangkat_daerah: spec.perangkat_daerah.clone(),
         recovery,
@@ -156,7 +222,21 @@ pub fn print_report(r: &DrillReport) {
 
 pub async fn run(a: DrcArgs) -> Result<u8> {
     match a.command {
-        DrcCommand::Drill(d) => drill(d).await,
+        DrcCommand::Drill(d) => recover(d.common, RecoveryKind::Drill, None).await,
+        DrcCommand::Failover(f) => {
+            let order = f.order.trim().to_string();
+            if order.is_empty() || order.len() > 500 {
+                bail!(
+                    "--order: name the order or approval this failover runs under (1–500 characters)"
+                );
+            }
+            let failover = Failover {
+                order,
+                service_network: f.service_network,
+                switch_hook: f.switch_hook.into_iter().collect(),
+            };
+            recover(f.common, RecoveryKind::Failover, Some(failover)).await
+        }
         DrcCommand::Keygen { out } => {
             let (text, recipient) = pulih_core::keys::new_identity_file();
             crate::repo::write_secret(&out, &text)?;
@@ -189,29 +269,49 @@ pub async fn run(a: DrcArgs) -> Result<u8> {
     }
 }
 
-async fn drill(a: DrillArgs) -> Result<u8> {
+struct Failover {
+    order: String,
+    service_network: String,
+    switch_hook: Vec<String>,
+}
+
+async fn recover(a: Common, kind: RecoveryKind, failover: Option<Failover>) -> Result<u8> {
     let set = match ManifestSet::load(&a.manifests) {
         Ok(set) => set,
         Err(diags) => {
             for d in &diags {
                 eprintln!("{d}");
             }
-            eprintln!("{} manifest problem(s); no drill was started", diags.len());
+            eprintln!(
+                "{} manifest problem(s); no {} was started",
+                diags.len(),
+                kind.word()
+            );
             return Ok(exit::INVALID);
         }
     };
-    let plan = plan_for(&set, &a.server, &a.snapshot, a.scratch_dir.clone())?;
+    let mut plan = plan_for(&set, &a.server, kind, &a.snapshot, a.scratch_dir.clone())?;
+    if let Some(f) = &failover {
+        plan.service_network = f.service_network.clone();
+        plan.switch_hook = f.switch_hook.clone();
+    }
     std::fs::create_dir_all(&a.scratch_dir)
         .with_context(|| format!("cannot create scratch dir {}", a.scratch_dir.display()))?;
     let store = a.repo.open()?;
-    let key = ReaderKey::Passphrase(a.passphrase.read()?);
-    tracing::info!(drill = %plan.id, server = %plan.server, "walidata key used for a drill");
-    let report = pulih_agent::drill::run(store.clone(), &key, &plan).await;
-    let key = format!("reports/drills/{}/{}.json", report.server, report.id);
+    let key = a.key.read()?;
+    tracing::info!(id = %plan.id, server = %plan.server, slot = key.slot(), kind = kind.word(), "reader key used at the DRC alone");
+    let mut report = pulih_agent::drill::run(store.clone(), &key, &plan).await;
+    report.order = failover.map(|f| f.order);
+    let key = report.store_key();
     store
         .put(&key, Bytes::from(serde_json::to_vec_pretty(&report)?))
         .await
-        .with_context(|| format!("the drill ran, but its report could not be stored at {key}"))?;
+        .with_context(|| {
+            format!(
+                "the {} ran, but its report could not be stored at {key}",
+                kind.word()
+            )
+        })?;
     if let Some(path) = &a.html {
         std::fs::write(path, report.to_html())
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -184,9 +184,23 @@ pub struct DrillReport {
     pub logs: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown: Option<Teardown>,
+    /// A failover or failback run at the DRC alone: the order or approval
+    /// it ran under (through the controller, the audit log keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
 }
 
 impl DrillReport {
+    /// Where the report is kept in the DRC store.
+    pub fn store_key(&self) -> String {
+        format!(
+            "reports/{}s/{}/{}.json",
+            self.kind.word(),
+            self.server,
+            self.id
+        )
+    }
+
     pub fn passed(&self) -> bool {
         self.state == "passed"
     }
@@ -241,6 +255,7 @@ impl DrillReport {
             ("Server", esc(&self.server)),
             ("Started", esc(&self.started_at)),
             ("Finished", esc(&self.finished_at)),
+            ("Order", esc(self.order.as_deref().unwrap_or("—"))),
             (
                 "Snapshot",
                 esc(&format!(
@@ -392,6 +407,7 @@ mod tests {
                 scratch_removed: true,
                 ..Default::default()
             }),
+            order: None,
         }
     }
 
