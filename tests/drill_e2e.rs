@@ -1172,3 +1172,459 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
     assert_eq!(report["teardown"]["volumes_left"], 0);
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 }
+
+fn plan_manifests(drc: &Path, image: &str, db_src: &Path, web_src: &Path) -> String {
+    format!(
+        r#"apiVersion: pulih.io/v1alpha1
+kind: DrcTarget
+metadata: {{name: drc}}
+spec: {{url: {drc}}}
+---
+apiVersion: pulih.io/v1alpha1
+kind: PerangkatDaerah
+metadata: {{name: dinkes}}
+spec:
+  code: DINKES
+  name: Dinas Kesehatan
+  walidata: {{name: Kepala Dinas, contact: walidata@dinkes.example}}
+  drcTarget: drc
+  drills: {{consent: true}}
+---
+apiVersion: pulih.io/v1alpha1
+kind: Server
+metadata: {{name: simpus-db}}
+spec:
+  perangkatDaerah: dinkes
+  location: pusat-data
+  centralization: {{status: centralized}}
+  sources: [{{path: {db}}}]
+  schedule: {{cron: "0 0 1 1 *"}}
+  recovery:
+    containers:
+      - name: db
+        image: {image}
+        command: [httpd, -f, -p, "5432", -h, /data]
+        volumes: [{{source: {db}, target: /data}}]
+    healthChecks:
+      - name: db-listens
+        tcp: {{container: db, port: 5432}}
+---
+apiVersion: pulih.io/v1alpha1
+kind: Server
+metadata: {{name: simpus-web}}
+spec:
+  perangkatDaerah: dinkes
+  location: pusat-data
+  centralization: {{status: centralized}}
+  sources: [{{path: {web}}}]
+  schedule: {{cron: "0 0 1 1 *"}}
+  recovery:
+    containers:
+      - name: web
+        image: {image}
+        command: [httpd, -f, -p, "8080", -h, /cfg]
+        volumes: [{{source: {web}, target: /cfg}}]
+    healthChecks:
+      - name: web-is-ready
+        exec: {{container: web, command: [cat, /cfg/ready], expectOutputContains: "yes"}}
+        timeout: 3s
+---
+apiVersion: pulih.io/v1alpha1
+kind: RecoveryPlan
+metadata: {{name: layanan-simpus}}
+spec:
+  groups:
+    - name: data
+      servers: [simpus-db]
+    - name: aplikasi
+      servers: [simpus-web]
+      dependsOn: [data]
+"#,
+        drc = drc.display(),
+        db = db_src.display(),
+        web = web_src.display(),
+    )
+}
+
+/// Starts a DRC executor for target `drc` of the controller at `url`; the
+/// walidata grants its `drc-drill` key the repository `repo`.
+fn start_executor(url: &str, token: &Path, dir: &Path, repo: &Path, pass: &Path) -> Proc {
+    let xdir = dir.join("executor");
+    std::fs::create_dir_all(&xdir).unwrap();
+    let identity = xdir.join("drc-drill.key");
+    let out = run_ok(pulih().args(["drc", "keygen", "--out"]).arg(&identity));
+    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    run_ok(
+        pulih()
+            .args(["repo", "grant-drill", "--repo"])
+            .arg(repo)
+            .arg("--passphrase-file")
+            .arg(pass)
+            .arg("--recipient")
+            .arg(&recipient),
+    );
+    let t = last_json(&run_ok(ops(url, token).args([
+        "drc",
+        "enroll-token",
+        "drc",
+        "--json",
+    ])));
+    let tfile = xdir.join("enroll.token");
+    write_secret(&tfile, t["token"].as_str().unwrap());
+    let xcfg = xdir.join("drc.toml");
+    std::fs::write(
+        &xcfg,
+        format!(
+            "controller = {url:?}\ntarget = \"drc\"\nstate_dir = {:?}\nidentity_file = {:?}\nenroll_token_file = {:?}\nscratch_dir = {:?}\nheartbeat_interval = \"1s\"\nservice_network = {:?}\n",
+            xdir.join("state").display().to_string(),
+            identity.display().to_string(),
+            tfile.display().to_string(),
+            xdir.join("scratch").display().to_string(),
+            format!("pulih-test-plansvc-{}", std::process::id()),
+        ),
+    )
+    .unwrap();
+    Proc::spawn(
+        "drc executor",
+        pulih()
+            .args(["agent", "--role", "drc", "--config"])
+            .arg(&xcfg),
+        xdir.join("executor.log"),
+    )
+}
+
+/// Starts the agent of `server` (it may restore: the walidata gave it the
+/// passphrase, for failbacks).
+fn start_agent(url: &str, token: &Path, dir: &Path, server: &str, key: &Path, pass: &Path) -> Proc {
+    let adir = dir.join(server);
+    std::fs::create_dir_all(&adir).unwrap();
+    let t = last_json(&run_ok(ops(url, token).args([
+        "servers",
+        "enroll-token",
+        server,
+        "--json",
+    ])));
+    let tfile = adir.join("enroll.token");
+    write_secret(&tfile, t["token"].as_str().unwrap());
+    let acfg = adir.join("agent.toml");
+    std::fs::write(
+        &acfg,
+        format!(
+            "controller = {url:?}\nserver = {server:?}\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\nreader_passphrase_file = {:?}\n",
+            adir.join("state").display().to_string(),
+            key.display().to_string(),
+            tfile.display().to_string(),
+            pass.display().to_string()
+        ),
+    )
+    .unwrap();
+    Proc::spawn(
+        server,
+        pulih().args(["agent", "--config"]).arg(&acfg),
+        adir.join("agent.log"),
+    )
+}
+
+/// A recovery plan (a database group, then the app group that depends on
+/// it): a drill of the plan runs the groups in order and stops at the
+/// failed one, says why, refuses a second run while stopped, and resumes
+/// once the app is fixed, retrying only what failed. A failover of the
+/// plan brings both up on the DRC's shared service network (the app
+/// reaches its database by name), and a rollback fails both back, later
+/// group first, the primaries restoring what the DRC had.
+#[test]
+fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its_failover_rolls_back()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let image = "pulih-test/busybox:1";
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/busybox-app.sh");
+    run_ok(Command::new("bash").arg(&script).arg(image));
+    let svc = format!("pulih-test-plansvc-{}", std::process::id());
+    let _cleanup = Cleanup(vec![
+        vec!["network".into(), "rm".into(), svc.clone()],
+        vec![
+            "rm".into(),
+            "-f".into(),
+            format!("pulih-test-plan-left-{}", std::process::id()),
+        ],
+    ]);
+    let db_src = dir.join("db-src");
+    let web_src = dir.join("web-src");
+    std::fs::create_dir_all(&db_src).unwrap();
+    std::fs::create_dir_all(&web_src).unwrap();
+    std::fs::write(db_src.join("index.html"), "rows: 3\n").unwrap();
+    // The app is not ready: its group will fail.
+    std::fs::write(web_src.join("ready"), "no\n").unwrap();
+
+    let drc = dir.join("drc");
+    let repo = drc.join("dinkes");
+    let pass = dir.join("dinkes.pass");
+    write_secret(&pass, "walidata dinkes\n");
+    run_ok(
+        pulih()
+            .args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass),
+    );
+    let key = |name: &str| {
+        let k = dir.join(format!("{name}.key"));
+        run_ok(
+            pulih()
+                .args(["repo", "add-agent-key", "--repo"])
+                .arg(&repo)
+                .arg("--passphrase-file")
+                .arg(&pass)
+                .arg("--out")
+                .arg(&k),
+        );
+        k
+    };
+    let (db_key, web_key) = (key("db"), key("web"));
+    let mdir = dir.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(
+        mdir.join("all.yaml"),
+        plan_manifests(&drc, image, &db_src, &web_src),
+    )
+    .unwrap();
+    let state = dir.join("controller");
+    let config = dir.join("controller.toml");
+    let failover_token = dir.join("failover.token");
+    write_secret(&failover_token, "failover authority of the DKIS head\n");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\nfailover_token_file = {:?}\n",
+            state.display().to_string(),
+            failover_token.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
+    let token = state.join("admin.token");
+    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
+    let db_agent = start_agent(&url, &token, dir, "simpus-db", &db_key, &pass);
+    let web_agent = start_agent(&url, &token, dir, "simpus-web", &web_key, &pass);
+    let executor = start_executor(&url, &token, dir, &repo, &pass);
+    let procs = [&controller, &db_agent, &web_agent, &executor];
+    let replicate = |server: &str| {
+        wait_for(
+            "the agent's first heartbeat",
+            Duration::from_secs(30),
+            &procs,
+            || agent_seen(&url, &token, server),
+        );
+        let run = last_json(&run_ok(ops(&url, &token).args([
+            "replicate",
+            server,
+            "--wait",
+            "--json",
+        ])));
+        assert_eq!(run["state"], "succeeded", "{run}");
+    };
+    replicate("simpus-db");
+    replicate("simpus-web");
+
+    // The drill of the plan: data passes, aplikasi fails, the run stops.
+    let drill = || {
+        ops(&url, &token)
+            .args([
+                "drill",
+                "run",
+                "layanan-simpus",
+                "--wait",
+                "--timeout",
+                "300",
+                "--json",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = drill();
+    let run = last_json(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{run:#}\n{}",
+        executor.log_text()
+    );
+    assert_eq!(run["state"], "stopped", "{run:#}");
+    assert_eq!(run["kind"], "drill");
+    let groups = run["groups"].as_array().unwrap();
+    assert_eq!(groups[0]["name"], "data");
+    assert_eq!(groups[0]["state"], "passed", "{run:#}");
+    assert_eq!(groups[1]["state"], "failed", "{run:#}");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains("group aplikasi") && error.contains("simpus-web"),
+        "{error}"
+    );
+    // In order: the app's drill was queued once the database's passed.
+    let db_drill = &groups[0]["recoveries"][0];
+    let web_drill = &groups[1]["recoveries"][0];
+    assert!(
+        web_drill["created_at"].as_str().unwrap() >= db_drill["finished_at"].as_str().unwrap(),
+        "{run:#}"
+    );
+    assert_eq!(web_drill["trigger"], "plan");
+    let id = run["id"].as_str().unwrap().to_string();
+
+    // Stopped, it holds the plan: a second run waits for ops.
+    let out = drill();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains(&id) && stderr.contains("resume it"),
+        "{stderr}"
+    );
+
+    // Fixed at the primary and replicated: resume retries only the app.
+    std::fs::write(web_src.join("ready"), "yes\n").unwrap();
+    replicate("simpus-web");
+    let out = ops(&url, &token)
+        .args([
+            "plan",
+            "resume",
+            &id,
+            "--wait",
+            "--timeout",
+            "300",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let run = last_json(&out);
+    assert!(out.status.success(), "{run:#}\n{}", executor.log_text());
+    assert_eq!(run["state"], "passed", "{run:#}");
+    assert_eq!(run["groups"][0]["recoveries"].as_array().unwrap().len(), 1);
+    assert_eq!(run["groups"][1]["recoveries"].as_array().unwrap().len(), 2);
+    assert!(run["rto_seconds"].as_f64().unwrap() > 0.0, "{run:#}");
+    let list = last_json(&run_ok(ops(&url, &token).args(["plan", "list", "--json"])));
+    assert_eq!(list[0]["id"], id.as_str());
+
+    // The failover of the plan: needs the failover authorization; both
+    // servers come up on the shared service network, the app can reach
+    // its database by name, and both are failed over in the inventory.
+    let out = ops(&url, &token)
+        .args(["failover", "start", "layanan-simpus", "--order", "test"])
+        .arg("--authorization-file")
+        .arg(&token)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("failover_not_authorized"),
+        "{out:?}"
+    );
+    let out = ops(&url, &token)
+        .args([
+            "failover",
+            "start",
+            "layanan-simpus",
+            "--order",
+            "SK Wali Kota 12/2026",
+            "--wait",
+            "--timeout",
+            "300",
+            "--json",
+        ])
+        .arg("--authorization-file")
+        .arg(&failover_token)
+        .output()
+        .unwrap();
+    let run = last_json(&out);
+    assert!(out.status.success(), "{run:#}\n{}", executor.log_text());
+    assert_eq!(run["state"], "passed", "{run:#}");
+    assert_eq!(run["kind"], "failover");
+    let fid = run["id"].as_str().unwrap().to_string();
+    let web = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("network={svc}"),
+        "--filter",
+        "label=io.pulih.recovery",
+        "--filter",
+        &format!(
+            "label=io.pulih.recovery={}",
+            run["groups"][1]["recoveries"][0]["id"].as_str().unwrap()
+        ),
+    ]);
+    assert!(!web.is_empty(), "{run:#}");
+    let page = docker(&[
+        "exec",
+        &web,
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://db:5432/index.html",
+    ]);
+    assert_eq!(page, "rows: 3");
+    let servers = last_json(&run_ok(ops(&url, &token).args(["servers", "--json"])));
+    for s in servers.as_array().unwrap() {
+        let by = s["failed_over"].as_str().unwrap_or_default();
+        assert!(by.starts_with(&fid), "{s:#}");
+    }
+
+    // A change at the DRC while failed over, then the rollback: both
+    // failed back (the app first), the primaries restore the DRC's data.
+    docker(&["exec", &web, "sh", "-c", "echo changed-at-drc > /cfg/ready"]);
+    let out = ops(&url, &token)
+        .args([
+            "plan",
+            "rollback",
+            &fid,
+            "--order",
+            "SK Wali Kota 13/2026",
+            "--wait",
+            "--timeout",
+            "300",
+            "--json",
+        ])
+        .arg("--authorization-file")
+        .arg(&failover_token)
+        .output()
+        .unwrap();
+    let run = last_json(&out);
+    assert!(out.status.success(), "{run:#}\n{}", executor.log_text());
+    assert_eq!(run["state"], "rolled-back", "{run:#}");
+    let rollback: Vec<&str> = run["rollback"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["server"].as_str().unwrap())
+        .collect();
+    assert_eq!(rollback, ["simpus-web", "simpus-db"], "{run:#}");
+    for d in run["rollback"].as_array().unwrap() {
+        let primary = format!("{}-primary", d["id"].as_str().unwrap());
+        wait_for(
+            "the primary's failback restore",
+            Duration::from_secs(60),
+            &procs,
+            || {
+                let runs = last_json(&run_ok(ops(&url, &token).args(["runs", "--json"])));
+                runs.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["run_key"] == primary.as_str() && r["state"] == "succeeded")
+            },
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(web_src.join("ready")).unwrap(),
+        "changed-at-drc\n"
+    );
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("network={svc}")]),
+        "",
+        "nothing of the failover is left running"
+    );
+    let servers = last_json(&run_ok(ops(&url, &token).args(["servers", "--json"])));
+    for s in servers.as_array().unwrap() {
+        assert!(s["failed_over"].is_null(), "{s:#}");
+    }
+    for p in [executor, web_agent, db_agent, controller] {
+        p.stop();
+    }
+}

@@ -20,9 +20,11 @@ pub struct DrillArgs {
 
 #[derive(Subcommand)]
 enum DrillCommand {
-    /// Queue a drill of a server for its DRC executor. With --wait, exit 0
-    /// when it passed and 1 when it failed.
+    /// Queue a drill of a server, or of a recovery plan (its servers in
+    /// group order), for the DRC executor. With --wait, exit 0 when it
+    /// passed and 1 when it failed (or the plan stopped).
     Run {
+        /// A Server, or a RecoveryPlan (by manifest name).
         server: String,
         /// A snapshot id (or unique prefix); default the latest.
         #[arg(long)]
@@ -129,12 +131,20 @@ pub async fn run(a: DrillArgs) -> Result<u8> {
             timeout,
             json,
         } => {
-            let q: DrillQueued = api
-                .post(
-                    &format!("/servers/{server}/drill"),
-                    &DrillRequest { snapshot },
-                )
-                .await?;
+            let req = DrillRequest { snapshot };
+            match api.post(&format!("/plans/{server}/drill"), &req).await {
+                Ok(run) => {
+                    let wait = crate::plan::Wait {
+                        wait,
+                        timeout,
+                        json,
+                    };
+                    return crate::plan::report(&api, run, wait).await;
+                }
+                Err(e) if crate::plan::is_unknown_plan(&e) => {}
+                Err(e) => return Err(e),
+            }
+            let q: DrillQueued = api.post(&format!("/servers/{server}/drill"), &req).await?;
             let waiting = wait.then_some((&api, timeout));
             report_queued("drill", &q, waiting, json).await
         }
@@ -201,11 +211,12 @@ pub struct FailoverArgs {
 
 #[derive(Subcommand)]
 enum FailoverCommand {
-    /// Bring a server up at the DRC for real: restore, start on the DRC's
-    /// service network with its ports, check, switch traffic (the
-    /// executor's hook), and leave it running. Needs the failover
-    /// authorization, not the admin token.
+    /// Bring a server (or a recovery plan's servers, in group order) up at
+    /// the DRC for real: restore, start on the DRC's service network with
+    /// its ports, check, switch traffic (the executor's hook), and leave it
+    /// running. Needs the failover authorization, not the admin token.
     Start {
+        /// A Server, or a RecoveryPlan (by manifest name).
         server: String,
         /// The order or approval this runs under (recorded in the audit log).
         #[arg(long)]
@@ -238,16 +249,29 @@ pub async fn failover(a: FailoverArgs) -> Result<u8> {
             timeout,
             json,
         } => {
-            let q: DrillQueued = a
-                .conn
-                .connect_with(&authorization_file)?
-                .post(
-                    &format!("/servers/{server}/failover"),
-                    &pulih_core::api::FailoverRequest { order, snapshot },
-                )
-                .await?;
+            let authorized = a.conn.connect_with(&authorization_file)?;
+            let req = pulih_core::api::FailoverRequest { order, snapshot };
             // Reading the outcome is ops' business: the admin token.
             let api = if wait { Some(a.conn.connect()?) } else { None };
+            match authorized
+                .post(&format!("/plans/{server}/failover"), &req)
+                .await
+            {
+                Ok(run) => {
+                    let wait = crate::plan::Wait {
+                        wait,
+                        timeout,
+                        json,
+                    };
+                    return crate::plan::report(api.as_ref().unwrap_or(&authorized), run, wait)
+                        .await;
+                }
+                Err(e) if crate::plan::is_unknown_plan(&e) => {}
+                Err(e) => return Err(e),
+            }
+            let q: DrillQueued = authorized
+                .post(&format!("/servers/{server}/failover"), &req)
+                .await?;
             report_queued("failover", &q, api.as_ref().map(|api| (api, timeout)), json).await
         }
     }

@@ -10,6 +10,7 @@ mod drill;
 mod exit;
 mod manifests;
 mod ops;
+mod plan;
 mod repo;
 mod serve;
 
@@ -65,6 +66,8 @@ enum Command {
     /// End a failover: replicate the DRC's changes back and restore them at
     /// the primary (separately authorised).
     Failback(drill::FailbackArgs),
+    /// Recovery plan runs: list, show, resume a stopped one, roll one back.
+    Plan(plan::PlanArgs),
 }
 
 /// `pulih … | head` closes stdout early; Rust ignores SIGPIPE and
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
             Command::Drill(args) => drill::run(args).await,
             Command::Failover(args) => drill::failover(args).await,
             Command::Failback(args) => drill::failback(args).await,
+            Command::Plan(args) => plan::run(args).await,
         }
     });
     match result {

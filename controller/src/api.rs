@@ -4,6 +4,7 @@ mod agents;
 mod drc;
 pub mod drills;
 mod manifests;
+mod plans;
 mod servers;
 
 use std::net::SocketAddr;
@@ -238,6 +239,12 @@ pub fn router(state: Shared) -> Router {
         .route("/servers/{name}/drill", post(drills::request))
         .route("/servers/{name}/failover", post(drills::failover))
         .route("/servers/{name}/failback", post(drills::failback))
+        .route("/plans/{name}/drill", post(plans::drill))
+        .route("/plans/{name}/failover", post(plans::failover))
+        .route("/plan-runs", get(plans::list))
+        .route("/plan-runs/{id}", get(plans::show))
+        .route("/plan-runs/{id}/resume", post(plans::resume))
+        .route("/plan-runs/{id}/rollback", post(plans::rollback))
         .route("/drills", get(drills::list))
         .route("/drills/{id}", get(drills::show))
         .route("/drc/{target}/enroll-token", post(drc::enroll_token))

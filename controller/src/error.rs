@@ -36,6 +36,10 @@ pub enum ApiError {
     /// The agency's manifest does not consent to what was asked (a drill).
     #[error("{0}")]
     ConsentMissing(String),
+    /// `POST /plans/{name}/…` names no RecoveryPlan (the CLI then tries a
+    /// Server of that name).
+    #[error("{0}")]
+    UnknownPlan(String),
     #[error(
         "a failover needs the failover authorization (the controller's failover_token_file), not the admin token"
     )]
@@ -61,6 +65,7 @@ impl ApiError {
             InvalidManifests(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifests"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ConsentMissing(_) => (StatusCode::FORBIDDEN, "consent_missing"),
+            UnknownPlan(_) => (StatusCode::NOT_FOUND, "unknown_plan"),
             FailoverNotAuthorized => (StatusCode::FORBIDDEN, "failover_not_authorized"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -179,6 +179,54 @@ const OPS: &[Op] = &[
         "failover",
     ),
     (
+        "post",
+        "/plans/{name}/drill",
+        "Drill a recovery plan: its servers' drills in group order, each group once its dependencies passed (404 `unknown_plan` when no plan has that name)",
+        Some("DrillRequest"),
+        "PlanRunView",
+        "admin",
+    ),
+    (
+        "post",
+        "/plans/{name}/failover",
+        "Fail a recovery plan over: its servers' failovers in group order (the failover authorization)",
+        Some("FailoverRequest"),
+        "PlanRunView",
+        "failover",
+    ),
+    (
+        "get",
+        "/plan-runs",
+        "Recovery plan runs, newest first (?limit=N)",
+        None,
+        "PlanRunViews",
+        "admin",
+    ),
+    (
+        "get",
+        "/plan-runs/{id}",
+        "One plan run: its groups, each with its servers' recoveries",
+        None,
+        "PlanRunView",
+        "admin",
+    ),
+    (
+        "post",
+        "/plan-runs/{id}/resume",
+        "Resume a stopped plan run: its failed servers are tried again (admin for a drill plan, the failover authorization for a failover plan)",
+        None,
+        "PlanRunView",
+        "admin",
+    ),
+    (
+        "post",
+        "/plan-runs/{id}/rollback",
+        "Roll back a stopped (or passed) failover plan run: fail back every server it brought up, later groups first; closes a stopped drill plan run",
+        Some("FailoverRequest"),
+        "PlanRunView",
+        "failover",
+    ),
+    (
         "get",
         "/drills",
         "Drills, newest first (?server=NAME&limit=N)",
@@ -267,6 +315,8 @@ pub fn document() -> Value {
     add::<FailoverRequest>(&mut generator, "FailoverRequest", &mut named);
     add::<Vec<DrillView>>(&mut generator, "DrillViews", &mut named);
     add::<DrillView>(&mut generator, "DrillView", &mut named);
+    add::<PlanRunView>(&mut generator, "PlanRunView", &mut named);
+    add::<Vec<PlanRunView>>(&mut generator, "PlanRunViews", &mut named);
     add::<DrcHeartbeatRequest>(&mut generator, "DrcHeartbeatRequest", &mut named);
     add::<DrcHeartbeatResponse>(&mut generator, "DrcHeartbeatResponse", &mut named);
     add::<DrillStartResponse>(&mut generator, "DrillStartResponse", &mut named);

@@ -103,6 +103,36 @@ pub struct DrillRow {
     pub kind: String,
 }
 
+/// One run of a recovery plan: its servers' drills (or failovers) in group
+/// order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRunRow {
+    pub id: String,
+    pub plan: String,
+    /// `drill` or `failover`.
+    pub kind: String,
+    /// `running`, `stopped` (a group failed: resume or roll back),
+    /// `passed`, `rolling-back` or `rolled-back`.
+    pub state: String,
+    /// The plan's spec as applied when the run started (JSON).
+    pub spec_json: String,
+    pub requested_by: String,
+    /// The order a failover plan runs under.
+    pub order: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// A drill (failover, or a rollback's failback) of one server of a plan run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanMember {
+    /// The plan group, or `rollback` for a rollback's failbacks.
+    pub group: String,
+    pub server: String,
+    pub drill: DrillRow,
+}
+
 /// A job ops asked for, waiting for the agent's next heartbeat.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedJob {
@@ -217,6 +247,30 @@ pub trait StateStore: Send + Sync + 'static {
     /// Per server: the newest failover that brought it up at the DRC and
     /// that no failback has ended yet.
     fn active_failovers(&self) -> StoreResult<std::collections::HashMap<String, String>>;
+
+    /// Starts a recovery plan run; false when the id exists already.
+    fn create_plan_run(&self, r: &PlanRunRow) -> StoreResult<bool>;
+    fn plan_run(&self, id: &str) -> StoreResult<Option<PlanRunRow>>;
+    /// Plan runs, newest first.
+    fn plan_runs(&self, limit: u32) -> StoreResult<Vec<PlanRunRow>>;
+    /// Moves a run from one of `from` to `state`; false when it was in
+    /// none of them (another request moved it first).
+    fn set_plan_run_state(
+        &self,
+        id: &str,
+        from: &[&str],
+        state: &str,
+        error: Option<&str>,
+        finished_at: Option<i64>,
+    ) -> StoreResult<bool>;
+    /// Records that `drill` (already queued) recovers `server` for `group`
+    /// of plan run `run`.
+    fn add_plan_member(&self, run: &str, group: &str, server: &str, drill: &str)
+    -> StoreResult<()>;
+    /// The members of a run, oldest first, each with its drill.
+    fn plan_members(&self, run: &str) -> StoreResult<Vec<PlanMember>>;
+    /// The plan run a drill belongs to, if any.
+    fn plan_run_of(&self, drill: &str) -> StoreResult<Option<String>>;
 
     /// Appends to the hash-chained audit log.
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()>;

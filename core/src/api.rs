@@ -506,6 +506,45 @@ pub struct DrillStartResponse {
     pub proceed: bool,
 }
 
+/// A recovery plan's run (`POST /plans/{name}/drill|failover`): its
+/// groups in order, each with the drill (or failover) of each server.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PlanRunView {
+    pub id: String,
+    pub plan: String,
+    /// `drill` or `failover`.
+    pub kind: crate::drill::RecoveryKind,
+    /// `running`; `stopped` (a group failed: `resume` retries its failed
+    /// servers, `rollback` fails back what a failover plan brought up);
+    /// `passed`; `rolling-back`; `rolled-back`.
+    pub state: String,
+    pub requested_by: String,
+    /// The order a failover plan runs under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    /// Why it stopped, in one sentence.
+    pub error: Option<String>,
+    /// Run start → the last group's servers all healthy (a passed run).
+    pub rto_seconds: Option<f64>,
+    pub groups: Vec<PlanGroupView>,
+    /// A rollback's failbacks, once ops asked for one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback: Vec<DrillView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PlanGroupView {
+    pub name: String,
+    pub depends_on: Vec<String>,
+    pub servers: Vec<String>,
+    /// `waiting`, `running`, `passed` or `failed`.
+    pub state: String,
+    /// Every attempt, oldest first (a resumed group has several).
+    pub recoveries: Vec<DrillView>,
+}
+
 /// One drill as the controller keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DrillView {

@@ -638,6 +638,15 @@ fn validate_recovery(s: &Located<ServerSpec>, rec: &RecoverySpec, d: &mut Vec<Di
 
 fn validate_plan(set: &ManifestSet, p: &Located<RecoveryPlanSpec>, d: &mut Vec<Diagnostic>) {
     let spec = p.spec();
+    if set.servers.contains_key(p.name()) {
+        d.push(p.diag(
+            "metadata.name",
+            format!(
+                "a Server is named `{}` too; `pulih drill run NAME` and `pulih failover start NAME` take either, so a plan needs a name of its own",
+                p.name()
+            ),
+        ));
+    }
     if spec.groups.is_empty() {
         d.push(p.diag("spec.groups", "a recovery plan needs at least one group"));
     }
@@ -656,6 +665,19 @@ fn validate_plan(set: &ManifestSet, p: &Located<RecoveryPlanSpec>, d: &mut Vec<D
             ));
         }
         for (j, srv) in g.servers.iter().enumerate() {
+            if let Some(first) = spec.groups[..i]
+                .iter()
+                .find(|o| o.servers.contains(srv))
+                .or_else(|| g.servers[..j].contains(srv).then_some(g))
+            {
+                d.push(p.diag(
+                    &format!("spec.groups[{i}].servers[{j}]"),
+                    format!(
+                        "Server `{srv}` is already in group `{}` of this plan (a server is recovered once per run)",
+                        first.name
+                    ),
+                ));
+            }
             if !set.servers.contains_key(srv) {
                 d.push(p.diag(
                     &format!("spec.groups[{i}].servers[{j}]"),

@@ -212,5 +212,6 @@ pub async fn report(
         )
         .map_err(internal)?;
     tracing::info!(drill = %id, server = %row.server, state = %report.state, rto = ?report.rto_seconds, "drill report");
+    super::plans::on_finished(&st, &id);
     Ok(Json(serde_json::json!({ "recorded": id })))
 }

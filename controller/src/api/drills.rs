@@ -44,11 +44,44 @@ pub(super) fn kind_word(kind: RecoveryKind) -> &'static str {
     kind.word()
 }
 
-/// Queues a drill (or failover) of `server`, after checking that it can
-/// run at all: the server exists, it has recovery containers, its agency's
-/// DRC target is known, and for a drill, its agency consents to drills (a
-/// failover runs under the failover authorization instead). `why` goes to
-/// the audit log.
+/// Whether `server` can be recovered at all: it exists, it has recovery
+/// containers, its agency is known, and for a drill, its agency consents
+/// to drills (a failover runs under the failover authorization instead).
+/// Returns its agency and DRC target.
+pub(super) fn check(
+    st: &Shared,
+    kind: RecoveryKind,
+    server: &str,
+) -> Result<(String, String), ApiError> {
+    let d = st.desired();
+    let s = d.set.servers.get(server).ok_or_else(|| {
+        ApiError::NotFound(format!("no Server `{server}` in the applied manifests"))
+    })?;
+    let pd_name = s.spec().perangkat_daerah.clone();
+    let pd = d
+        .set
+        .perangkat_daerah
+        .get(&pd_name)
+        .ok_or_else(|| ApiError::NotFound(format!("no PerangkatDaerah `{pd_name}`")))?;
+    if kind == RecoveryKind::Drill && !pd.spec().drills.as_ref().is_some_and(|p| p.consent) {
+        return Err(ApiError::ConsentMissing(format!(
+            "agency {pd_name} gave no drill consent (spec.drills.consent in its PerangkatDaerah manifest): a drill reads its data, so it needs the walidata's consent first"
+        )));
+    }
+    if s.spec()
+        .recovery
+        .as_ref()
+        .is_none_or(|r| r.containers.is_empty())
+    {
+        return Err(ApiError::InvalidBody(format!(
+            "server {server} has no recovery containers in its manifest (spec.recovery.containers): there is nothing to start at the DRC"
+        )));
+    }
+    Ok((pd_name, pd.spec().drc_target.clone()))
+}
+
+/// Queues a drill (or failover, failback) of `server`, after [`check`]ing
+/// that it can run at all. `why` goes to the audit log.
 #[allow(clippy::too_many_arguments)]
 pub fn queue(
     st: &Shared,
@@ -61,33 +94,7 @@ pub fn queue(
     why: &str,
 ) -> Result<DrillQueued, ApiError> {
     let t = now();
-    let (pd, target) = {
-        let d = st.desired();
-        let s = d.set.servers.get(server).ok_or_else(|| {
-            ApiError::NotFound(format!("no Server `{server}` in the applied manifests"))
-        })?;
-        let pd_name = s.spec().perangkat_daerah.clone();
-        let pd = d
-            .set
-            .perangkat_daerah
-            .get(&pd_name)
-            .ok_or_else(|| ApiError::NotFound(format!("no PerangkatDaerah `{pd_name}`")))?;
-        if kind == RecoveryKind::Drill && !pd.spec().drills.as_ref().is_some_and(|p| p.consent) {
-            return Err(ApiError::ConsentMissing(format!(
-                "agency {pd_name} gave no drill consent (spec.drills.consent in its PerangkatDaerah manifest): a drill reads its data, so it needs the walidata's consent first"
-            )));
-        }
-        if s.spec()
-            .recovery
-            .as_ref()
-            .is_none_or(|r| r.containers.is_empty())
-        {
-            return Err(ApiError::InvalidBody(format!(
-                "server {server} has no recovery containers in its manifest (spec.recovery.containers): there is nothing to start at the DRC"
-            )));
-        }
-        (pd_name, pd.spec().drc_target.clone())
-    };
+    let (pd, target) = check(st, kind, server)?;
     let snapshot = snapshot.unwrap_or_else(|| "latest".into());
     if kind != RecoveryKind::Failback
         && (snapshot.is_empty()
@@ -151,7 +158,7 @@ pub async fn request(
 }
 
 /// The order or approval a failover or failback runs under (required).
-fn order_of(req: &pulih_core::api::FailoverRequest) -> Result<&str, ApiError> {
+pub(super) fn order_of(req: &pulih_core::api::FailoverRequest) -> Result<&str, ApiError> {
     let order = req.order.trim();
     if order.is_empty() || order.len() > 500 {
         return Err(ApiError::InvalidBody(
@@ -173,20 +180,7 @@ pub async fn failover(
 ) -> Result<Json<DrillQueued>, ApiError> {
     let actor = st.require_failover(&headers)?;
     let order = order_of(&req)?;
-    // One failover of a server at a time: none queued, running or active.
-    let busy = st
-        .store
-        .drills(Some(&server), 1000)
-        .map_err(internal)?
-        .into_iter()
-        .find(|d| d.kind == "failover" && matches!(d.state.as_str(), "queued" | "running"))
-        .map(|d| d.id)
-        .or(st
-            .store
-            .active_failovers()
-            .map_err(internal)?
-            .remove(&server));
-    if let Some(other) = busy {
+    if let Some(other) = failover_busy(&st, &server)? {
         return Err(ApiError::Conflict(format!(
             "server {server} already has failover {other} queued, running or active; fail it back first"
         )));
@@ -202,6 +196,23 @@ pub async fn failover(
         id,
         &format!(", under order: {order}"),
     )?))
+}
+
+/// One failover of a server at a time: the failover of `server` that is
+/// queued, running or active, if any.
+pub(super) fn failover_busy(st: &Shared, server: &str) -> Result<Option<String>, ApiError> {
+    Ok(st
+        .store
+        .drills(Some(server), 1000)
+        .map_err(internal)?
+        .into_iter()
+        .find(|d| d.kind == "failover" && matches!(d.state.as_str(), "queued" | "running"))
+        .map(|d| d.id)
+        .or(st
+            .store
+            .active_failovers()
+            .map_err(internal)?
+            .remove(server)))
 }
 
 /// Ends a failover: the DRC executor stops the server's DRC copy and
@@ -385,6 +396,7 @@ pub fn spawn_schedule(st: Shared, cancel: tokio_util::sync::CancellationToken) {
                 }
                 Err(e) => tracing::error!(error = %e, "cannot expire stale recoveries"),
             }
+            super::plans::advance_all(&st);
             let due = {
                 let d = st.desired();
                 // Agents are read only for servers with a drill schedule,

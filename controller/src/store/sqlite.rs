@@ -97,6 +97,27 @@ CREATE INDEX drills_by_server ON drills (server, created_at);
     r#"
 ALTER TABLE drills ADD COLUMN kind TEXT NOT NULL DEFAULT 'drill';
 "#,
+    r#"
+CREATE TABLE plan_runs (
+    id TEXT PRIMARY KEY,
+    plan TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    order_text TEXT,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    error TEXT
+);
+CREATE TABLE plan_members (
+    drill TEXT PRIMARY KEY REFERENCES drills (id),
+    run TEXT NOT NULL REFERENCES plan_runs (id),
+    grp TEXT NOT NULL,
+    server TEXT NOT NULL
+);
+CREATE INDEX plan_members_by_run ON plan_members (run);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -173,6 +194,24 @@ fn drill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrillRow> {
         finished_at: r.get(10)?,
         report_json: r.get(11)?,
         kind: r.get(12)?,
+    })
+}
+
+const PLAN_RUN_COLUMNS: &str =
+    "id, plan, kind, state, spec, requested_by, order_text, created_at, finished_at, error";
+
+fn plan_run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PlanRunRow> {
+    Ok(PlanRunRow {
+        id: r.get(0)?,
+        plan: r.get(1)?,
+        kind: r.get(2)?,
+        state: r.get(3)?,
+        spec_json: r.get(4)?,
+        requested_by: r.get(5)?,
+        order: r.get(6)?,
+        created_at: r.get(7)?,
+        finished_at: r.get(8)?,
+        error: r.get(9)?,
     })
 }
 
@@ -753,6 +792,120 @@ impl StateStore for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
+    fn create_plan_run(&self, r: &PlanRunRow) -> StoreResult<bool> {
+        let n = self
+            .lock()
+            .execute(
+                &format!("INSERT OR IGNORE INTO plan_runs ({PLAN_RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                params![
+                    r.id,
+                    r.plan,
+                    r.kind,
+                    r.state,
+                    r.spec_json,
+                    r.requested_by,
+                    r.order,
+                    r.created_at,
+                    r.finished_at,
+                    r.error
+                ],
+            )
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn plan_run(&self, id: &str) -> StoreResult<Option<PlanRunRow>> {
+        self.lock()
+            .prepare_cached(&format!(
+                "SELECT {PLAN_RUN_COLUMNS} FROM plan_runs WHERE id = ?1"
+            ))
+            .map_err(err)?
+            .query_row([id], plan_run_row)
+            .optional()
+            .map_err(err)
+    }
+
+    fn plan_runs(&self, limit: u32) -> StoreResult<Vec<PlanRunRow>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {PLAN_RUN_COLUMNS} FROM plan_runs ORDER BY created_at DESC, rowid DESC LIMIT ?1"
+            ))
+            .map_err(err)?;
+        let rows = stmt.query_map([limit], plan_run_row).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn set_plan_run_state(
+        &self,
+        id: &str,
+        from: &[&str],
+        state: &str,
+        error: Option<&str>,
+        finished_at: Option<i64>,
+    ) -> StoreResult<bool> {
+        let from = serde_json::to_string(from).map_err(|e| StoreError(e.to_string()))?;
+        let n = self
+            .lock()
+            .execute(
+                "UPDATE plan_runs SET state = ?3, error = ?4, finished_at = ?5 \
+                 WHERE id = ?1 AND state IN (SELECT value FROM json_each(?2))",
+                params![id, from, state, error, finished_at],
+            )
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn add_plan_member(
+        &self,
+        run: &str,
+        group: &str,
+        server: &str,
+        drill: &str,
+    ) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "INSERT OR IGNORE INTO plan_members (drill, run, grp, server) VALUES (?1, ?2, ?3, ?4)",
+                params![drill, run, group, server],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn plan_members(&self, run: &str) -> StoreResult<Vec<PlanMember>> {
+        let conn = self.lock();
+        let cols = DRILL_COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {cols}, m.grp, m.server FROM plan_members AS m JOIN drills AS d ON d.id = m.drill \
+                 WHERE m.run = ?1 ORDER BY d.created_at, d.rowid"
+            ))
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([run], |r| {
+                Ok(PlanMember {
+                    drill: drill_row(r)?,
+                    group: r.get(13)?,
+                    server: r.get(14)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn plan_run_of(&self, drill: &str) -> StoreResult<Option<String>> {
+        self.lock()
+            .prepare_cached("SELECT run FROM plan_members WHERE drill = ?1")
+            .map_err(err)?
+            .query_row([drill], |r| r.get(0))
+            .optional()
+            .map_err(err)
+    }
+
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(err)?;
@@ -850,5 +1003,64 @@ mod tests {
             st.active_failovers().unwrap().is_empty(),
             "f1 ended long ago and must not come back"
         );
+    }
+
+    #[test]
+    fn a_plan_run_moves_only_from_the_states_asked_and_lists_its_members_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let run = PlanRunRow {
+            id: "p1".into(),
+            plan: "layanan".into(),
+            kind: "drill".into(),
+            state: "running".into(),
+            spec_json: "{}".into(),
+            requested_by: "admin".into(),
+            order: None,
+            created_at: 100,
+            finished_at: None,
+            error: None,
+        };
+        assert!(st.create_plan_run(&run).unwrap());
+        assert!(!st.create_plan_run(&run).unwrap(), "created once");
+        for (id, group) in [
+            ("p1-g0-a-1", "data"),
+            ("p1-g1-b-1", "app"),
+            ("p1-g1-b-2", "app"),
+        ] {
+            st.queue_drill(&row(id, "drill")).unwrap();
+            st.add_plan_member("p1", group, id.split('-').nth(2).unwrap(), id)
+                .unwrap();
+        }
+        let members = st.plan_members("p1").unwrap();
+        let ids: Vec<&str> = members.iter().map(|m| m.drill.id.as_str()).collect();
+        assert_eq!(ids, ["p1-g0-a-1", "p1-g1-b-1", "p1-g1-b-2"]);
+        assert_eq!(
+            (members[1].group.as_str(), members[1].server.as_str()),
+            ("app", "b")
+        );
+        assert_eq!(st.plan_run_of("p1-g1-b-2").unwrap().as_deref(), Some("p1"));
+        assert_eq!(st.plan_run_of("other").unwrap(), None);
+        // Only from the states named: a second stop or a pass of a
+        // stopped run changes nothing.
+        assert!(
+            st.set_plan_run_state("p1", &["running"], "stopped", Some("why"), None)
+                .unwrap()
+        );
+        assert!(
+            !st.set_plan_run_state("p1", &["running"], "passed", None, Some(9))
+                .unwrap()
+        );
+        let r = st.plan_run("p1").unwrap().unwrap();
+        assert_eq!(
+            (r.state.as_str(), r.error.as_deref()),
+            ("stopped", Some("why"))
+        );
+        assert!(
+            st.set_plan_run_state("p1", &["stopped", "passed"], "rolling-back", None, None)
+                .unwrap()
+        );
+        assert_eq!(st.plan_run("p1").unwrap().unwrap().error, None);
+        assert_eq!(st.plan_runs(10).unwrap().len(), 1);
     }
 }

@@ -1,0 +1,246 @@
+//! Recovery plans through the controller: `pulih drill run PLAN` and
+//! `pulih failover start PLAN` start a run (see [`start`]); `pulih plan
+//! list|show|resume|rollback` follow and steer it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use pulih_core::api::{FailoverRequest, PlanRunView};
+
+use crate::exit;
+use crate::ops::{Api, ApiFailure, Conn, table, wita};
+
+#[derive(Args)]
+pub struct PlanArgs {
+    #[command(subcommand)]
+    command: PlanCommand,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Recovery plan runs, newest first (start one with `pulih drill run
+    /// PLAN` or `pulih failover start PLAN`).
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: its groups in order, each server's recovery and outcome.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume a stopped run: its failed servers are tried again, then the
+    /// plan goes on. A failover plan's run needs the failover authorization.
+    Resume {
+        id: String,
+        /// For a failover plan's run: the failover authorization file.
+        #[arg(long, env = "PULIH_FAILOVER_TOKEN_FILE", value_name = "FILE")]
+        authorization_file: Option<PathBuf>,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Roll a run back: a failover plan's servers that are up at the DRC
+    /// are failed back (later groups first; their DRC changes go home); a
+    /// stopped drill plan's run is closed (each drill tore itself down).
+    Rollback {
+        id: String,
+        /// The order or approval this runs under (recorded in the audit log).
+        #[arg(long)]
+        order: String,
+        /// For a failover plan's run: the failover authorization file.
+        #[arg(long, env = "PULIH_FAILOVER_TOKEN_FILE", value_name = "FILE")]
+        authorization_file: Option<PathBuf>,
+        #[command(flatten)]
+        wait: Wait,
+    },
+}
+
+/// Waiting for a run to settle (not running or rolling back any more).
+#[derive(Args, Clone, Copy)]
+pub struct Wait {
+    /// Wait until the run passes or stops; exit 0 when it passed (or
+    /// rolled back).
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Whether `e` says the name is not a recovery plan (so it may be a server).
+pub fn is_unknown_plan(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ApiFailure>()
+        .is_some_and(|f| f.code == "unknown_plan")
+}
+
+/// After a run started or changed: print it, or wait for it to settle.
+pub async fn report(api: &Api, run: PlanRunView, wait: Wait) -> Result<u8> {
+    let run = if wait.wait {
+        settle(api, &run.id, Duration::from_secs(wait.timeout)).await?
+    } else {
+        run
+    };
+    if wait.json {
+        println!("{}", serde_json::to_string(&run)?);
+    } else {
+        print_run(&run);
+    }
+    Ok(match run.state.as_str() {
+        "passed" | "rolled-back" => exit::OK,
+        "running" | "rolling-back" if !wait.wait => exit::OK,
+        _ => exit::ERROR,
+    })
+}
+
+async fn settle(api: &Api, id: &str, timeout: Duration) -> Result<PlanRunView> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let r: PlanRunView = api.get(&format!("/plan-runs/{id}")).await?;
+        if !matches!(r.state.as_str(), "running" | "rolling-back") {
+            return Ok(r);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "plan run {id} is still {} after {}s (`pulih plan show {id}` shows where)",
+                r.state,
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn print_run(r: &PlanRunView) {
+    println!(
+        "{} plan {} run {}: {}{}",
+        r.kind.word(),
+        r.plan,
+        r.id,
+        r.state,
+        r.rto_seconds
+            .map(|s| format!(", RTO {s:.1}s"))
+            .unwrap_or_default()
+    );
+    if let Some(e) = &r.error {
+        println!("  reason: {e}");
+    }
+    for g in &r.groups {
+        let deps = if g.depends_on.is_empty() {
+            String::new()
+        } else {
+            format!(" (after {})", g.depends_on.join(", "))
+        };
+        println!("  group {}{deps}: {}", g.name, g.state);
+        for d in &g.recoveries {
+            println!(
+                "    {:<12} {:<44} {:<7} {}",
+                d.server,
+                d.id,
+                d.state,
+                d.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    for d in &r.rollback {
+        println!(
+            "  rollback {:<12} {:<44} {:<7} {}",
+            d.server,
+            d.id,
+            d.state,
+            d.error.as_deref().unwrap_or("")
+        );
+    }
+    match r.state.as_str() {
+        "stopped" => println!(
+            "  next: `pulih plan resume {0}` retries the failed servers, `pulih plan rollback {0} --order …` undoes it",
+            r.id
+        ),
+        "running" | "rolling-back" => println!("  follow: `pulih plan show {}`", r.id),
+        _ => {}
+    }
+}
+
+pub async fn run(a: PlanArgs) -> Result<u8> {
+    let api = a.conn.connect()?;
+    // A failover plan's run is steered with the failover authorization.
+    let steer = |file: &Option<PathBuf>| match file {
+        Some(f) => a.conn.connect_with(f),
+        None => a.conn.connect(),
+    };
+    match a.command {
+        PlanCommand::List { limit, json } => {
+            let runs: Vec<PlanRunView> = api.get(&format!("/plan-runs?limit={limit}")).await?;
+            if json {
+                println!("{}", serde_json::to_string(&runs)?);
+            } else {
+                table(
+                    &[
+                        "RUN", "PLAN", "KIND", "STATE", "STARTED", "FINISHED", "REASON",
+                    ],
+                    runs.iter()
+                        .map(|r| {
+                            vec![
+                                r.id.clone(),
+                                r.plan.clone(),
+                                r.kind.word().to_string(),
+                                r.state.clone(),
+                                wita(&Some(r.created_at.clone())),
+                                wita(&r.finished_at),
+                                r.error.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+            Ok(exit::OK)
+        }
+        PlanCommand::Show { id, json } => {
+            let r: PlanRunView = api.get(&format!("/plan-runs/{id}")).await?;
+            report(
+                &api,
+                r,
+                Wait {
+                    wait: false,
+                    timeout: 0,
+                    json,
+                },
+            )
+            .await
+        }
+        PlanCommand::Resume {
+            id,
+            authorization_file,
+            wait,
+        } => {
+            let r: PlanRunView = steer(&authorization_file)?
+                .post(&format!("/plan-runs/{id}/resume"), &serde_json::json!({}))
+                .await?;
+            report(&api, r, wait).await
+        }
+        PlanCommand::Rollback {
+            id,
+            order,
+            authorization_file,
+            wait,
+        } => {
+            let r: PlanRunView = steer(&authorization_file)?
+                .post(
+                    &format!("/plan-runs/{id}/rollback"),
+                    &FailoverRequest {
+                        order,
+                        snapshot: None,
+                    },
+                )
+                .await?;
+            report(&api, r, wait).await
+        }
+    }
+}
