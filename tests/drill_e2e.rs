@@ -1228,6 +1228,9 @@ spec:
       - name: web-is-ready
         exec: {{container: web, command: [cat, /cfg/ready], expectOutputContains: "yes"}}
         timeout: 3s
+      - name: web-reaches-its-db
+        exec: {{container: web, command: [wget, -q, -O, "-", "http://db:5432/index.html"], expectOutputContains: "rows: 3"}}
+        timeout: 10s
 ---
 apiVersion: pulih.io/v1alpha1
 kind: RecoveryPlan
@@ -1326,9 +1329,11 @@ fn start_agent(url: &str, token: &Path, dir: &Path, server: &str, key: &Path, pa
 }
 
 /// A recovery plan (a database group, then the app group that depends on
-/// it): a drill of the plan runs the groups in order and stops at the
-/// failed one, says why, refuses a second run while stopped, and resumes
-/// once the app is fixed, retrying only what failed. A failover of the
+/// it): a drill of the plan runs the groups in order on one internal
+/// network (the app's check reaches the database by name), stops at the
+/// failed group, says why, refuses a second run while stopped, resumes
+/// once the app is fixed, retrying only what failed, and is torn down
+/// when it ends. A failover of the
 /// plan brings both up on the DRC's shared service network (the app
 /// reaches its database by name), and a rollback fails both back, later
 /// group first, the primaries restoring what the DRC had.
@@ -1502,6 +1507,35 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     assert!(run["rto_seconds"].as_f64().unwrap() > 0.0, "{run:#}");
     let list = last_json(&run_ok(ops(&url, &token).args(["plan", "list", "--json"])));
     assert_eq!(list[0]["id"], id.as_str());
+    // The database stayed up on the run's internal network for the app
+    // (the app's check reached it by name); with the run over, the
+    // executor removes both and reports it.
+    let mut run = run;
+    wait_for(
+        "the plan run's teardown",
+        Duration::from_secs(30),
+        &procs,
+        || {
+            run = last_json(&run_ok(
+                ops(&url, &token).args(["plan", "show", &id, "--json"]),
+            ));
+            run["teardown"]["drc"].is_object()
+        },
+    );
+    let t = &run["teardown"]["drc"];
+    assert_eq!(t["containers_removed"], 2, "{run:#}");
+    assert_eq!(t["networks_removed"], 1, "{run:#}");
+    assert_eq!(t["containers_left"], 0, "{run:#}");
+    assert_eq!(t["scratch_removed"], true, "{run:#}");
+    assert_eq!(
+        docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.pulih.plan-run={id}")
+        ]),
+        ""
+    );
 
     // The failover of the plan: needs the failover authorization; both
     // servers come up on the shared service network, the app can reach

@@ -159,6 +159,18 @@ impl Client {
         .await
     }
 
+    pub async fn plan_teardown(
+        &self,
+        target: &str,
+        run: &str,
+        teardown: &pulih_core::drill::Teardown,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .post(&format!("/drc/{target}/plan-runs/{run}/teardown"), teardown)
+            .await?;
+        Ok(())
+    }
+
     pub async fn drill_report(
         &self,
         target: &str,

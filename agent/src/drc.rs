@@ -219,6 +219,7 @@ impl DrcExecutor {
             service_network: self.config.service_network.clone(),
             switch_hook: self.config.switch_hook.clone(),
             owner: Some(format!("drc:{}", self.config.target)),
+            plan_run: job.plan_run.clone(),
             server: job.server.clone(),
             perangkat_daerah: job.perangkat_daerah.clone(),
             recovery: job.recovery.clone(),
@@ -289,6 +290,18 @@ impl DrcExecutor {
                             }
                             if let Err(e) = self.drill(job).await {
                                 tracing::error!(id = %job.id, error = %format!("{e:#}"), "recovery job not completed");
+                            }
+                        }
+                        for run in &resp.plan_teardowns {
+                            let t =
+                                crate::drill::teardown_plan_run(run, &self.config.scratch()).await;
+                            tracing::info!(%run, clean = t.clean(), "drill plan run torn down");
+                            if let Err(e) = self
+                                .client
+                                .plan_teardown(&self.config.target, run, &t)
+                                .await
+                            {
+                                tracing::warn!(%run, error = %e, "cannot report a plan run's teardown; will retry");
                             }
                         }
                     }

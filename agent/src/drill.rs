@@ -41,7 +41,7 @@ pub mod failback;
 mod images;
 mod teardown;
 
-pub use teardown::{left_behind, sweep_orphaned_drills};
+pub use teardown::{left_behind, sweep_orphaned_drills, teardown_plan_run};
 
 /// Label on everything a recovery creates, valued with its id.
 pub const LABEL: &str = "io.pulih.recovery";
@@ -49,6 +49,9 @@ pub const LABEL: &str = "io.pulih.recovery";
 pub const OWNER_LABEL: &str = "io.pulih.owner";
 /// Label on the DRC's service network when Pulih made it.
 pub const SERVICE_LABEL: &str = "io.pulih.service";
+/// Label on the containers of a drill plan's run (valued with the run id):
+/// they stay up for the run's later groups until the run's teardown.
+pub const PLAN_LABEL: &str = "io.pulih.plan-run";
 
 /// `HOST:CONTAINER` port mappings (manifest `ports`) as the engine wants them.
 fn port_bindings(
@@ -96,6 +99,9 @@ pub struct DrillPlan {
     /// Who runs it (`drc:<target>` for the executor), labelled on what it
     /// makes, so the executor can sweep its own orphans after a crash.
     pub owner: Option<String>,
+    /// A drill of a recovery plan's run: on the run's shared internal
+    /// network, and left up once passed (the run's teardown removes it).
+    pub plan_run: Option<String>,
 }
 
 impl DrillPlan {
@@ -104,7 +110,18 @@ impl DrillPlan {
         if let Some(o) = &self.owner {
             l.insert(OWNER_LABEL.to_string(), o.clone());
         }
+        if let Some(r) = &self.plan_run {
+            l.insert(PLAN_LABEL.to_string(), r.clone());
+        }
         l
+    }
+
+    /// A drill of a plan's run (not a failover: those share the service
+    /// network anyway).
+    fn plan_drill(&self) -> Option<&str> {
+        self.plan_run
+            .as_deref()
+            .filter(|_| self.kind == RecoveryKind::Drill)
     }
 
     fn name(&self, container: &str) -> String {
@@ -113,7 +130,7 @@ impl DrillPlan {
 
     fn network(&self) -> String {
         match self.kind {
-            RecoveryKind::Drill => format!("pulih-{}", self.id),
+            RecoveryKind::Drill => format!("pulih-{}", self.plan_drill().unwrap_or(&self.id)),
             RecoveryKind::Failover | RecoveryKind::Failback => self.service_network.clone(),
         }
     }
@@ -354,18 +371,26 @@ impl Run<'_> {
         let network = plan.network();
         let internal = plan.kind == RecoveryKind::Drill;
         self.timed("network", async {
-            if !internal && docker.inspect_network(&network, None).await.is_ok() {
-                return Ok((
-                    (),
-                    format!("{network} (the DRC's service network, existing)"),
-                ));
+            let shared = !internal || plan.plan_drill().is_some();
+            if shared && docker.inspect_network(&network, None).await.is_ok() {
+                let what = if internal {
+                    "the plan run's internal network, existing"
+                } else {
+                    "the DRC's service network, existing"
+                };
+                return Ok(((), format!("{network} ({what})")));
             }
             // A drill's network carries the drill's label (teardown removes
-            // it); the service network is shared and kept.
-            let labels = if internal {
-                plan.labels()
-            } else {
-                HashMap::from([(SERVICE_LABEL.to_string(), "true".to_string())])
+            // it), a plan drill's the run's (the run's teardown removes it);
+            // the service network is shared and kept.
+            let labels = match (internal, plan.plan_drill()) {
+                (true, Some(run)) => {
+                    let mut l = plan.labels();
+                    l.insert(LABEL.to_string(), run.to_string());
+                    l
+                }
+                (true, None) => plan.labels(),
+                (false, _) => HashMap::from([(SERVICE_LABEL.to_string(), "true".to_string())]),
             };
             docker
                 .create_network(NetworkCreateRequest {
@@ -680,9 +705,21 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan) -> DrillReport
                 run.collect_logs().await;
             }
         }
-        // A drill always ends torn down; a failover only when it failed
+        // A drill always ends torn down (a plan's drill once its run ends,
+        // as later groups may depend on it); a failover only when it failed
         // (a half-started service is no service, and a retry starts clean).
-        if plan.kind == RecoveryKind::Drill || !run.report.passed() {
+        if let (Some(r), true) = (plan.plan_drill(), run.report.passed()) {
+            let began = run.at();
+            run.step(
+                "kept up",
+                began,
+                true,
+                format!(
+                    "on {} for the later groups of plan run {r}; removed when the run ends",
+                    plan.network()
+                ),
+            );
+        } else if plan.kind == RecoveryKind::Drill || !run.report.passed() {
             run.teardown().await;
             if run.report.passed() && !run.report.teardown.as_ref().is_some_and(Teardown::clean) {
                 run.report.state = "failed".into();

@@ -179,6 +179,7 @@ pub fn plan_for(
         service_network: String::new(),
         switch_hook: Vec::new(),
         owner: None,
+        plan_run: None,
     })
 }
 

@@ -251,6 +251,10 @@ pub fn router(state: Shared) -> Router {
         .route("/drc/{target}/heartbeat", post(drc::heartbeat))
         .route("/drc/{target}/drills/{id}/start", post(drc::start))
         .route("/drc/{target}/drills/{id}/report", post(drc::report))
+        .route(
+            "/drc/{target}/plan-runs/{id}/teardown",
+            post(drc::plan_teardown),
+        )
         .route("/openapi.json", get(crate::openapi::serve));
     let api = manifests.merge(limited(rest, BODY_LIMIT)).with_state(state);
     Router::new()

@@ -268,6 +268,14 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
+        "/drc/{target}/plan-runs/{id}/teardown",
+        "The executor reports what it removed of an ended drill plan run (its drills stay up for the later groups until then)",
+        Some("Teardown"),
+        "Recorded",
+        "agent",
+    ),
+    (
+        "post",
         "/drc/{target}/drills/{id}/report",
         "The executor reports a drill's outcome",
         Some("DrillReport"),
@@ -321,6 +329,7 @@ pub fn document() -> Value {
     add::<DrcHeartbeatResponse>(&mut generator, "DrcHeartbeatResponse", &mut named);
     add::<DrillStartResponse>(&mut generator, "DrillStartResponse", &mut named);
     add::<pulih_core::drill::DrillReport>(&mut generator, "DrillReport", &mut named);
+    add::<pulih_core::drill::Teardown>(&mut generator, "Teardown", &mut named);
     add::<ErrorBody>(&mut generator, "ErrorBody", &mut named);
     named.insert(
         "Recorded".into(),

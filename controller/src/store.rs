@@ -271,6 +271,19 @@ pub trait StateStore: Send + Sync + 'static {
     fn plan_members(&self, run: &str) -> StoreResult<Vec<PlanMember>>;
     /// The plan run a drill belongs to, if any.
     fn plan_run_of(&self, drill: &str) -> StoreResult<Option<String>>;
+    /// Drill plan runs that ended (`passed`, `rolled-back`) with drills on
+    /// `drc_target` whose teardown there is not recorded yet.
+    fn pending_plan_teardowns(&self, drc_target: &str) -> StoreResult<Vec<String>>;
+    /// Records a target's teardown of a run (once; false when recorded).
+    fn record_plan_teardown(
+        &self,
+        run: &str,
+        drc_target: &str,
+        report_json: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Per DRC target, the recorded teardown of a run (JSON).
+    fn plan_teardowns(&self, run: &str) -> StoreResult<Vec<(String, String)>>;
 
     /// Appends to the hash-chained audit log.
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()>;

@@ -482,6 +482,11 @@ pub struct DrillJob {
     pub rto_target_seconds: Option<u64>,
     #[serde(default)]
     pub rpo_target_seconds: Option<u64>,
+    /// A drill of a recovery plan's run: it joins the run's shared
+    /// internal network and, once passed, stays up (for the later groups
+    /// that depend on it) until the controller asks for the run's teardown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_run: Option<String>,
 }
 
 fn drill_kind() -> crate::drill::RecoveryKind {
@@ -498,6 +503,10 @@ pub struct DrcHeartbeatRequest {
 pub struct DrcHeartbeatResponse {
     /// Queued drills for servers whose agency replicates to this target.
     pub drills: Vec<DrillJob>,
+    /// Drill plan runs that ended: remove what their drills left up on
+    /// this target and report it (`POST /drc/{target}/plan-runs/{id}/teardown`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan_teardowns: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -532,6 +541,10 @@ pub struct PlanRunView {
     /// A rollback's failbacks, once ops asked for one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollback: Vec<DrillView>,
+    /// A drill plan's teardown once the run ended, per DRC target (its
+    /// servers stay up on the run's network until then).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub teardown: std::collections::BTreeMap<String, crate::drill::Teardown>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use pulih_core::drill::Teardown;
 
-use super::{LABEL, OWNER_LABEL, Run, label_filter};
+use super::{LABEL, OWNER_LABEL, PLAN_LABEL, Run, label_filter};
 use crate::docker;
 
 impl Run<'_> {
@@ -205,7 +205,7 @@ pub async fn sweep_orphaned_drills(owner: &str, scratch_root: &Path) -> Result<V
     let drill_id = |labels: Option<&HashMap<String, String>>| {
         labels
             .and_then(|l| l.get(LABEL))
-            .filter(|id| id.starts_with("drill-"))
+            .filter(|id| is_drill(id))
             .cloned()
     };
     let containers = docker
@@ -248,7 +248,7 @@ pub async fn sweep_orphaned_drills(owner: &str, scratch_root: &Path) -> Result<V
     if let Ok(dir) = std::fs::read_dir(scratch_root) {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("drill-") && e.path().is_dir() {
+            if is_drill(&name) && e.path().is_dir() {
                 std::fs::remove_dir_all(e.path())
                     .with_context(|| format!("cannot remove {}", e.path().display()))?;
                 swept.insert(name);
@@ -256,4 +256,103 @@ pub async fn sweep_orphaned_drills(owner: &str, scratch_root: &Path) -> Result<V
         }
     }
     Ok(swept.into_iter().collect())
+}
+
+/// A drill's id (or a drill plan run's, or a drill of one): never a
+/// failover's, which is meant to keep running.
+fn is_drill(id: &str) -> bool {
+    id.starts_with("drill-") || id.starts_with("plan-drill-")
+}
+
+/// Removes what a drill plan's run left up: its drills' containers (by
+/// [`PLAN_LABEL`]), its shared network, and its drills' scratch data
+/// (`<scratch_root>/<run>-…`); then counts what is left.
+pub async fn teardown_plan_run(run: &str, scratch_root: &Path) -> Teardown {
+    let mut t = Teardown::default();
+    let docker = match docker::connect() {
+        Ok(d) => d,
+        Err(e) => {
+            t.errors.push(format!("{e:#}"));
+            return t;
+        }
+    };
+    let by_run = HashMap::from([("label".to_string(), vec![format!("{PLAN_LABEL}={run}")])]);
+    match docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&by_run)
+                .build(),
+        ))
+        .await
+    {
+        Ok(list) => {
+            for cid in list.into_iter().filter_map(|c| c.id) {
+                let opts = RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .v(true)
+                    .build();
+                match docker.remove_container(&cid, Some(opts)).await {
+                    Ok(()) => t.containers_removed += 1,
+                    Err(e) => t.errors.push(format!("remove container {cid}: {e}")),
+                }
+            }
+        }
+        Err(e) => t.errors.push(format!("list containers: {e}")),
+    }
+    let network = label_filter(run);
+    match docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&network)
+                .build(),
+        ))
+        .await
+    {
+        Ok(list) => {
+            for nid in list.into_iter().filter_map(|n| n.id) {
+                match docker.remove_network(&nid).await {
+                    Ok(()) => t.networks_removed += 1,
+                    Err(e) => t.errors.push(format!("remove network {nid}: {e}")),
+                }
+            }
+        }
+        Err(e) => t.errors.push(format!("list networks: {e}")),
+    }
+    t.scratch_removed = true;
+    let prefix = format!("{run}-");
+    if let Ok(dir) = std::fs::read_dir(scratch_root) {
+        for e in dir.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix)
+                && let Err(err) = std::fs::remove_dir_all(e.path())
+            {
+                t.scratch_removed = false;
+                t.errors
+                    .push(format!("remove {}: {err}", e.path().display()));
+            }
+        }
+    }
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&by_run)
+                .build(),
+        ))
+        .await;
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&network)
+                .build(),
+        ))
+        .await;
+    match (containers, networks) {
+        (Ok(c), Ok(n)) => {
+            t.containers_left = c.len() as u32;
+            t.networks_left = n.len() as u32;
+        }
+        (Err(e), _) | (_, Err(e)) => t.errors.push(format!("count what is left: {e}")),
+    }
+    t
 }

@@ -72,6 +72,9 @@ pub async fn heartbeat(
                 recovery: spec.recovery.clone().unwrap_or_default(),
                 rto_target_seconds: spec.rto.as_ref().map(|d| d.0.as_secs()),
                 rpo_target_seconds: spec.rpo.as_ref().map(|d| d.0.as_secs()),
+                plan_run: (row.kind == "drill")
+                    .then(|| st.store.plan_run_of(&row.id).ok().flatten())
+                    .flatten(),
                 id: row.id,
                 server: row.server,
                 perangkat_daerah: row.perangkat_daerah,
@@ -79,7 +82,63 @@ pub async fn heartbeat(
             })
         })
         .collect();
-    Ok(Json(DrcHeartbeatResponse { drills }))
+    drop(d);
+    let plan_teardowns = st.store.pending_plan_teardowns(&target).map_err(internal)?;
+    Ok(Json(DrcHeartbeatResponse {
+        drills,
+        plan_teardowns,
+    }))
+}
+
+/// The executor removed what a drill plan's run left up on its target.
+pub async fn plan_teardown(
+    State(st): State<Shared>,
+    Path((target, run)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(t): ApiJson<pulih_core::drill::Teardown>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = executor_name(&target);
+    st.check_credential(&headers, &name)?;
+    if !st
+        .store
+        .pending_plan_teardowns(&target)
+        .map_err(internal)?
+        .contains(&run)
+    {
+        return Err(ApiError::Conflict(format!(
+            "plan run {run} has no teardown pending on DRC target {target}"
+        )));
+    }
+    let json = serde_json::to_string(&t).map_err(internal)?;
+    if st
+        .store
+        .record_plan_teardown(&run, &target, &json, now())
+        .map_err(internal)?
+    {
+        st.store
+            .audit(
+                &name,
+                "plan.teardown",
+                &format!(
+                    "{run}: {} containers, {} networks removed; {}",
+                    t.containers_removed,
+                    t.networks_removed,
+                    if t.clean() {
+                        "nothing left".to_string()
+                    } else {
+                        format!(
+                            "left {} containers, {} networks; {}",
+                            t.containers_left,
+                            t.networks_left,
+                            t.errors.join("; ")
+                        )
+                    }
+                ),
+                now(),
+            )
+            .map_err(internal)?;
+    }
+    Ok(Json(serde_json::json!({ "recorded": run })))
 }
 
 /// The run key of a failback's restore on the primary.

@@ -574,10 +574,15 @@ fn run_view(st: &Shared, id: &str) -> Result<PlanRunView, ApiError> {
         .map_err(internal)?
         .ok_or_else(|| ApiError::NotFound(format!("no plan run `{id}`")))?;
     let members = st.store.plan_members(id).map_err(internal)?;
-    view(&run, &members)
+    let teardowns = st.store.plan_teardowns(id).map_err(internal)?;
+    view(&run, &members, teardowns)
 }
 
-fn view(run: &PlanRunRow, members: &[PlanMember]) -> Result<PlanRunView, ApiError> {
+fn view(
+    run: &PlanRunRow,
+    members: &[PlanMember],
+    teardowns: Vec<(String, String)>,
+) -> Result<PlanRunView, ApiError> {
     let spec = spec_of(run)?;
     let states = group_states(&spec, members);
     let groups = spec
@@ -633,6 +638,10 @@ fn view(run: &PlanRunRow, members: &[PlanMember]) -> Result<PlanRunView, ApiErro
             .filter(|m| m.group == ROLLBACK)
             .map(|m| drills::view(m.drill.clone(), false))
             .collect(),
+        teardown: teardowns
+            .into_iter()
+            .filter_map(|(target, json)| Some((target, serde_json::from_str(&json).ok()?)))
+            .collect(),
     })
 }
 
@@ -656,7 +665,8 @@ pub async fn list(
     let mut out = Vec::with_capacity(runs.len());
     for run in runs {
         let members = st.store.plan_members(&run.id).map_err(internal)?;
-        out.push(view(&run, &members)?);
+        let teardowns = st.store.plan_teardowns(&run.id).map_err(internal)?;
+        out.push(view(&run, &members, teardowns)?);
     }
     Ok(Json(out))
 }

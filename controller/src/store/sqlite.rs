@@ -118,6 +118,15 @@ CREATE TABLE plan_members (
 );
 CREATE INDEX plan_members_by_run ON plan_members (run);
 "#,
+    r#"
+CREATE TABLE plan_teardowns (
+    run TEXT NOT NULL REFERENCES plan_runs (id),
+    drc_target TEXT NOT NULL,
+    report TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (run, drc_target)
+);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -904,6 +913,51 @@ impl StateStore for SqliteStore {
             .query_row([drill], |r| r.get(0))
             .optional()
             .map_err(err)
+    }
+
+    fn pending_plan_teardowns(&self, drc_target: &str) -> StoreResult<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT DISTINCT r.id FROM plan_runs AS r JOIN plan_members AS m ON m.run = r.id \
+                 JOIN drills AS d ON d.id = m.drill \
+                 WHERE r.kind = 'drill' AND r.state IN ('passed', 'rolled-back') AND d.drc_target = ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM plan_teardowns AS t WHERE t.run = r.id AND t.drc_target = ?1) \
+                 ORDER BY r.id",
+            )
+            .map_err(err)?;
+        let rows = stmt.query_map([drc_target], |r| r.get(0)).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn record_plan_teardown(
+        &self,
+        run: &str,
+        drc_target: &str,
+        report_json: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let n = self
+            .lock()
+            .execute(
+                "INSERT OR IGNORE INTO plan_teardowns (run, drc_target, report, at) VALUES (?1, ?2, ?3, ?4)",
+                params![run, drc_target, report_json, now],
+            )
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn plan_teardowns(&self, run: &str) -> StoreResult<Vec<(String, String)>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT drc_target, report FROM plan_teardowns WHERE run = ?1 ORDER BY drc_target",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
     }
 
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()> {
