@@ -1346,14 +1346,39 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/busybox-app.sh");
     run_ok(Command::new("bash").arg(&script).arg(image));
     let svc = format!("pulih-test-plansvc-{}", std::process::id());
-    let _cleanup = Cleanup(vec![
-        vec!["network".into(), "rm".into(), svc.clone()],
-        vec![
-            "rm".into(),
-            "-f".into(),
-            format!("pulih-test-plan-left-{}", std::process::id()),
-        ],
-    ]);
+    /// Whatever a failed run of this test left: the recovered containers
+    /// (on the service network, or kept up by a drill run), then networks.
+    struct Leftovers(String);
+    impl Drop for Leftovers {
+        fn drop(&mut self) {
+            for filter in [
+                format!("network={}", self.0),
+                "label=io.pulih.plan-run".into(),
+            ] {
+                let ids = Command::new("docker")
+                    .args(["ps", "-aq", "--filter", &filter])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                for id in ids.split_whitespace() {
+                    let _ = Command::new("docker").args(["rm", "-f", id]).output();
+                }
+            }
+            let _ = Command::new("docker")
+                .args(["network", "rm", &self.0])
+                .output();
+            let _ = Command::new("docker")
+                .args([
+                    "network",
+                    "prune",
+                    "-f",
+                    "--filter",
+                    "label=io.pulih.plan-run",
+                ])
+                .output();
+        }
+    }
+    let _cleanup = Leftovers(svc.clone());
     let db_src = dir.join("db-src");
     let web_src = dir.join("web-src");
     std::fs::create_dir_all(&db_src).unwrap();
