@@ -293,6 +293,13 @@ impl DrcExecutor {
                             }
                         }
                         for run in &resp.plan_teardowns {
+                            // It names labels and scratch directories here.
+                            if !run.starts_with("plan-drill-")
+                                || !run.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            {
+                                tracing::error!(%run, "refusing a plan teardown whose id is not a drill plan run's");
+                                continue;
+                            }
                             let t =
                                 crate::drill::teardown_plan_run(run, &self.config.scratch()).await;
                             tracing::info!(%run, clean = t.clean(), "drill plan run torn down");

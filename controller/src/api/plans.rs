@@ -142,9 +142,10 @@ fn is_open(state: &str) -> bool {
     matches!(state, "running" | "stopped" | "rolling-back")
 }
 
-/// The state of each group: `waiting` (nothing queued), `partial` (some
-/// servers queued, others not yet), `running`, `passed` or `failed` —
-/// from each server's newest attempt.
+/// The state of each group: `waiting` (nothing queued), `running` (a
+/// server's newest attempt is queued or running), `partial` (some servers
+/// done, others never queued: a controller stopped half-way), `passed` or
+/// `failed` — from each server's newest attempt.
 fn group_states(spec: &RecoveryPlanSpec, members: &[PlanMember]) -> Vec<&'static str> {
     spec.groups
         .iter()
@@ -162,13 +163,13 @@ fn group_states(spec: &RecoveryPlanSpec, members: &[PlanMember]) -> Vec<&'static
                 .collect();
             if latest.iter().all(Option::is_none) {
                 "waiting"
-            } else if latest.iter().any(Option::is_none) {
-                "partial"
             } else if latest
                 .iter()
                 .any(|s| matches!(s, Some("queued" | "running")))
             {
                 "running"
+            } else if latest.iter().any(Option::is_none) {
+                "partial"
             } else if latest.iter().all(|s| *s == Some("passed")) {
                 "passed"
             } else {
@@ -203,7 +204,7 @@ fn advance_running(st: &Shared, run: &PlanRunRow) -> Result<(), ApiError> {
     let t = now();
     if states.contains(&"failed") {
         // Stop once nothing of the run is still running.
-        if states.iter().any(|s| matches!(*s, "running" | "partial")) {
+        if states.contains(&"running") {
             return Ok(());
         }
         let why = failure(&spec, &members, &states);
