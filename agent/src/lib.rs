@@ -378,6 +378,13 @@ impl Agent {
             let mut paths: Vec<PathBuf> = a.paths.iter().map(PathBuf::from).collect();
             let capture = if a.docker.is_empty() {
                 None
+            } else if a.docker.images_only() && crate::docker::connect().is_err() {
+                // A server that is no Docker host (its data is all paths)
+                // cannot save the recovery spec's images: the DRC starts
+                // its own copy (the drill report says so). Not a failure of
+                // this server's replication.
+                tracing::warn!(images = ?a.docker.images, "no Docker engine here: the recovery images are not saved with this server's data");
+                None
             } else {
                 let staging = self.path("docker");
                 let c = capture::start(&a.docker, &a.server, &staging).await?;

@@ -177,6 +177,16 @@ pub struct DockerSources {
 }
 
 impl DockerSources {
+    /// Only images to save (the recovery spec's): nothing of the server's
+    /// data lives in Docker.
+    pub fn images_only(&self) -> bool {
+        DockerSources {
+            images: Vec::new(),
+            ..self.clone()
+        }
+        .is_empty()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.volumes.is_empty()
             && self.containers.is_empty()
