@@ -271,7 +271,12 @@ impl Run<'_> {
         let target = scratch.join("restore");
         let need = snap.snapshot.summary.total_bytes;
         self.timed("check disk", async {
-            let free = free_bytes(&plan.scratch_root).context("cannot tell the free disk space")?;
+            let free = free_bytes(&plan.scratch_root).with_context(|| {
+                format!(
+                    "cannot tell the free disk space of {} (`df -Pk` must be on the executor's PATH and answer for it)",
+                    plan.scratch_root.display()
+                )
+            })?;
             // Restored data plus a tenth for the filesystem's own overhead.
             let want = need.saturating_add(need / 10);
             if free < want {
