@@ -195,7 +195,16 @@ impl DrcExecutor {
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
+        // A plan drill's network is `pulih-<plan_run>`: only a drill plan
+        // run's id, and only for its own members.
+        let plan_ok = job.plan_run.as_deref().is_none_or(|r| {
+            plain(r)
+                && r.starts_with("plan-drill-")
+                && job.kind == RecoveryKind::Drill
+                && job.id.starts_with(&format!("{r}-"))
+        });
         if !plain(&job.id)
+            || !plan_ok
             || !plain(&job.server)
             || (job.kind == RecoveryKind::Failback && !plain(&job.snapshot))
         {

@@ -48,7 +48,8 @@ enum PlanCommand {
     },
     /// Roll a run back: a failover plan's servers that are up at the DRC
     /// are failed back (later groups first; their DRC changes go home); a
-    /// stopped drill plan's run is closed (each drill tore itself down).
+    /// stopped drill plan's run is closed (the executor removes what it
+    /// kept up).
     Rollback {
         id: String,
         /// The order or approval this runs under (recorded in the audit log).
@@ -169,7 +170,9 @@ fn print_run(r: &PlanRunView) {
 }
 
 pub async fn run(a: PlanArgs) -> Result<u8> {
-    let api = a.conn.connect()?;
+    // The admin token reads runs; steering a failover plan's run needs
+    // only the failover authorization (and the admin token to --wait).
+    let admin = || a.conn.connect();
     // A failover plan's run is steered with the failover authorization.
     let steer = |file: &Option<PathBuf>| match file {
         Some(f) => a.conn.connect_with(f),
@@ -177,7 +180,7 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
     };
     match a.command {
         PlanCommand::List { limit, json } => {
-            let runs: Vec<PlanRunView> = api.get(&format!("/plan-runs?limit={limit}")).await?;
+            let runs: Vec<PlanRunView> = admin()?.get(&format!("/plan-runs?limit={limit}")).await?;
             if json {
                 println!("{}", serde_json::to_string(&runs)?);
             } else {
@@ -203,6 +206,7 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
             Ok(exit::OK)
         }
         PlanCommand::Show { id, json } => {
+            let api = admin()?;
             let r: PlanRunView = api.get(&format!("/plan-runs/{id}")).await?;
             report(
                 &api,
@@ -220,9 +224,11 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
             authorization_file,
             wait,
         } => {
-            let r: PlanRunView = steer(&authorization_file)?
+            let steering = steer(&authorization_file)?;
+            let r: PlanRunView = steering
                 .post(&format!("/plan-runs/{id}/resume"), &serde_json::json!({}))
                 .await?;
+            let api = if wait.wait { admin()? } else { steering };
             report(&api, r, wait).await
         }
         PlanCommand::Rollback {
@@ -231,7 +237,8 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
             authorization_file,
             wait,
         } => {
-            let r: PlanRunView = steer(&authorization_file)?
+            let steering = steer(&authorization_file)?;
+            let r: PlanRunView = steering
                 .post(
                     &format!("/plan-runs/{id}/rollback"),
                     &FailoverRequest {
@@ -240,6 +247,7 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
                     },
                 )
                 .await?;
+            let api = if wait.wait { admin()? } else { steering };
             report(&api, r, wait).await
         }
     }

@@ -652,6 +652,12 @@ fn validate_plan(set: &ManifestSet, p: &Located<RecoveryPlanSpec>, d: &mut Vec<D
     }
     let mut names = BTreeMap::new();
     for (i, g) in spec.groups.iter().enumerate() {
+        if g.name == "rollback" {
+            d.push(p.diag(
+                &format!("spec.groups[{i}].name"),
+                "`rollback` is reserved (a run's rollback is recorded under it); name the group otherwise",
+            ));
+        }
         if names.insert(g.name.as_str(), i).is_some() {
             d.push(p.diag(
                 &format!("spec.groups[{i}].name"),
@@ -695,6 +701,17 @@ fn validate_plan(set: &ManifestSet, p: &Located<RecoveryPlanSpec>, d: &mut Vec<D
                     &format!("spec.groups[{i}].dependsOn[{j}]"),
                     format!("group `{dep}` depends on itself"),
                 )),
+                // Groups start in the plan's order: a dependency comes first.
+                Some(&k) if k > i => {
+                    d.push(p.diag(
+                        &format!("spec.groups[{i}].dependsOn[{j}]"),
+                        format!(
+                            "group `{dep}` is listed after `{}`; groups start in the order they are listed, so list the groups a group depends on before it",
+                            g.name
+                        ),
+                    ));
+                    edges[i].push(k);
+                }
                 Some(&k) => edges[i].push(k),
                 None => d.push(p.diag(
                     &format!("spec.groups[{i}].dependsOn[{j}]"),

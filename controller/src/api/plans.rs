@@ -6,8 +6,8 @@
 //! A failed group stops the run once nothing of it is still running: no
 //! later group starts. Ops then `resume` it (the failed servers are tried
 //! again, the rest of the plan goes on) or `rollback` it (a failover
-//! plan's servers that are up at the DRC are failed back; a drill plan has
-//! nothing to undo, each drill tore itself down).
+//! plan's servers that are up at the DRC are failed back; a drill plan's
+//! run is closed, and the executor tears down what it kept up).
 //!
 //! The run keeps the plan's spec as it was applied when the run started,
 //! so a manifest change does not reshape a run half-way.
@@ -36,8 +36,7 @@ pub async fn drill(
     ApiJson(req): ApiJson<DrillRequest>,
 ) -> Result<Json<PlanRunView>, ApiError> {
     let actor = st.require_admin(&headers)?;
-    no_snapshot(&req.snapshot)?;
-    start(&st, RecoveryKind::Drill, &plan, actor, None).map(Json)
+    start(&st, RecoveryKind::Drill, &plan, actor, None, &req.snapshot).map(Json)
 }
 
 pub async fn failover(
@@ -48,8 +47,15 @@ pub async fn failover(
 ) -> Result<Json<PlanRunView>, ApiError> {
     let actor = st.require_failover(&headers)?;
     let order = order_of(&req)?;
-    no_snapshot(&req.snapshot)?;
-    start(&st, RecoveryKind::Failover, &plan, actor, Some(order)).map(Json)
+    start(
+        &st,
+        RecoveryKind::Failover,
+        &plan,
+        actor,
+        Some(order),
+        &req.snapshot,
+    )
+    .map(Json)
 }
 
 fn no_snapshot(s: &Option<String>) -> Result<(), ApiError> {
@@ -67,6 +73,7 @@ fn start(
     plan: &str,
     actor: &str,
     order: Option<&str>,
+    snapshot: &Option<String>,
 ) -> Result<PlanRunView, ApiError> {
     let spec = {
         let d = st.desired();
@@ -79,6 +86,9 @@ fn start(
             .spec()
             .clone()
     };
+    // Only now: a server's name answers `unknown_plan` whatever the body,
+    // so the CLI's fallback to the server keeps its --snapshot.
+    no_snapshot(snapshot)?;
     // What can be known now is checked now, not half-way through the plan.
     for g in &spec.groups {
         for server in &g.servers {
@@ -318,16 +328,30 @@ fn queue_member(
             .map(|o| format!(", under order: {o}"))
             .unwrap_or_default()
     );
-    if let Err(e) = drills::queue(
-        st,
-        kind,
-        server,
-        None,
-        "plan",
-        &run.requested_by,
-        id.clone(),
-        &why,
-    ) {
+    // One failover of a server at a time, also against what ops started
+    // since the run began.
+    let busy = match kind {
+        RecoveryKind::Failover => drills::failover_busy(st, server)?.map(|other| {
+            ApiError::Conflict(format!(
+                "server {server} already has failover {other} queued, running or active"
+            ))
+        }),
+        _ => None,
+    };
+    let queued = match busy {
+        Some(e) => Err(e),
+        None => drills::queue(
+            st,
+            kind,
+            server,
+            None,
+            "plan",
+            &run.requested_by,
+            id.clone(),
+            &why,
+        ),
+    };
+    if let Err(e) = queued {
         // The manifests changed under the run (the server is gone, its
         // agency withdrew consent...): stop with that reason.
         let reason = format!("group {group}: cannot queue {server}: {e}");
@@ -443,6 +467,22 @@ pub async fn resume(
             }
         )));
     }
+    // The retries are queued first, then the run is moved: the 30 s loop
+    // never sees a running run with a failed group and nothing queued
+    // (it would stop it again). Attempt ids make a double resume harmless.
+    let spec = spec_of(&run)?;
+    let kind = kind_of(&run.kind);
+    for (i, g) in spec.groups.iter().enumerate() {
+        for server in &g.servers {
+            let tries: Vec<&PlanMember> = members
+                .iter()
+                .filter(|m| m.group == g.name && &m.server == server)
+                .collect();
+            if tries.last().is_some_and(|m| m.drill.state == "failed") {
+                queue_member(&st, &run, kind, i, &g.name, server, tries.len() + 1)?;
+            }
+        }
+    }
     if !st
         .store
         .set_plan_run_state(&id, &["stopped"], "running", None, None)
@@ -460,19 +500,6 @@ pub async fn resume(
             now(),
         )
         .map_err(internal)?;
-    let spec = spec_of(&run)?;
-    let kind = kind_of(&run.kind);
-    for (i, g) in spec.groups.iter().enumerate() {
-        for server in &g.servers {
-            let tries: Vec<&PlanMember> = members
-                .iter()
-                .filter(|m| m.group == g.name && &m.server == server)
-                .collect();
-            if tries.last().is_some_and(|m| m.drill.state == "failed") {
-                queue_member(&st, &run, kind, i, &g.name, server, tries.len() + 1)?;
-            }
-        }
-    }
     advance(&st, &id)?;
     run_view(&st, &id).map(Json)
 }
@@ -480,7 +507,8 @@ pub async fn resume(
 /// Rolls a run back. A failover plan: every server it brought up at the
 /// DRC is failed back (the DRC's changes are replicated to the primary, so
 /// nothing written while failed over is lost), later groups first. A drill
-/// plan: nothing to undo; the run is closed.
+/// plan: the run is closed; the executor then tears down the drills it
+/// kept up for the later groups.
 pub async fn rollback(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -505,7 +533,7 @@ pub async fn rollback(
             .audit(
                 actor,
                 "plan.rolled-back",
-                &format!("{id}: a drill plan; each drill tore itself down, nothing to undo, under order: {order}"),
+                &format!("{id}: a drill plan, closed; its kept-up drills are torn down, under order: {order}"),
                 t,
             )
             .map_err(internal)?;
