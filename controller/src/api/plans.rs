@@ -331,11 +331,14 @@ fn queue_member(
     // One failover of a server at a time, also against what ops started
     // since the run began.
     let busy = match kind {
-        RecoveryKind::Failover => drills::failover_busy(st, server)?.map(|other| {
-            ApiError::Conflict(format!(
-                "server {server} already has failover {other} queued, running or active"
-            ))
-        }),
+        // (Not this member itself: two advances may queue it at once.)
+        RecoveryKind::Failover => drills::failover_busy(st, server)?
+            .filter(|other| *other != id)
+            .map(|other| {
+                ApiError::Conflict(format!(
+                    "server {server} already has failover {other} queued, running or active"
+                ))
+            }),
         _ => None,
     };
     let queued = match busy {
