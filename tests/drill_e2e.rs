@@ -221,50 +221,9 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     .unwrap();
 
     // Controller and agent; one replication, nightly-style but now.
-    let state = dir.join("controller");
-    let config = dir.join("controller.toml");
-    let failover_token = dir.join("failover.token");
-    write_secret(&failover_token, "failover authority of the DKIS head\n");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\nfailover_token_file = {:?}\n",
-            state.display().to_string(),
-            failover_token.display().to_string()
-        ),
-    )
-    .unwrap();
-    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
-    let token = state.join("admin.token");
-    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
-    let t = last_json(&run_ok(ops(&url, &token).args([
-        "servers",
-        "enroll-token",
-        "simpus",
-        "--json",
-    ])));
-    let adir = dir.join("agent");
-    std::fs::create_dir_all(&adir).unwrap();
-    let tfile = adir.join("enroll.token");
-    write_secret(&tfile, t["token"].as_str().unwrap());
-    let acfg = adir.join("agent.toml");
-    std::fs::write(
-        &acfg,
-        format!(
-            "controller = {url:?}\nserver = \"simpus\"\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\nreader_passphrase_file = {:?}\n",
-            adir.join("state").display().to_string(),
-            key.display().to_string(),
-            tfile.display().to_string(),
-            // The walidata lets this server restore (for the failback).
-            pass.display().to_string()
-        ),
-    )
-    .unwrap();
-    let agent = Proc::spawn(
-        "agent",
-        pulih().args(["agent", "--config"]).arg(&acfg),
-        adir.join("agent.log"),
-    );
+    let (controller, url, token, failover_token) = start_failover_controller(dir, &mdir);
+    // The walidata lets this server restore (for the failback).
+    let agent = start_agent(&url, &token, dir, "simpus", &key, &pass);
     wait_for(
         "the agent's first heartbeat",
         Duration::from_secs(30),
@@ -1249,6 +1208,31 @@ spec:
     )
 }
 
+/// Starts a controller with a failover authorization and applies the
+/// manifests in `mdir`: (controller, URL, admin token, failover token).
+fn start_failover_controller(
+    dir: &Path,
+    mdir: &Path,
+) -> (Proc, String, std::path::PathBuf, std::path::PathBuf) {
+    let state = dir.join("controller");
+    let config = dir.join("controller.toml");
+    let failover_token = dir.join("failover.token");
+    write_secret(&failover_token, "failover authority of the DKIS head\n");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\nfailover_token_file = {:?}\n",
+            state.display().to_string(),
+            failover_token.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
+    let token = state.join("admin.token");
+    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(mdir));
+    (controller, url, token, failover_token)
+}
+
 /// Starts a DRC executor for target `drc` of the controller at `url`; the
 /// walidata grants its `drc-drill` key the repository `repo`.
 fn start_executor(url: &str, token: &Path, dir: &Path, repo: &Path, pass: &Path) -> Proc {
@@ -1419,22 +1403,7 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         plan_manifests(&drc, image, &db_src, &web_src),
     )
     .unwrap();
-    let state = dir.join("controller");
-    let config = dir.join("controller.toml");
-    let failover_token = dir.join("failover.token");
-    write_secret(&failover_token, "failover authority of the DKIS head\n");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\nfailover_token_file = {:?}\n",
-            state.display().to_string(),
-            failover_token.display().to_string()
-        ),
-    )
-    .unwrap();
-    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
-    let token = state.join("admin.token");
-    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
+    let (controller, url, token, failover_token) = start_failover_controller(dir, &mdir);
     let db_agent = start_agent(&url, &token, dir, "simpus-db", &db_key, &pass);
     let web_agent = start_agent(&url, &token, dir, "simpus-web", &web_key, &pass);
     let executor = start_executor(&url, &token, dir, &repo, &pass);
