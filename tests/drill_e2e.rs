@@ -509,7 +509,7 @@ fn drill_through_the_controller(
             "--label",
             &format!("io.pulih.recovery={id}"),
             "--label",
-            "io.pulih.owner=drc:drc",
+            &format!("io.pulih.owner=drc:drc@{}", xdir.join("state").display()),
             "pulih-test/busybox:1",
             "sleep",
             "600",

@@ -227,7 +227,7 @@ impl DrcExecutor {
             kind: job.kind,
             service_network: self.config.service_network.clone(),
             switch_hook: self.config.switch_hook.clone(),
-            owner: Some(format!("drc:{}", self.config.target)),
+            owner: Some(self.owner()),
             plan_run: job.plan_run.clone(),
             server: job.server.clone(),
             perangkat_daerah: job.perangkat_daerah.clone(),
@@ -271,10 +271,22 @@ impl DrcExecutor {
         self.flush_outbox().await
     }
 
+    /// The label value that marks what this executor makes: its target and
+    /// its state directory, so two executors sharing one Docker engine (two
+    /// DRC targets, or a test beside another) never sweep each other's
+    /// running drills.
+    fn owner(&self) -> String {
+        format!(
+            "drc:{}@{}",
+            self.config.target,
+            self.config.state_dir.display()
+        )
+    }
+
     pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
         // Drills run one at a time, so at start none of ours is running:
         // whatever one left behind (a crash mid-drill) goes now.
-        let owner = format!("drc:{}", self.config.target);
+        let owner = self.owner();
         match crate::drill::sweep_orphaned_drills(&owner, &self.config.scratch()).await {
             Ok(ids) if !ids.is_empty() => {
                 tracing::warn!(?ids, "removed what interrupted drills left behind")

@@ -96,7 +96,7 @@ pub struct DrillPlan {
     /// Failover only: the command that switches DNS/IP to the DRC once
     /// every check passed (empty: none configured; the report says so).
     pub switch_hook: Vec<String>,
-    /// Who runs it (`drc:<target>` for the executor), labelled on what it
+    /// Who runs it (`drc:<target>@<state dir>` for the executor), labelled on what it
     /// makes, so the executor can sweep its own orphans after a crash.
     pub owner: Option<String>,
     /// A drill of a recovery plan's run: on the run's shared internal
