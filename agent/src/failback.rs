@@ -5,7 +5,8 @@
 //! the containers its pre hooks pause) are stopped; each backed-up path is
 //! restored next to itself, the old one is moved aside (kept as
 //! `.<name>.pulih-before-<failback snapshot>`, nothing is deleted), the
-//! restored one takes its place, and the containers start again. Like any
+//! restored one takes its place, and the containers start, those that were
+//! down before the failback (the outage) too. Like any
 //! restore on a server, it needs the reader key the walidata gave this
 //! agent (`reader_passphrase_file`).
 
@@ -131,17 +132,20 @@ impl Agent {
         names.sort();
         names.dedup();
         let mut stopped = Vec::new();
+        // Down already (the primary's outage, or ops stopped it for the
+        // failback): started with the restored data once it is in place.
+        let mut down = Vec::new();
         let mut stop_error = None;
         for n in &names {
             let Some(docker) = &docker else { break };
-            let running = docker
-                .inspect_container(n, None)
-                .await
-                .ok()
-                .and_then(|i| i.state)
-                .and_then(|s| s.running)
-                .unwrap_or(false);
+            let running = match docker.inspect_container(n, None).await {
+                Ok(info) => info.state.and_then(|s| s.running).unwrap_or(false),
+                // Not on this host (removed in the outage): nothing to stop
+                // or start; ops recreate it on the restored volume.
+                Err(_) => continue,
+            };
             if !running {
+                down.push(n.clone());
                 continue;
             }
             // Its own stop timeout (the engine's default 10 s unless the
@@ -165,7 +169,12 @@ impl Agent {
             None => swap_all(&paths, &staged, &short),
         };
         // Start what was stopped, whatever happened: after a failed swap
-        // the old data is back in place.
+        // the old data is back in place. After a good swap, what was down
+        // starts too: the failback brings the primary back into service
+        // before the switch points users at it again.
+        if result.is_ok() {
+            stopped.append(&mut down);
+        }
         let mut problems = Vec::new();
         for n in &stopped {
             let Some(docker) = &docker else { break };
