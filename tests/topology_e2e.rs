@@ -687,8 +687,10 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     std::fs::create_dir_all(&mdir).unwrap();
     std::fs::write(
         mdir.join("all.yaml"),
+        // A request on the dead link (part a) is cut after 30 s, not the
+        // default 5 minutes, so the run gives up within the test's wait.
         manifests(&format!(
-            "s3://{BUCKET}/drc?endpoint=http://garage1:3900&region=garage"
+            "s3://{BUCKET}/drc?endpoint=http://garage1:3900&region=garage&timeout=30s"
         )),
     )
     .unwrap();
@@ -897,7 +899,10 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     let mut failed = serde_json::Value::Null;
     site.wait(
         "the cut-off replication to end",
-        Duration::from_secs(120),
+        // A PUT hung on the dead link times out (30 s, the URL's timeout)
+        // and is sent again; connecting then fails until the store client
+        // gives up.
+        Duration::from_secs(240),
         || {
             failed = run_view(&url, &token, "simpus", &run_key);
             finished(&failed)

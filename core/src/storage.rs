@@ -27,6 +27,13 @@ pub struct ObjectInfo {
     pub modified: i64,
 }
 
+/// How long one request to an S3 store may take, from connecting to the
+/// last byte of the answer (`?timeout=` in the URL). object_store's 30 s
+/// would cut a 64 MiB pack on a link slower than 17 Mbit/s, and the
+/// upload would never finish; 5 minutes carries it at 2 Mbit/s. A request
+/// stuck on a dead link is cut then and sent again.
+const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A repository's store.
 #[derive(Clone)]
 pub struct Store {
@@ -140,6 +147,7 @@ impl Store {
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_virtual_hosted_style_request(false);
+        let mut timeout = DEFAULT_REQUEST_TIMEOUT;
         for (k, v) in parsed.query_pairs() {
             match &*k {
                 "endpoint" => {
@@ -149,13 +157,27 @@ impl Store {
                 }
                 "region" => b = b.with_region(v.to_string()),
                 "path_style" => b = b.with_virtual_hosted_style_request(v == "false"),
+                "timeout" => {
+                    timeout = humantime::parse_duration(&v)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            bad(format!("timeout `{v}` is no duration (e.g. 5m, 90s)"))
+                        })?;
+                }
                 other => {
                     return Err(bad(format!(
-                        "unknown parameter `{other}` (known: endpoint, region, path_style)"
+                        "unknown parameter `{other}` (known: endpoint, region, path_style, timeout)"
                     )));
                 }
             }
         }
+        // Only the timeout: the other client options (allow_http, and what
+        // the AWS_* environment set) stay.
+        b = b.with_config(
+            object_store::aws::AmazonS3ConfigKey::Client(object_store::ClientConfigKey::Timeout),
+            format!("{}ms", timeout.as_millis()),
+        );
         if let Ok(f) = std::env::var("PULIH_S3_ACCESS_KEY_ID_FILE") {
             b = b.with_access_key_id(read_secret_file(f.as_ref())?);
         }
@@ -230,6 +252,10 @@ impl Store {
             .size)
     }
 
+    /// Writes an object. object_store sends a plain S3 PUT again when it
+    /// timed out or the connection broke (it is idempotent), as it retries
+    /// GETs: every write of the engine is (an object's bytes are fixed by
+    /// its key, or its key is new).
     pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         self.inner
             .put(&ObjPath::from(key), PutPayload::from_bytes(data))

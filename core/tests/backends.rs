@@ -178,3 +178,100 @@ async fn backend_s3_garage() {
         Store::open_with(&g.url("bontang/dinkes"), true, Some((&g.key_id, &g.secret))).unwrap();
     suite(store).await;
 }
+
+/// A TCP proxy on loopback in front of `upstream` (`host:port`). Its
+/// first connection passes `cut_after` bytes of the request and then
+/// nothing more, held open: what a link that went dead mid-upload looks
+/// like (no reset reaches the sender). Later connections pass.
+/// Returns its address and the count of connections it saw.
+fn dead_link_proxy(
+    upstream: String,
+    cut_after: usize,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+            let Ok(mut server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            if first {
+                std::thread::spawn(move || {
+                    let mut passed = 0;
+                    let mut buf = [0u8; 16 * 1024];
+                    while passed < cut_after {
+                        match client.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                let _ = server.write_all(&buf[..n]);
+                                passed += n;
+                            }
+                        }
+                    }
+                    // Dead: hold both ends, pass nothing, until the client
+                    // gives up.
+                    let _ = std::io::copy(&mut client, &mut std::io::sink());
+                });
+                continue;
+            }
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client, &mut server);
+                let _ = server.shutdown(Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// The link to a real S3 server goes dead in the middle of a pack's
+/// upload: the request times out (`?timeout=`), the PUT is sent again
+/// (every write of the engine is idempotent; object_store does not resend
+/// a PUT that timed out) and the object in the store is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_mid_request_is_sent_again_and_the_object_is_whole() {
+    let g = garage::Garage::start();
+    let upstream = g.endpoint.trim_start_matches("http://").to_string();
+    let (proxy, connections) = dead_link_proxy(upstream, 512 * 1024);
+    let url = format!(
+        "s3://{}/cut?endpoint=http://{proxy}&region=garage&timeout=3s",
+        g.bucket
+    );
+    let store = Store::open_with(&url, true, Some((&g.key_id, &g.secret))).unwrap();
+    let mut pack = vec![0u8; 4 << 20];
+    rand::thread_rng().fill_bytes(&mut pack);
+    store
+        .put("data/ab/cut-mid-way", Bytes::from(pack.clone()))
+        .await
+        .unwrap();
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the first connection went dead, so the PUT went again"
+    );
+    let back = store.get("data/ab/cut-mid-way").await.unwrap();
+    assert_eq!(back.len(), pack.len());
+    assert!(
+        back[..] == pack[..],
+        "the stored object is the whole upload"
+    );
+}
+
+/// A bad `timeout` in a repository URL is refused with what is wrong.
+#[test]
+fn a_bad_timeout_in_an_s3_url_is_refused() {
+    let Err(e) = Store::open("s3://b/p?endpoint=http://127.0.0.1:1&timeout=soon", false) else {
+        panic!("accepted");
+    };
+    assert!(e.to_string().contains("timeout `soon`"), "{e}");
+}
