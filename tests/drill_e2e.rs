@@ -1132,7 +1132,235 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 }
 
-fn plan_manifests(drc: &Path, image: &str, db_src: &Path, web_src: &Path) -> String {
+/// Failover and failback of the two-container app with a real database:
+/// the agent replicates PostgreSQL's volume; a failover brings the database
+/// and the web app up at the DRC (the web app answers with the rows); a
+/// citizen registered at the DRC while failed over is in the primary's
+/// database after the failback, which restarts the primary's container on
+/// the restored volume and leaves nothing running at the DRC.
+#[test]
+fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it_home() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/debian-postgres.sh");
+    run_ok(Command::new("bash").arg(&script).arg(PG_IMAGE));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tag = format!("pgfo{}", std::process::id());
+    let volume = format!("pulih-test-{tag}-pgdata");
+    let prod = format!("pulih-test-{tag}-db");
+    let svc = format!("pulih-test-{tag}-svc");
+    let mut cleanup = Cleanup(vec![
+        vec!["rm".into(), "-f".into(), prod.clone()],
+        vec!["volume".into(), "rm".into(), "-f".into(), volume.clone()],
+    ]);
+    docker(&["volume", "create", &volume]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &prod,
+        "-v",
+        &format!("{volume}:/var/lib/postgresql/data"),
+        PG_IMAGE,
+        "pg-start",
+    ]);
+    let psql = |container: &str, sql: &str| {
+        let out = Command::new("docker")
+            .args([
+                "exec", container, "psql", "-U", "postgres", "-At", "-c", sql,
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    wait_for(
+        "PostgreSQL in production",
+        Duration::from_secs(60),
+        &[],
+        || psql(&prod, "SELECT 1").0,
+    );
+    let (ok, out) = psql(
+        &prod,
+        "CREATE TABLE citizens (id int PRIMARY KEY, name text NOT NULL); \
+         INSERT INTO citizens VALUES (1, 'Siti Aminah'), (2, 'Budi Santoso'), (3, 'La Ode Hamid');",
+    );
+    assert!(ok, "{out}");
+
+    let drc = dir.join("drc");
+    let repo = drc.join("disdukcapil");
+    let pass = dir.join("walidata.pass");
+    write_secret(&pass, "walidata disdukcapil\n");
+    run_ok(
+        pulih()
+            .args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass),
+    );
+    let key = dir.join("siak.key");
+    run_ok(
+        pulih()
+            .args(["repo", "add-agent-key", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--out")
+            .arg(&key),
+    );
+    let mdir = dir.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(
+        mdir.join("all.yaml"),
+        postgres_manifests(&drc, &volume, &prod),
+    )
+    .unwrap();
+    let (controller, url, token, failover_token) = start_failover_controller(dir, &mdir);
+    let agent = start_agent(&url, &token, dir, "siak", &key, &pass);
+    let executor = start_executor(&url, &token, dir, &repo, &pass, &svc);
+    cleanup
+        .0
+        .push(vec!["network".into(), "rm".into(), svc.clone()]);
+    let procs = [&controller, &agent, &executor];
+    wait_for(
+        "the agent's first heartbeat",
+        Duration::from_secs(30),
+        &procs,
+        || agent_seen(&url, &token, "siak"),
+    );
+    let run = last_json(&run_ok(ops(&url, &token).args([
+        "replicate",
+        "siak",
+        "--wait",
+        "--json",
+    ])));
+    assert_eq!(run["state"], "succeeded", "{run}\n{}", agent.log_text());
+
+    let order = |n: u32| format!("Surat Perintah Wali Kota Bontang No. {n}/2026 (test)");
+    let out = ops(&url, &token)
+        .args(["failover", "start", "siak", "--order", &order(3)])
+        .args(["--wait", "--timeout", "300", "--json"])
+        .arg("--authorization-file")
+        .arg(&failover_token)
+        .output()
+        .unwrap();
+    let d = last_json(&out);
+    assert!(
+        out.status.success(),
+        "{d:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(d["state"], "passed", "{d:#}\n{}", executor.log_text());
+    let id = d["id"].as_str().unwrap().to_string();
+    let label = format!("label=io.pulih.recovery={id}");
+    for c in docker(&["ps", "-aq", "--filter", &label]).lines() {
+        cleanup
+            .0
+            .insert(0, vec!["rm".into(), "-f".into(), c.into()]);
+    }
+    let checks: Vec<(&str, bool)> = d["report"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("postgres-accepts-connections", true),
+            ("the-rows-are-there", true),
+            ("the-web-app-shows-the-rows", true)
+        ],
+        "{d:#}"
+    );
+    let v = last_json(&run_ok(
+        ops(&url, &token).args(["servers", "show", "siak", "--json"]),
+    ));
+    assert_eq!(v["failed_over"], id.as_str(), "{v:#}");
+
+    // Production is down meanwhile (the reason for the failover); at the
+    // DRC a citizen is registered, and the web app there shows her.
+    docker(&["stop", &prod]);
+    let (ok, out) = psql(
+        &format!("pulih-{id}-db"),
+        "INSERT INTO citizens VALUES (4, 'Wayan Sudarma (registered at the DRC)')",
+    );
+    assert!(ok, "{out}");
+    let rows = docker(&[
+        "exec",
+        &format!("pulih-{id}-web"),
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1:8080/cgi-bin/rows",
+    ]);
+    assert!(rows.contains("Wayan Sudarma"), "{rows}");
+
+    let out = ops(&url, &token)
+        .args(["failback", "siak", "--order", &order(4)])
+        .args(["--wait", "--timeout", "300", "--json"])
+        .arg("--authorization-file")
+        .arg(&failover_token)
+        .output()
+        .unwrap();
+    let fb = last_json(&out);
+    assert!(
+        out.status.success(),
+        "{fb:#}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        agent.log_text()
+    );
+    assert_eq!(fb["drc"]["state"], "passed", "{fb:#}");
+    assert_eq!(fb["primary"]["state"], "succeeded", "{fb:#}");
+
+    // The primary's PostgreSQL runs again on the restored volume, with the
+    // row made at the DRC and the rows it had.
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", &prod]),
+        "running",
+        "the primary's container runs again"
+    );
+    let mut names = String::new();
+    wait_for(
+        "PostgreSQL at the primary after the failback",
+        Duration::from_secs(60),
+        &procs,
+        || {
+            let (ok, out) = psql(&prod, "SELECT name FROM citizens ORDER BY id");
+            names = out;
+            ok
+        },
+    );
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        [
+            "Siti Aminah",
+            "Budi Santoso",
+            "La Ode Hamid",
+            "Wayan Sudarma (registered at the DRC)"
+        ],
+        "{names}"
+    );
+    // Nothing of the failover is left at the DRC; the inventory agrees.
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
+    let v = last_json(&run_ok(
+        ops(&url, &token).args(["servers", "show", "siak", "--json"]),
+    ));
+    assert!(v["failed_over"].is_null(), "{v:#}");
+}
+
+/// The plan's failover needs the approval of the head of DKIS; its pre and
+/// post steps append a line to `steps_log`.
+fn plan_manifests(
+    drc: &Path,
+    image: &str,
+    db_src: &Path,
+    web_src: &Path,
+    steps_log: &Path,
+) -> String {
     format!(
         r#"apiVersion: pulih.io/v1alpha1
 kind: DrcTarget
@@ -1201,14 +1429,21 @@ spec:
     - name: aplikasi
       servers: [simpus-web]
       dependsOn: [data]
+  approvals: [dkis-head]
+  preSteps:
+    - {{name: umumkan-gangguan, command: [sh, -c, "echo $PULIH_PHASE $PULIH_STEP $PULIH_PLAN_RUN >> {log}"]}}
+  postSteps:
+    - {{name: umumkan-pulih, command: [sh, -c, "echo $PULIH_PHASE $PULIH_STEP $PULIH_PLAN_RUN >> {log}"]}}
 "#,
         drc = drc.display(),
         db = db_src.display(),
         web = web_src.display(),
+        log = steps_log.display(),
     )
 }
 
-/// Starts a controller with a failover authorization and applies the
+/// Starts a controller with a failover authorization and an approver for
+/// `dkis-head` (token in `DIR/approver-dkis-head.token`) and applies the
 /// manifests in `mdir`: (controller, URL, admin token, failover token).
 fn start_failover_controller(
     dir: &Path,
@@ -1218,12 +1453,15 @@ fn start_failover_controller(
     let config = dir.join("controller.toml");
     let failover_token = dir.join("failover.token");
     write_secret(&failover_token, "failover authority of the DKIS head\n");
+    let approver = dir.join("approver-dkis-head.token");
+    write_secret(&approver, "approval of the head of DKIS\n");
     std::fs::write(
         &config,
         format!(
-            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\nfailover_token_file = {:?}\n",
+            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\nfailover_token_file = {:?}\n[approvers]\ndkis-head = {:?}\n",
             state.display().to_string(),
-            failover_token.display().to_string()
+            failover_token.display().to_string(),
+            approver.display().to_string()
         ),
     )
     .unwrap();
@@ -1233,9 +1471,17 @@ fn start_failover_controller(
     (controller, url, token, failover_token)
 }
 
-/// Starts a DRC executor for target `drc` of the controller at `url`; the
-/// walidata grants its `drc-drill` key the repository `repo`.
-fn start_executor(url: &str, token: &Path, dir: &Path, repo: &Path, pass: &Path) -> Proc {
+/// Starts a DRC executor for target `drc` of the controller at `url`, with
+/// `service_network` for failovers; the walidata grants its `drc-drill`
+/// key the repository `repo`.
+fn start_executor(
+    url: &str,
+    token: &Path,
+    dir: &Path,
+    repo: &Path,
+    pass: &Path,
+    service_network: &str,
+) -> Proc {
     let xdir = dir.join("executor");
     std::fs::create_dir_all(&xdir).unwrap();
     let identity = xdir.join("drc-drill.key");
@@ -1267,7 +1513,7 @@ fn start_executor(url: &str, token: &Path, dir: &Path, repo: &Path, pass: &Path)
             identity.display().to_string(),
             tfile.display().to_string(),
             xdir.join("scratch").display().to_string(),
-            format!("pulih-test-plansvc-{}", std::process::id()),
+            service_network,
         ),
     )
     .unwrap();
@@ -1363,6 +1609,7 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         }
     }
     let _cleanup = Leftovers(svc.clone());
+    let steps_log = dir.join("steps.log");
     let db_src = dir.join("db-src");
     let web_src = dir.join("web-src");
     std::fs::create_dir_all(&db_src).unwrap();
@@ -1400,13 +1647,13 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     std::fs::create_dir_all(&mdir).unwrap();
     std::fs::write(
         mdir.join("all.yaml"),
-        plan_manifests(&drc, image, &db_src, &web_src),
+        plan_manifests(&drc, image, &db_src, &web_src, &steps_log),
     )
     .unwrap();
     let (controller, url, token, failover_token) = start_failover_controller(dir, &mdir);
     let db_agent = start_agent(&url, &token, dir, "simpus-db", &db_key, &pass);
     let web_agent = start_agent(&url, &token, dir, "simpus-web", &web_key, &pass);
-    let executor = start_executor(&url, &token, dir, &repo, &pass);
+    let executor = start_executor(&url, &token, dir, &repo, &pass, &svc);
     let procs = [&controller, &db_agent, &web_agent, &executor];
     let replicate = |server: &str| {
         wait_for(
@@ -1469,6 +1716,13 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     );
     assert_eq!(web_drill["trigger"], "plan");
     let id = run["id"].as_str().unwrap().to_string();
+    // A drill needs no approval and runs no pre/post step (they act on
+    // the world: status pages, notices).
+    assert!(
+        run.get("approvals").is_none() && run.get("steps").is_none(),
+        "{run:#}"
+    );
+    assert!(!steps_log.exists());
 
     // Stopped, it holds the plan: a second run waits for ops.
     let out = drill();
@@ -1544,6 +1798,7 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         String::from_utf8_lossy(&out.stderr).contains("failover_not_authorized"),
         "{out:?}"
     );
+    // The plan names an approver: the run waits for the head of DKIS.
     let out = ops(&url, &token)
         .args([
             "failover",
@@ -1551,9 +1806,6 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
             "layanan-simpus",
             "--order",
             "SK Wali Kota 12/2026",
-            "--wait",
-            "--timeout",
-            "300",
             "--json",
         ])
         .arg("--authorization-file")
@@ -1561,10 +1813,67 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         .output()
         .unwrap();
     let run = last_json(&out);
+    assert!(out.status.success(), "{run:#}");
+    assert_eq!(run["state"], "awaiting-approval", "{run:#}");
+    assert_eq!(run["approvals"][0]["role"], "dkis-head", "{run:#}");
+    assert!(run["approvals"][0]["approved_by"].is_null(), "{run:#}");
+    assert!(
+        run["groups"][0]["recoveries"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let fid = run["id"].as_str().unwrap().to_string();
+    let approve = |role: &str, file: &Path| {
+        ops(&url, &token)
+            .args(["plan", "approve", &fid, "--role", role])
+            .args(["--name", "Kepala DKIS (test)"])
+            .args(["--wait", "--timeout", "300", "--json"])
+            .arg("--authorization-file")
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    // The failover authorization is no approval.
+    let out = approve("dkis-head", &failover_token);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("approval_not_authorized"),
+        "{stderr}"
+    );
+    let out = approve("dkis-head", &dir.join("approver-dkis-head.token"));
+    let run = last_json(&out);
     assert!(out.status.success(), "{run:#}\n{}", executor.log_text());
     assert_eq!(run["state"], "passed", "{run:#}");
     assert_eq!(run["kind"], "failover");
-    let fid = run["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        run["approvals"][0]["approved_by"], "Kepala DKIS (test)",
+        "{run:#}"
+    );
+    // The pre step ran before the first group was queued, the post step
+    // once every group passed.
+    assert_eq!(run["steps"][0]["phase"], "pre", "{run:#}");
+    assert_eq!(run["steps"][0]["ok"], true, "{run:#}");
+    assert!(
+        run["steps"][0]["at"].as_str().unwrap()
+            <= run["groups"][0]["recoveries"][0]["created_at"]
+                .as_str()
+                .unwrap(),
+        "{run:#}"
+    );
+    wait_for(
+        "the plan's post step",
+        Duration::from_secs(30),
+        &procs,
+        || std::fs::read_to_string(&steps_log).is_ok_and(|l| l.lines().count() == 2),
+    );
+    assert_eq!(
+        std::fs::read_to_string(&steps_log).unwrap(),
+        format!("pre umumkan-gangguan {fid}\npost umumkan-pulih {fid}\n")
+    );
+    // Approving again: the run is no longer waiting.
+    let out = approve("dkis-head", &dir.join("approver-dkis-head.token"));
+    assert!(!out.status.success());
     let web = docker(&[
         "ps",
         "-q",

@@ -188,10 +188,12 @@ impl DrcExecutor {
 
     /// Runs one drill the controller handed out, if it still may start.
     async fn drill(&self, job: &DrillJob) -> Result<()> {
-        // The id names containers, a network and a scratch directory.
+        // The id names containers, a network and a scratch directory. The
+        // longest the controller makes: a plan member's
+        // `plan-drill-<time>-<rand>-g<i>-<63-char server>-<attempt>`.
         let plain = |s: &str| {
             !s.is_empty()
-                && s.len() <= 100
+                && s.len() <= 160
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };

@@ -1,13 +1,14 @@
 //! Recovery plans through the controller: `pulih drill run PLAN` and
 //! `pulih failover start PLAN` start a run (see [`start`]); `pulih plan
-//! list|show|resume|rollback` follow and steer it.
+//! list|show|approve|resume|rollback` follow and steer it.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use pulih_core::api::{FailoverRequest, PlanRunView};
+use pulih_core::api::{FailoverRequest, PlanApproveRequest, PlanRunView};
+use pulih_core::manifest::types::KeyHolderRole;
 
 use crate::exit;
 use crate::ops::{Api, ApiFailure, Conn, table, wita};
@@ -36,6 +37,23 @@ enum PlanCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Approve a failover plan's run that awaits approval, as one of the
+    /// roles its plan names; the run starts once every role approved.
+    Approve {
+        id: String,
+        /// walidata, dkis-head or regional-secretary.
+        #[arg(long, value_parser = parse_role)]
+        role: KeyHolderRole,
+        /// Who approves (recorded in the run and the audit log).
+        #[arg(long)]
+        name: String,
+        /// The approver token file of that role (the controller's
+        /// `[approvers]`).
+        #[arg(long, env = "PULIH_APPROVER_TOKEN_FILE", value_name = "FILE")]
+        authorization_file: PathBuf,
+        #[command(flatten)]
+        wait: Wait,
+    },
     /// Resume a stopped run: its failed servers are tried again, then the
     /// plan goes on. A failover plan's run needs the failover authorization.
     Resume {
@@ -61,6 +79,11 @@ enum PlanCommand {
         #[command(flatten)]
         wait: Wait,
     },
+}
+
+fn parse_role(s: &str) -> Result<KeyHolderRole, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("`{s}` is no role (walidata, dkis-head, regional-secretary)"))
 }
 
 /// Waiting for a run to settle (not running or rolling back any more).
@@ -96,7 +119,7 @@ pub async fn report(api: &Api, run: PlanRunView, wait: Wait) -> Result<u8> {
     }
     Ok(match run.state.as_str() {
         "passed" | "rolled-back" => exit::OK,
-        "running" | "rolling-back" if !wait.wait => exit::OK,
+        "awaiting-approval" | "running" | "rolling-back" if !wait.wait => exit::OK,
         _ => exit::ERROR,
     })
 }
@@ -105,7 +128,10 @@ async fn settle(api: &Api, id: &str, timeout: Duration) -> Result<PlanRunView> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let r: PlanRunView = api.get(&format!("/plan-runs/{id}")).await?;
-        if !matches!(r.state.as_str(), "running" | "rolling-back") {
+        if !matches!(
+            r.state.as_str(),
+            "awaiting-approval" | "running" | "rolling-back"
+        ) {
             return Ok(r);
         }
         if tokio::time::Instant::now() >= deadline {
@@ -150,6 +176,26 @@ fn print_run(r: &PlanRunView) {
             );
         }
     }
+    for a in &r.approvals {
+        match (&a.approved_by, &a.approved_at) {
+            (Some(by), Some(at)) => println!(
+                "  approval {:<18} {by} at {}",
+                a.role.as_str(),
+                wita(&Some(at.clone()))
+            ),
+            _ => println!("  approval {:<18} needed", a.role.as_str()),
+        }
+    }
+    for s in &r.steps {
+        println!(
+            "  {} step {:<20} {:<6} {:.1}s {}",
+            s.phase,
+            s.name,
+            if s.ok { "ok" } else { "FAILED" },
+            s.duration_s,
+            s.detail
+        );
+    }
     for d in &r.rollback {
         println!(
             "  rollback {:<12} {:<44} {:<7} {}",
@@ -165,6 +211,17 @@ fn print_run(r: &PlanRunView) {
             r.id
         ),
         "running" | "rolling-back" => println!("  follow: `pulih plan show {}`", r.id),
+        "awaiting-approval" => {
+            for a in r.approvals.iter().filter(|a| a.approved_by.is_none()) {
+                println!(
+                    "  next: `pulih plan approve {} --role {} --name \"…\" --authorization-file FILE` (the {} approver's token)",
+                    r.id,
+                    a.role.as_str(),
+                    a.role.as_str()
+                );
+            }
+            println!("  or: `pulih plan rollback {} --order …` cancels it", r.id);
+        }
         _ => {}
     }
 }
@@ -218,6 +275,23 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
                 },
             )
             .await
+        }
+        PlanCommand::Approve {
+            id,
+            role,
+            name,
+            authorization_file,
+            wait,
+        } => {
+            let approver = a.conn.connect_with(&authorization_file)?;
+            let r: PlanRunView = approver
+                .post(
+                    &format!("/plan-runs/{id}/approve"),
+                    &PlanApproveRequest { role, name },
+                )
+                .await?;
+            let api = if wait.wait { admin()? } else { approver };
+            report(&api, r, wait).await
         }
         PlanCommand::Resume {
             id,

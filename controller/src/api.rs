@@ -4,6 +4,7 @@ mod agents;
 mod drc;
 pub mod drills;
 mod manifests;
+mod plan_steps;
 mod plans;
 mod servers;
 
@@ -16,6 +17,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pulih_core::manifest::ManifestSet;
+use pulih_core::manifest::types::KeyHolderRole;
 use serde::de::DeserializeOwned;
 
 use crate::config::ControllerConfig;
@@ -38,8 +40,11 @@ pub struct AppState {
     pub desired: RwLock<Desired>,
     admin_token_hash: [u8; 32],
     failover_token_hash: Option<[u8; 32]>,
+    approver_token_hashes: std::collections::BTreeMap<KeyHolderRole, [u8; 32]>,
     /// One maintenance run at a time.
     pub maintenance_lock: tokio::sync::Mutex<()>,
+    /// Plan runs whose pre or post steps are running now (`run:phase`).
+    pub plan_steps_running: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -50,6 +55,7 @@ impl AppState {
         config: ControllerConfig,
         admin_token: &str,
         failover_token: Option<&str>,
+        approver_tokens: &std::collections::BTreeMap<KeyHolderRole, String>,
         desired: Desired,
     ) -> Self {
         AppState {
@@ -58,7 +64,37 @@ impl AppState {
             desired: RwLock::new(desired),
             admin_token_hash: token_hash(admin_token),
             failover_token_hash: failover_token.map(token_hash),
+            approver_token_hashes: approver_tokens
+                .iter()
+                .map(|(r, t)| (*r, token_hash(t)))
+                .collect(),
             maintenance_lock: tokio::sync::Mutex::new(()),
+            plan_steps_running: Default::default(),
+        }
+    }
+
+    /// Whether the controller holds an approver token for `role`.
+    pub fn has_approver(&self, role: KeyHolderRole) -> bool {
+        self.approver_token_hashes.contains_key(&role)
+    }
+
+    /// Checks the token of `role`'s approver.
+    pub fn require_approver(
+        &self,
+        headers: &HeaderMap,
+        role: KeyHolderRole,
+    ) -> Result<(), ApiError> {
+        let Some(want) = self.approver_token_hashes.get(&role) else {
+            return Err(ApiError::Conflict(format!(
+                "this controller has no approver for {} (set [approvers] {} in its config)",
+                role.as_str(),
+                role.as_str()
+            )));
+        };
+        if token_hash(bearer(headers)?) == *want {
+            Ok(())
+        } else {
+            Err(ApiError::ApprovalNotAuthorized(role.as_str().to_string()))
         }
     }
 
@@ -244,6 +280,7 @@ pub fn router(state: Shared) -> Router {
         .route("/plan-runs", get(plans::list))
         .route("/plan-runs/{id}", get(plans::show))
         .route("/plan-runs/{id}/resume", post(plans::resume))
+        .route("/plan-runs/{id}/approve", post(plan_steps::approve))
         .route("/plan-runs/{id}/rollback", post(plans::rollback))
         .route("/drills", get(drills::list))
         .route("/drills/{id}", get(drills::show))

@@ -54,6 +54,11 @@ pub struct ControllerConfig {
     /// Without it failover is disabled.
     #[serde(default)]
     pub failover_token_file: Option<PathBuf>,
+    /// `[approvers]`: per role a RecoveryPlan's `approvals` may name
+    /// (`walidata`, `dkis-head`, `regional-secretary`), the file of the
+    /// secret its holder approves a failover of the plan with.
+    #[serde(default)]
+    pub approvers: std::collections::BTreeMap<pulih_core::manifest::types::KeyHolderRole, PathBuf>,
     /// Retention on the controller's own schedule; off when absent.
     #[serde(default)]
     pub maintenance: Option<MaintenanceConfig>,
@@ -133,6 +138,7 @@ impl ControllerConfig {
             tls_cert_file: None,
             tls_key_file: None,
             failover_token_file: None,
+            approvers: Default::default(),
             maintenance: None,
         }
     }

@@ -44,6 +44,9 @@ pub enum ApiError {
         "a failover needs the failover authorization (the controller's failover_token_file), not the admin token"
     )]
     FailoverNotAuthorized,
+    /// The bearer token is not the approver token of the role claimed.
+    #[error("this token is not the approver token of {0}")]
+    ApprovalNotAuthorized(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -67,6 +70,7 @@ impl ApiError {
             ConsentMissing(_) => (StatusCode::FORBIDDEN, "consent_missing"),
             UnknownPlan(_) => (StatusCode::NOT_FOUND, "unknown_plan"),
             FailoverNotAuthorized => (StatusCode::FORBIDDEN, "failover_not_authorized"),
+            ApprovalNotAuthorized(_) => (StatusCode::FORBIDDEN, "approval_not_authorized"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

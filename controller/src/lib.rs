@@ -111,11 +111,27 @@ pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Resul
             "the failover token must be at least 16 characters and differ from the admin token"
         );
     }
+    let mut approvers = std::collections::BTreeMap::new();
+    for (role, f) in &config.approvers {
+        let t = pulih_core::storage::read_secret_file(f)
+            .map(|t| t.trim().to_string())
+            .with_context(|| format!("approver token file of {} {}", role.as_str(), f.display()))?;
+        anyhow::ensure!(
+            t.len() >= 16
+                && t != token
+                && failover_token.as_deref() != Some(t.as_str())
+                && !approvers.values().any(|o| *o == t),
+            "the approver token of {} must be at least 16 characters and differ from the admin token, the failover token and every other approver's",
+            role.as_str()
+        );
+        approvers.insert(*role, t);
+    }
     let state = Arc::new(api::AppState::new(
         store,
         config,
         &token,
         failover_token.as_deref(),
+        &approvers,
         api::Desired { set, revision },
     ));
     maintenance::spawn_schedule(state.clone(), cancel.clone());

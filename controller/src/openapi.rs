@@ -220,6 +220,14 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
+        "/plan-runs/{id}/approve",
+        "Approve a failover plan run awaiting approval as one of the roles its plan names (that role's approver token); the run starts once every role approved",
+        Some("PlanApproveRequest"),
+        "PlanRunView",
+        "approver",
+    ),
+    (
+        "post",
         "/plan-runs/{id}/rollback",
         "Roll back a stopped (or passed) failover plan run: fail back every server it brought up, later groups first; closes a stopped drill plan run",
         Some("FailoverRequest"),
@@ -325,6 +333,7 @@ pub fn document() -> Value {
     add::<DrillView>(&mut generator, "DrillView", &mut named);
     add::<PlanRunView>(&mut generator, "PlanRunView", &mut named);
     add::<Vec<PlanRunView>>(&mut generator, "PlanRunViews", &mut named);
+    add::<PlanApproveRequest>(&mut generator, "PlanApproveRequest", &mut named);
     add::<DrcHeartbeatRequest>(&mut generator, "DrcHeartbeatRequest", &mut named);
     add::<DrcHeartbeatResponse>(&mut generator, "DrcHeartbeatResponse", &mut named);
     add::<DrillStartResponse>(&mut generator, "DrillStartResponse", &mut named);
@@ -374,7 +383,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The admin token, an agent's own credential on /agents/{server}/…, or a DRC executor's on /drc/{target}/…"}}
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The admin token, the failover authorization, an approver's token, an agent's own credential on /agents/{server}/…, or a DRC executor's on /drc/{target}/…"}}
         }
     })
 }

@@ -111,8 +111,9 @@ pub struct PlanRunRow {
     pub plan: String,
     /// `drill` or `failover`.
     pub kind: String,
-    /// `running`, `stopped` (a group failed: resume or roll back),
-    /// `passed`, `rolling-back` or `rolled-back`.
+    /// `awaiting-approval`, `running`, `stopped` (a group or pre step
+    /// failed: resume or roll back), `passed`, `rolling-back` or
+    /// `rolled-back`.
     pub state: String,
     /// The plan's spec as applied when the run started (JSON).
     pub spec_json: String,
@@ -122,6 +123,21 @@ pub struct PlanRunRow {
     pub created_at: i64,
     pub finished_at: Option<i64>,
     pub error: Option<String>,
+}
+
+/// One approval of a plan run (`phase` `approval`, `name` the role,
+/// `actor` who approved), or one run of a plan's pre or post step
+/// (`phase` `pre` or `post`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanStepRow {
+    pub run: String,
+    pub phase: String,
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    pub actor: String,
+    pub at: i64,
+    pub duration_s: f64,
 }
 
 /// A drill (failover, or a rollback's failback) of one server of a plan run.
@@ -284,6 +300,12 @@ pub trait StateStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Per DRC target, the recorded teardown of a run (JSON).
     fn plan_teardowns(&self, run: &str) -> StoreResult<Vec<(String, String)>>;
+
+    /// Records an approval or a step's run; false for a second approval by
+    /// the same role.
+    fn add_plan_step(&self, r: &PlanStepRow) -> StoreResult<bool>;
+    /// A run's approvals and step runs, oldest first.
+    fn plan_steps(&self, run: &str) -> StoreResult<Vec<PlanStepRow>>;
 
     /// Appends to the hash-chained audit log.
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()>;

@@ -533,9 +533,11 @@ pub struct PlanRunView {
     pub plan: String,
     /// `drill` or `failover`.
     pub kind: crate::drill::RecoveryKind,
-    /// `running`; `stopped` (a group failed: `resume` retries its failed
-    /// servers, `rollback` fails back what a failover plan brought up);
-    /// `passed`; `rolling-back`; `rolled-back`.
+    /// `awaiting-approval` (a failover plan whose manifest names
+    /// approvers: it starts once each role approved; `rollback` cancels
+    /// it); `running`; `stopped` (a group or a pre step failed: `resume`
+    /// retries what failed, `rollback` fails back what a failover plan
+    /// brought up); `passed`; `rolling-back`; `rolled-back`.
     pub state: String,
     pub requested_by: String,
     /// The order a failover plan runs under.
@@ -548,6 +550,14 @@ pub struct PlanRunView {
     /// Run start → the last group's servers all healthy (a passed run).
     pub rto_seconds: Option<f64>,
     pub groups: Vec<PlanGroupView>,
+    /// A failover plan's approvals: each role the plan names, and who
+    /// approved as it (none yet: `approved_by` is null).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<PlanApprovalView>,
+    /// A failover plan's pre steps (before its first group) and post steps
+    /// (once every group passed), each run recorded, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<PlanStepView>,
     /// A rollback's failbacks, once ops asked for one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollback: Vec<DrillView>,
@@ -555,6 +565,38 @@ pub struct PlanRunView {
     /// servers stay up on the run's network until then).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub teardown: std::collections::BTreeMap<String, crate::drill::Teardown>,
+}
+
+/// One role a failover plan needs the approval of.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PlanApprovalView {
+    pub role: crate::manifest::types::KeyHolderRole,
+    /// The name the approver gave, once approved.
+    pub approved_by: Option<String>,
+    pub approved_at: Option<String>,
+}
+
+/// One run of a plan's pre or post step.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PlanStepView {
+    /// `pre` or `post`.
+    pub phase: String,
+    pub name: String,
+    pub ok: bool,
+    /// Exit status and the end of the command's output.
+    pub detail: String,
+    pub at: String,
+    pub duration_s: f64,
+}
+
+/// `POST /plan-runs/{id}/approve`, with the bearer token of `role`'s
+/// approver (the controller's `[approvers]`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanApproveRequest {
+    pub role: crate::manifest::types::KeyHolderRole,
+    /// Who approves (recorded in the run and the audit log).
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

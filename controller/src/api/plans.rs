@@ -21,6 +21,7 @@ use pulih_core::manifest::types::RecoveryPlanSpec;
 use serde::Deserialize;
 
 use super::drills::{self, kind_of, new_drill_id, order_of};
+use super::plan_steps;
 use super::{ApiJson, Shared, internal, now};
 use crate::compliance::rfc3339;
 use crate::error::ApiError;
@@ -114,12 +115,16 @@ fn start(
             r.id, r.state
         )));
     }
+    let state = match kind {
+        RecoveryKind::Failover => plan_steps::initial_state(st, plan, &spec)?,
+        _ => "running",
+    };
     let t = now();
     let row = PlanRunRow {
         id: format!("plan-{}", new_drill_id(kind, t)),
         plan: plan.to_string(),
         kind: kind.word().to_string(),
-        state: "running".into(),
+        state: state.into(),
         spec_json: serde_json::to_string(&spec).map_err(internal)?,
         requested_by: actor.to_string(),
         order: order.map(str::to_string),
@@ -133,12 +138,17 @@ fn start(
             actor,
             &format!("plan.{}", kind.word()),
             &format!(
-                "{}: plan {plan}, {} group(s){}",
+                "{}: plan {plan}, {} group(s){}{}",
                 row.id,
                 spec.groups.len(),
                 order
                     .map(|o| format!(", under order: {o}"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if state == "awaiting-approval" {
+                    ", awaiting approval"
+                } else {
+                    ""
+                }
             ),
             t,
         )
@@ -149,7 +159,10 @@ fn start(
 
 /// A run that still holds the plan: a new run of it waits for ops.
 fn is_open(state: &str) -> bool {
-    matches!(state, "running" | "stopped" | "rolling-back")
+    matches!(
+        state,
+        "awaiting-approval" | "running" | "stopped" | "rolling-back"
+    )
 }
 
 /// The state of each group: `waiting` (nothing queued), `running` (a
@@ -189,14 +202,14 @@ fn group_states(spec: &RecoveryPlanSpec, members: &[PlanMember]) -> Vec<&'static
         .collect()
 }
 
-fn spec_of(run: &PlanRunRow) -> Result<RecoveryPlanSpec, ApiError> {
+pub(super) fn spec_of(run: &PlanRunRow) -> Result<RecoveryPlanSpec, ApiError> {
     serde_json::from_str(&run.spec_json).map_err(internal)
 }
 
 /// Queues what a run can start now, and moves it to `stopped`, `passed`
 /// or `rolled-back` when that is where it is. Idempotent: called after
 /// every report of a member, at every request on the run, and every 30 s.
-pub fn advance(st: &Shared, id: &str) -> Result<(), ApiError> {
+pub(super) fn advance(st: &Shared, id: &str) -> Result<(), ApiError> {
     let Some(run) = st.store.plan_run(id).map_err(internal)? else {
         return Ok(());
     };
@@ -209,6 +222,19 @@ pub fn advance(st: &Shared, id: &str) -> Result<(), ApiError> {
 
 fn advance_running(st: &Shared, run: &PlanRunRow) -> Result<(), ApiError> {
     let spec = spec_of(run)?;
+    let failover = run.kind == RecoveryKind::Failover.word();
+    // A failover plan's pre steps pass before its first group starts.
+    if failover
+        && !spec.pre_steps.is_empty()
+        && !plan_steps::steps_done(
+            &st.store.plan_steps(&run.id).map_err(internal)?,
+            "pre",
+            &spec.pre_steps,
+        )
+    {
+        plan_steps::spawn(st, run, "pre");
+        return Ok(());
+    }
     let members = st.store.plan_members(&run.id).map_err(internal)?;
     let mut states = group_states(&spec, &members);
     let t = now();
@@ -244,6 +270,9 @@ fn advance_running(st: &Shared, run: &PlanRunRow) -> Result<(), ApiError> {
                     t,
                 )
                 .map_err(internal)?;
+            if failover && !spec.post_steps.is_empty() {
+                plan_steps::spawn(st, run, "post");
+            }
         }
         return Ok(());
     }
@@ -521,6 +550,29 @@ pub async fn rollback(
     let (run, actor) = run_for(&st, &headers, &id)?;
     let order = order_of(&req)?;
     let t = now();
+    // Not approved yet, so nothing of it ran: cancelled.
+    if run.state == "awaiting-approval" {
+        if !st
+            .store
+            .set_plan_run_state(&id, &["awaiting-approval"], "rolled-back", None, Some(t))
+            .map_err(internal)?
+        {
+            return Err(ApiError::Conflict(format!(
+                "plan run {id} changed state meanwhile"
+            )));
+        }
+        st.store
+            .audit(
+                actor,
+                "plan.cancel",
+                &format!(
+                    "{id}: cancelled before its approvals were complete, under order: {order}"
+                ),
+                t,
+            )
+            .map_err(internal)?;
+        return run_view(&st, &id).map(Json);
+    }
     if run.kind != "failover" {
         if !st
             .store
@@ -599,23 +651,22 @@ pub async fn rollback(
     run_view(&st, &id).map(Json)
 }
 
-fn run_view(st: &Shared, id: &str) -> Result<PlanRunView, ApiError> {
+pub(super) fn run_view(st: &Shared, id: &str) -> Result<PlanRunView, ApiError> {
     let run = st
         .store
         .plan_run(id)
         .map_err(internal)?
         .ok_or_else(|| ApiError::NotFound(format!("no plan run `{id}`")))?;
-    let members = st.store.plan_members(id).map_err(internal)?;
-    let teardowns = st.store.plan_teardowns(id).map_err(internal)?;
-    view(&run, &members, teardowns)
+    view(st, &run)
 }
 
-fn view(
-    run: &PlanRunRow,
-    members: &[PlanMember],
-    teardowns: Vec<(String, String)>,
-) -> Result<PlanRunView, ApiError> {
+fn view(st: &Shared, run: &PlanRunRow) -> Result<PlanRunView, ApiError> {
+    let members = st.store.plan_members(&run.id).map_err(internal)?;
+    let members = &members[..];
+    let teardowns = st.store.plan_teardowns(&run.id).map_err(internal)?;
+    let steps = st.store.plan_steps(&run.id).map_err(internal)?;
     let spec = spec_of(run)?;
+    let (approvals, steps) = plan_steps::views(&spec, run, &steps);
     let states = group_states(&spec, members);
     let groups = spec
         .groups
@@ -665,6 +716,8 @@ fn view(
         error: run.error.clone(),
         rto_seconds,
         groups,
+        approvals,
+        steps,
         rollback: members
             .iter()
             .filter(|m| m.group == ROLLBACK)
@@ -696,9 +749,7 @@ pub async fn list(
         .map_err(internal)?;
     let mut out = Vec::with_capacity(runs.len());
     for run in runs {
-        let members = st.store.plan_members(&run.id).map_err(internal)?;
-        let teardowns = st.store.plan_teardowns(&run.id).map_err(internal)?;
-        out.push(view(&run, &members, teardowns)?);
+        out.push(view(&st, &run)?);
     }
     Ok(Json(out))
 }

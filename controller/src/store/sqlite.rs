@@ -127,6 +127,20 @@ CREATE TABLE plan_teardowns (
     PRIMARY KEY (run, drc_target)
 );
 "#,
+    r#"
+CREATE TABLE plan_steps (
+    run TEXT NOT NULL REFERENCES plan_runs (id),
+    phase TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    duration_s REAL NOT NULL
+);
+CREATE INDEX plan_steps_by_run ON plan_steps (run);
+CREATE UNIQUE INDEX plan_approvals_once ON plan_steps (run, name) WHERE phase = 'approval';
+"#,
 ];
 
 pub struct SqliteStore {
@@ -960,6 +974,43 @@ impl StateStore for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
+    fn add_plan_step(&self, r: &PlanStepRow) -> StoreResult<bool> {
+        let n = self
+            .lock()
+            .execute(
+                "INSERT OR IGNORE INTO plan_steps (run, phase, name, ok, detail, actor, at, duration_s) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![r.run, r.phase, r.name, r.ok, r.detail, r.actor, r.at, r.duration_s],
+            )
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+
+    fn plan_steps(&self, run: &str) -> StoreResult<Vec<PlanStepRow>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT run, phase, name, ok, detail, actor, at, duration_s FROM plan_steps \
+                 WHERE run = ?1 ORDER BY rowid",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([run], |r| {
+                Ok(PlanStepRow {
+                    run: r.get(0)?,
+                    phase: r.get(1)?,
+                    name: r.get(2)?,
+                    ok: r.get(3)?,
+                    detail: r.get(4)?,
+                    actor: r.get(5)?,
+                    at: r.get(6)?,
+                    duration_s: r.get(7)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
     fn audit(&self, actor: &str, action: &str, detail: &str, now: i64) -> StoreResult<()> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(err)?;
@@ -1116,5 +1167,48 @@ mod tests {
         );
         assert_eq!(st.plan_run("p1").unwrap().unwrap().error, None);
         assert_eq!(st.plan_runs(10).unwrap().len(), 1);
+
+        // A role approves a run once; a step may run many times (resume).
+        let step = |phase: &str, name: &str, ok: bool, at: i64| PlanStepRow {
+            run: "p1".into(),
+            phase: phase.into(),
+            name: name.into(),
+            ok,
+            detail: format!("exit code {}", u8::from(!ok)),
+            actor: "Kepala DKIS".into(),
+            at,
+            duration_s: 0.5,
+        };
+        assert!(
+            st.add_plan_step(&step("approval", "dkis-head", true, 1))
+                .unwrap()
+        );
+        assert!(
+            !st.add_plan_step(&step("approval", "dkis-head", true, 2))
+                .unwrap(),
+            "one approval per role"
+        );
+        assert!(
+            st.add_plan_step(&step("approval", "walidata", true, 3))
+                .unwrap()
+        );
+        assert!(st.add_plan_step(&step("pre", "umumkan", false, 4)).unwrap());
+        assert!(st.add_plan_step(&step("pre", "umumkan", true, 5)).unwrap());
+        let steps = st.plan_steps("p1").unwrap();
+        let seen: Vec<(&str, &str, bool)> = steps
+            .iter()
+            .map(|s| (s.phase.as_str(), s.name.as_str(), s.ok))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("approval", "dkis-head", true),
+                ("approval", "walidata", true),
+                ("pre", "umumkan", false),
+                ("pre", "umumkan", true)
+            ]
+        );
+        assert_eq!(steps[0].at, 1, "the first approval is the one kept");
+        assert!(st.plan_steps("other").unwrap().is_empty());
     }
 }

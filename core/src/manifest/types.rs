@@ -118,12 +118,25 @@ pub struct DrillPolicy {
     pub schedule: Option<CronExpr>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyHolderRole {
     Walidata,
     DkisHead,
     RegionalSecretary,
+}
+
+impl KeyHolderRole {
+    /// The role as manifests and the API spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyHolderRole::Walidata => "walidata",
+            KeyHolderRole::DkisHead => "dkis-head",
+            KeyHolderRole::RegionalSecretary => "regional-secretary",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
