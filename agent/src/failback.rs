@@ -142,7 +142,15 @@ impl Agent {
                 Ok(info) => info.state.and_then(|s| s.running).unwrap_or(false),
                 // Not on this host (removed in the outage): nothing to stop
                 // or start; ops recreate it on the restored volume.
-                Err(_) => continue,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => continue,
+                Err(e) => {
+                    stop_error = Some(anyhow::anyhow!(
+                        "cannot tell whether container {n} runs, so it is not swapped under it: {e}"
+                    ));
+                    break;
+                }
             };
             if !running {
                 down.push(n.clone());
@@ -179,7 +187,14 @@ impl Agent {
         for n in &stopped {
             let Some(docker) = &docker else { break };
             if let Err(e) = docker.start_container(n, None).await {
-                problems.push(format!("cannot start container {n} again: {e}"));
+                problems.push(format!(
+                    "cannot start container {n}{}: {e}",
+                    if result.is_ok() {
+                        " on the restored data (it is in place; start it by hand once fixed)"
+                    } else {
+                        " again"
+                    }
+                ));
             }
         }
         for (tmp, _) in paths.iter().map(|p| tmp_and_old(p, &short)) {

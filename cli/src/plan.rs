@@ -38,7 +38,8 @@ enum PlanCommand {
         json: bool,
     },
     /// Approve a failover plan's run that awaits approval, as one of the
-    /// roles its plan names; the run starts once every role approved.
+    /// roles its plan names; the run starts once every role approved
+    /// (`--wait` follows it with the admin token).
     Approve {
         id: String,
         /// walidata, dkis-head or regional-secretary.

@@ -729,6 +729,36 @@ fn validate_plan(set: &ManifestSet, p: &Located<RecoveryPlanSpec>, d: &mut Vec<D
             ),
         ));
     }
+    for (i, r) in spec.approvals.iter().enumerate() {
+        if spec.approvals[..i].contains(r) {
+            d.push(p.diag(
+                &format!("spec.approvals[{i}]"),
+                format!("`{}` is named twice (each role approves once)", r.as_str()),
+            ));
+        }
+    }
+    // A run records each step's outcome by name, so names are unique.
+    for (field, steps) in [
+        ("preSteps", &spec.pre_steps),
+        ("postSteps", &spec.post_steps),
+    ] {
+        for (i, st) in steps.iter().enumerate() {
+            if st.name.trim().is_empty() {
+                d.push(p.diag(&format!("spec.{field}[{i}].name"), "a step needs a name"));
+            } else if steps[..i].iter().any(|o| o.name == st.name) {
+                d.push(p.diag(
+                    &format!("spec.{field}[{i}].name"),
+                    format!("duplicate step `{}` in {field}", st.name),
+                ));
+            }
+            if st.command.first().is_none_or(|c| c.is_empty()) {
+                d.push(p.diag(
+                    &format!("spec.{field}[{i}].command"),
+                    "a step needs a command: the program and its arguments, e.g. [/usr/local/bin/status-page, set, degraded]",
+                ));
+            }
+        }
+    }
 }
 
 /// A node on a cycle of `edges`, if any (iterative three-colour DFS).

@@ -28,11 +28,12 @@ pub struct ObjectInfo {
 }
 
 /// How long one request to an S3 store may take, from connecting to the
-/// last byte of the answer (`?timeout=` in the URL). object_store's 30 s
-/// would cut a 64 MiB pack on a link slower than 17 Mbit/s, and the
-/// upload would never finish; 5 minutes carries it at 2 Mbit/s. A request
-/// stuck on a dead link is cut then and sent again.
-const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+/// last byte of the answer (`?timeout=` in the URL); then it is cut and
+/// sent again. object_store's 30 s cuts a backup's uploads on links under
+/// ~17 Mbit/s (three ~20 MiB packs in flight share the link) so that they
+/// never finish; 2 minutes carries them at ~4 Mbit/s, while a request a
+/// dead link or a stuck store node holds is not waited for much longer.
+const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A repository's store.
 #[derive(Clone)]

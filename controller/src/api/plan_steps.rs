@@ -115,7 +115,11 @@ pub async fn approve(
                 t,
             )
             .map_err(internal)?;
-        advance(&st, &id)?;
+        // The approval stands whatever happens next: a server that cannot
+        // be queued stops the run, which its view says.
+        if let Err(e) = advance(&st, &id) {
+            tracing::error!(run = %id, error = %e, "cannot advance the approved plan run");
+        }
     }
     run_view(&st, &id).map(Json)
 }
@@ -178,17 +182,21 @@ pub fn spawn(st: &Shared, run: &PlanRunRow, phase: &'static str) {
     let st = st.clone();
     let run = run.clone();
     tokio::spawn(async move {
-        if let Err(e) = run_steps(&st, &run, phase).await {
-            tracing::error!(run = %run.id, phase, error = %e, "recovery plan steps");
-        }
+        let outcome = run_steps(&st, &run, phase).await;
         st.plan_steps_running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
-        if phase == "pre"
-            && let Err(e) = advance(&st, &run.id)
-        {
-            tracing::error!(run = %run.id, error = %e, "cannot advance the recovery plan run");
+        match outcome {
+            // Passed (or stopped the run): move it on now.
+            Ok(()) if phase == "pre" => {
+                if let Err(e) = advance(&st, &run.id) {
+                    tracing::error!(run = %run.id, error = %e, "cannot advance the recovery plan run");
+                }
+            }
+            Ok(()) => {}
+            // The state store failed: the 30 s loop tries again, not at once.
+            Err(e) => tracing::error!(run = %run.id, phase, error = %e, "recovery plan steps"),
         }
     });
 }
@@ -204,6 +212,18 @@ async fn run_steps(st: &Shared, run: &PlanRunRow, phase: &'static str) -> Result
     for step in list {
         if phase == "pre" && steps_done(&done, phase, std::slice::from_ref(step)) {
             continue;
+        }
+        // Post steps announce the service is back: not once a rollback
+        // began.
+        if phase == "post"
+            && st
+                .store
+                .plan_run(&run.id)
+                .map_err(internal)?
+                .is_none_or(|r| r.state != "passed")
+        {
+            tracing::warn!(run = %run.id, step = %step.name, "the run is no longer passed; its remaining post steps are not run");
+            return Ok(());
         }
         let started = Instant::now();
         let (ok, detail) = execute(run, phase, step).await;

@@ -223,8 +223,11 @@ pub(super) fn advance(st: &Shared, id: &str) -> Result<(), ApiError> {
 fn advance_running(st: &Shared, run: &PlanRunRow) -> Result<(), ApiError> {
     let spec = spec_of(run)?;
     let failover = run.kind == RecoveryKind::Failover.word();
-    // A failover plan's pre steps pass before its first group starts.
+    let members = st.store.plan_members(&run.id).map_err(internal)?;
+    // A failover plan's pre steps pass before its first group starts (and
+    // only then: once a server is queued, they are behind it).
     if failover
+        && members.is_empty()
         && !spec.pre_steps.is_empty()
         && !plan_steps::steps_done(
             &st.store.plan_steps(&run.id).map_err(internal)?,
@@ -235,7 +238,6 @@ fn advance_running(st: &Shared, run: &PlanRunRow) -> Result<(), ApiError> {
         plan_steps::spawn(st, run, "pre");
         return Ok(());
     }
-    let members = st.store.plan_members(&run.id).map_err(internal)?;
     let mut states = group_states(&spec, &members);
     let t = now();
     if states.contains(&"failed") {
@@ -600,7 +602,7 @@ pub async fn rollback(
         .map_err(internal)?
     {
         return Err(ApiError::Conflict(format!(
-            "plan run {id} is {}: only a stopped or passed failover run can be rolled back",
+            "plan run {id} is {}: only a failover run awaiting approval, stopped or passed can be rolled back",
             run.state
         )));
     }
