@@ -16,8 +16,8 @@ use rand::{Rng, RngCore, SeedableRng};
 
 pub fn pulih() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pulih"));
-    // A cheap scrypt work factor keeps the passphrase slot fast in tests.
-    c.env("PULIH_TEST_SCRYPT_LOG_N", "10")
+    // A cheap argon2id (64 KiB) keeps the passphrase slot fast in tests.
+    c.env("PULIH_TEST_ARGON2_M_KIB", "64")
         .env_remove("PULIH_REPO")
         .env_remove("PULIH_AGENT_KEY")
         .env_remove("PULIH_PASSPHRASE_FILE");

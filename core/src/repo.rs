@@ -35,8 +35,8 @@ pub struct Repo {
 pub struct InitOptions {
     pub chunker: ChunkerParams,
     pub compression_level: i32,
-    /// scrypt work factor (log2 N) of the walidata slot; None = age's default.
-    pub scrypt_log_n: Option<u8>,
+    /// The KDF of the walidata slot.
+    pub kdf: crate::keys::PassphraseKdf,
 }
 
 impl Default for InitOptions {
@@ -44,7 +44,7 @@ impl Default for InitOptions {
         InitOptions {
             chunker: ChunkerParams::default(),
             compression_level: 3,
-            scrypt_log_n: None,
+            kdf: Default::default(),
         }
     }
 }
@@ -88,7 +88,7 @@ impl Repo {
             .put(
                 &format!("keys/{WALIDATA_SLOT}"),
                 reader
-                    .wrap_with_passphrase(passphrase, opts.scrypt_log_n)
+                    .wrap_with_passphrase(WALIDATA_SLOT, passphrase, opts.kdf)
                     .into(),
             )
             .await?;

@@ -2,9 +2,10 @@
 //! backed-up path at its absolute path below the target).
 //!
 //! Plan first (walk the trees, create directories and empty files of the
-//! right size), then fetch each needed pack once, in parallel, and write
-//! every blob to every place that needs it; metadata last, directories
-//! deepest first. Every blob is authenticated and its id re-hashed before a
+//! right size), then fetch what each pack holds of the snapshot as ranges
+//! (neighbouring blobs together, at most [`MAX_RANGE`] each, gaps not
+//! read), several at once, and write every blob to every place that needs
+//! it; metadata last, directories deepest first. Every blob is authenticated and its id re-hashed before a
 //! byte of it is written.
 
 use std::collections::HashMap;
@@ -35,7 +36,7 @@ impl Default for RestoreOptions {
     fn default() -> Self {
         RestoreOptions {
             include: Vec::new(),
-            concurrency: 4,
+            concurrency: 3,
         }
     }
 }
@@ -62,6 +63,53 @@ struct Target {
 struct PackPlan {
     session: SessionId,
     blobs: HashMap<BlobId, (PackEntry, Vec<Target>)>,
+}
+
+/// One read from a pack: `lo..hi`, holding `blobs`.
+struct Range {
+    pack: PackId,
+    session: SessionId,
+    lo: u64,
+    hi: u64,
+    blobs: Vec<(PackEntry, Vec<Target>)>,
+}
+
+/// The most one read fetches (a larger blob is read alone): bounds the
+/// memory of a restore to about `concurrency` × this, where whole packs
+/// (16–64 MiB) would take several times more.
+const MAX_RANGE: u64 = 1 << 20;
+/// Blobs this close in a pack are read in one range, the gap with them.
+const MAX_GAP: u64 = 256 << 10;
+
+/// Splits each pack's blobs into ranges, in pack order.
+fn ranges(plan: HashMap<PackId, PackPlan>) -> Vec<Range> {
+    let mut out = Vec::new();
+    for (pack, pp) in plan {
+        let mut blobs: Vec<(PackEntry, Vec<Target>)> = pp.blobs.into_values().collect();
+        blobs.sort_by_key(|(e, _)| e.offset);
+        let mut cur: Option<Range> = None;
+        for (e, targets) in blobs {
+            let (lo, hi) = (e.offset as u64, e.offset as u64 + e.stored_len as u64);
+            if let Some(r) = &mut cur
+                && lo <= r.hi + MAX_GAP
+                && hi - r.lo <= MAX_RANGE
+            {
+                r.hi = r.hi.max(hi);
+                r.blobs.push((e, targets));
+                continue;
+            }
+            out.extend(cur.take());
+            cur = Some(Range {
+                pack,
+                session: pp.session,
+                lo,
+                hi,
+                blobs: vec![(e, targets)],
+            });
+        }
+        out.extend(cur);
+    }
+    out
 }
 
 struct Planned {
@@ -277,26 +325,21 @@ pub async fn restore(
         }
     }
 
-    // Content: each pack fetched once, packs in parallel.
+    // Content: each needed range of each pack fetched once, in parallel.
     let files = Arc::new(files);
     let keys = reader.space_keys(space);
-    futures::stream::iter(plan)
-        .map(|(pack_id, pp)| {
+    futures::stream::iter(ranges(plan))
+        .map(|r| {
             let (files, keys, progress) = (files.clone(), keys.clone(), progress.clone());
             async move {
-                let session = reader.session(pp.session).await?;
-                let lo = pp
-                    .blobs
-                    .values()
-                    .map(|(e, _)| e.offset as u64)
-                    .min()
-                    .unwrap_or(0);
-                let hi = pp
-                    .blobs
-                    .values()
-                    .map(|(e, _)| e.offset as u64 + e.stored_len as u64)
-                    .max()
-                    .unwrap_or(0);
+                let Range {
+                    pack: pack_id,
+                    session,
+                    lo,
+                    hi,
+                    blobs,
+                } = r;
+                let session = reader.session(session).await?;
                 let span = reader
                     .repo
                     .store
@@ -304,7 +347,7 @@ pub async fn restore(
                     .await?;
                 let pk = session.pack_key(&pack_id);
                 tokio::task::spawn_blocking(move || -> Result<()> {
-                    for (entry, targets) in pp.blobs.values() {
+                    for (entry, targets) in &blobs {
                         let s = (entry.offset as u64 - lo) as usize;
                         let ct = span.get(s..s + entry.stored_len as usize).ok_or_else(|| {
                             Error::corrupt(

@@ -51,7 +51,7 @@ pub async fn run(a: InitArgs) -> Result<u8> {
     let opts = InitOptions {
         compression_level: a.compression_level,
         chunker,
-        scrypt_log_n: None,
+        kdf: Default::default(),
     };
     let (repo, reader) = Repo::init(store, &pass, &opts).await?;
     println!(

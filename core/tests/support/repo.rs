@@ -13,7 +13,7 @@ use pulih_core::storage::Store;
 /// Init options with a cheap scrypt work factor, so tests stay fast.
 pub fn fast_init() -> InitOptions {
     InitOptions {
-        scrypt_log_n: Some(10),
+        kdf: pulih_core::keys::PassphraseKdf { m_kib: 64, t: 1 },
         ..Default::default()
     }
 }
