@@ -5,7 +5,9 @@
 //! `workers` pack builders (zstd + AES-GCM, one open pack per blob type
 //! each), and an async uploader with bounded concurrency. Channels are
 //! bounded, so memory stays bounded: roughly
-//! `workers × 2 × pack_size + (2 + upload_concurrency) × pack_size`.
+//! `workers × 2 × pack_size + (2 + upload_concurrency) × pack_size` of
+//! packs plus `workers × 5` chunk buffers (queued or spare, up to the
+//! largest chunk each).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -133,9 +135,9 @@ pub async fn backup(
 
     // Pipeline.
     let workers = opts.workers.max(1);
-    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 4);
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 2);
     // Chunk buffers travel back from the workers to the walker for reuse.
-    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(workers * 4 + workers);
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(workers * 2 + workers);
     let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(2);
     // Uploaded data-pack buffers go back to the workers through this pool.
     let (pool_tx, pool_rx) =
