@@ -288,12 +288,35 @@ pub struct PassphraseKdf {
 
 impl Default for PassphraseKdf {
     fn default() -> Self {
-        // Tests may lower it with `PULIH_TEST_ARGON2_M_KIB`.
-        let m_kib = std::env::var("PULIH_TEST_ARGON2_M_KIB")
+        // Tests may lower it with `PULIH_TEST_ARGON2_M_KIB`; said aloud, so
+        // a leftover variable does not weaken a real repository unseen.
+        let m_kib = match std::env::var("PULIH_TEST_ARGON2_M_KIB")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(64 * 1024);
+        {
+            Some(m) => {
+                tracing::warn!(
+                    m_kib = m,
+                    "PULIH_TEST_ARGON2_M_KIB is set: the passphrase slot gets a test-strength KDF"
+                );
+                m
+            }
+            None => 64 * 1024,
+        };
         PassphraseKdf { m_kib, t: 3 }
+    }
+}
+
+impl PassphraseKdf {
+    /// Refuses parameters argon2id rejects or a reader would refuse.
+    pub fn check(&self) -> Result<()> {
+        if self.m_kib < 8 || self.m_kib > ARGON2_MAX_M_KIB || self.t == 0 || self.t > ARGON2_MAX_T {
+            return Err(Error::Invalid(format!(
+                "argon2id with {} KiB and {} passes: memory must be 8 to {ARGON2_MAX_M_KIB} KiB, passes 1 to {ARGON2_MAX_T}",
+                self.m_kib, self.t
+            )));
+        }
+        Ok(())
     }
 }
 

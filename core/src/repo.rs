@@ -70,6 +70,7 @@ impl Repo {
         if passphrase.is_empty() {
             return Err(Error::Invalid("the passphrase is empty".into()));
         }
+        opts.kdf.check()?;
         let repo_id = crate::id::RepoId::random();
         let reader = ReaderKeys::generate(repo_id);
         let mut recipients = BTreeMap::new();

@@ -74,14 +74,16 @@ struct Range {
     blobs: Vec<(PackEntry, Vec<Target>)>,
 }
 
-/// The most one read fetches (a larger blob is read alone): bounds the
-/// memory of a restore to about `concurrency` × this, where whole packs
-/// (16–64 MiB) would take several times more.
+/// The most one read fetches (a larger blob, up to the chunker's maximum,
+/// is read alone): bounds the memory of a restore to about `concurrency` ×
+/// the larger of this and the largest blob, where whole packs (16–64 MiB)
+/// took several times more.
 const MAX_RANGE: u64 = 1 << 20;
 /// Blobs this close in a pack are read in one range, the gap with them.
 const MAX_GAP: u64 = 256 << 10;
 
-/// Splits each pack's blobs into ranges, in pack order.
+/// Splits each pack's blobs into ranges, each pack's in offset order (the
+/// packs in no particular order).
 fn ranges(plan: HashMap<PackId, PackPlan>) -> Vec<Range> {
     let mut out = Vec::new();
     for (pack, pp) in plan {
@@ -378,7 +380,13 @@ pub async fn restore(
                 .map_err(|e| Error::Task(e.to_string()))?
             }
         })
-        .buffer_unordered(opts.concurrency.max(1))
+        // A remote store answers each read a round trip later: more reads
+        // in flight keep the link busy (each holds about one blob).
+        .buffer_unordered(if reader.repo.store.local_dir().is_some() {
+            opts.concurrency.max(1)
+        } else {
+            opts.concurrency.max(8)
+        })
         .try_collect::<()>()
         .await?;
 
@@ -455,5 +463,80 @@ mod claim_tests {
             ])
             .is_ok()
         );
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::*;
+
+    fn entry(offset: u32, len: u32) -> PackEntry {
+        PackEntry {
+            kind: pack::BlobType::Data,
+            flags: 0,
+            id: BlobId::random(),
+            offset,
+            stored_len: len,
+            raw_len: len,
+        }
+    }
+
+    fn plan_of(pack: PackId, blobs: &[(PackEntry, usize)]) -> HashMap<PackId, PackPlan> {
+        let mut plan = HashMap::new();
+        plan.insert(
+            pack,
+            PackPlan {
+                session: SessionId::random(),
+                blobs: blobs
+                    .iter()
+                    .map(|(e, n)| {
+                        let targets = (0..*n).map(|i| Target { file: i, offset: 0 }).collect();
+                        (e.id, (e.clone(), targets))
+                    })
+                    .collect(),
+            },
+        );
+        plan
+    }
+
+    #[test]
+    fn a_packs_blobs_are_read_in_ranges_of_neighbours_up_to_the_limit() {
+        const M: u32 = 1 << 20;
+        const G: u32 = MAX_GAP as u32;
+        let blobs = [
+            // Adjacent: one range of exactly 1 MiB.
+            (entry(0, M / 2), 1),
+            (entry(M / 2, M / 2), 3),
+            // A gap of exactly MAX_GAP, but the range would pass 1 MiB.
+            (entry(M + G, 1000), 1),
+            // Within MAX_GAP of the one before: the same range.
+            (entry(M + G + 1000 + G, 10), 1),
+            // MAX_GAP + 1 after it: a new range.
+            (entry(M + G + 1000 + G + 10 + G + 1, 10), 1),
+            // Larger than MAX_RANGE: read alone.
+            (entry(3 * M, 3 * M), 2),
+        ];
+        let got = ranges(plan_of(PackId::random(), &blobs));
+        let spans: Vec<(u64, u64, usize)> =
+            got.iter().map(|r| (r.lo, r.hi, r.blobs.len())).collect();
+        let (m, g) = (M as u64, G as u64);
+        assert_eq!(
+            spans,
+            [
+                (0, m, 2),
+                (m + g, m + g + 1000 + g + 10, 2),
+                (m + 3 * g + 1011, m + 3 * g + 1021, 1),
+                (3 * m, 6 * m, 1),
+            ]
+        );
+        // Every blob once, with all its targets.
+        let mut seen: Vec<(BlobId, usize)> = got
+            .iter()
+            .flat_map(|r| r.blobs.iter().map(|(e, t)| (e.id, t.len())))
+            .collect();
+        let mut want: Vec<(BlobId, usize)> = blobs.iter().map(|(e, n)| (e.id, *n)).collect();
+        seen.sort();
+        want.sort();
+        assert_eq!(seen, want);
     }
 }

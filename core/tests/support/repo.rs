@@ -10,7 +10,7 @@ use pulih_core::repo::{InitOptions, ListedSnapshot, Reader, Repo};
 use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
 use pulih_core::storage::Store;
 
-/// Init options with a cheap scrypt work factor, so tests stay fast.
+/// Init options with a cheap argon2id (64 KiB, one pass), so tests stay fast.
 pub fn fast_init() -> InitOptions {
     InitOptions {
         kdf: pulih_core::keys::PassphraseKdf { m_kib: 64, t: 1 },
