@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use pulih_core::api::{PlanApprovalView, PlanApproveRequest, PlanRunView, PlanStepView};
 use pulih_core::manifest::types::{PlanStep, RecoveryPlanSpec};
 
-use super::plans::{advance, run_view, spec_of};
+use super::plans::{advance, run_view, spec_of, stop_run};
 use super::{ApiJson, Shared, internal, now};
 use crate::compliance::rfc3339;
 use crate::error::ApiError;
@@ -262,15 +262,7 @@ async fn run_steps(st: &Shared, run: &PlanRunRow, phase: &'static str) -> Result
         let why = format!("{phase} step `{}` failed: {detail}", step.name);
         if phase == "pre" {
             // Nothing of the plan is queued yet: stop before the first group.
-            if st
-                .store
-                .set_plan_run_state(&run.id, &["running"], "stopped", Some(&why), None)
-                .map_err(internal)?
-            {
-                st.store
-                    .audit("controller", "plan.stop", &format!("{}: {why}", run.id), t)
-                    .map_err(internal)?;
-            }
+            stop_run(st, run, &why)?;
         } else {
             // The servers are up; the run stays passed and says what failed.
             let finished = st

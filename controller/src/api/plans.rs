@@ -246,16 +246,7 @@ fn advance_running(st: &Shared, run: &PlanRunRow) -> Result<(), ApiError> {
             return Ok(());
         }
         let why = failure(&spec, &members, &states);
-        if st
-            .store
-            .set_plan_run_state(&run.id, &["running"], "stopped", Some(&why), None)
-            .map_err(internal)?
-        {
-            st.store
-                .audit("controller", "plan.stop", &format!("{}: {why}", run.id), t)
-                .map_err(internal)?;
-            tracing::warn!(run = %run.id, plan = %run.plan, %why, "recovery plan stopped");
-        }
+        stop_run(st, run, &why)?;
         return Ok(());
     }
     if states.iter().all(|s| *s == "passed") {
@@ -305,6 +296,27 @@ fn advance_running(st: &Shared, run: &PlanRunRow) -> Result<(), ApiError> {
         states[i] = "running";
     }
     Ok(())
+}
+
+/// Moves a running run to `stopped` with `why`, audited; false when it was
+/// not running any more (another request moved it first).
+pub(super) fn stop_run(st: &Shared, run: &PlanRunRow, why: &str) -> Result<bool, ApiError> {
+    let stopped = st
+        .store
+        .set_plan_run_state(&run.id, &["running"], "stopped", Some(why), None)
+        .map_err(internal)?;
+    if stopped {
+        st.store
+            .audit(
+                "controller",
+                "plan.stop",
+                &format!("{}: {why}", run.id),
+                now(),
+            )
+            .map_err(internal)?;
+        tracing::warn!(run = %run.id, plan = %run.plan, %why, "recovery plan stopped");
+    }
+    Ok(stopped)
 }
 
 /// Why a run stopped: each failed group's failed servers with their reason.
