@@ -854,6 +854,27 @@ fn a_replication_naming_a_docker_volume_that_does_not_exist_fails_with_its_name(
     );
 }
 
+/// `pulih repo init` of `repo` with the walidata's `pass`, and an agent
+/// key for it written to `key`.
+fn init_repo_with_agent_key(repo: &Path, pass: &Path, key: &Path) {
+    run_ok(
+        pulih()
+            .args(["repo", "init", "--repo"])
+            .arg(repo)
+            .arg("--passphrase-file")
+            .arg(pass),
+    );
+    run_ok(
+        pulih()
+            .args(["repo", "add-agent-key", "--repo"])
+            .arg(repo)
+            .arg("--passphrase-file")
+            .arg(pass)
+            .arg("--out")
+            .arg(key),
+    );
+}
+
 /// A controller, the walidata's repository, and one enrolled agent for
 /// `server` of `agency`, with `manifests` applied.
 struct Site {
@@ -870,24 +891,8 @@ fn start_site(dir: &Path, manifests: &str, agency: &str, server: &str) -> Site {
     let drc = dir.join("drc");
     let pass = dir.join("walidata.pass");
     write_secret(&pass, "walidata\n");
-    let repo = drc.join(agency);
-    run_ok(
-        pulih()
-            .args(["repo", "init", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass),
-    );
     let key = dir.join("agent.key");
-    run_ok(
-        pulih()
-            .args(["repo", "add-agent-key", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--out")
-            .arg(&key),
-    );
+    init_repo_with_agent_key(&drc.join(agency), &pass, &key);
     let mdir = dir.join("manifests");
     std::fs::create_dir_all(&mdir).unwrap();
     std::fs::write(mdir.join("all.yaml"), manifests).unwrap();
@@ -1193,23 +1198,8 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     let repo = drc.join("disdukcapil");
     let pass = dir.join("walidata.pass");
     write_secret(&pass, "walidata disdukcapil\n");
-    run_ok(
-        pulih()
-            .args(["repo", "init", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass),
-    );
     let key = dir.join("siak.key");
-    run_ok(
-        pulih()
-            .args(["repo", "add-agent-key", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--out")
-            .arg(&key),
-    );
+    init_repo_with_agent_key(&repo, &pass, &key);
     let mdir = dir.join("manifests");
     std::fs::create_dir_all(&mdir).unwrap();
     std::fs::write(
