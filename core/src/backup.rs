@@ -2,12 +2,13 @@
 //! index → snapshot (FORMAT.md §8).
 //!
 //! Threads: one walker (read, chunk, hash, dedup; builds trees bottom-up),
-//! `workers` pack builders (zstd + AES-GCM, one open pack per blob type
-//! each), and an async uploader with bounded concurrency. Channels are
-//! bounded, so memory stays bounded: roughly
-//! `workers × 2 × pack_size + (2 + upload_concurrency) × pack_size` of
-//! packs plus `workers × 5` chunk buffers (queued or spare, up to the
-//! largest chunk each).
+//! `workers` compressors (zstd) that hand each blob to one shared packer
+//! (AES-GCM into the one open pack per blob type), and an async uploader
+//! with bounded concurrency. Channels are bounded, so memory stays bounded:
+//! `1 + upload_concurrency` data packs (buffer tokens, see `backup`), one
+//! tree pack, and about `workers × 4` chunk buffers (queued, being
+//! compressed or spare, up to the largest chunk each) plus a compression
+//! buffer per worker.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -15,8 +16,8 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -35,7 +36,7 @@ use crate::storage::Store;
 use crate::tree::{Node, NodeKind, Tree};
 use crate::{Error, Result};
 
-const READ_BLOCK: usize = 4 * 1024 * 1024;
+const READ_BLOCK: usize = 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct BackupOptions {
@@ -45,7 +46,10 @@ pub struct BackupOptions {
     /// Target pack size in bytes (16–64 MiB in production).
     pub pack_size: usize,
     pub workers: usize,
-    pub upload_concurrency: usize,
+    /// Packs uploaded at once; each holds a pack's memory (~`pack_size`).
+    /// None: 1 on local disk (writes are sequential anyway), 2 on a remote
+    /// store (one uploads while the next is sent).
+    pub upload_concurrency: Option<usize>,
     /// Read each path under this directory instead of `/`, and record it
     /// as given: a failback backs up the DRC's copy of a server's paths
     /// (restored under a scratch directory) as the server's own paths.
@@ -62,7 +66,7 @@ impl BackupOptions {
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
-            upload_concurrency: 3,
+            upload_concurrency: None,
             root: None,
         }
     }
@@ -103,6 +107,12 @@ pub async fn backup(
     let started = Instant::now();
     let start_time = time::OffsetDateTime::now_utc();
     let paths = normalize_paths(paths, opts.root.as_deref())?;
+    // The files cache loads while the repository opens.
+    let cache_path = cache_file(&opts.cache_dir, key.repo_id, key.space.space);
+    let cache_load = tokio::task::spawn_blocking({
+        let p = cache_path.clone();
+        move || FilesCache::load(&p)
+    });
     let repo = Repo::open(store).await?;
     repo.check_agent_key(key)?;
     let space = key.space.clone();
@@ -130,48 +140,58 @@ pub async fn backup(
         .put(&format!("keys/sessions/{}", session.id), wrapped.into())
         .await?;
 
-    let cache_path = cache_file(&opts.cache_dir, key.repo_id, space.space);
-    let old_cache = FilesCache::load(&cache_path);
+    let old_cache = cache_load.await.map_err(|e| Error::Task(e.to_string()))?;
 
     // Pipeline.
     let workers = opts.workers.max(1);
-    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 2);
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers);
     // Chunk buffers travel back from the workers to the walker for reuse.
-    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(workers * 2 + workers);
-    let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(2);
-    // Uploaded data-pack buffers go back to the workers through this pool.
-    let (pool_tx, pool_rx) =
-        crossbeam_channel::bounded::<Vec<u8>>(workers + opts.upload_concurrency + 2);
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(workers * 2);
+    let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(1);
+    // Data-pack buffers are tokens: the packer takes one to open a data
+    // pack, the uploader gives it back when the pack is stored. So at most
+    // `1 + upload_concurrency` data packs exist at once, however slow the
+    // store, and their memory is reused rather than reallocated.
+    let upload_concurrency = opts
+        .upload_concurrency
+        .unwrap_or(if repo.store.local_dir().is_some() {
+            1
+        } else {
+            2
+        })
+        .max(1);
+    let tokens = 1 + upload_concurrency;
+    let (pool_tx, pool_rx) = crossbeam_channel::bounded::<Vec<u8>>(tokens);
+    for _ in 0..tokens {
+        pool_tx
+            .try_send(Vec::new())
+            .expect("the pool has room for every token");
+    }
     let uploader = tokio::spawn(upload_packs(
         repo.store.clone(),
         pack_rx,
         pool_tx,
-        opts.pack_size,
-        opts.upload_concurrency.max(1),
+        upload_concurrency,
         progress.clone(),
     ));
+    let packer = Arc::new(Mutex::new(Packer {
+        session: session.clone(),
+        space: space.clone(),
+        open: [None, None],
+        pool: pool_rx,
+        tx: pack_tx,
+        pack_size: opts.pack_size,
+        capacity: pack::pack_capacity(opts.pack_size, key.chunker.max_size as usize),
+    }));
     let mut worker_handles = Vec::new();
     for _ in 0..workers {
-        let (rx, spare, pool, tx, session, space) = (
-            job_rx.clone(),
-            spare_tx.clone(),
-            pool_rx.clone(),
-            pack_tx.clone(),
-            session.clone(),
-            space.clone(),
-        );
-        let (level, pack_size, max_chunk) = (
-            key.compression_level,
-            opts.pack_size,
-            key.chunker.max_size as usize,
-        );
+        let (rx, spare, packer) = (job_rx.clone(), spare_tx.clone(), packer.clone());
+        let level = key.compression_level;
         worker_handles.push(std::thread::spawn(move || {
-            pack_worker(
-                rx, spare, pool, tx, &session, &space, level, pack_size, max_chunk,
-            )
+            pack_worker(rx, spare, &packer, level)
         }));
     }
-    drop((job_rx, pack_tx, spare_tx, pool_rx));
+    drop((job_rx, spare_tx));
 
     let walker = Walker {
         keys: space.clone(),
@@ -195,13 +215,17 @@ pub async fn backup(
         .await
         .map_err(|e| Error::Task(e.to_string()))?;
     let worker_results = tokio::task::spawn_blocking(move || {
-        worker_handles
+        let mut results: Vec<Result<()>> = worker_handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(Error::Task("a pack worker panicked".into())))
             })
-            .collect::<Vec<_>>()
+            .collect();
+        // The last, partly filled packs; dropping the packer then closes
+        // the uploader's channel.
+        results.push(Packer::lock(&packer).and_then(|mut p| p.flush()));
+        results
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))?;
@@ -257,6 +281,10 @@ pub async fn backup(
     snapshot.summary.bytes_stored += snapshot.encode(&space, &snapshot_id).len() as u64;
     snapshot.summary.duration_s = started.elapsed().as_secs_f64();
     let bytes = snapshot.encode(&space, &snapshot_id);
+    // The cache is saved while the snapshot uploads: it only names blobs
+    // the index (written above) holds, and each is checked against the
+    // index before use, so it is safe even if the snapshot PUT fails.
+    let cache_save = tokio::task::spawn_blocking(move || new_cache.save(&cache_path));
     repo.store
         .put(
             &crate::snapshot::snapshot_key_name(&snapshot_id),
@@ -267,8 +295,12 @@ pub async fn backup(
         .bytes_stored
         .store(snapshot.summary.bytes_stored, Ordering::Relaxed);
 
-    if let Err(e) = new_cache.save(&cache_path) {
-        tracing::warn!(error = %e, "could not save the files cache; the next backup reads every file");
+    match cache_save.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not save the files cache; the next backup reads every file")
+        }
+        Err(e) => tracing::warn!(error = %e, "the files cache save stopped"),
     }
     Ok(BackupOutcome {
         snapshot_id,
@@ -373,49 +405,98 @@ async fn adopt_orphans(
     Ok(adopted)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The open packs (one per blob type) every worker appends to, so one data
+/// pack is filled at a time, whatever the number of workers.
+struct Packer {
+    session: Arc<SessionKey>,
+    space: SpaceKeys,
+    open: [Option<PackWriter>; 2],
+    /// Data-pack buffer tokens (see `backup`).
+    pool: crossbeam_channel::Receiver<Vec<u8>>,
+    tx: mpsc::Sender<FinishedPack>,
+    pack_size: usize,
+    capacity: usize,
+}
+
+impl Packer {
+    fn lock(p: &Mutex<Packer>) -> Result<std::sync::MutexGuard<'_, Packer>> {
+        p.lock()
+            .map_err(|_| Error::Task("a pack worker panicked".into()))
+    }
+
+    /// Encrypt one (maybe compressed) blob into the open pack of its type;
+    /// a full pack goes to the uploader.
+    fn add(
+        &mut self,
+        kind: BlobType,
+        id: BlobId,
+        stored: &[u8],
+        flags: u8,
+        raw_len: u32,
+    ) -> Result<()> {
+        let slot = kind as usize;
+        if self.open[slot].is_none() {
+            self.open[slot] = Some(match kind {
+                BlobType::Data => {
+                    // Wait for a token; a fresh one (or one whose buffer the
+                    // store kept) gets its memory now, once.
+                    let mut buf = self
+                        .pool
+                        .recv()
+                        .map_err(|_| Error::Task("the uploader stopped".into()))?;
+                    buf.clear();
+                    buf.reserve_exact(self.capacity);
+                    PackWriter::with_buffer(&self.session, kind, buf)
+                }
+                BlobType::Tree => PackWriter::new(&self.session, kind, 1 << 20),
+            });
+        }
+        let w = self.open[slot].as_mut().expect("just opened");
+        w.add(id, stored, flags, raw_len);
+        if w.len() >= self.pack_size {
+            let w = self.open[slot].take().expect("just used");
+            self.send(w)?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, w: PackWriter) -> Result<()> {
+        self.tx
+            .blocking_send(w.finish(&self.space))
+            .map_err(|_| Error::Task("the uploader stopped".into()))
+    }
+
+    /// Send the partly filled packs.
+    fn flush(&mut self) -> Result<()> {
+        for w in std::mem::take(&mut self.open).into_iter().flatten() {
+            if !w.is_empty() {
+                self.send(w)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Compress chunks (in parallel with the other workers), then hand them
+/// to the shared packer, which encrypts them into the open pack.
 fn pack_worker(
     rx: crossbeam_channel::Receiver<Job>,
     spare: crossbeam_channel::Sender<Vec<u8>>,
-    pool: crossbeam_channel::Receiver<Vec<u8>>,
-    tx: mpsc::Sender<FinishedPack>,
-    session: &SessionKey,
-    space: &SpaceKeys,
+    packer: &Mutex<Packer>,
     level: i32,
-    pack_size: usize,
-    max_chunk: usize,
 ) -> Result<()> {
     let mut comp = zstd::bulk::Compressor::new(level)
         .map_err(|e| Error::Invalid(format!("zstd level {level}: {e}")))?;
-    let mut open: [Option<PackWriter>; 2] = [None, None];
-    let send = |w: PackWriter| {
-        tx.blocking_send(w.finish(space))
-            .map_err(|_| Error::Task("the uploader stopped".into()))
-    };
     let mut scratch = Vec::new();
     for job in rx {
-        let slot = job.kind as usize;
-        let w = open[slot].get_or_insert_with(|| match job.kind {
-            // Data packs reuse the buffers of uploaded packs: no churn of
-            // 20 MiB allocations (which glibc keeps, raising peak RSS).
-            BlobType::Data => PackWriter::with_buffer(
-                session,
-                job.kind,
-                pool.try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(pack_size + max_chunk + 4096)),
-            ),
-            BlobType::Tree => PackWriter::new(session, job.kind, 1 << 20),
-        });
-        w.add_raw(&mut comp, &mut scratch, job.id, &job.data);
+        let flags = pack::compress(&mut comp, &job.data, &mut scratch);
+        let stored = if flags & pack::FLAG_COMPRESSED != 0 {
+            &scratch[..]
+        } else {
+            &job.data[..]
+        };
+        Packer::lock(packer)?.add(job.kind, job.id, stored, flags, job.data.len() as u32)?;
         let _ = spare.try_send(job.data);
-        if w.len() >= pack_size {
-            send(open[slot].take().expect("just used"))?;
-        }
-    }
-    for w in open.into_iter().flatten() {
-        if !w.is_empty() {
-            send(w)?;
-        }
     }
     Ok(())
 }
@@ -424,7 +505,6 @@ async fn upload_packs(
     store: Store,
     mut rx: mpsc::Receiver<FinishedPack>,
     pool: crossbeam_channel::Sender<Vec<u8>>,
-    pack_size: usize,
     concurrency: usize,
     progress: Arc<Progress>,
 ) -> Result<(Vec<IndexPack>, u64)> {
@@ -446,16 +526,16 @@ async fn upload_packs(
         let (store, pool) = (store.clone(), pool.clone());
         set.spawn(async move {
             let n = p.bytes.len() as u64;
+            let data_pack = p.kind == BlobType::Data;
             let bytes = Bytes::from(p.bytes);
             store
                 .put(&pack::pack_key_name(&p.id), bytes.clone())
                 .await?;
-            // Recycle the buffer when the store kept no reference to it.
-            if let Ok(m) = bytes.try_into_mut() {
-                let buf = Vec::from(m);
-                if buf.capacity() >= pack_size {
-                    let _ = pool.try_send(buf);
-                }
+            // Give the token back, with the buffer when the store kept no
+            // reference to it (a worker then reallocates).
+            if data_pack {
+                let buf = bytes.try_into_mut().map(Vec::from).unwrap_or_default();
+                let _ = pool.try_send(buf);
             }
             Ok((
                 IndexPack {
@@ -517,7 +597,8 @@ impl Walker {
                 Some(r) => r.join(name),
                 None => p.clone(),
             };
-            if let Some(node) = self.node(&real, name.as_os_str())? {
+            let meta = std::fs::symlink_metadata(&real);
+            if let Some(node) = self.node(&real, name.as_os_str(), meta)? {
                 root.nodes.push(node);
             }
         }
@@ -571,8 +652,15 @@ impl Walker {
         Ok(id)
     }
 
-    fn node(&mut self, path: &Path, name: &OsStr) -> Result<Option<Node>> {
-        let meta = match std::fs::symlink_metadata(path) {
+    /// One entry; `meta` is its `lstat` (taken by the caller: a directory's
+    /// entries are stat'ed relative to the open directory, not by path).
+    fn node(
+        &mut self,
+        path: &Path,
+        name: &OsStr,
+        meta: std::io::Result<std::fs::Metadata>,
+    ) -> Result<Option<Node>> {
+        let meta = match meta {
             Ok(m) => m,
             Err(e) => {
                 self.skip(path, e);
@@ -650,14 +738,15 @@ impl Walker {
         let mut names = Vec::new();
         for entry in rd {
             match entry {
-                Ok(e) => names.push(e.file_name()),
+                // fstatat on the open directory: no path walk per file.
+                Ok(e) => names.push((e.file_name(), e.metadata())),
                 Err(e) => self.skip(path, e),
             }
         }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        names.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let mut tree = Tree::default();
-        for n in names {
-            if let Some(node) = self.node(&path.join(&n), &n)? {
+        for (n, meta) in names {
+            if let Some(node) = self.node(&path.join(&n), &n, meta)? {
                 tree.nodes.push(node);
             }
         }

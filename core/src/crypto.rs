@@ -84,16 +84,13 @@ impl Sealer {
         Sealer(Aes256Gcm::new((&key.0).into()))
     }
 
-    /// Append `plaintext`'s ciphertext and tag to `out`, encrypting in place
-    /// (no temporary buffer).
-    pub fn seal_append(&self, nonce: [u8; 12], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(plaintext);
+    /// Encrypt `buf[start..]` in place and append its tag.
+    pub fn seal_tail(&self, nonce: [u8; 12], aad: &[u8], buf: &mut Vec<u8>, start: usize) {
         let tag = self
             .0
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut out[start..])
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut buf[start..])
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        out.extend_from_slice(&tag);
+        buf.extend_from_slice(&tag);
     }
 }
 

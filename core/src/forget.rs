@@ -420,7 +420,6 @@ async fn phase1(
         let keys = reader.space_keys(*space);
         let mut writers: [Option<PackWriter>; 2] = [None, None];
         let mut sources: [HashSet<PackId>; 2] = [HashSet::new(), HashSet::new()];
-        let mut scratch = Vec::new();
         let mut comp = zstd::bulk::Compressor::new(reader.repo.config.compression_level)
             .map_err(|e| Error::Invalid(e.to_string()))?;
         for (p, mut locs) in by_pack {
@@ -459,7 +458,7 @@ async fn phase1(
                 let slot = l.entry.kind as usize;
                 let w =
                     writers[slot].get_or_insert_with(|| PackWriter::new(&session, l.entry.kind, 0));
-                w.add_raw(&mut comp, &mut scratch, l.entry.id, &raw);
+                w.add_raw(&mut comp, l.entry.id, &raw);
                 sources[slot].insert(p);
                 if w.len() >= 16 << 20 {
                     let f = writers[slot].take().expect("just used").finish(&keys);

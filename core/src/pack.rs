@@ -82,19 +82,46 @@ fn header_aad(pack: &PackId, space: &SpaceId) -> Vec<u8> {
 
 /// Compress `raw` with zstd into `out` (cleared first) unless it does not
 /// pay. Returns the flags: with [`FLAG_COMPRESSED`] the bytes to store are
-/// `out`, without it they are `raw`. Large inputs are probed on a sample
-/// first, so incompressible data costs little. `out` is reused across calls.
+/// `out`, without it they are `raw`. `out` is reused across calls.
 pub fn compress(compressor: &mut zstd::bulk::Compressor<'_>, raw: &[u8], out: &mut Vec<u8>) -> u8 {
+    out.clear();
+    compress_at(compressor, raw, out, 0)
+}
+
+/// Compress `raw` into `buf` from `at` on (`buf` is truncated to `at`
+/// first) unless it does not pay: with [`FLAG_COMPRESSED`], `buf[at..]` holds
+/// the compressed bytes; without it `buf` is left at length `at`. Large
+/// inputs are probed on a sample first, so incompressible data costs
+/// little. Writing straight into a pack needs no scratch buffer.
+fn compress_at(
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    raw: &[u8],
+    buf: &mut Vec<u8>,
+    at: usize,
+) -> u8 {
     const SAMPLE: usize = 64 * 1024;
-    let mut pays = |input: &[u8], out: &mut Vec<u8>| {
-        out.clear();
-        out.reserve(zstd::zstd_safe::compress_bound(input.len()));
-        matches!(compressor.compress_to_buffer(input, out), Ok(n) if n * 100 <= input.len() * (100 - MIN_SAVING_PERCENT))
+    let mut pays = |input: &[u8], buf: &mut Vec<u8>| {
+        buf.truncate(at);
+        buf.reserve_exact(zstd::zstd_safe::compress_bound(input.len()));
+        let mut dst = std::io::Cursor::new(&mut *buf);
+        dst.set_position(at as u64);
+        let pays = matches!(compressor.compress_to_buffer(input, &mut dst), Ok(n) if n * 100 <= input.len() * (100 - MIN_SAVING_PERCENT));
+        if !pays {
+            buf.truncate(at);
+        }
+        pays
     };
-    if raw.len() > 4 * SAMPLE && !pays(&raw[..SAMPLE], out) {
+    if raw.len() > 4 * SAMPLE && !pays(&raw[..SAMPLE], buf) {
         return 0;
     }
-    if pays(raw, out) { FLAG_COMPRESSED } else { 0 }
+    if pays(raw, buf) { FLAG_COMPRESSED } else { 0 }
+}
+
+/// The buffer capacity a data pack of `pack_size` needs so that adding its
+/// last blob (up to `max_blob` bytes, compressed in place) and finishing it
+/// never reallocates.
+pub fn pack_capacity(pack_size: usize, max_blob: usize) -> usize {
+    pack_size + zstd::zstd_safe::compress_bound(max_blob) + TAG_LEN + 64 * 1024
 }
 
 /// Builds one pack in memory.
@@ -110,6 +137,7 @@ pub struct PackWriter {
 /// A finished pack, ready to upload.
 pub struct FinishedPack {
     pub id: PackId,
+    pub kind: BlobType,
     pub bytes: Vec<u8>,
     pub header: PackHeader,
 }
@@ -148,10 +176,37 @@ impl PackWriter {
     /// Encrypt and append one blob; `stored` is the (maybe compressed)
     /// plaintext, `raw_len` the length before compression.
     pub fn add(&mut self, id: BlobId, stored: &[u8], flags: u8, raw_len: u32) -> u32 {
-        let offset = u32::try_from(self.buf.len()).expect("packs stay below 4 GiB");
+        let offset = self.buf.len();
+        self.buf.extend_from_slice(stored);
+        self.seal_from(offset, id, flags, raw_len)
+    }
+
+    /// Compress (when it pays) and encrypt one blob's plaintext into the
+    /// pack, in place: no copy of the compressed bytes.
+    pub fn add_raw(
+        &mut self,
+        comp: &mut zstd::bulk::Compressor<'_>,
+        id: BlobId,
+        raw: &[u8],
+    ) -> u32 {
+        let offset = self.buf.len();
+        let flags = compress_at(comp, raw, &mut self.buf, offset);
+        if flags & FLAG_COMPRESSED == 0 {
+            self.buf.extend_from_slice(raw);
+        }
+        self.seal_from(offset, id, flags, raw.len() as u32)
+    }
+
+    /// Encrypt `buf[offset..]` in place as one blob and record it.
+    fn seal_from(&mut self, offset: usize, id: BlobId, flags: u8, raw_len: u32) -> u32 {
+        let offset = u32::try_from(offset).expect("packs stay below 4 GiB");
         let aad = blob_aad(&self.id, &id, self.kind, flags, raw_len);
-        self.sealer
-            .seal_append(counter_nonce(offset as u64), &aad, stored, &mut self.buf);
+        self.sealer.seal_tail(
+            counter_nonce(offset as u64),
+            &aad,
+            &mut self.buf,
+            offset as usize,
+        );
         let stored_len = (self.buf.len() - offset as usize) as u32;
         self.entries.push(PackEntry {
             kind: self.kind,
@@ -162,24 +217,6 @@ impl PackWriter {
             raw_len,
         });
         stored_len
-    }
-
-    /// Compress (when it pays) and encrypt one blob's plaintext into the
-    /// pack; `scratch` is a reusable compression buffer.
-    pub fn add_raw(
-        &mut self,
-        comp: &mut zstd::bulk::Compressor<'_>,
-        scratch: &mut Vec<u8>,
-        id: BlobId,
-        raw: &[u8],
-    ) -> u32 {
-        let flags = compress(comp, raw, scratch);
-        let stored = if flags & FLAG_COMPRESSED != 0 {
-            &scratch[..]
-        } else {
-            raw
-        };
-        self.add(id, stored, flags, raw.len() as u32)
     }
 
     pub fn finish(mut self, space: &SpaceKeys) -> FinishedPack {
@@ -200,6 +237,7 @@ impl PackWriter {
         self.buf.extend_from_slice(PACK_MAGIC);
         FinishedPack {
             id: self.id,
+            kind: self.kind,
             bytes: self.buf,
             header,
         }
