@@ -617,10 +617,6 @@ impl Walker {
         self.errors.push(format!("{}: {e}", path.display()));
     }
 
-    fn known(&self, id: &BlobId) -> bool {
-        self.index.contains(id) || self.seen.contains(id)
-    }
-
     /// Note the pack of an indexed blob the snapshot names.
     fn use_indexed(&mut self, id: &BlobId) -> bool {
         match self.index.lookup(id) {
@@ -779,10 +775,18 @@ impl Walker {
                     entry.ino,
                     entry.dev,
                 );
-            if same && old.content.iter().all(|id| self.known(id)) {
-                for id in &old.content {
-                    self.use_indexed(id);
-                }
+            // One index lookup per blob: is it there, and in which pack.
+            let mut packs = Vec::with_capacity(old.content.len());
+            if same
+                && old.content.iter().all(|id| match self.index.lookup(id) {
+                    Some(loc) => {
+                        packs.push(loc.pack);
+                        true
+                    }
+                    None => self.seen.contains(id),
+                })
+            {
+                self.used_packs.extend(packs);
                 let r = (old.content.clone(), old.size);
                 self.new_cache.entries.insert(key, old);
                 return Ok(Some(r));

@@ -230,8 +230,17 @@ impl SpaceIndex {
 
     fn find(&self, id: &BlobId) -> Option<&Entry> {
         debug_assert!(self.sorted, "finalize() before lookups");
+        // Ids are keyed hashes, so their first 8 bytes almost always decide:
+        // compare those as one integer (the same order as the bytes), and
+        // the rest only on a tie.
+        let prefix = |b: &[u8; 32]| u64::from_be_bytes(b[..8].try_into().expect("8 bytes"));
+        let key = prefix(&id.0);
         self.entries
-            .binary_search_by(|e| e.id.cmp(&id.0))
+            .binary_search_by(|e| {
+                prefix(&e.id)
+                    .cmp(&key)
+                    .then_with(|| e.id[8..].cmp(&id.0[8..]))
+            })
             .ok()
             .map(|i| &self.entries[i])
     }
