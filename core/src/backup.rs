@@ -140,7 +140,7 @@ pub async fn backup(
         .put(&format!("keys/sessions/{}", session.id), wrapped.into())
         .await?;
 
-    let old_cache = cache_load.await.map_err(|e| Error::Task(e.to_string()))?;
+    let cache = cache_load.await.map_err(|e| Error::Task(e.to_string()))?;
 
     // Pipeline.
     let workers = opts.workers.max(1);
@@ -201,8 +201,7 @@ pub async fn backup(
         used_packs: HashSet::new(),
         tx: job_tx,
         spare: spare_rx,
-        old_cache,
-        new_cache: FilesCache::default(),
+        cache,
         summary: Summary::default(),
         errors: Vec::new(),
         links: HashMap::new(),
@@ -561,8 +560,9 @@ struct Walker {
     used_packs: HashSet<PackId>,
     tx: crossbeam_channel::Sender<Job>,
     spare: crossbeam_channel::Receiver<Vec<u8>>,
-    old_cache: FilesCache,
-    new_cache: FilesCache,
+    /// The files cache, updated in place: entries of files seen this run
+    /// are marked, the rest dropped when the walk ends.
+    cache: FilesCache,
     summary: Summary,
     errors: Vec<String>,
     /// Hard links seen this run: (dev, inode) → (link id, content, size).
@@ -575,10 +575,10 @@ struct Walker {
 
 type WalkResult = (BlobId, Summary, FilesCache, Vec<String>, HashSet<PackId>);
 
-fn path_key(p: &Path) -> String {
+fn path_key(p: &Path) -> std::borrow::Cow<'_, str> {
     match p.to_str() {
-        Some(s) => s.to_owned(),
-        None => format!("hex:{}", hex::encode(p.as_os_str().as_bytes())),
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => format!("hex:{}", hex::encode(p.as_os_str().as_bytes())).into(),
     }
 }
 
@@ -606,7 +606,10 @@ impl Walker {
         Ok((
             id,
             self.summary,
-            self.new_cache,
+            {
+                self.cache.entries.retain(|_, e| e.seen);
+                self.cache
+            },
             self.errors,
             self.used_packs,
         ))
@@ -756,6 +759,7 @@ impl Walker {
     ) -> Result<Option<(Vec<BlobId>, u64)>> {
         let key = path_key(path);
         let mut entry = CacheEntry {
+            seen: true,
             size: meta.len(),
             mtime_ns: mtime_ns(meta),
             ctime_ns: meta
@@ -766,7 +770,8 @@ impl Walker {
             dev: meta.dev(),
             content: Vec::new(),
         };
-        if let Some(old) = self.old_cache.entries.remove(&key) {
+        // Looked up in place (no removal and reinsertion per file).
+        if let Some(old) = self.cache.entries.get_mut(key.as_ref()) {
             let same = (old.size, old.mtime_ns, old.ctime_ns, old.ino, old.dev)
                 == (
                     entry.size,
@@ -787,9 +792,8 @@ impl Walker {
                 })
             {
                 self.used_packs.extend(packs);
-                let r = (old.content.clone(), old.size);
-                self.new_cache.entries.insert(key, old);
-                return Ok(Some(r));
+                old.seen = true;
+                return Ok(Some((old.content.clone(), old.size)));
             }
         }
         let mut f = match std::fs::File::open(path) {
@@ -843,7 +847,7 @@ impl Walker {
         self.summary.bytes_read += size;
         entry.size = size;
         let r = (entry.content.clone(), size);
-        self.new_cache.entries.insert(key, entry);
+        self.cache.entries.insert(key.into_owned(), entry);
         Ok(Some(r))
     }
 }

@@ -34,6 +34,9 @@ pub struct CacheEntry {
     pub ino: u64,
     pub dev: u64,
     pub content: Vec<BlobId>,
+    /// Not stored: set by a backup for the files it saw this run.
+    #[serde(skip)]
+    pub seen: bool,
 }
 
 #[derive(Default, Debug, serde::Deserialize, PartialEq, Eq)]
@@ -149,6 +152,7 @@ impl FilesCache {
                 .map(|b| BlobId::from_slice(b).expect("32 bytes"))
                 .collect();
             let e = CacheEntry {
+                seen: false,
                 size,
                 mtime_ns,
                 ctime_ns,
@@ -214,7 +218,7 @@ mod tests {
         #[test]
         fn round_trip(files in proptest::collection::hash_map(".{0,40}", (any::<u64>(), any::<i64>(), any::<i64>(), any::<u64>(), any::<u64>(), proptest::collection::vec(any::<[u8; 32]>(), 0..5)), 0..30)) {
             let cache = FilesCache { entries: files.into_iter().map(|(p, (size, mtime_ns, ctime_ns, ino, dev, ids))| {
-                (p, CacheEntry { size, mtime_ns, ctime_ns, ino, dev, content: ids.into_iter().map(BlobId).collect() })
+                (p, CacheEntry { seen: false, size, mtime_ns, ctime_ns, ino, dev, content: ids.into_iter().map(BlobId).collect() })
             }).collect() };
             let bytes = cache.encode();
             prop_assert_eq!(FilesCache::decode(&bytes).unwrap(), cache);

@@ -21,7 +21,14 @@ macro_rules! fixed_id {
             }
 
             pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
+                let mut buf = [0u8; 2 * $len];
+                self.hex_into(&mut buf).to_owned()
+            }
+
+            /// The hex form in a caller's buffer: no allocation.
+            fn hex_into<'b>(&self, buf: &'b mut [u8; 2 * $len]) -> &'b str {
+                hex::encode_to_slice(self.0, buf).expect("the buffer fits");
+                std::str::from_utf8(buf).expect("hex is ASCII")
             }
 
             pub fn from_slice(b: &[u8]) -> Option<Self> {
@@ -31,7 +38,7 @@ macro_rules! fixed_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.to_hex())
+                f.write_str(self.hex_into(&mut [0u8; 2 * $len]))
             }
         }
 
@@ -58,7 +65,7 @@ macro_rules! fixed_id {
 
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.to_hex())
+                s.serialize_str(self.hex_into(&mut [0u8; 2 * $len]))
             }
         }
 
