@@ -284,17 +284,21 @@ pub async fn backup(
     // the index (written above) holds, and each is checked against the
     // index before use, so it is safe even if the snapshot PUT fails.
     let cache_save = tokio::task::spawn_blocking(move || new_cache.save(&cache_path));
-    repo.store
+    let put = repo
+        .store
         .put(
             &crate::snapshot::snapshot_key_name(&snapshot_id),
             bytes.into(),
         )
-        .await?;
+        .await;
+    // Not left running detached (a retry in this process would race it).
+    let saved = cache_save.await;
+    put?;
     progress
         .bytes_stored
         .store(snapshot.summary.bytes_stored, Ordering::Relaxed);
 
-    match cache_save.await {
+    match saved {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "could not save the files cache; the next backup reads every file")
@@ -452,7 +456,9 @@ impl Packer {
         }
         let w = self.open[slot].as_mut().expect("just opened");
         w.add(id, stored, flags, raw_len);
-        if w.len() >= self.pack_size {
+        // Full counting the header still to come, so a pack of many small
+        // blobs stays within its buffer's capacity.
+        if w.finished_len() >= self.pack_size {
             let w = self.open[slot].take().expect("just used");
             self.send(w)?;
         }
@@ -803,6 +809,21 @@ impl Walker {
                 return Ok(None);
             }
         };
+        // The entry was lstat'ed when its directory was listed; if the name
+        // now leads elsewhere (swapped for a symlink or another file since),
+        // what was opened is not what was listed: skip it, never store
+        // another file's bytes under this name.
+        match f.metadata() {
+            Ok(m) if (m.dev(), m.ino()) == (meta.dev(), meta.ino()) => {}
+            Ok(_) => {
+                self.skip(path, "replaced while the backup ran (not the file listed)");
+                return Ok(None);
+            }
+            Err(e) => {
+                self.skip(path, e);
+                return Ok(None);
+            }
+        }
         let max = self.chunker.params().max_size as usize;
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(max + READ_BLOCK, 0);

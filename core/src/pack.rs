@@ -102,7 +102,9 @@ fn compress_at(
     const SAMPLE: usize = 64 * 1024;
     let mut pays = |input: &[u8], buf: &mut Vec<u8>| {
         buf.truncate(at);
-        buf.reserve_exact(zstd::zstd_safe::compress_bound(input.len()));
+        // Amortized growth: a pack started small (prune) is not
+        // reallocated blob by blob; data packs already have the room.
+        buf.reserve(zstd::zstd_safe::compress_bound(input.len()));
         let mut dst = std::io::Cursor::new(&mut *buf);
         dst.set_position(at as u64);
         let pays = matches!(compressor.compress_to_buffer(input, &mut dst), Ok(n) if n * 100 <= input.len() * (100 - MIN_SAVING_PERCENT));
@@ -169,6 +171,11 @@ impl PackWriter {
         self.buf.len()
     }
 
+    /// The pack's length once finished: blobs, encrypted header, trailer.
+    pub fn finished_len(&self) -> usize {
+        self.buf.len() + 21 + self.entries.len() * HEADER_ENTRY_LEN + TAG_LEN + TRAILER_LEN
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -231,6 +238,8 @@ impl PackWriter {
             &header_aad(&self.id, &space.space),
             &plain,
         );
+        // Exact growth if the header does not fit (never a doubling).
+        self.buf.reserve_exact(ct.len() + TRAILER_LEN);
         self.buf.extend_from_slice(&ct);
         self.buf.extend_from_slice(&space.space.0);
         self.buf.extend_from_slice(&(ct.len() as u32).to_le_bytes());
