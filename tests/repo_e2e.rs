@@ -236,11 +236,18 @@ fn unreadable_source_file_is_reported_and_the_rest_is_backed_up_with_exit_code_3
     let secret = src.join("dokumen/rahasia.txt");
     std::fs::write(&secret, "tidak boleh dibaca").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // An unreadable directory, listed first: the walk goes on past it.
+    let closed = src.join("aa-tertutup");
+    std::fs::create_dir(&closed).unwrap();
+    std::fs::write(closed.join("isi.txt"), "tertutup").unwrap();
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o000)).unwrap();
     // Root reads anything: run the backup as an unprivileged user then.
     let mut cmd = if is_root() {
         std::fs::set_permissions(fx.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
         chown_tree(fx.dir.path(), 65534);
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o000)).unwrap();
         let mut c = std::process::Command::new("setpriv");
         c.args([
             "--reuid=65534",
@@ -268,13 +275,15 @@ fn unreadable_source_file_is_reported_and_the_rest_is_backed_up_with_exit_code_3
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr_of(&out));
-    assert!(
-        stderr_of(&out).contains("rahasia.txt"),
-        "{}",
-        stderr_of(&out)
-    );
+    for name in ["rahasia.txt", "aa-tertutup"] {
+        assert!(
+            stderr_of(&out).contains(name),
+            "{name}: {}",
+            stderr_of(&out)
+        );
+    }
     let v = last_json(&out);
-    assert_eq!(v["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(v["errors"].as_array().unwrap().len(), 2, "{v}");
     let target = fx.path("r");
     run_ok(&mut fx.restore_cmd(&snapshot_id(&v), &target));
     assert!(
@@ -283,6 +292,9 @@ fn unreadable_source_file_is_reported_and_the_rest_is_backed_up_with_exit_code_3
             .is_file()
     );
     assert!(!restored(&target, &src).join("dokumen/rahasia.txt").exists());
+    assert!(!restored(&target, &src).join("aa-tertutup").exists());
+    // Let the fixture's directory be removed.
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
 fn is_root() -> bool {

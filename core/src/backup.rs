@@ -1,7 +1,8 @@
 //! Backup: walk → chunk → deduplicate → compress → encrypt → pack → upload →
 //! index → snapshot (FORMAT.md §8).
 //!
-//! Threads: one walker (read, chunk, hash, dedup; builds trees bottom-up),
+//! Threads: one lister (readdir + lstat, ahead of the walker), one walker
+//! (files cache, read, chunk, hash, dedup; builds trees bottom-up),
 //! `workers` compressors (zstd) that hand each blob to one shared packer
 //! (AES-GCM into the one open pack per blob type), and an async uploader
 //! with bounded concurrency. Channels are bounded, so memory stays bounded:
@@ -208,6 +209,7 @@ pub async fn backup(
         buf: Vec::new(),
         progress: progress.clone(),
         root: opts.root.clone(),
+        listed: None,
     };
     let walk_paths = paths.clone();
     let walked = tokio::task::spawn_blocking(move || walker.run(&walk_paths))
@@ -577,6 +579,17 @@ struct Walker {
     progress: Arc<Progress>,
     /// Where the recorded paths are read from (None: `/`).
     root: Option<PathBuf>,
+    /// The lister's findings while the walk runs (see [`list_sources`]).
+    listed: Option<crossbeam_channel::Receiver<Listed>>,
+}
+
+/// The walker asked for another directory than the lister listed next: a
+/// bug, never a reason to store a wrong tree.
+fn diverged(path: &Path) -> Error {
+    Error::Task(format!(
+        "internal: the walk and the directory listing diverged at {}",
+        path.display()
+    ))
 }
 
 type WalkResult = (BlobId, Summary, FilesCache, Vec<String>, HashSet<PackId>);
@@ -594,20 +607,97 @@ fn mtime_ns(m: &std::fs::Metadata) -> i64 {
         .saturating_add(m.mtime_nsec())
 }
 
-impl Walker {
-    fn run(mut self, paths: &[PathBuf]) -> Result<WalkResult> {
-        let mut root = Tree::default();
-        for p in paths {
-            let name = p.strip_prefix("/").expect("paths are absolute");
-            let real = match &self.root {
-                Some(r) => r.join(name),
-                None => p.clone(),
-            };
-            let meta = std::fs::symlink_metadata(&real);
-            if let Some(node) = self.node(&real, name.as_os_str(), meta)? {
-                root.nodes.push(node);
+/// What the lister found, in the order the walker descends: each source
+/// path's lstat, then (for a directory) its listing, depth first.
+enum Listed {
+    Top(std::io::Result<std::fs::Metadata>),
+    Dir(PathBuf, std::io::Result<Listing>),
+}
+
+/// One directory's entries sorted by name, each with its lstat (taken
+/// relative to the open directory), and the errors met reading it.
+struct Listing {
+    entries: Vec<(std::ffi::OsString, std::io::Result<std::fs::Metadata>)>,
+    errors: Vec<std::io::Error>,
+}
+
+/// Directories listed ahead of the walker (bounds the lister's lead).
+const LISTED_AHEAD: usize = 64;
+
+/// The lister: readdir and lstat, a thread of its own, so those system
+/// calls (most of a no-change backup's time) overlap the walker's work
+/// (cache and index lookups, trees, reading and chunking). It walks the
+/// same order the walker does — sources in order, entries sorted, a
+/// directory's subdirectories after its listing — and the walker descends
+/// by the lister's own metadata, so the two cannot disagree. Stops when
+/// the walker hangs up.
+fn list_sources(reals: &[PathBuf], tx: &crossbeam_channel::Sender<Listed>) {
+    for p in reals {
+        let meta = std::fs::symlink_metadata(p);
+        let is_dir = matches!(&meta, Ok(m) if m.is_dir());
+        if tx.send(Listed::Top(meta)).is_err() || (is_dir && !list_dir(p, tx)) {
+            return;
+        }
+    }
+}
+
+/// List `path` and, depth first, its subdirectories; false once the
+/// walker has hung up.
+fn list_dir(path: &Path, tx: &crossbeam_channel::Sender<Listed>) -> bool {
+    let listing = std::fs::read_dir(path).map(|rd| {
+        let mut l = Listing {
+            entries: Vec::new(),
+            errors: Vec::new(),
+        };
+        for entry in rd {
+            match entry {
+                // fstatat on the open directory: no path walk per file.
+                Ok(e) => l.entries.push((e.file_name(), e.metadata())),
+                Err(e) => l.errors.push(e),
             }
         }
+        l.entries
+            .sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        l
+    });
+    let subdirs: Vec<PathBuf> = match &listing {
+        Ok(l) => l
+            .entries
+            .iter()
+            .filter(|(_, m)| matches!(m, Ok(m) if m.is_dir()))
+            .map(|(n, _)| path.join(n))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if tx.send(Listed::Dir(path.to_owned(), listing)).is_err() {
+        return false;
+    }
+    subdirs.iter().all(|d| list_dir(d, tx))
+}
+
+impl Walker {
+    fn run(mut self, paths: &[PathBuf]) -> Result<WalkResult> {
+        let reals: Vec<PathBuf> = paths
+            .iter()
+            .map(|p| match &self.root {
+                Some(r) => r.join(p.strip_prefix("/").expect("paths are absolute")),
+                None => p.clone(),
+            })
+            .collect();
+        let (tx, rx) = crossbeam_channel::bounded(LISTED_AHEAD);
+        let lister = std::thread::spawn({
+            let reals = reals.clone();
+            move || list_sources(&reals, &tx)
+        });
+        self.listed = Some(rx);
+        let root = self.walk_sources(paths, &reals);
+        // Hang up first, so a lister blocked on a full channel ends (on a
+        // panic, dropping the walker hangs up).
+        self.listed = None;
+        lister
+            .join()
+            .map_err(|_| Error::Task("the directory lister panicked".into()))?;
+        let root = root?;
         let id = self.store(BlobType::Tree, &root.encode())?;
         Ok((
             id,
@@ -619,6 +709,28 @@ impl Walker {
             self.errors,
             self.used_packs,
         ))
+    }
+
+    fn walk_sources(&mut self, paths: &[PathBuf], reals: &[PathBuf]) -> Result<Tree> {
+        let mut root = Tree::default();
+        for (p, real) in paths.iter().zip(reals) {
+            let name = p.strip_prefix("/").expect("paths are absolute");
+            let meta = match self.next_listed()? {
+                Listed::Top(m) => m,
+                Listed::Dir(..) => return Err(diverged(real)),
+            };
+            if let Some(node) = self.node(real, name.as_os_str(), meta)? {
+                root.nodes.push(node);
+            }
+        }
+        Ok(root)
+    }
+
+    fn next_listed(&self) -> Result<Listed> {
+        self.listed
+            .as_ref()
+            .and_then(|rx| rx.recv().ok())
+            .ok_or_else(|| Error::Task("the directory lister stopped".into()))
     }
 
     fn skip(&mut self, path: &Path, e: impl std::fmt::Display) {
@@ -733,24 +845,22 @@ impl Walker {
     }
 
     fn dir(&mut self, path: &Path) -> Result<Option<BlobId>> {
-        let rd = match std::fs::read_dir(path) {
-            Ok(rd) => rd,
+        let listing = match self.next_listed()? {
+            Listed::Dir(p, l) if p == path => l,
+            _ => return Err(diverged(path)),
+        };
+        let listing = match listing {
+            Ok(l) => l,
             Err(e) => {
                 self.skip(path, e);
                 return Ok(None);
             }
         };
-        let mut names = Vec::new();
-        for entry in rd {
-            match entry {
-                // fstatat on the open directory: no path walk per file.
-                Ok(e) => names.push((e.file_name(), e.metadata())),
-                Err(e) => self.skip(path, e),
-            }
+        for e in listing.errors {
+            self.skip(path, e);
         }
-        names.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let mut tree = Tree::default();
-        for (n, meta) in names {
+        for (n, meta) in listing.entries {
             if let Some(node) = self.node(&path.join(&n), &n, meta)? {
                 tree.nodes.push(node);
             }

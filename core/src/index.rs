@@ -177,7 +177,17 @@ pub struct SpaceIndex {
     packs: Vec<(PackId, SessionId)>,
     pack_pos: HashMap<PackId, u32>,
     entries: Vec<Entry>,
+    /// Fan-out over the ids' top `fanout_bits` bits: the entries of bucket
+    /// `k` are `entries[fanout[k]..fanout[k + 1]]`. At most one bucket per
+    /// two blobs (≤ 2 bytes per blob), so a lookup searches ~2 entries.
+    fanout: Vec<u32>,
+    fanout_bits: u32,
     sorted: bool,
+}
+
+/// An id's first 8 bytes as one integer (orders like the bytes).
+fn prefix(id: &[u8; 32]) -> u64 {
+    u64::from_be_bytes(id[..8].try_into().expect("8 bytes"))
 }
 
 impl SpaceIndex {
@@ -226,23 +236,51 @@ impl SpaceIndex {
             self.entries.shrink_to_fit();
             self.sorted = true;
         }
+        self.build_fanout();
+    }
+
+    fn build_fanout(&mut self) {
+        let n = self.entries.len();
+        // 2^bits ≤ n / 2 buckets (none for a tiny index).
+        let bits = if n < 4 { 0 } else { (n / 2).ilog2().min(24) };
+        self.fanout_bits = bits;
+        self.fanout.clear();
+        if bits == 0 {
+            self.fanout.shrink_to_fit();
+            return;
+        }
+        let buckets = 1usize << bits;
+        self.fanout.reserve_exact(buckets + 1);
+        let mut i = 0usize;
+        for k in 0..buckets {
+            self.fanout.push(i as u32);
+            while i < n && (prefix(&self.entries[i].id) >> (64 - bits)) as usize == k {
+                i += 1;
+            }
+        }
+        self.fanout.push(n as u32);
     }
 
     fn find(&self, id: &BlobId) -> Option<&Entry> {
         debug_assert!(self.sorted, "finalize() before lookups");
         // Ids are keyed hashes, so their first 8 bytes almost always decide:
         // compare those as one integer (the same order as the bytes), and
-        // the rest only on a tie.
-        let prefix = |b: &[u8; 32]| u64::from_be_bytes(b[..8].try_into().expect("8 bytes"));
+        // the rest only on a tie; the fan-out narrows the search first.
         let key = prefix(&id.0);
-        self.entries
+        let (lo, hi) = if self.fanout_bits == 0 {
+            (0, self.entries.len())
+        } else {
+            let k = (key >> (64 - self.fanout_bits)) as usize;
+            (self.fanout[k] as usize, self.fanout[k + 1] as usize)
+        };
+        self.entries[lo..hi]
             .binary_search_by(|e| {
                 prefix(&e.id)
                     .cmp(&key)
                     .then_with(|| e.id[8..].cmp(&id.0[8..]))
             })
             .ok()
-            .map(|i| &self.entries[i])
+            .map(|i| &self.entries[lo + i])
     }
 
     pub fn contains(&self, id: &BlobId) -> bool {
@@ -344,6 +382,64 @@ mod tests {
                         .collect(),
                 },
             })
+    }
+
+    fn pack_of(ids: &[[u8; 32]]) -> PackHeader {
+        PackHeader {
+            session: SessionId([7; 16]),
+            entries: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| PackEntry {
+                    kind: BlobType::Data,
+                    flags: 0,
+                    id: BlobId(*id),
+                    offset: i as u32 * 10,
+                    stored_len: 10,
+                    raw_len: 10,
+                })
+                .collect(),
+        }
+    }
+
+    /// The fan-out finds every id (incl. the first and last bucket and ids
+    /// sharing their top bits) and no other, at every size, and again after
+    /// more packs are added and the index finalized anew.
+    #[test]
+    fn fanout_finds_every_id_and_no_other() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for n in [0usize, 1, 3, 4, 5, 17, 1000, 5000] {
+            let mut ids: Vec<[u8; 32]> = (0..n).map(|_| rng.r#gen()).collect();
+            if n >= 4 {
+                ids[0] = [0; 32];
+                ids[1] = [0xFF; 32];
+                let mut near = ids[2];
+                near[31] ^= 1;
+                ids[3] = near;
+            }
+            let mut idx = SpaceIndex::new();
+            let (a, b) = ids.split_at(n / 2);
+            idx.add_pack(PackId([1; 32]), &pack_of(a));
+            idx.finalize();
+            for id in a {
+                assert!(idx.contains(&BlobId(*id)), "n={n}");
+            }
+            idx.add_pack(PackId([2; 32]), &pack_of(b));
+            idx.finalize();
+            for id in &ids {
+                assert!(idx.contains(&BlobId(*id)), "n={n}");
+            }
+            for _ in 0..200 {
+                let other: [u8; 32] = rng.r#gen();
+                assert_eq!(idx.contains(&BlobId(other)), ids.contains(&other));
+            }
+            if n >= 4 {
+                let mut near = ids[1];
+                near[31] = 0xFE;
+                assert!(!idx.contains(&BlobId(near)));
+            }
+        }
     }
 
     proptest! {
