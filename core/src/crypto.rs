@@ -1,9 +1,11 @@
 //! The cryptographic building blocks of FORMAT.md §1, on maintained crates:
-//! HKDF-SHA256 (`hkdf`), AES-256-GCM (`aes-gcm`), keyed BLAKE3 (`blake3`).
+//! HKDF-SHA256 (`hkdf`), AES-256-GCM (`ring`, which rustls already brings:
+//! 3.8–6.6 GB/s per core here with VAES, against ~1 GB/s for the `aes-gcm`
+//! crate — the bulk of a backup's and a restore's crypto), keyed BLAKE3
+//! (`blake3`).
 
-use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -62,50 +64,60 @@ pub fn counter_nonce(n: u64) -> [u8; 12] {
     nonce
 }
 
-/// AES-256-GCM encryption; the tag is appended.
+fn aead_key(key: &Key) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key.0).expect("a 32-byte AES-256 key"))
+}
+
+/// AES-256-GCM encryption; the tag is appended. Every caller's nonce is
+/// unique for its key by construction (FORMAT.md §1).
 pub fn seal(key: &Key, nonce: [u8; 12], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let cipher = Aes256Gcm::new((&key.0).into());
-    cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
+    let mut out = Vec::with_capacity(plaintext.len() + TAG_LEN);
+    out.extend_from_slice(plaintext);
+    aead_key(key)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut out,
         )
-        .expect("AES-GCM encryption of an in-memory buffer cannot fail")
+        .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+    out
 }
 
 /// One AES-256-GCM key schedule, for many messages under one key.
-pub struct Sealer(Aes256Gcm);
+pub struct Sealer(LessSafeKey);
 
 impl Sealer {
     pub fn new(key: &Key) -> Sealer {
-        Sealer(Aes256Gcm::new((&key.0).into()))
+        Sealer(aead_key(key))
     }
 
     /// Encrypt `buf[start..]` in place and append its tag.
     pub fn seal_tail(&self, nonce: [u8; 12], aad: &[u8], buf: &mut Vec<u8>, start: usize) {
         let tag = self
             .0
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut buf[start..])
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut buf[start..],
+            )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        buf.extend_from_slice(&tag);
+        buf.extend_from_slice(tag.as_ref());
     }
 }
 
 /// AES-256-GCM decryption; `None` when the ciphertext does not authenticate.
 pub fn open(key: &Key, nonce: [u8; 12], aad: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
-    let cipher = Aes256Gcm::new((&key.0).into());
-    cipher
-        .decrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: ciphertext,
-                aad,
-            },
+    let mut buf = ciphertext.to_vec();
+    let n = aead_key(key)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf,
         )
-        .ok()
+        .ok()?
+        .len();
+    buf.truncate(n);
+    Some(buf)
 }
 
 /// Keyed BLAKE3, 32 bytes.
@@ -135,6 +147,26 @@ mod tests {
             flipped[i] ^= 0x40;
             prop_assert!(open(&key, counter_nonce(n), &aad, &flipped).is_none());
         }
+    }
+
+    /// The bytes written before the switch from the `aes-gcm` crate to
+    /// `ring` (computed with aes-gcm 0.10.3): existing repositories still
+    /// open, and new ones are the same format.
+    #[test]
+    fn aes_gcm_known_answer_from_the_aes_gcm_crate() {
+        let key = Key(std::array::from_fn(|i| i as u8));
+        let msg = b"Pusat Pemulihan Data: salinan terenkripsi";
+        let expected = "68b094163968a6562cb6011ea2788b4faa0f0366bae96d38c564aee2a874a414e0fe496624ea054d36db9a4fd7d3466990532b39e3c73823b6";
+        let ct = seal(&key, counter_nonce(42), b"pulih/aad", msg);
+        assert_eq!(hex::encode(&ct), expected);
+        let mut buf = b"xy".to_vec();
+        buf.extend_from_slice(msg);
+        Sealer::new(&key).seal_tail(counter_nonce(42), b"pulih/aad", &mut buf, 2);
+        assert_eq!(hex::encode(&buf[2..]), expected);
+        assert_eq!(
+            open(&key, counter_nonce(42), b"pulih/aad", &ct).as_deref(),
+            Some(&msg[..])
+        );
     }
 
     #[test]

@@ -88,11 +88,36 @@ pub fn compress(compressor: &mut zstd::bulk::Compressor<'_>, raw: &[u8], out: &m
     compress_at(compressor, raw, out, 0)
 }
 
+/// Order-0 (byte-frequency) entropy of `sample`, in bits per byte.
+fn entropy_bits(sample: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for &b in sample {
+        counts[b as usize] += 1;
+    }
+    let n = sample.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Below this many bits per byte, Huffman coding of the literals alone
+/// saves ~6 %, twice [`MIN_SAVING_PERCENT`]: such a sample needs no zstd
+/// probe to show that compression pays.
+const LOW_ENTROPY_BITS: f64 = 7.5;
+
 /// Compress `raw` into `buf` from `at` on (`buf` is truncated to `at`
 /// first) unless it does not pay: with [`FLAG_COMPRESSED`], `buf[at..]` holds
 /// the compressed bytes; without it `buf` is left at length `at`. Large
 /// inputs are probed on a sample first, so incompressible data costs
-/// little. Writing straight into a pack needs no scratch buffer.
+/// little: a sample of low byte entropy goes straight to compression (text,
+/// tables); a high-entropy one (random, already compressed — or repeated
+/// random blocks, which only zstd sees through) is tried with zstd first.
+/// Writing straight into a pack needs no scratch buffer.
 fn compress_at(
     compressor: &mut zstd::bulk::Compressor<'_>,
     raw: &[u8],
@@ -113,7 +138,10 @@ fn compress_at(
         }
         pays
     };
-    if raw.len() > 4 * SAMPLE && !pays(&raw[..SAMPLE], buf) {
+    if raw.len() > 4 * SAMPLE
+        && entropy_bits(&raw[..SAMPLE]) >= LOW_ENTROPY_BITS
+        && !pays(&raw[..SAMPLE], buf)
+    {
         return 0;
     }
     if pays(raw, buf) { FLAG_COMPRESSED } else { 0 }
@@ -436,5 +464,28 @@ mod tests {
         use rand::RngCore;
         rand::thread_rng().fill_bytes(&mut rnd);
         assert_eq!(compress(&mut comp, &rnd, &mut out), 0);
+        // High byte entropy but repetitive (a random 4 KiB block over and
+        // over): the zstd probe sees through it, so it is compressed.
+        let rep = rnd[..4096].repeat(150);
+        assert!(entropy_bits(&rep[..64 * 1024]) > LOW_ENTROPY_BITS);
+        assert_eq!(compress(&mut comp, &rep, &mut out), FLAG_COMPRESSED);
+        assert!(out.len() < rep.len() / 10);
+        // Low entropy in the sample, random after it: tried in full and
+        // kept raw when the whole does not pay.
+        let mut mixed = text[..64 * 1024].to_vec();
+        let mut tail = vec![0u8; 4 << 20];
+        rand::thread_rng().fill_bytes(&mut tail);
+        mixed.extend_from_slice(&tail);
+        assert!(entropy_bits(&mixed[..64 * 1024]) < LOW_ENTROPY_BITS);
+        assert_eq!(compress(&mut comp, &mixed, &mut out), 0);
+    }
+
+    #[test]
+    fn entropy_of_known_samples() {
+        assert_eq!(entropy_bits(&[7; 1000]), 0.0);
+        let all: Vec<u8> = (0..=255u8).cycle().take(256 * 64).collect();
+        assert!((entropy_bits(&all) - 8.0).abs() < 1e-9);
+        let two: Vec<u8> = [1u8, 2].repeat(500);
+        assert!((entropy_bits(&two) - 1.0).abs() < 1e-9);
     }
 }
