@@ -3,18 +3,37 @@
 # (and rustic, bupstash when installed): initial backup, a 1% incremental,
 # a no-change incremental, and a full restore, on one deterministic corpus.
 #
-#   bench/repo_bench.sh [--size BYTES] [--workdir DIR] [--tools pulih,restic,borg,rustic,bupstash]
+#   bench/repo_bench.sh [--size BYTES] [--workdir DIR] [--tools pulih,restic,borg,rustic,bupstash] [--runs N]
 #
-# Prints a Markdown table and writes it to bench/results/<date>.md.
+# Prints a Markdown table and writes it to bench/results/<date>.md. With
+# --runs N (default 3) the whole sequence runs N times, each from the
+# pristine corpus into fresh repositories, and a summary with each cell's
+# median wall time (every run's value beside it) and largest peak RSS goes
+# to bench/results/<date>-median.md: on a shared 2-core machine one run's
+# wall times move by 10-30 %.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-size=$((1 << 30)); work=/tmp/pulih-bench; tools=pulih,restic,borg,rustic,bupstash
+size=$((1 << 30)); work=/tmp/pulih-bench; tools=pulih,restic,borg,rustic,bupstash; runs=3
+args=("$@")
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift 2 ;; --workdir) work=$2; shift 2 ;; --tools) tools=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+if [ "$runs" -gt 1 ]; then
+  files=()
+  for i in $(seq "$runs"); do
+    echo "== run $i of $runs" >&2
+    "$0" "${args[@]}" --runs 1 >&2
+    files+=("$(ls -t "$here"/results/*.md | grep -v -- -median | head -1)")
+  done
+  out="$here/results/$(date -u +%Y-%m-%dT%H%M)-median.md"
+  python3 "$here/median.py" "${files[@]}" > "$out"
+  cat "$out"
+  exit 0
+fi
 pulih=${PULIH_BIN:-$here/../target/release/pulih}
 [ -x "$pulih" ] || (cd "$here/.." && cargo build --release -p pulih)
 corpus=$work/corpus
@@ -133,5 +152,5 @@ done
   echo "- BLAKE3: $(python3 -c 'import blake3' 2>/dev/null && python3 -c 'import blake3,time,os; b=os.urandom(1<<28); t=time.time(); blake3.blake3(b).digest(); print(f"{len(b)/1e6/(time.time()-t):.0f} MB/s")' || echo 'not measured (pip install blake3)')"
   echo "- disk read: $(dd if="$(find "$corpus/besar" -type f | head -1)" of=/dev/null bs=4M iflag=direct 2>&1 | tail -1)"
 } > "$work/result.md"
-mkdir -p "$here/results"; cp "$work/result.md" "$here/results/$(date -u +%Y-%m-%dT%H%M).md"
+mkdir -p "$here/results"; cp "$work/result.md" "$here/results/$(date -u +%Y-%m-%dT%H%M%S).md"
 cat "$work/result.md"

@@ -188,9 +188,12 @@ pub async fn backup(
     for _ in 0..workers {
         let (rx, spare, packer) = (job_rx.clone(), spare_tx.clone(), packer.clone());
         let level = key.compression_level;
-        worker_handles.push(std::thread::spawn(move || {
-            pack_worker(rx, spare, &packer, level)
-        }));
+        worker_handles.push(
+            std::thread::Builder::new()
+                .name("pulih-compress".into())
+                .spawn(move || pack_worker(rx, spare, &packer, level))
+                .map_err(|e| Error::Task(format!("cannot start a pack worker: {e}")))?,
+        );
     }
     drop((job_rx, spare_tx));
 
@@ -685,10 +688,13 @@ impl Walker {
             })
             .collect();
         let (tx, rx) = crossbeam_channel::bounded(LISTED_AHEAD);
-        let lister = std::thread::spawn({
-            let reals = reals.clone();
-            move || list_sources(&reals, &tx)
-        });
+        let lister = std::thread::Builder::new()
+            .name("pulih-lister".into())
+            .spawn({
+                let reals = reals.clone();
+                move || list_sources(&reals, &tx)
+            })
+            .map_err(|e| Error::Task(format!("cannot start the directory lister: {e}")))?;
         self.listed = Some(rx);
         let root = self.walk_sources(paths, &reals);
         // Hang up first, so a lister blocked on a full channel ends (on a
