@@ -471,7 +471,9 @@ fn crash_kill_9_at_random_points_leaves_a_verifying_repository_and_the_backup_re
             .backup_cmd(&probe.key, "cache", &src)
             .args(["--pack-size-mib", "1"]),
     );
-    let run_ms = t.elapsed().as_millis() as u64;
+    // A run's length moves with the machine's load: every run that ends
+    // before its kill shortens the estimate, so later kills land inside.
+    let mut run_ms = t.elapsed().as_millis() as u64;
     let mut killed_mid_run = 0;
     let fresh = |name: String, rng: &mut rand::rngs::StdRng| {
         // New data each round, so every run has packs to upload.
@@ -479,7 +481,8 @@ fn crash_kill_9_at_random_points_leaves_a_verifying_repository_and_the_backup_re
         rand::RngCore::fill_bytes(rng, &mut b);
         std::fs::write(src.join(name), b).unwrap();
     };
-    for round in 0..8 {
+    let mut round = 0;
+    while round < 8 || (killed_mid_run < 2 && round < 40) {
         fresh(format!("round{round}.bin"), &mut rng);
         let count = || {
             std::fs::read_dir(Path::new(&fx.repo).join("snapshots"))
@@ -487,15 +490,20 @@ fn crash_kill_9_at_random_points_leaves_a_verifying_repository_and_the_backup_re
                 .unwrap_or(0)
         };
         let snaps_before = count();
+        let started = std::time::Instant::now();
         let mut child = fx
             .backup_cmd(&fx.key, &format!("cache{round}"), &src)
             .args(["--pack-size-mib", "1"])
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(
-            rng.gen_range(run_ms / 10..run_ms * 9 / 10),
-        ));
+        let kill_at = started + Duration::from_millis(rng.gen_range(run_ms / 10..run_ms * 9 / 10));
+        while std::time::Instant::now() < kill_at && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if child.try_wait().unwrap().is_some() {
+            run_ms = run_ms.min(started.elapsed().as_millis() as u64).max(20);
+        }
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         if count() == snaps_before {
@@ -507,13 +515,22 @@ fn crash_kill_9_at_random_points_leaves_a_verifying_repository_and_the_backup_re
             "round {round}: repository does not verify after kill -9: {}",
             String::from_utf8_lossy(&v.stdout)
         );
+        round += 1;
     }
     assert!(
         killed_mid_run > 0,
-        "no kill landed inside a run (a run takes about {run_ms} ms)"
+        "no kill landed inside a run in {round} rounds (a run takes about {run_ms} ms)"
     );
     // Later runs adopt what earlier killed runs left. End on a kill that
-    // leaves packs behind, and check the next run reuses every one of them.
+    // leaves packs behind — kill -9 as soon as the run has stored a new pack
+    // (polled), so the kill lands after an upload however loaded the
+    // machine is — and check the next run reuses every one of them.
+    let stored_packs = || {
+        pack_files(&fx.repo)
+            .iter()
+            .filter(|p| !p.to_string_lossy().contains('#')) // not a file being written
+            .count()
+    };
     let unindexed = |fx: &Fixture| -> u64 {
         let out = fx.verify(false);
         assert!(
@@ -535,15 +552,20 @@ fn crash_kill_9_at_random_points_leaves_a_verifying_repository_and_the_backup_re
     let mut left = 0;
     for attempt in 0..20 {
         fresh(format!("last{attempt}.bin"), &mut rng);
+        let packs_before = stored_packs();
         let mut child = fx
             .backup_cmd(&fx.key, &format!("cache-last{attempt}"), &src)
             .args(["--pack-size-mib", "1"])
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(
-            rng.gen_range(run_ms * 3 / 10..run_ms * 8 / 10),
-        ));
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while stored_packs() == packs_before
+            && child.try_wait().unwrap().is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let _ = child.kill();
         let _ = child.wait();
         left = unindexed(&fx);
