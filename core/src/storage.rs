@@ -256,12 +256,20 @@ impl Store {
     /// Writes an object. object_store sends a plain S3 PUT again when it
     /// timed out or the connection broke (it is idempotent), as it retries
     /// GETs: every write of the engine is (an object's bytes are fixed by
-    /// its key, or its key is new).
+    /// its key, or its key is new). On a `file://` store the write is
+    /// durable when this returns (see [`sync_local`]), as an S3 store's
+    /// answer to a PUT is.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         self.inner
             .put(&ObjPath::from(key), PutPayload::from_bytes(data))
             .await
             .map_err(|e| Self::err(key, e))?;
+        if let Some(root) = &self.local_dir {
+            let (root, key) = (root.clone(), key.to_owned());
+            tokio::task::spawn_blocking(move || sync_local(&root, &key))
+                .await
+                .map_err(|e| Error::Task(format!("syncing a write to disk: {e}")))??;
+        }
         Ok(())
     }
 
@@ -290,4 +298,31 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// Makes a write to a `file://` store durable: the file's bytes, then the
+/// directory entries from its directory up to the store's root (a new
+/// `data/ab/` is itself an entry of `data/`). object_store's local store
+/// writes a temporary file and renames it, without either; a power cut
+/// could then keep an index or snapshot written after its packs and lose
+/// the packs. Packs, index files and snapshots are written in that order
+/// (FORMAT.md §8), so each one synced before the next is written keeps a
+/// crash from ever leaving a reference to data that is not on disk.
+fn sync_local(root: &std::path::Path, key: &str) -> Result<()> {
+    let sync = |p: &std::path::Path| {
+        std::fs::File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(p, e))
+    };
+    let path = root.join(key);
+    sync(&path)?;
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        sync(d)?;
+        if d == root {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
 }
