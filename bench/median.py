@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Summarize several bench/repo_bench.sh result files: per phase and tool,
 the median wall time (with every run's value), the largest peak RSS, and
-the median of the repository bytes added."""
+the median of the repository bytes added; then the last run's machine
+limits."""
 import statistics
 import sys
 
@@ -35,6 +36,10 @@ def main(paths):
         walls = [w for w, _, _ in v]
         print(f"| {phase} | {tool} | {statistics.median(walls):.3f} | {' '.join(f'{w:.3f}' for w in walls)} "
               f"| {max(r for _, r, _ in v)} | {int(statistics.median(a for _, _, a in v)):,} |")
+    last = open(paths[-1]).read()
+    if "Machine limits" in last:
+        print(f"\nFrom the last run ({paths[-1].rsplit('/', 1)[-1]}):\n")
+        print(last[last.index("Machine limits"):].rstrip())
 
 
 if __name__ == "__main__":

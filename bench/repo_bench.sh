@@ -36,6 +36,9 @@ if [ "$runs" -gt 1 ]; then
 fi
 pulih=${PULIH_BIN:-$here/../target/release/pulih}
 [ -x "$pulih" ] || (cd "$here/.." && cargo build --release -p pulih)
+# Pulih's own building blocks timed on one core (core/examples/limits.rs).
+limits=$here/../target/release/examples/limits
+[ -x "$limits" ] || (cd "$here/.." && cargo build --release -p pulih-core --example limits)
 corpus=$work/corpus
 mkdir -p "$work"
 if [ ! -f "$work/pristine.size" ] || [ "$(cat "$work/pristine.size")" != "$size" ]; then
@@ -146,11 +149,17 @@ done
   echo "|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
   echo
-  echo "Machine limits (one core):"
+  echo "Machine limits (one core), measured after the runs:"
   echo "- AES-256-GCM: $(openssl speed -evp aes-256-gcm -seconds 1 -bytes 1048576 2>/dev/null | awk '/^AES-256-GCM|^aes-256-gcm/ {print $2}') kB/s (openssl, 1 MiB blocks)"
-  echo "- zstd -3 compress: $(zstd -b3 -i2 "$corpus/teks/0000.txt" 2>&1 | tr '\r' '\n' | grep -o '[0-9.]* MB/s' | tail -2 | head -1) (text)"
-  echo "- BLAKE3: $(python3 -c 'import blake3' 2>/dev/null && python3 -c 'import blake3,time,os; b=os.urandom(1<<28); t=time.time(); blake3.blake3(b).digest(); print(f"{len(b)/1e6/(time.time()-t):.0f} MB/s")' || echo 'not measured (pip install blake3)')"
+  echo "- zstd -3 compress: $(zstd -b3 -i2 "$corpus/teks/0000.txt" 2>&1 | tr '\r' '\n' | grep -o '[0-9.]* MB/s' | tail -2 | head -1) (zstd CLI, text)"
   echo "- disk read: $(dd if="$(find "$corpus/besar" -type f | head -1)" of=/dev/null bs=4M iflag=direct 2>&1 | tail -1)"
+  echo
+  echo "Pulih's stages on one core over the whole corpus in memory (core/examples/limits.rs):"
+  echo
+  "$limits" "$corpus" "$(nproc)" | tee "$work/limits.txt"
+  bound=$(grep -o 'cores.*: [0-9]* MB/s' "$work/limits.txt" | grep -o '[0-9]* MB/s' | cut -d' ' -f1)
+  got=$(printf '%s\n' "${rows[@]}" | awk -F'|' '$2 ~ /initial backup/ && $3 ~ /pulih/ {gsub(/ /,"",$5); print $5}')
+  if [ -n "$got" ] && [ -n "$bound" ]; then echo "- pulih's initial backup: $got MB/s, $((100 * got / bound)) % of that bound"; fi
 } > "$work/result.md"
 mkdir -p "$here/results"; cp "$work/result.md" "$here/results/$(date -u +%Y-%m-%dT%H%M%S).md"
 cat "$work/result.md"
