@@ -44,8 +44,17 @@ mkdir -p "$work"
 if [ ! -f "$work/pristine.size" ] || [ "$(cat "$work/pristine.size")" != "$size" ]; then
   rm -rf "$work/pristine"; python3 "$here/make_corpus.py" build "$work/pristine" --size "$size"; echo "$size" > "$work/pristine.size"
 fi
-rm -rf "$corpus"; cp -a "$work/pristine" "$corpus"   # every run starts from the same bytes
-rm -rf "$work/repos" "$work/out" "$work/cache" "$work/pulih.key" "$work/bupstash.key"; mkdir -p "$work/repos" "$work/out" "$work/cache"
+if [ -e "$corpus" ] || [ -e "$work/out" ] || [ -e "$work/repos" ]; then
+  rm -rf "$corpus" "$work/repos" "$work/out" "$work/cache"
+  # This disk's ext4 has no journal: for 60 s after a delete (300 s while
+  # the inode table is dirty) it will not reuse a deleted inode, and each
+  # new file scans past them (perf: 70 % of a restore's time in
+  # recently_deleted after an rm -rf of earlier runs' trees). Let the
+  # window pass, so no tool's restore pays for the previous run's cleanup.
+  sync; echo "waiting 65 s after deleting the previous run's files" >&2; sleep 65
+fi
+cp -a "$work/pristine" "$corpus"   # every run starts from the same bytes
+rm -f "$work/pulih.key" "$work/bupstash.key"; mkdir -p "$work/repos" "$work/out" "$work/cache"
 export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench RUSTIC_PASSWORD=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 echo bench > "$work/pass"; chmod 600 "$work/pass"
 bytes=$(du -sb "$corpus" | cut -f1)
