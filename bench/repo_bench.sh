@@ -122,6 +122,7 @@ measure() { # phase tool fn args...
   echo "${rows[-1]}" >&2
 }
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for t in "${active[@]}"; do init $t; done
 for t in "${active[@]}"; do measure "initial backup" $t backup $t 1; done
 python3 "$here/make_corpus.py" mutate "$corpus" --percent 1 --seed 7
@@ -150,7 +151,7 @@ for t in "${active[@]}"; do
 done
 
 {
-  echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, corpus $bytes bytes ($(find "$corpus" -type f | wc -l) files), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, corpus $bytes bytes ($(find "$corpus" -type f | wc -l) files), load before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
   echo "Versions: pulih $("$pulih" --version | cut -d' ' -f2)$(for t in "${active[@]}"; do case $t in restic) echo -n ", $(restic version | cut -d' ' -f1-2)";; borg) echo -n ", $(borg --version)";; rustic) echo -n ", $(rustic --version)";; bupstash) echo -n ", $(bupstash version)";; esac; done)"
   echo
