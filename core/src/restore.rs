@@ -1,8 +1,8 @@
 //! Restore a snapshot under a target directory (layout: FORMAT.md §7, each
 //! backed-up path at its absolute path below the target).
 //!
-//! Plan first (walk the trees, create directories and empty files of the
-//! right size), then fetch what each pack holds of the snapshot as ranges
+//! Plan first (walk the trees, create directories; then the empty files,
+//! on two threads), then fetch what each pack holds of the snapshot as ranges
 //! (neighbouring blobs together, at most [`MAX_RANGE`] each, gaps not
 //! read), several at once, and write every blob to every place that needs
 //! it; metadata last, directories deepest first. Every blob is authenticated and its id re-hashed before a
@@ -196,6 +196,27 @@ fn claim(
     }
 }
 
+/// Creates an empty file at `path`. A name that exists already (an earlier
+/// restore into the same target) is removed and the create retried;
+/// `create_new` (O_EXCL) never follows a symlink found at the name.
+fn create_empty(path: &Path) -> Result<()> {
+    let make = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map(drop)
+    };
+    match make() {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            make().map_err(|e| Error::io(path, e))
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 fn is_root_user() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
@@ -251,7 +272,14 @@ pub async fn restore(
                 continue;
             }
             let path = dir.join(&rel_name);
+            // Overlapping sources give the same name twice: made once.
+            let again = claimed.contains_key(&path);
             claim(&mut claimed, target, &path, node.kind, &rel)?;
+            // Below the root, the parent of every name is `dir`, made before
+            // its entries; a source's own name (`srv/data`) may need more.
+            if root && let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
             match node.kind {
                 NodeKind::Dir => {
                     std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
@@ -266,9 +294,6 @@ pub async fn restore(
                     }
                 }
                 NodeKind::Symlink => {
-                    if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                    }
                     let t = node.target_bytes()?;
                     let _ = std::fs::remove_file(&path);
                     std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), &path)
@@ -277,8 +302,11 @@ pub async fn restore(
                     links.push(Planned { path, node });
                 }
                 NodeKind::File => {
-                    if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                    // Overlapping sources (`/srv` and `/srv/data`) hold the
+                    // same file twice: it is restored once, from its first
+                    // node (a second hard link to itself would remove it).
+                    if again {
+                        continue;
                     }
                     if let Some(l) = node.link_id {
                         if let Some(first) = first_link.get(&l) {
@@ -288,10 +316,7 @@ pub async fn restore(
                         }
                         first_link.insert(l, path.clone());
                     }
-                    let _ = std::fs::remove_file(&path);
-                    let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
                     let size = node.size.unwrap_or(0);
-                    f.set_len(size).map_err(|e| Error::io(&path, e))?;
                     let fi = files.len();
                     let mut offset = 0u64;
                     for id in node.content.as_deref().unwrap_or_default() {
@@ -327,8 +352,26 @@ pub async fn restore(
         }
     }
 
-    // Content: each needed range of each pack fetched once, in parallel.
+    let phase =
+        |what: &str| tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: {what}");
+    phase("planned");
+    // The files, empty (every byte of each is written below: its blobs'
+    // lengths add up to its size, checked above).
     let files = Arc::new(files);
+    let half = files.len().div_ceil(2);
+    let mut makers = Vec::new();
+    for part in [0..half, half..files.len()] {
+        let files = files.clone();
+        makers.push(tokio::task::spawn_blocking(move || {
+            files[part].iter().try_for_each(|f| create_empty(&f.path))
+        }));
+    }
+    for m in makers {
+        m.await.map_err(|e| Error::Task(e.to_string()))??;
+    }
+    phase("files created");
+
+    // Content: each needed range of each pack fetched once, in parallel.
     let keys = reader.space_keys(space);
     futures::stream::iter(ranges(plan))
         .map(|r| {
@@ -389,6 +432,7 @@ pub async fn restore(
         })
         .try_collect::<()>()
         .await?;
+    phase("content written");
 
     for (first, path) in hardlinks {
         let _ = std::fs::remove_file(&path);
@@ -404,6 +448,7 @@ pub async fn restore(
     for d in &dirs {
         set_meta(&d.path, &d.node, root)?;
     }
+    phase("metadata set");
     summary.duration_s = started.elapsed().as_secs_f64();
     Ok(summary)
 }

@@ -1,0 +1,92 @@
+//! Restore edge cases of the layout (FORMAT.md §7): overlapping sources,
+//! hard links, and a restore into a target an earlier restore (or someone
+//! else) left files and symlinks in.
+
+#[path = "support/repo.rs"]
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use pulih_core::backup::{BackupOptions, Progress, backup};
+use pulih_core::keys::AgentKey;
+use pulih_core::repo::Reader;
+use pulih_core::storage::Store;
+
+fn rooted(target: &Path, p: &Path) -> std::path::PathBuf {
+    target.join(p.strip_prefix("/").unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_sources_and_hard_links_restore_once_and_a_second_restore_replaces_not_follows()
+{
+    let store = Store::open(&format!("memory://layout-{}", rand::random::<u64>()), true).unwrap();
+    let (repo, reader_keys) = support::init(&store, "sandi").await;
+    let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("srv");
+    let data = src.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a.csv"), "nik,nama\n".repeat(5000)).unwrap();
+    std::fs::hard_link(data.join("a.csv"), data.join("a-link.csv")).unwrap();
+    std::fs::write(src.join("b.txt"), b"laporan").unwrap();
+
+    // `/srv` and `/srv/data` both: every file of data/ is in the snapshot twice.
+    let out = backup(
+        store.clone(),
+        &agent,
+        &[src.clone(), data.clone()],
+        &BackupOptions::new("srv".into(), dir.path().join("cache")),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+
+    let reader = Reader::open(store.clone(), "sandi").await.unwrap();
+    let snap = reader.snapshots().await.unwrap().pop().unwrap();
+    let target = dir.path().join("restore");
+    support::restore_all(&reader, &snap, &target).await;
+    let (a, link) = (
+        rooted(&target, &data.join("a.csv")),
+        rooted(&target, &data.join("a-link.csv")),
+    );
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        "nik,nama\n".repeat(5000).as_bytes()
+    );
+    let (ma, ml) = (
+        std::fs::metadata(&a).unwrap(),
+        std::fs::metadata(&link).unwrap(),
+    );
+    assert_eq!(
+        (ma.ino(), ma.nlink()),
+        (ml.ino(), 2),
+        "still one file, linked twice"
+    );
+
+    // Leave things in the way: a shorter file's stale bytes and a symlink
+    // where a file goes, pointing outside the target.
+    let outside = dir.path().join("outside.txt");
+    std::fs::write(&outside, b"jangan ditimpa").unwrap();
+    let b = rooted(&target, &src.join("b.txt"));
+    std::fs::remove_file(&b).unwrap();
+    std::os::unix::fs::symlink(&outside, &b).unwrap();
+    std::fs::write(&a, "x".repeat(100_000)).unwrap();
+
+    support::restore_all(&reader, &snap, &target).await;
+    assert_eq!(std::fs::read(&outside).unwrap(), b"jangan ditimpa");
+    assert!(
+        !std::fs::symlink_metadata(&b)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&b).unwrap(), b"laporan");
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        "nik,nama\n".repeat(5000).as_bytes()
+    );
+    assert_eq!(std::fs::read(&link).unwrap(), std::fs::read(&a).unwrap());
+}
