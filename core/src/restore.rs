@@ -410,8 +410,12 @@ pub async fn restore(
                                 .write(true)
                                 .open(path)
                                 .map_err(|e| Error::io(path, e))?;
-                            f.write_all_at(&raw, t.offset)
-                                .map_err(|e| Error::io(path, e))?;
+                            // In pieces: see `storage::LOCAL_WRITE`.
+                            let mut at = t.offset;
+                            for piece in raw.chunks(crate::storage::LOCAL_WRITE) {
+                                f.write_all_at(piece, at).map_err(|e| Error::io(path, e))?;
+                                at += piece.len() as u64;
+                            }
                         }
                         progress
                             .bytes

@@ -260,8 +260,18 @@ impl Store {
     /// durable when this returns (see [`sync_local`]), as an S3 store's
     /// answer to a PUT is.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        // A local store writes the payload's pieces one `write` each: in
+        // pieces of `LOCAL_WRITE` (no copy; see there).
+        let payload = if self.local_dir.is_some() {
+            (0..data.len())
+                .step_by(LOCAL_WRITE)
+                .map(|at| data.slice(at..data.len().min(at + LOCAL_WRITE)))
+                .collect()
+        } else {
+            PutPayload::from_bytes(data)
+        };
         self.inner
-            .put(&ObjPath::from(key), PutPayload::from_bytes(data))
+            .put(&ObjPath::from(key), payload)
             .await
             .map_err(|e| Self::err(key, e))?;
         if let Some(root) = &self.local_dir {
@@ -299,6 +309,16 @@ impl Store {
             .collect())
     }
 }
+
+/// The largest single `write` to a `file://` store. One `write` of 2 MiB
+/// or more makes the kernel fill the page cache with 2 MiB folios, taken
+/// from whole free 2 MiB blocks; on a VM that hands free memory back to
+/// its host (free page reporting, as on this project's Firecracker
+/// machines) each such block is faulted in again by the host. Measured
+/// here (650 MB into a new file, `dd`, system time): 1.6-2.0 s in 2 MiB or
+/// 64 MiB writes, 0.13 s in 1 MiB or 512 KiB writes. On bare metal the
+/// size of the pieces makes no difference.
+pub(crate) const LOCAL_WRITE: usize = 1 << 20;
 
 /// Makes a write to a `file://` store durable: the file's bytes, then the
 /// directory entries from its directory up to the store's root (a new
