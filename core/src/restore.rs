@@ -8,9 +8,9 @@
 //! it; metadata last, directories deepest first. Every blob is authenticated and its id re-hashed before a
 //! byte of it is written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -196,14 +196,16 @@ fn claim(
     }
 }
 
-/// Creates an empty file at `path`. A name that exists already (an earlier
-/// restore into the same target) is removed and the create retried;
-/// `create_new` (O_EXCL) never follows a symlink found at the name.
+/// Creates an empty file at `path`, readable by its owner only until its
+/// metadata is set. A name that exists already (an earlier restore into
+/// the same target) is removed and the create retried; `create_new`
+/// (O_EXCL) never follows a symlink found at the name.
 fn create_empty(path: &Path) -> Result<()> {
     let make = || {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(path)
             .map(drop)
     };
@@ -212,6 +214,23 @@ fn create_empty(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
             make().map_err(|e| Error::io(path, e))
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Makes `path` a directory. One that exists is kept; anything else at the
+/// name (a symlink, a file) is removed first, so nothing below is ever
+/// written through a symlink found in the target.
+fn make_dir(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => {
+            std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            std::fs::create_dir(path).map_err(|e| Error::io(path, e))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir(path).map_err(|e| Error::io(path, e))
         }
         Err(e) => Err(Error::io(path, e)),
     }
@@ -254,6 +273,7 @@ pub async fn restore(
     let mut first_link: HashMap<u64, PathBuf> = HashMap::new();
     let mut plan: HashMap<PackId, PackPlan> = HashMap::new();
     let mut claimed: HashMap<PathBuf, NodeKind> = HashMap::new();
+    let mut walked: HashSet<PathBuf> = HashSet::new();
     let mut stack = vec![(snap.snapshot.tree, target.to_owned(), String::new(), true)];
     while let Some((tree_id, dir, rel_dir, root)) = stack.pop() {
         let tree = reader.read_tree(space, &tree_id).await?;
@@ -272,17 +292,35 @@ pub async fn restore(
                 continue;
             }
             let path = dir.join(&rel_name);
-            // Overlapping sources give the same name twice: made once.
-            let again = claimed.contains_key(&path);
+            // Overlapping sources (`/srv` and `/srv/data`) give the same
+            // name twice: it is restored once, from its first node (a
+            // hard-linked file would otherwise be linked to itself). A
+            // directory may be claimed before as an ancestor of a source,
+            // so directories count as seen once walked.
+            let again = match node.kind {
+                NodeKind::Dir => !walked.insert(path.clone()),
+                _ => claimed.contains_key(&path),
+            };
             claim(&mut claimed, target, &path, node.kind, &rel)?;
+            if again {
+                continue;
+            }
             // Below the root, the parent of every name is `dir`, made before
             // its entries; a source's own name (`srv/data`) may need more.
-            if root && let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            if root {
+                let mut at = target.to_owned();
+                let rel_path = path.strip_prefix(target).unwrap_or(&path);
+                let mut parts = rel_path.components().peekable();
+                while let Some(c) = parts.next() {
+                    if parts.peek().is_some() {
+                        at.push(c);
+                        make_dir(&at)?;
+                    }
+                }
             }
             match node.kind {
                 NodeKind::Dir => {
-                    std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+                    make_dir(&path)?;
                     let sub = node.subtree.ok_or_else(|| {
                         Error::corrupt(format!("tree {tree_id}"), "directory without subtree")
                     })?;
@@ -302,12 +340,6 @@ pub async fn restore(
                     links.push(Planned { path, node });
                 }
                 NodeKind::File => {
-                    // Overlapping sources (`/srv` and `/srv/data`) hold the
-                    // same file twice: it is restored once, from its first
-                    // node (a second hard link to itself would remove it).
-                    if again {
-                        continue;
-                    }
                     if let Some(l) = node.link_id {
                         if let Some(first) = first_link.get(&l) {
                             hardlinks.push((first.clone(), path));
@@ -366,8 +398,13 @@ pub async fn restore(
             files[part].iter().try_for_each(|f| create_empty(&f.path))
         }));
     }
+    // Both finish before any error returns (a retry must not race them).
+    let mut made = Vec::new();
     for m in makers {
-        m.await.map_err(|e| Error::Task(e.to_string()))??;
+        made.push(m.await);
+    }
+    for m in made {
+        m.map_err(|e| Error::Task(e.to_string()))??;
     }
     phase("files created");
 
@@ -408,6 +445,7 @@ pub async fn restore(
                             let path = &files[t.file].path;
                             let f = std::fs::OpenOptions::new()
                                 .write(true)
+                                .custom_flags(libc::O_NOFOLLOW)
                                 .open(path)
                                 .map_err(|e| Error::io(path, e))?;
                             // In pieces: see `storage::LOCAL_WRITE`.

@@ -19,8 +19,8 @@ fn rooted(target: &Path, p: &Path) -> std::path::PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overlapping_sources_and_hard_links_restore_once_and_a_second_restore_replaces_not_follows()
-{
+async fn overlapping_sources_and_hard_links_restore_once_and_a_second_restore_replaces_symlinks_not_follows()
+ {
     let store = Store::open(&format!("memory://layout-{}", rand::random::<u64>()), true).unwrap();
     let (repo, reader_keys) = support::init(&store, "sandi").await;
     let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
@@ -31,6 +31,7 @@ async fn overlapping_sources_and_hard_links_restore_once_and_a_second_restore_re
     std::fs::write(data.join("a.csv"), "nik,nama\n".repeat(5000)).unwrap();
     std::fs::hard_link(data.join("a.csv"), data.join("a-link.csv")).unwrap();
     std::fs::write(src.join("b.txt"), b"laporan").unwrap();
+    std::fs::write(data.join("c.txt"), b"satu tautan").unwrap();
 
     // `/srv` and `/srv/data` both: every file of data/ is in the snapshot twice.
     let out = backup(
@@ -66,17 +67,35 @@ async fn overlapping_sources_and_hard_links_restore_once_and_a_second_restore_re
         "still one file, linked twice"
     );
 
-    // Leave things in the way: a shorter file's stale bytes and a symlink
-    // where a file goes, pointing outside the target.
+    assert_eq!(
+        std::fs::read(rooted(&target, &data.join("c.txt"))).unwrap(),
+        b"satu tautan"
+    );
+
+    // Leave things in the way: a longer file's stale bytes, a symlink where
+    // a file goes and one where a directory goes, both pointing outside
+    // the target (at files of the same names).
     let outside = dir.path().join("outside.txt");
     std::fs::write(&outside, b"jangan ditimpa").unwrap();
     let b = rooted(&target, &src.join("b.txt"));
     std::fs::remove_file(&b).unwrap();
     std::os::unix::fs::symlink(&outside, &b).unwrap();
     std::fs::write(&a, "x".repeat(100_000)).unwrap();
+    let outside_dir = dir.path().join("outside-dir");
+    std::fs::create_dir(&outside_dir).unwrap();
+    std::fs::write(outside_dir.join("c.txt"), b"jangan dihapus").unwrap();
+    let restored_data = rooted(&target, &data);
+    std::fs::rename(&restored_data, dir.path().join("old-data")).unwrap();
+    std::os::unix::fs::symlink(&outside_dir, &restored_data).unwrap();
 
     support::restore_all(&reader, &snap, &target).await;
     assert_eq!(std::fs::read(&outside).unwrap(), b"jangan ditimpa");
+    assert_eq!(
+        std::fs::read(outside_dir.join("c.txt")).unwrap(),
+        b"jangan dihapus"
+    );
+    assert_eq!(std::fs::read_dir(&outside_dir).unwrap().count(), 1);
+    assert!(std::fs::symlink_metadata(&restored_data).unwrap().is_dir());
     assert!(
         !std::fs::symlink_metadata(&b)
             .unwrap()
