@@ -316,8 +316,9 @@ impl Store {
 /// its host (free page reporting, as on this project's Firecracker
 /// machines) each such block is faulted in again by the host. Measured
 /// here (650 MB into a new file, `dd`, system time): 1.6-2.0 s in 2 MiB or
-/// 64 MiB writes, 0.13 s in 1 MiB or 512 KiB writes. On bare metal the
-/// size of the pieces makes no difference.
+/// 64 MiB writes, 0.13 s in 1 MiB or 512 KiB writes. Without a host to
+/// hand memory back to, the size of the pieces should not matter (not
+/// measured).
 pub(crate) const LOCAL_WRITE: usize = 1 << 20;
 
 /// Makes a write to a `file://` store durable: the file's bytes, then the
