@@ -308,15 +308,12 @@ pub async fn restore(
             // Below the root, the parent of every name is `dir`, made before
             // its entries; a source's own name (`srv/data`) may need more.
             if root {
-                let mut at = target.to_owned();
-                let rel_path = path.strip_prefix(target).unwrap_or(&path);
-                let mut parts = rel_path.components().peekable();
-                while let Some(c) = parts.next() {
-                    if parts.peek().is_some() {
-                        at.push(c);
-                        make_dir(&at)?;
-                    }
-                }
+                let above: Vec<&Path> = path
+                    .ancestors()
+                    .skip(1)
+                    .take_while(|a| *a != target)
+                    .collect();
+                above.into_iter().rev().try_for_each(make_dir)?;
             }
             match node.kind {
                 NodeKind::Dir => {
@@ -399,11 +396,7 @@ pub async fn restore(
         }));
     }
     // Both finish before any error returns (a retry must not race them).
-    let mut made = Vec::new();
-    for m in makers {
-        made.push(m.await);
-    }
-    for m in made {
+    for m in futures::future::join_all(makers).await {
         m.map_err(|e| Error::Task(e.to_string()))??;
     }
     phase("files created");
