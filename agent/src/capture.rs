@@ -18,9 +18,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
 use futures::StreamExt;
-use pulih_core::api::DockerSources;
-use pulih_core::drill::{CAPTURE_FILE, CapturedContainer, CapturedImage, DockerCapture};
-use pulih_core::manifest::Hook;
+use pulih_model::api::DockerSources;
+use pulih_model::drill::{CAPTURE_FILE, CapturedContainer, CapturedImage, DockerCapture};
+use pulih_model::manifest::Hook;
 use tokio::io::AsyncWriteExt;
 
 use crate::docker;
@@ -267,7 +267,7 @@ impl Capture {
     }
 
     /// Runs a dump command (in its container, or on the host) into `file`.
-    async fn dump(&self, d: &pulih_core::manifest::DumpSource, file: &Path) -> Result<()> {
+    async fn dump(&self, d: &pulih_model::manifest::DumpSource, file: &Path) -> Result<()> {
         let tmp = file.with_extension("part");
         let mut f = tokio::fs::File::create(&tmp)
             .await

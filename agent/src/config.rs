@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pulih_core::manifest::values::DurationText;
+use pulih_model::manifest::values::DurationText;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,16 +13,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use pulih_core::api::DrillJob;
-use pulih_core::drill::{DrillReport, RecoveryKind};
 use pulih_core::repo::{DRC_DRILL_SLOT, ReaderKey};
 use pulih_core::storage::Store;
+use pulih_model::api::DrillJob;
+use pulih_model::drill::{DrillReport, RecoveryKind};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Client, ClientError};
 use crate::drill::DrillPlan;
 use crate::{enrol, host_facts, hostname, outbox_files, read_json, reject, write_atomic};
+use pulih_client::AgentClient as Client;
 
 const CREDENTIAL: &str = "credential";
 const OUTBOX: &str = "outbox";
@@ -147,7 +147,7 @@ impl DrcExecutor {
         Ok(self.enrolled)
     }
 
-    async fn facts(&self) -> pulih_core::api::Facts {
+    async fn facts(&self) -> pulih_model::api::Facts {
         host_facts(
             &self.hostname,
             &self.config.controller,
@@ -173,7 +173,7 @@ impl DrcExecutor {
             };
             match self.client.drill_report(&self.config.target, &report).await {
                 Ok(()) => std::fs::remove_file(&p)?,
-                Err(ClientError::Unreachable(e)) => {
+                Err(e) if e.is_retryable() => {
                     tracing::debug!(error = %e, "controller unreachable; reports stay in the outbox");
                     return Ok(());
                 }

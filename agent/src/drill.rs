@@ -24,13 +24,14 @@ use bollard::models::{
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use pulih_core::drill::{
+use pulih_core::repo::{ListedSnapshot, Reader, ReaderKey};
+use pulih_core::storage::Store;
+use pulih_model::drill::{
     CAPTURE_FILE, CAPTURE_TAG, CheckOutcome, DockerCapture, DrillReport, DrillStep, RecoveryKind,
     Teardown,
 };
-use pulih_core::manifest::RecoverySpec;
-use pulih_core::repo::{ListedSnapshot, Reader, ReaderKey};
-use pulih_core::storage::Store;
+use pulih_model::manifest::RecoverySpec;
+use pulih_model::manifest::port::PortMapping;
 
 use tracing::Instrument;
 
@@ -53,28 +54,22 @@ pub const SERVICE_LABEL: &str = "io.pulih.service";
 /// they stay up for the run's later groups until the run's teardown.
 pub const PLAN_LABEL: &str = "io.pulih.plan-run";
 
-/// `HOST:CONTAINER` port mappings (manifest `ports`) as the engine wants them.
+/// Published ports (manifest `ports`, parsed by the model) as the engine
+/// wants them; several host bindings of one container port are kept.
 fn port_bindings(
-    container: &str,
-    ports: &[String],
-) -> Result<HashMap<String, Option<Vec<bollard::models::PortBinding>>>> {
-    let mut out = HashMap::new();
+    ports: &[PortMapping],
+) -> HashMap<String, Option<Vec<bollard::models::PortBinding>>> {
+    let mut out: HashMap<String, Option<Vec<bollard::models::PortBinding>>> = HashMap::new();
     for p in ports {
-        let parsed = p
-            .split_once(':')
-            .and_then(|(h, c)| Some((h.parse::<u16>().ok()?, c.parse::<u16>().ok()?)));
-        let Some((host, inner)) = parsed else {
-            bail!("container {container}: port `{p}` is not HOST:CONTAINER (two port numbers)");
-        };
-        out.insert(
-            format!("{inner}/tcp"),
-            Some(vec![bollard::models::PortBinding {
-                host_ip: None,
-                host_port: Some(host.to_string()),
-            }]),
-        );
+        out.entry(p.container_key())
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(bollard::models::PortBinding {
+                host_ip: p.host_ip.map(|ip| ip.to_string()),
+                host_port: Some(p.host_port.to_string()),
+            });
     }
-    Ok(out)
+    out
 }
 
 /// What to recover, and how.
@@ -464,7 +459,7 @@ impl Run<'_> {
                 let ports = if internal {
                     None
                 } else {
-                    Some(port_bindings(&c.name, &c.ports)?)
+                    Some(port_bindings(&c.ports))
                 };
                 let ip = self
                     .timed(&format!("start {}", c.name), async {
@@ -778,6 +773,54 @@ fn empty_report(plan: &DrillPlan, started: DateTime<Utc>) -> DrillReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What validation accepts, execution can run: every published port of
+    /// every example manifest converts to the engine's bindings, with its
+    /// address, host port and protocol.
+    #[test]
+    fn every_validated_port_converts_for_the_engine() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples");
+        let set = pulih_model::manifest::ManifestSet::load(&[dir]).expect("the examples validate");
+        let mut n = 0;
+        for s in set.servers.values() {
+            for c in s.spec().recovery.iter().flat_map(|r| &r.containers) {
+                let b = port_bindings(&c.ports);
+                for p in &c.ports {
+                    let got = b[&p.container_key()].as_ref().unwrap();
+                    assert!(
+                        got.iter()
+                            .any(|g| g.host_port == Some(p.host_port.to_string())
+                                && g.host_ip == p.host_ip.map(|i| i.to_string())),
+                        "{p}"
+                    );
+                    n += 1;
+                }
+            }
+        }
+        assert!(n >= 3, "the examples publish {n} ports");
+        let typed: Vec<PortMapping> = [
+            "127.0.0.1:16379:6379",
+            "[::1]:53:53/udp",
+            "8080:80",
+            "8081:80",
+        ]
+        .iter()
+        .map(|t| t.parse().unwrap())
+        .collect();
+        let b = port_bindings(&typed);
+        let redis = b["6379/tcp"].as_ref().unwrap();
+        assert_eq!(redis[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(redis[0].host_port.as_deref(), Some("16379"));
+        assert_eq!(
+            b["53/udp"].as_ref().unwrap()[0].host_ip.as_deref(),
+            Some("::1")
+        );
+        assert_eq!(
+            b["80/tcp"].as_ref().unwrap().len(),
+            2,
+            "both host ports of one container port"
+        );
+    }
 
     #[test]
     fn paths_from_a_snapshot_stay_inside_the_restored_tree() {

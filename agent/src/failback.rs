@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use pulih_core::api::{Assignment, RestoreRequest};
 use pulih_core::repo::{Reader, pick_snapshot};
 use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
 use pulih_core::storage::Store;
+use pulih_model::api::{Assignment, RestoreRequest};
 
 use crate::{Agent, docker};
 

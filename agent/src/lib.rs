@@ -8,7 +8,6 @@
 //! (`sched-<server>-<unix time>` for scheduled ones), so redelivery never duplicates.
 
 pub mod capture;
-pub mod client;
 pub mod config;
 pub mod docker;
 pub mod drc;
@@ -22,13 +21,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use pulih_core::api::{Assignment, Facts, Job, RestoreRequest, RunResult, RunStartRequest};
+use pulih_model::api::{Assignment, Facts, Job, RestoreRequest, RunResult, RunStartRequest};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use client::{Client, ClientError};
 pub use config::AgentConfig;
+use pulih_client::AgentClient as Client;
 
 const CREDENTIAL: &str = "credential";
 const ASSIGNMENT: &str = "assignment.json";
@@ -132,7 +131,7 @@ pub(crate) async fn enrol(
             tracing::info!(as_ = %r.server, "enrolled");
             Ok(true)
         }
-        Err(ClientError::Unreachable(e)) => {
+        Err(e) if e.is_retryable() => {
             tracing::warn!(error = %e, "cannot enrol yet; will retry");
             Ok(false)
         }
@@ -311,7 +310,7 @@ impl Agent {
                     std::fs::remove_file(&p)?;
                     tracing::info!(run_key = %o.run_key, "result delivered");
                 }
-                Err(ClientError::Unreachable(e)) => {
+                Err(e) if e.is_retryable() => {
                     tracing::debug!(error = %e, "controller unreachable; results stay in the outbox");
                     return Ok(());
                 }
@@ -343,7 +342,7 @@ impl Agent {
                 }
                 Ok(Some(resp.jobs))
             }
-            Err(ClientError::Unreachable(e)) => {
+            Err(e) if e.is_retryable() => {
                 tracing::warn!(error = %e, "heartbeat failed; working from the cached assignment");
                 Ok(None)
             }
@@ -391,7 +390,7 @@ impl Agent {
                 paths.extend(c.paths.iter().cloned());
                 opts.tags.push(format!(
                     "{}={}",
-                    pulih_core::drill::CAPTURE_TAG,
+                    pulih_model::drill::CAPTURE_TAG,
                     staging.display()
                 ));
                 Some(c)
@@ -606,7 +605,7 @@ impl Agent {
                 tracing::info!(run_key, "the controller has this run finished already");
                 Ok(Start::Done)
             }
-            Err(ClientError::Unreachable(_)) => Ok(Start::Go),
+            Err(e) if e.is_retryable() => Ok(Start::Go),
             Err(e) => {
                 // Replication is never held hostage by the control plane.
                 tracing::warn!(run_key, error = %e, "the controller refused the run start; running anyway");

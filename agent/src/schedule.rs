@@ -20,7 +20,7 @@ const MAX_SCAN: usize = 100_000;
 impl Plan {
     pub fn new(cron_text: &str, tz: &str, jitter_seconds: u64) -> anyhow::Result<Plan> {
         // The same parser as manifests: crontab's five fields, or six with seconds.
-        let expr: pulih_core::manifest::values::CronExpr =
+        let expr: pulih_model::manifest::values::CronExpr =
             cron_text.parse().map_err(|e: String| anyhow::anyhow!(e))?;
         let schedule = expr.schedule().clone();
         let tz: chrono_tz::Tz = tz

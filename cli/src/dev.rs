@@ -1,6 +1,7 @@
 //! `pulih dev`: a controller, a filesystem DRC store and one local agent in
 //! one process, with the example manifests applied and one replication run.
 
+use pulih_model::routes;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,10 +10,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use pulih_agent::{Agent, AgentConfig};
 use pulih_controller::ControllerConfig;
-use pulih_core::api::{
+use pulih_model::api::{
     ApplyRequest, ApplyResponse, EnrollTokenResponse, ManifestFile, ReplicateResponse,
 };
-use pulih_core::manifest::ManifestSet;
+use pulih_model::manifest::ManifestSet;
 
 use crate::exit;
 use crate::ops::{Api, default_dev_state_dir, wait_run};
@@ -102,7 +103,7 @@ pub async fn run(a: DevArgs) -> Result<u8> {
         .values()
         .find(|s| {
             s.spec().centralization.status
-                == pulih_core::manifest::CentralizationStatus::Centralized
+                == pulih_model::manifest::CentralizationStatus::Centralized
                 && s.spec().sources.iter().all(|src| src.path.is_some())
         })
         .context("no centralized example server with only path sources")?;
@@ -140,7 +141,7 @@ pub async fn run(a: DevArgs) -> Result<u8> {
     let api = Api::new(&url, &running.admin_token)?;
     let applied: ApplyResponse = api
         .post(
-            "/manifests",
+            &routes::path(routes::MANIFESTS, &[]),
             &ApplyRequest {
                 files,
                 reported_by: Some("pulih dev".into()),
@@ -162,7 +163,7 @@ pub async fn run(a: DevArgs) -> Result<u8> {
     let agent_dir = state.join("agent");
     std::fs::create_dir_all(&agent_dir)?;
     let key_file = agent_dir.join(format!("{server_name}.key"));
-    if !repo_url.join("config").exists() {
+    if !repo_url.join(pulih_core::layout::CONFIG).exists() {
         let pass = random_secret();
         if !pass_file.exists() {
             write_secret(&pass_file, &format!("{pass}\n"))?;
@@ -199,7 +200,7 @@ pub async fn run(a: DevArgs) -> Result<u8> {
     if !agent_dir.join("state/credential").exists() {
         let t: EnrollTokenResponse = api
             .post(
-                &format!("/servers/{server_name}/enroll-token"),
+                &routes::path(routes::SERVER_ENROLL_TOKEN, &[&server_name]),
                 &serde_json::json!({}),
             )
             .await?;
@@ -217,7 +218,7 @@ pub async fn run(a: DevArgs) -> Result<u8> {
 
     let q: ReplicateResponse = api
         .post(
-            &format!("/servers/{server_name}/replicate"),
+            &routes::path(routes::SERVER_REPLICATE, &[&server_name]),
             &serde_json::json!({}),
         )
         .await?;

@@ -5,15 +5,16 @@
 //! Pusat Data may be gone). The report is printed and stored in the DRC
 //! store under `reports/{drills|failovers}/<server>/<id>.json`.
 
+use pulih_model::routes;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use pulih_agent::drill::{DrillPlan, new_id};
-use pulih_core::drill::{DrillReport, RecoveryKind};
-use pulih_core::manifest::ManifestSet;
 use pulih_core::repo::ReaderKey;
+use pulih_model::drill::{DrillReport, RecoveryKind};
+use pulih_model::manifest::ManifestSet;
 
 use crate::exit;
 use crate::repo::{Passphrase, RepoUrl};
@@ -249,10 +250,10 @@ pub async fn run(a: DrcArgs) -> Result<u8> {
             Ok(exit::OK)
         }
         DrcCommand::EnrollToken { target, json, conn } => {
-            let t: pulih_core::api::EnrollTokenResponse = conn
+            let t: pulih_model::api::EnrollTokenResponse = conn
                 .connect()?
                 .post(
-                    &format!("/drc/{target}/enroll-token"),
+                    &routes::path(routes::DRC_ENROLL_TOKEN, &[&target]),
                     &serde_json::json!({}),
                 )
                 .await?;

@@ -1,11 +1,12 @@
 //! `pulih drill run|list|report`: drills through the controller, run by
 //! the DRC executor of the server's DRC target (`pulih agent --role drc`).
 
+use pulih_model::routes;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use pulih_core::api::{DrillQueued, DrillRequest, DrillView};
+use pulih_model::api::{DrillQueued, DrillRequest, DrillView};
 
 use crate::exit;
 use crate::ops::{Api, Conn, table, wita};
@@ -62,7 +63,7 @@ enum DrillCommand {
 async fn wait_drill(api: &Api, id: &str, timeout: Duration) -> Result<DrillView> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let d: DrillView = api.get(&format!("/drills/{id}")).await?;
+        let d: DrillView = api.get(&routes::path(routes::DRILL, &[id])).await?;
         if matches!(d.state.as_str(), "passed" | "failed") {
             return Ok(d);
         }
@@ -132,7 +133,10 @@ pub async fn run(a: DrillArgs) -> Result<u8> {
             json,
         } => {
             let req = DrillRequest { snapshot };
-            match api.post(&format!("/plans/{server}/drill"), &req).await {
+            match api
+                .post(&routes::path(routes::PLAN_DRILL, &[&server]), &req)
+                .await
+            {
                 Ok(run) => {
                     let wait = crate::plan::Wait {
                         wait,
@@ -144,7 +148,9 @@ pub async fn run(a: DrillArgs) -> Result<u8> {
                 Err(e) if crate::plan::is_unknown_plan(&e) => {}
                 Err(e) => return Err(e),
             }
-            let q: DrillQueued = api.post(&format!("/servers/{server}/drill"), &req).await?;
+            let q: DrillQueued = api
+                .post(&routes::path(routes::SERVER_DRILL, &[&server]), &req)
+                .await?;
             let waiting = wait.then_some((&api, timeout));
             report_queued("drill", &q, waiting, json).await
         }
@@ -153,7 +159,7 @@ pub async fn run(a: DrillArgs) -> Result<u8> {
             limit,
             json,
         } => {
-            let mut path = format!("/drills?limit={limit}");
+            let mut path = format!("{}?limit={limit}", routes::path(routes::DRILLS, &[]));
             if let Some(s) = &server {
                 path.push_str(&format!("&server={s}"));
             }
@@ -185,7 +191,7 @@ pub async fn run(a: DrillArgs) -> Result<u8> {
             Ok(exit::OK)
         }
         DrillCommand::Report { id, html, json } => {
-            let d: DrillView = api.get(&format!("/drills/{id}")).await?;
+            let d: DrillView = api.get(&routes::path(routes::DRILL, &[&id])).await?;
             if json {
                 println!("{}", serde_json::to_string(&d)?);
             } else if html {
@@ -250,11 +256,11 @@ pub async fn failover(a: FailoverArgs) -> Result<u8> {
             json,
         } => {
             let authorized = a.conn.connect_with(&authorization_file)?;
-            let req = pulih_core::api::FailoverRequest { order, snapshot };
+            let req = pulih_model::api::FailoverRequest { order, snapshot };
             // Reading the outcome is ops' business: the admin token.
             let api = if wait { Some(a.conn.connect()?) } else { None };
             match authorized
-                .post(&format!("/plans/{server}/failover"), &req)
+                .post(&routes::path(routes::PLAN_FAILOVER, &[&server]), &req)
                 .await
             {
                 Ok(run) => {
@@ -270,7 +276,7 @@ pub async fn failover(a: FailoverArgs) -> Result<u8> {
                 Err(e) => return Err(e),
             }
             let q: DrillQueued = authorized
-                .post(&format!("/servers/{server}/failover"), &req)
+                .post(&routes::path(routes::SERVER_FAILOVER, &[&server]), &req)
                 .await?;
             report_queued("failover", &q, api.as_ref().map(|api| (api, timeout)), json).await
         }
@@ -305,8 +311,8 @@ pub async fn failback(a: FailbackArgs) -> Result<u8> {
         .conn
         .connect_with(&a.authorization_file)?
         .post(
-            &format!("/servers/{}/failback", a.server),
-            &pulih_core::api::FailoverRequest {
+            &routes::path(routes::SERVER_FAILBACK, &[&a.server]),
+            &pulih_model::api::FailoverRequest {
                 order: a.order,
                 snapshot: None,
             },

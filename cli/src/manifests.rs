@@ -1,10 +1,11 @@
 //! `pulih manifests …`: validate manifests and print their JSON Schema.
 
+use pulih_model::routes;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use pulih_core::manifest::{self, ManifestSet};
+use pulih_model::manifest::{self, ManifestSet};
 
 use crate::exit;
 
@@ -68,9 +69,12 @@ pub async fn run(args: ManifestsArgs) -> Result<u8> {
             }
         }
         ManifestsCommand::History { limit, json, conn } => {
-            let revs: Vec<pulih_core::api::Revision> = conn
+            let revs: Vec<pulih_model::api::Revision> = conn
                 .connect()?
-                .get(&format!("/manifests/revisions?limit={limit}"))
+                .get(&format!(
+                    "{}?limit={limit}",
+                    routes::path(routes::MANIFEST_REVISIONS, &[])
+                ))
                 .await?;
             if json {
                 println!("{}", serde_json::to_string(&revs)?);

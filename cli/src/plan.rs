@@ -2,13 +2,14 @@
 //! `pulih failover start PLAN` start a run (see [`start`]); `pulih plan
 //! list|show|approve|resume|rollback` follow and steer it.
 
+use pulih_model::routes;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use pulih_core::api::{FailoverRequest, PlanApproveRequest, PlanRunView};
-use pulih_core::manifest::types::KeyHolderRole;
+use pulih_model::api::{FailoverRequest, PlanApproveRequest, PlanRunView};
+use pulih_model::manifest::types::KeyHolderRole;
 
 use crate::exit;
 use crate::ops::{Api, ApiFailure, Conn, table, wita};
@@ -128,7 +129,7 @@ pub async fn report(api: &Api, run: PlanRunView, wait: Wait) -> Result<u8> {
 async fn settle(api: &Api, id: &str, timeout: Duration) -> Result<PlanRunView> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let r: PlanRunView = api.get(&format!("/plan-runs/{id}")).await?;
+        let r: PlanRunView = api.get(&routes::path(routes::PLAN_RUN, &[id])).await?;
         if !matches!(
             r.state.as_str(),
             "awaiting-approval" | "running" | "rolling-back"
@@ -238,7 +239,12 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
     };
     match a.command {
         PlanCommand::List { limit, json } => {
-            let runs: Vec<PlanRunView> = admin()?.get(&format!("/plan-runs?limit={limit}")).await?;
+            let runs: Vec<PlanRunView> = admin()?
+                .get(&format!(
+                    "{}?limit={limit}",
+                    routes::path(routes::PLAN_RUNS, &[])
+                ))
+                .await?;
             if json {
                 println!("{}", serde_json::to_string(&runs)?);
             } else {
@@ -265,7 +271,7 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
         }
         PlanCommand::Show { id, json } => {
             let api = admin()?;
-            let r: PlanRunView = api.get(&format!("/plan-runs/{id}")).await?;
+            let r: PlanRunView = api.get(&routes::path(routes::PLAN_RUN, &[&id])).await?;
             report(
                 &api,
                 r,
@@ -287,7 +293,7 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
             let approver = a.conn.connect_with(&authorization_file)?;
             let r: PlanRunView = approver
                 .post(
-                    &format!("/plan-runs/{id}/approve"),
+                    &routes::path(routes::PLAN_RUN_APPROVE, &[&id]),
                     &PlanApproveRequest { role, name },
                 )
                 .await?;
@@ -301,7 +307,10 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
         } => {
             let steering = steer(&authorization_file)?;
             let r: PlanRunView = steering
-                .post(&format!("/plan-runs/{id}/resume"), &serde_json::json!({}))
+                .post(
+                    &routes::path(routes::PLAN_RUN_RESUME, &[&id]),
+                    &serde_json::json!({}),
+                )
                 .await?;
             let api = if wait.wait { admin()? } else { steering };
             report(&api, r, wait).await
@@ -315,7 +324,7 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
             let steering = steer(&authorization_file)?;
             let r: PlanRunView = steering
                 .post(
-                    &format!("/plan-runs/{id}/rollback"),
+                    &routes::path(routes::PLAN_RUN_ROLLBACK, &[&id]),
                     &FailoverRequest {
                         order,
                         snapshot: None,

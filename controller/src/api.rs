@@ -16,8 +16,9 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pulih_core::manifest::ManifestSet;
-use pulih_core::manifest::types::KeyHolderRole;
+use pulih_model::manifest::ManifestSet;
+use pulih_model::manifest::types::KeyHolderRole;
+use pulih_model::routes;
 use serde::de::DeserializeOwned;
 
 use crate::config::ControllerConfig;
@@ -245,58 +246,49 @@ fn limited(router: Router<Shared>, limit: usize) -> Router<Shared> {
 
 pub fn router(state: Shared) -> Router {
     let manifests = limited(
-        Router::new().route("/manifests", post(manifests::apply)),
+        Router::new().route(routes::MANIFESTS, post(manifests::apply)),
         MANIFEST_BODY_LIMIT,
     );
     let rest = Router::new()
-        .route("/manifests/revisions", get(manifests::revisions))
-        .route("/servers", get(servers::list))
-        .route("/servers/{name}", get(servers::show))
-        .route("/servers/{name}/enroll-token", post(servers::enroll_token))
-        .route("/servers/{name}/replicate", post(servers::replicate))
-        .route("/servers/{name}/verify", post(servers::verify))
-        .route("/maintenance", get(servers::maintenance_runs))
-        .route("/maintenance/run", post(servers::maintenance_run))
-        .route("/servers/{name}/restore", post(servers::restore))
-        .route("/runs", get(servers::runs))
-        .route("/runs/{run_key}", get(servers::run))
-        .route("/status", get(servers::status))
-        .route("/compliance", get(servers::compliance))
-        .route("/agents/enroll", post(agents::enroll))
-        .route("/agents/{server}/heartbeat", post(agents::heartbeat))
-        .route(
-            "/agents/{server}/runs/{run_key}/start",
-            post(agents::start_run),
-        )
-        .route(
-            "/agents/{server}/runs/{run_key}/result",
-            post(agents::result),
-        )
-        .route("/servers/{name}/drill", post(drills::request))
-        .route("/servers/{name}/failover", post(drills::failover))
-        .route("/servers/{name}/failback", post(drills::failback))
-        .route("/plans/{name}/drill", post(plans::drill))
-        .route("/plans/{name}/failover", post(plans::failover))
-        .route("/plan-runs", get(plans::list))
-        .route("/plan-runs/{id}", get(plans::show))
-        .route("/plan-runs/{id}/resume", post(plans::resume))
-        .route("/plan-runs/{id}/approve", post(plan_steps::approve))
-        .route("/plan-runs/{id}/rollback", post(plans::rollback))
-        .route("/drills", get(drills::list))
-        .route("/drills/{id}", get(drills::show))
-        .route("/drc/{target}/enroll-token", post(drc::enroll_token))
-        .route("/drc/{target}/heartbeat", post(drc::heartbeat))
-        .route("/drc/{target}/drills/{id}/start", post(drc::start))
-        .route("/drc/{target}/drills/{id}/report", post(drc::report))
-        .route(
-            "/drc/{target}/plan-runs/{id}/teardown",
-            post(drc::plan_teardown),
-        )
-        .route("/openapi.json", get(crate::openapi::serve));
+        .route(routes::MANIFEST_REVISIONS, get(manifests::revisions))
+        .route(routes::SERVERS, get(servers::list))
+        .route(routes::SERVER, get(servers::show))
+        .route(routes::SERVER_ENROLL_TOKEN, post(servers::enroll_token))
+        .route(routes::SERVER_REPLICATE, post(servers::replicate))
+        .route(routes::SERVER_VERIFY, post(servers::verify))
+        .route(routes::MAINTENANCE, get(servers::maintenance_runs))
+        .route(routes::MAINTENANCE_RUN, post(servers::maintenance_run))
+        .route(routes::SERVER_RESTORE, post(servers::restore))
+        .route(routes::RUNS, get(servers::runs))
+        .route(routes::RUN, get(servers::run))
+        .route(routes::STATUS, get(servers::status))
+        .route(routes::COMPLIANCE, get(servers::compliance))
+        .route(routes::AGENT_ENROLL, post(agents::enroll))
+        .route(routes::AGENT_HEARTBEAT, post(agents::heartbeat))
+        .route(routes::AGENT_RUN_START, post(agents::start_run))
+        .route(routes::AGENT_RUN_RESULT, post(agents::result))
+        .route(routes::SERVER_DRILL, post(drills::request))
+        .route(routes::SERVER_FAILOVER, post(drills::failover))
+        .route(routes::SERVER_FAILBACK, post(drills::failback))
+        .route(routes::PLAN_DRILL, post(plans::drill))
+        .route(routes::PLAN_FAILOVER, post(plans::failover))
+        .route(routes::PLAN_RUNS, get(plans::list))
+        .route(routes::PLAN_RUN, get(plans::show))
+        .route(routes::PLAN_RUN_RESUME, post(plans::resume))
+        .route(routes::PLAN_RUN_APPROVE, post(plan_steps::approve))
+        .route(routes::PLAN_RUN_ROLLBACK, post(plans::rollback))
+        .route(routes::DRILLS, get(drills::list))
+        .route(routes::DRILL, get(drills::show))
+        .route(routes::DRC_ENROLL_TOKEN, post(drc::enroll_token))
+        .route(routes::DRC_HEARTBEAT, post(drc::heartbeat))
+        .route(routes::DRC_DRILL_START, post(drc::start))
+        .route(routes::DRC_DRILL_REPORT, post(drc::report))
+        .route(routes::DRC_PLAN_TEARDOWN, post(drc::plan_teardown))
+        .route(routes::OPENAPI, get(crate::openapi::serve));
     let api = manifests.merge(limited(rest, BODY_LIMIT)).with_state(state);
     Router::new()
-        .nest("/api/v1", api)
-        .route("/healthz", get(|| async { "ok\n" }))
+        .nest(routes::PREFIX, api)
+        .route(routes::HEALTHZ, get(|| async { "ok\n" }))
         .fallback(|| async {
             ApiError::NotFound("no such endpoint; the API is under /api/v1".into())
         })

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use pulih_core::api::{ComplianceReport, Counts, LastDrill, ServerView};
-use pulih_core::manifest::{CentralizationStatus, Location, ManifestSet};
+use pulih_model::api::{ComplianceReport, Counts, LastDrill, ServerView};
+use pulih_model::manifest::{CentralizationStatus, Location, ManifestSet};
 
 use crate::desired::rpo_seconds;
 use crate::store::{AgentRow, DrillRow, RunSummary};
@@ -109,7 +109,7 @@ pub fn add_drills(
     for v in views.iter_mut() {
         let newest = drills.get(&v.name);
         if let Some((d, _)) = newest {
-            let report: Option<pulih_core::drill::DrillReport> = d
+            let report: Option<pulih_model::drill::DrillReport> = d
                 .report_json
                 .as_deref()
                 .and_then(|j| serde_json::from_str(j).ok());
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn the_last_two_firings_of_a_monthly_drill_schedule_are_found_backwards() {
-        let cron: pulih_core::manifest::values::CronExpr = "0 3 1 * *".parse().unwrap();
+        let cron: pulih_model::manifest::values::CronExpr = "0 3 1 * *".parse().unwrap();
         let tz = chrono_offset_wita();
         // 2026-11-24T00:00:00Z: the last firings were 1 Nov and 1 Oct, 03:00 WITA (19:00Z the day before).
         let now = 1_795_478_400;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use pulih_core::manifest::values::DurationText;
+use pulih_model::manifest::values::DurationText;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,7 +58,7 @@ pub struct ControllerConfig {
     /// (`walidata`, `dkis-head`, `regional-secretary`), the file of the
     /// secret its holder approves a failover of the plan with.
     #[serde(default)]
-    pub approvers: std::collections::BTreeMap<pulih_core::manifest::types::KeyHolderRole, PathBuf>,
+    pub approvers: std::collections::BTreeMap<pulih_model::manifest::types::KeyHolderRole, PathBuf>,
     /// Retention on the controller's own schedule; off when absent.
     #[serde(default)]
     pub maintenance: Option<MaintenanceConfig>,
@@ -71,10 +71,10 @@ pub struct ControllerConfig {
 pub struct MaintenanceConfig {
     /// Cron (5 or 6 fields) in `timezone`; default daily at 03:00.
     #[serde(default = "default_maintenance_cron")]
-    pub schedule: pulih_core::manifest::values::CronExpr,
+    pub schedule: pulih_model::manifest::values::CronExpr,
     /// Default Asia/Makassar (WITA); also the day boundary of keep-daily etc.
     #[serde(default)]
-    pub timezone: pulih_core::manifest::values::TimeZone,
+    pub timezone: pulih_model::manifest::values::TimeZone,
     /// `<perangkat daerah name>.key` per agency (`pulih repo add-maintenance-key`).
     pub keys_dir: PathBuf,
     /// Between condemning a pack and deleting it; longer than any backup
@@ -89,7 +89,7 @@ pub struct MaintenanceConfig {
     pub s3_secret_access_key_file: Option<PathBuf>,
 }
 
-fn default_maintenance_cron() -> pulih_core::manifest::values::CronExpr {
+fn default_maintenance_cron() -> pulih_model::manifest::values::CronExpr {
     "0 3 * * *".parse().expect("a valid cron")
 }
 

@@ -1,9 +1,9 @@
 //! The desired state: the applied manifests, parsed, plus what each
 //! server's agent needs from them.
 
-use pulih_core::api::{Assignment, DockerSources};
-use pulih_core::manifest::values::TimeZone;
-use pulih_core::manifest::{Diagnostic, ManifestSet, ServerSpec};
+use pulih_model::api::{Assignment, DockerSources};
+use pulih_model::manifest::values::TimeZone;
+use pulih_model::manifest::{Diagnostic, ManifestSet, ServerSpec};
 
 use crate::config::ControllerConfig;
 use crate::store::StoredObject;

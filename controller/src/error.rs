@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pulih_core::api::{ErrorBody, ErrorDetail};
-use pulih_core::manifest::Diagnostic;
+use pulih_model::api::{ErrorBody, ErrorDetail};
+use pulih_model::manifest::Diagnostic;
 
 /// An API error. Each variant has one stable code (docs/API.md).
 #[derive(Debug, thiserror::Error)]

@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{Offset, TimeZone as _};
-use pulih_core::api::MaintenanceRun;
-use pulih_core::forget::{KeepPolicy, PruneOptions};
+use pulih_core::forget::KeepPolicy;
 use pulih_core::keys::MaintenanceKeyFile;
 use pulih_core::maintenance::MaintenanceReport;
+use pulih_core::prune::PruneOptions;
 use pulih_core::repo::{ListedSnapshot, Repo};
 use pulih_core::storage::{Store, read_secret_file};
+use pulih_model::api::MaintenanceRun;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Shared, now};
@@ -91,7 +92,7 @@ pub async fn execute(st: Shared, queued: Vec<(i64, String)>) {
     }
 }
 
-fn keep_policy(r: &pulih_core::manifest::Retention) -> KeepPolicy {
+fn keep_policy(r: &pulih_model::manifest::Retention) -> KeepPolicy {
     KeepPolicy {
         last: r.keep_last.unwrap_or(0),
         hourly: r.keep_hourly.unwrap_or(0),
@@ -175,7 +176,7 @@ async fn run_pd(st: &Shared, pd: &str) -> Result<MaintenanceReport, NotDone> {
 }
 
 /// The zone's offset now (keep-daily etc. count days in it).
-fn utc_offset(tz: pulih_core::manifest::values::TimeZone) -> time::UtcOffset {
+fn utc_offset(tz: pulih_model::manifest::values::TimeZone) -> time::UtcOffset {
     let secs =
         tz.0.offset_from_utc_datetime(&chrono::Utc::now().naive_utc())
             .fix()

@@ -1,7 +1,8 @@
 //! The OpenAPI 3 document of `/api/v1`, generated from the API types.
 
 use axum::Json;
-use pulih_core::api::*;
+use pulih_model::api::*;
+use pulih_model::routes;
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
@@ -19,7 +20,7 @@ type Op = (
 const OPS: &[Op] = &[
     (
         "post",
-        "/manifests",
+        routes::MANIFESTS,
         "Apply manifests (validated together with the applied ones; recorded as a revision)",
         Some("ApplyRequest"),
         "ApplyResponse",
@@ -27,7 +28,7 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/manifests/revisions",
+        routes::MANIFEST_REVISIONS,
         "Manifest history: who applied what, when, the diff",
         None,
         "Revisions",
@@ -35,7 +36,7 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/servers",
+        routes::SERVERS,
         "Servers with centralization status and evidence (?pd=NAME)",
         None,
         "ServerViews",
@@ -43,7 +44,7 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/servers/{name}",
+        routes::SERVER,
         "One server",
         None,
         "ServerView",
@@ -51,7 +52,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/servers/{name}/enroll-token",
+        routes::SERVER_ENROLL_TOKEN,
         "Issue a one-time enrolment token for a server's agent",
         None,
         "EnrollTokenResponse",
@@ -59,7 +60,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/servers/{name}/replicate",
+        routes::SERVER_REPLICATE,
         "Queue a replication now",
         None,
         "ReplicateResponse",
@@ -67,7 +68,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/servers/{name}/verify",
+        routes::SERVER_VERIFY,
         "Queue a check of the server's own space in its repository (agent key: structure, headers; no data read)",
         None,
         "ReplicateResponse",
@@ -75,7 +76,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/servers/{name}/restore",
+        routes::SERVER_RESTORE,
         "Queue a restore to a path on the server (needs a reader key the walidata gave the agent)",
         Some("RestoreRequest"),
         "ReplicateResponse",
@@ -83,7 +84,7 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/maintenance",
+        routes::MAINTENANCE,
         "Retention runs (maintenance key: forget by each server's retention, prune whole unused packs), newest first (?limit=N)",
         None,
         "MaintenanceRuns",
@@ -91,7 +92,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/maintenance/run",
+        routes::MAINTENANCE_RUN,
         "Run retention now, for every agency or one",
         Some("MaintenanceRequest"),
         "MaintenanceQueued",
@@ -99,16 +100,16 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/runs",
+        routes::RUNS,
         "Runs, newest first (?server=NAME&limit=N)",
         None,
         "Runs",
         "admin",
     ),
-    ("get", "/runs/{run_key}", "One run", None, "Run", "admin"),
+    ("get", routes::RUN, "One run", None, "Run", "admin"),
     (
         "get",
-        "/status",
+        routes::STATUS,
         "Controller and fleet summary",
         None,
         "StatusResponse",
@@ -116,7 +117,7 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/compliance",
+        routes::COMPLIANCE,
         "Pasal 9 compliance report, per agency and overall",
         None,
         "ComplianceReport",
@@ -124,7 +125,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/agents/enroll",
+        routes::AGENT_ENROLL,
         "Enrol an agent with a one-time token",
         Some("EnrollRequest"),
         "EnrollResponse",
@@ -132,7 +133,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/agents/{server}/heartbeat",
+        routes::AGENT_HEARTBEAT,
         "Heartbeat with facts; returns the assignment and jobs",
         Some("HeartbeatRequest"),
         "HeartbeatResponse",
@@ -140,7 +141,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/agents/{server}/runs/{run_key}/start",
+        routes::AGENT_RUN_START,
         "Ask to start a run (concurrency caps)",
         Some("RunStartRequest"),
         "RunStartResponse",
@@ -148,7 +149,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/agents/{server}/runs/{run_key}/result",
+        routes::AGENT_RUN_RESULT,
         "Report a run's result (idempotent)",
         Some("RunResult"),
         "Recorded",
@@ -156,7 +157,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/servers/{name}/drill",
+        routes::SERVER_DRILL,
         "Queue a drill of a server for its DRC target's executor (needs the agency's drill consent)",
         Some("DrillRequest"),
         "DrillQueued",
@@ -164,7 +165,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/servers/{name}/failover",
+        routes::SERVER_FAILOVER,
         "Queue a real failover of a server (the failover authorization, not the admin token; `order` names what it runs under)",
         Some("FailoverRequest"),
         "DrillQueued",
@@ -172,7 +173,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/servers/{name}/failback",
+        routes::SERVER_FAILBACK,
         "End a server's active failover: the DRC replicates back, then the primary's agent restores in place (the failover authorization)",
         Some("FailoverRequest"),
         "DrillQueued",
@@ -180,7 +181,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/plans/{name}/drill",
+        routes::PLAN_DRILL,
         "Drill a recovery plan: its servers' drills in group order, each group once its dependencies passed (404 `unknown_plan` when no plan has that name)",
         Some("DrillRequest"),
         "PlanRunView",
@@ -188,7 +189,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/plans/{name}/failover",
+        routes::PLAN_FAILOVER,
         "Fail a recovery plan over: its servers' failovers in group order (the failover authorization)",
         Some("FailoverRequest"),
         "PlanRunView",
@@ -196,7 +197,7 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/plan-runs",
+        routes::PLAN_RUNS,
         "Recovery plan runs, newest first (?limit=N)",
         None,
         "PlanRunViews",
@@ -204,7 +205,7 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/plan-runs/{id}",
+        routes::PLAN_RUN,
         "One plan run: its groups, each with its servers' recoveries",
         None,
         "PlanRunView",
@@ -212,7 +213,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/plan-runs/{id}/resume",
+        routes::PLAN_RUN_RESUME,
         "Resume a stopped plan run: its failed servers are tried again (admin for a drill plan, the failover authorization for a failover plan)",
         None,
         "PlanRunView",
@@ -220,7 +221,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/plan-runs/{id}/approve",
+        routes::PLAN_RUN_APPROVE,
         "Approve a failover plan run awaiting approval as one of the roles its plan names (that role's approver token); the run starts once every role approved",
         Some("PlanApproveRequest"),
         "PlanRunView",
@@ -228,7 +229,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/plan-runs/{id}/rollback",
+        routes::PLAN_RUN_ROLLBACK,
         "Roll back a stopped (or passed) failover plan run: fail back every server it brought up, later groups first; closes a stopped drill plan run",
         Some("FailoverRequest"),
         "PlanRunView",
@@ -236,7 +237,7 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/drills",
+        routes::DRILLS,
         "Drills, newest first (?server=NAME&limit=N)",
         None,
         "DrillViews",
@@ -244,7 +245,7 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/drills/{id}",
+        routes::DRILL,
         "One drill with its full report",
         None,
         "DrillView",
@@ -252,7 +253,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/drc/{target}/enroll-token",
+        routes::DRC_ENROLL_TOKEN,
         "Issue a one-time enrolment token for a DRC target's executor (it enrols as `drc:<target>`)",
         None,
         "EnrollTokenResponse",
@@ -260,7 +261,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/drc/{target}/heartbeat",
+        routes::DRC_HEARTBEAT,
         "DRC executor heartbeat: facts in, queued drills out",
         Some("DrcHeartbeatRequest"),
         "DrcHeartbeatResponse",
@@ -268,7 +269,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/drc/{target}/drills/{id}/start",
+        routes::DRC_DRILL_START,
         "The executor starts a queued drill (its reader key use is audited)",
         None,
         "DrillStartResponse",
@@ -276,7 +277,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/drc/{target}/plan-runs/{id}/teardown",
+        routes::DRC_PLAN_TEARDOWN,
         "The executor reports what it removed of an ended drill plan run (its drills stay up for the later groups until then)",
         Some("Teardown"),
         "Recorded",
@@ -284,7 +285,7 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
-        "/drc/{target}/drills/{id}/report",
+        routes::DRC_DRILL_REPORT,
         "The executor reports a drill's outcome",
         Some("DrillReport"),
         "Recorded",
@@ -337,8 +338,8 @@ pub fn document() -> Value {
     add::<DrcHeartbeatRequest>(&mut generator, "DrcHeartbeatRequest", &mut named);
     add::<DrcHeartbeatResponse>(&mut generator, "DrcHeartbeatResponse", &mut named);
     add::<DrillStartResponse>(&mut generator, "DrillStartResponse", &mut named);
-    add::<pulih_core::drill::DrillReport>(&mut generator, "DrillReport", &mut named);
-    add::<pulih_core::drill::Teardown>(&mut generator, "Teardown", &mut named);
+    add::<pulih_model::drill::DrillReport>(&mut generator, "DrillReport", &mut named);
+    add::<pulih_model::drill::Teardown>(&mut generator, "Teardown", &mut named);
     add::<ErrorBody>(&mut generator, "ErrorBody", &mut named);
     named.insert(
         "Recorded".into(),
@@ -379,7 +380,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {"title": "Pulih controller API", "version": env!("CARGO_PKG_VERSION")},
-        "servers": [{"url": "/api/v1"}],
+        "servers": [{"url": routes::PREFIX}],
         "paths": paths,
         "components": {
             "schemas": schemas,

@@ -7,7 +7,7 @@
 
 pub mod sqlite;
 
-use pulih_core::api::{ObjectChange, RunResult};
+use pulih_model::api::{ObjectChange, RunResult};
 
 #[derive(Debug, thiserror::Error)]
 #[error("state store: {0}")]

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use pulih_core::chunker::Chunker;
+use pulih_core::config::ChunkerParams;
 use pulih_core::crypto::{Key, Sealer, counter_nonce, mac};
-use pulih_core::keys::ChunkerParams;
 use pulih_core::pack::{FLAG_COMPRESSED, compress};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -3,8 +3,8 @@
 
 use fastcdc::v2020::{MASKS, cut_gear, logarithm2};
 
+use crate::config::ChunkerParams;
 use crate::crypto::Key;
-use crate::keys::ChunkerParams;
 
 /// A keyed chunker. Cheap to clone; holds its 4 KiB gear tables.
 #[derive(Clone)]

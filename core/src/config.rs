@@ -5,11 +5,30 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::Key;
 use crate::id::RepoId;
-use crate::keys::{ChunkerParams, MasterKey};
 use crate::{Error, Result};
 
 pub const FORMAT_VERSION: u32 = 1;
+
+/// Chunker sizes (FORMAT.md §9).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkerParams {
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+}
+
+impl Default for ChunkerParams {
+    fn default() -> Self {
+        ChunkerParams {
+            min_size: 256 * 1024,
+            avg_size: 1024 * 1024,
+            max_size: 4 * 1024 * 1024,
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -31,9 +50,11 @@ struct ConfigFile {
 }
 
 impl ConfigBody {
-    pub fn encode(&self, master: &MasterKey) -> Vec<u8> {
+    /// The config object, authenticated with `mac_key` (the master
+    /// secret's `MasterKey::config_mac_key`).
+    pub fn encode(&self, mac_key: &Key) -> Vec<u8> {
         let body = serde_json::to_vec(self).expect("config serializes");
-        let mac = crate::crypto::mac(&master.config_mac_key(), &body);
+        let mac = crate::crypto::mac(mac_key, &body);
         serde_json::to_vec_pretty(&ConfigFile {
             body: self.clone(),
             mac: hex::encode(mac),
@@ -58,12 +79,12 @@ impl ConfigBody {
         Ok(f.body)
     }
 
-    /// Parse and check the MAC with the master secret.
-    pub fn parse_verified(bytes: &[u8], master: &MasterKey) -> Result<ConfigBody> {
+    /// Parse and check the MAC with `mac_key` (`MasterKey::config_mac_key`).
+    pub fn parse_verified(bytes: &[u8], mac_key: &Key) -> Result<ConfigBody> {
         let f: ConfigFile = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt("object `config`", e.to_string()))?;
         let body = serde_json::to_vec(&f.body).expect("config serializes");
-        let mac = crate::crypto::mac(&master.config_mac_key(), &body);
+        let mac = crate::crypto::mac(mac_key, &body);
         if hex::encode(mac) != f.mac {
             return Err(Error::corrupt(
                 "object `config`",

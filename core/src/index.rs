@@ -29,7 +29,7 @@ pub struct IndexFile {
 }
 
 pub fn index_key_name(id: &IndexId) -> String {
-    format!("index/{id}")
+    crate::layout::index(id)
 }
 
 fn body_key(space: &SpaceKeys, id: &IndexId) -> Key {

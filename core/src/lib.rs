@@ -1,4 +1,4 @@
-//! pulih-core: Pulih's domain types and its repository format.
+//! pulih-core: Pulih's repository engine.
 //!
 //! The repository format (docs/FORMAT.md) is implemented here: the keyed
 //! content-defined [`chunker`], the [`crypto`] and [`keys`] of the
@@ -9,21 +9,20 @@
 //! This crate has no HTTP server and no Docker; the agent and controller
 //! crates build on it.
 
-pub mod api;
 pub mod backup;
 pub mod chunker;
 pub mod config;
 pub mod crypto;
-pub mod drill;
 pub mod error;
 pub mod files_cache;
 pub mod forget;
 pub mod id;
 pub mod index;
 pub mod keys;
+pub mod layout;
 pub mod maintenance;
-pub mod manifest;
 pub mod pack;
+pub mod prune;
 pub mod repo;
 pub mod restore;
 pub mod snapshot;

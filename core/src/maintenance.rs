@@ -4,15 +4,19 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::UtcOffset;
 
 use crate::crypto::Key;
-use crate::forget::{Decision, KeepPolicy, MovesRecord, PruneOptions, lock_mac, plan_each};
-use crate::id::{FileId, IndexId, PackId, SpaceId};
+use crate::forget::{Decision, KeepPolicy, plan_each};
+use crate::id::{IndexId, PackId, SpaceId};
 use crate::index::{IndexFile, IndexPack};
 use crate::keys::{MaintenanceKey, MaintenanceKeyFile, SpaceKeys};
-use crate::pack::{self, PackHeader};
+use crate::layout;
+use crate::pack::PackHeader;
+use crate::prune::PruneOptions;
+use crate::prune::lock::{self, MovesBody};
+use crate::prune::phase2;
 use crate::repo::{ListedSnapshot, LoadedIndexes, Repo, list_snapshots};
 use crate::{Error, Result};
 
@@ -41,20 +45,6 @@ fn space_keys(key: &MaintenanceKey, space: SpaceId) -> SpaceKeys {
         blob_id_key: Key([0; 32]),
         meta_key: key.meta_key(space),
     }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecordBody {
-    created: i64,
-    packs: Vec<PackId>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Record {
-    body: RecordBody,
-    mac: String,
 }
 
 /// Which packs the snapshots use, per space, following the moves records.
@@ -112,27 +102,6 @@ impl Usage {
     }
 }
 
-/// Read every lock record of one kind, checking its MAC.
-async fn records<T: for<'de> Deserialize<'de>>(
-    repo: &Repo,
-    prefix: &str,
-) -> Result<Vec<(FileId, String, T)>> {
-    let mut out = Vec::new();
-    for o in repo.store.list("locks/").await? {
-        let Some(id) = o
-            .key
-            .strip_prefix(prefix)
-            .and_then(|h| h.parse::<FileId>().ok())
-        else {
-            continue;
-        };
-        let rec: T = serde_json::from_slice(&repo.store.get(&o.key).await?)
-            .map_err(|e| Error::corrupt(&o.key, e.to_string()))?;
-        out.push((id, o.key, rec));
-    }
-    Ok(out)
-}
-
 /// Old pack → (new packs, when the move was recorded), and the records.
 type Moves = HashMap<PackId, (Vec<PackId>, i64)>;
 
@@ -142,18 +111,14 @@ async fn load_moves(
 ) -> Result<(Moves, Vec<(String, Vec<PackId>)>)> {
     let mut moves: Moves = HashMap::new();
     let mut files = Vec::new();
-    for (id, name, rec) in records::<MovesRecord>(repo, "locks/moves-").await? {
-        if lock_mac(key, &id, &rec.body) != rec.mac {
-            return Err(Error::corrupt(
-                name,
-                "its MAC does not verify: maintenance stopped",
-            ));
-        }
-        files.push((name, rec.body.moves.keys().copied().collect()));
-        for (old, new) in rec.body.moves {
-            let e = moves.entry(old).or_insert((Vec::new(), rec.body.created));
+    for (name, body) in
+        lock::read::<MovesBody>(&repo.store, key, layout::MOVES_LOCKS, "maintenance").await?
+    {
+        files.push((name, body.moves.keys().copied().collect()));
+        for (old, new) in body.moves {
+            let e = moves.entry(old).or_insert((Vec::new(), body.created));
             e.0.extend(new);
-            e.1 = e.1.max(rec.body.created);
+            e.1 = e.1.max(body.created);
         }
     }
     Ok((moves, files))
@@ -183,7 +148,7 @@ pub async fn run(
     report.snapshots = snaps.len();
     let decisions = plan_each(&snaps, policy_for, offset);
     for d in decisions.iter().filter(|d| !d.keep) {
-        repo.store.delete(&format!("snapshots/{}", d.id)).await?;
+        repo.store.delete(&layout::snapshot_hex(&d.id)).await?;
         report.forgotten += 1;
     }
     report.decisions = decisions;
@@ -199,48 +164,21 @@ pub async fn run(
     let usage = Usage::of(&snaps, &moves);
 
     // Phase 2: records past the grace period.
-    let mut pending: HashSet<PackId> = HashSet::new();
-    let mut rescued: HashMap<SpaceId, Vec<IndexPack>> = HashMap::new();
-    let mut done_records = Vec::new();
-    for (id, name, rec) in records::<Record>(repo, "locks/prune-").await? {
-        if lock_mac(mk, &id, &rec.body) != rec.mac {
-            return Err(Error::corrupt(
-                name,
-                "its MAC does not verify: maintenance stopped",
-            ));
-        }
-        if opts.now - rec.body.created < opts.grace_s {
-            pending.extend(rec.body.packs);
-            continue;
-        }
-        for p in rec.body.packs {
-            let Some(size) = packs.get(&p).copied() else {
-                continue;
-            };
-            let (trailer, header) = repo
-                .read_pack_header(&p, size, |s| Some(space_keys(mk, s)))
-                .await?;
-            if usage.uses(trailer.space, &p) {
-                report.rescued_packs += 1;
-                rescued.entry(trailer.space).or_default().push(IndexPack {
-                    pack: p,
-                    header: header.expect("maintenance derives every space's metadata key"),
-                });
-            } else {
-                store.delete(&pack::pack_key_name(&p)).await?;
-                packs.remove(&p);
-                report.deleted_packs += 1;
-                report.bytes_deleted += size;
-            }
-        }
-        done_records.push(name);
-    }
-    for (space, list) in rescued {
-        write_index(store, mk, space, list).await?;
-    }
-    for name in done_records {
-        store.delete(&name).await?;
-    }
+    let records = phase2::records(store, mk, opts, "maintenance").await?;
+    let pending = records.pending;
+    let headers = phase2::due_headers(repo, &records.due, &packs, |s| space_keys(mk, s)).await?;
+    let done = phase2::settle(
+        store,
+        records.due,
+        headers,
+        &mut packs,
+        |space, p, _| usage.uses(space, p),
+        |s| space_keys(mk, s),
+    )
+    .await?;
+    report.deleted_packs += done.deleted_packs;
+    report.rescued_packs += done.rescued_packs;
+    report.bytes_deleted += done.bytes_deleted;
 
     // Phase 1: condemn the unused packs of each space.
     let indexes = LoadedIndexes::load(repo, keys).await?;
@@ -250,26 +188,10 @@ pub async fn run(
             format!("{e}; run `pulih repo verify` and `repair-index` first: maintenance stopped"),
         ));
     }
-    let listing: HashMap<String, i64> = store
-        .list("data/")
-        .await?
-        .into_iter()
-        .map(|o| (o.key, o.modified))
-        .collect();
-    for (p, size) in &packs {
-        if !indexes.indexed_packs.contains(p) && !pending.contains(p) {
-            let age = opts.now
-                - listing
-                    .get(&pack::pack_key_name(p))
-                    .copied()
-                    .unwrap_or(opts.now);
-            if age >= 2 * opts.grace_s {
-                store.delete(&pack::pack_key_name(p)).await?;
-                report.deleted_unindexed_packs += 1;
-                report.bytes_deleted += size;
-            }
-        }
-    }
+    let (n, bytes) =
+        phase2::delete_unindexed(store, &packs, &indexes.indexed_packs, &pending, opts).await?;
+    report.deleted_unindexed_packs += n;
+    report.bytes_deleted += bytes;
     let mut condemned = Vec::new();
     let mut rewritten: HashSet<SpaceId> = HashSet::new();
     for (space, idx) in &indexes.spaces {
@@ -307,24 +229,11 @@ pub async fn run(
     }
     report.condemned_packs = condemned.len();
     if !condemned.is_empty() {
-        let id = FileId::random();
-        let body = RecordBody {
-            created: opts.now,
-            packs: condemned,
-        };
-        let mac = lock_mac(mk, &id, &body);
-        store
-            .put(
-                &format!("locks/prune-{id}"),
-                serde_json::to_vec(&Record { body, mac })
-                    .expect("serializes")
-                    .into(),
-            )
-            .await?;
+        lock::write_prune(store, mk, opts.now, condemned).await?;
     }
     for (id, space) in &indexes.files {
         if rewritten.contains(space) {
-            store.delete(&crate::index::index_key_name(id)).await?;
+            store.delete(&layout::index(id)).await?;
         }
     }
     // Moves records nothing reaches any more.
@@ -347,7 +256,7 @@ async fn write_index(
     let id = IndexId::random();
     store
         .put(
-            &crate::index::index_key_name(&id),
+            &layout::index(&id),
             IndexFile { space, packs }
                 .encode(&space_keys(key, space), &id)
                 .into(),

@@ -57,8 +57,7 @@ pub struct PackHeader {
 
 /// The object key of a pack.
 pub fn pack_key_name(id: &PackId) -> String {
-    let h = id.to_hex();
-    format!("data/{}/{}", &h[..2], h)
+    crate::layout::pack(id)
 }
 
 fn blob_aad(pack: &PackId, id: &BlobId, kind: BlobType, flags: u8, raw_len: u32) -> Vec<u8> {

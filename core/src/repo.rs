@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
+use crate::config::ChunkerParams;
 use crate::config::{ConfigBody, FORMAT_VERSION};
 use crate::id::{BlobId, FileId, IndexId, PackId, SessionId, SnapshotId, SpaceId};
 use crate::index::{IndexFile, SpaceIndex};
-use crate::keys::{AgentKey, ChunkerParams, ReaderKeys, SessionKey, SpaceKeys};
+use crate::keys::{AgentKey, ReaderKeys, SessionKey, SpaceKeys};
 use crate::pack::{self, BlobType, PackHeader, TRAILER_LEN, Trailer};
 use crate::snapshot::Snapshot;
 use crate::storage::{ObjectInfo, Store};
@@ -62,7 +63,7 @@ impl Repo {
         passphrase: &str,
         opts: &InitOptions,
     ) -> Result<(Repo, ReaderKeys)> {
-        if store.exists("config").await? {
+        if store.exists(crate::layout::CONFIG).await? {
             return Err(Error::AlreadyExists {
                 url: store.url().to_owned(),
             });
@@ -87,21 +88,24 @@ impl Repo {
         // repository nobody can read.
         store
             .put(
-                &format!("keys/{WALIDATA_SLOT}"),
+                &crate::layout::key_slot(WALIDATA_SLOT),
                 reader
                     .wrap_with_passphrase(WALIDATA_SLOT, passphrase, opts.kdf)
                     .into(),
             )
             .await?;
         store
-            .put("config", config.encode(&reader.master).into())
+            .put(
+                crate::layout::CONFIG,
+                config.encode(&reader.master.config_mac_key()).into(),
+            )
             .await?;
         Ok((Repo { store, config }, reader))
     }
 
     /// Read `config` (unauthenticated: used by agents).
     pub async fn open(store: Store) -> Result<Repo> {
-        let bytes = match store.get("config").await {
+        let bytes = match store.get(crate::layout::CONFIG).await {
             Ok(b) => b,
             Err(Error::Missing(_)) => {
                 return Err(Error::NotARepository {
@@ -199,7 +203,7 @@ impl Repo {
     /// All pack objects, by id, with their sizes.
     pub async fn list_packs(&self) -> Result<HashMap<PackId, u64>> {
         Ok(self
-            .list_ids("data/")
+            .list_ids(crate::layout::DATA)
             .await?
             .into_iter()
             .map(|(id, o)| (PackId(id.0), o.size))
@@ -223,14 +227,14 @@ impl LoadedIndexes {
         repo: &Repo,
         keys: impl Fn(SpaceId) -> Option<SpaceKeys>,
     ) -> Result<LoadedIndexes> {
-        let ids = repo.list_ids("index/").await?;
+        let ids = repo.list_ids(crate::layout::INDEX).await?;
         let names = ids
             .iter()
             .map(|(id, _)| crate::index::index_key_name(id))
             .collect();
         let mut out = LoadedIndexes::default();
         for (name, bytes) in repo.get_many(names).await? {
-            let id: IndexId = name.trim_start_matches("index/").parse()?;
+            let id: IndexId = name.trim_start_matches(crate::layout::INDEX).parse()?;
             let (space, packs, _) = match IndexFile::decode_clear(&bytes, &id) {
                 Ok(x) => x,
                 Err(e) => {
@@ -305,7 +309,11 @@ impl Reader {
     /// Open with the walidata passphrase, load every index.
     pub async fn open(store: Store, passphrase: &str) -> Result<Reader> {
         let repo = Repo::open(store).await?;
-        let slot = match repo.store.get(&format!("keys/{WALIDATA_SLOT}")).await {
+        let slot = match repo
+            .store
+            .get(&crate::layout::key_slot(WALIDATA_SLOT))
+            .await
+        {
             Ok(b) => b,
             Err(Error::Missing(_)) => {
                 return Err(Error::corrupt(
@@ -337,7 +345,7 @@ impl Reader {
         identity: &age::x25519::Identity,
     ) -> Result<Reader> {
         let repo = Repo::open(store).await?;
-        let bytes = match repo.store.get(&format!("keys/{slot}")).await {
+        let bytes = match repo.store.get(&crate::layout::key_slot(slot)).await {
             Ok(b) => b,
             Err(Error::Missing(_)) => {
                 return Err(Error::Invalid(format!(
@@ -352,8 +360,8 @@ impl Reader {
     }
 
     pub async fn with_keys(repo: Repo, keys: ReaderKeys) -> Result<Reader> {
-        let config_bytes = repo.store.get("config").await?;
-        ConfigBody::parse_verified(&config_bytes, &keys.master)?;
+        let config_bytes = repo.store.get(crate::layout::CONFIG).await?;
+        ConfigBody::parse_verified(&config_bytes, &keys.master.config_mac_key())?;
         if keys.repo_id != repo.config.repo_id {
             return Err(Error::KeyMismatch {
                 key_repo: keys.repo_id.to_hex(),
@@ -382,7 +390,11 @@ impl Reader {
         if let Some(s) = self.sessions.lock().expect("session cache").get(&id) {
             return Ok(s.clone());
         }
-        let bytes = self.repo.store.get(&format!("keys/sessions/{id}")).await?;
+        let bytes = self
+            .repo
+            .store
+            .get(&crate::layout::session_key(&id))
+            .await?;
         let s = Arc::new(SessionKey::unwrap(id, &bytes, &self.keys.identity)?);
         self.sessions
             .lock()
@@ -473,7 +485,7 @@ pub async fn list_snapshots(
     repo: &Repo,
     keys: impl Fn(SpaceId) -> Option<SpaceKeys>,
 ) -> Result<Vec<ListedSnapshot>> {
-    let ids = repo.list_ids("snapshots/").await?;
+    let ids = repo.list_ids(crate::layout::SNAPSHOTS).await?;
     let stored: HashMap<FileId, i64> = ids.iter().map(|(id, o)| (*id, o.modified)).collect();
     let names = ids
         .iter()
@@ -481,7 +493,7 @@ pub async fn list_snapshots(
         .collect();
     let mut out = Vec::new();
     for (name, bytes) in repo.get_many(names).await? {
-        let id: SnapshotId = name.trim_start_matches("snapshots/").parse()?;
+        let id: SnapshotId = name.trim_start_matches(crate::layout::SNAPSHOTS).parse()?;
         let space = Snapshot::space_of(&bytes, &id)?;
         let Some(k) = keys(space) else { continue };
         let snapshot = Snapshot::decode(&bytes, &k, &id)?;

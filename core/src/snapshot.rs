@@ -43,7 +43,7 @@ pub struct Snapshot {
 }
 
 pub fn snapshot_key_name(id: &SnapshotId) -> String {
-    format!("snapshots/{id}")
+    crate::layout::snapshot(id)
 }
 
 fn key(keys: &SpaceKeys, id: &SnapshotId) -> Key {

@@ -56,7 +56,7 @@ pub async fn verify(reader: &Reader, read_data_percent: Option<f64>) -> Result<V
 
     // Walk every snapshot's trees; every referenced blob must be indexed and
     // its pack present.
-    let snaps = reader.repo.list_ids("snapshots/").await?;
+    let snaps = reader.repo.list_ids(crate::layout::SNAPSHOTS).await?;
     r.snapshots = snaps.len();
     let mut seen_trees: HashSet<(SpaceId, BlobId)> = HashSet::new();
     let mut seen_data: HashSet<(SpaceId, BlobId)> = HashSet::new();
@@ -332,7 +332,7 @@ pub async fn check_space(
         r.problems.push(format!("index {id}: {e}"));
     }
     let idx = indexes.spaces.get(&space);
-    for (sid, _) in repo.list_ids("snapshots/").await? {
+    for (sid, _) in repo.list_ids(crate::layout::SNAPSHOTS).await? {
         let sid: SnapshotId = sid;
         let name = crate::snapshot::snapshot_key_name(&sid);
         let bytes = match repo.store.get(&name).await {

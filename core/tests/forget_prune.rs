@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use pulih_core::backup::{BackupOptions, Progress, backup};
-use pulih_core::forget::{KeepPolicy, PruneOptions, forget, plan, prune};
+use pulih_core::forget::{KeepPolicy, forget, plan};
 use pulih_core::id::SnapshotId;
 use pulih_core::keys::AgentKey;
+use pulih_core::prune::{PruneOptions, prune};
 use pulih_core::repo::Reader;
 use pulih_core::snapshot::Snapshot;
 use pulih_core::storage::Store;

@@ -9,9 +9,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use pulih_core::backup::{BackupOptions, Progress, backup};
-use pulih_core::forget::{KeepPolicy, PruneOptions, forget, prune};
+use pulih_core::forget::{KeepPolicy, forget};
 use pulih_core::keys::{AgentKey, MaintenanceKeyFile};
 use pulih_core::maintenance;
+use pulih_core::prune::{PruneOptions, prune};
 use pulih_core::repo::{Reader, Repo};
 use pulih_core::storage::Store;
 use pulih_core::verify::verify;

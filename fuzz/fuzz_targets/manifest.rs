@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pulih_core::manifest::{ManifestSet, yaml};
+use pulih_model::manifest::{ManifestSet, yaml};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

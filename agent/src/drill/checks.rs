@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use pulih_core::manifest::HealthCheck;
+use pulih_model::manifest::HealthCheck;
 
 use crate::docker;
 

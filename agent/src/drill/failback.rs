@@ -13,10 +13,10 @@ use anyhow::{Context, Result, bail};
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use chrono::Utc;
 use pulih_core::backup::{BackupOptions, Progress, backup};
-use pulih_core::drill::{CAPTURE_TAG, DrillReport};
 use pulih_core::keys::AgentKey;
 use pulih_core::repo::{Reader, ReaderKey};
 use pulih_core::storage::Store;
+use pulih_model::drill::{CAPTURE_TAG, DrillReport, RecoveryKind};
 use tracing::Instrument;
 
 use super::{DrillPlan, Run, empty_report, label_filter, rfc3339};
@@ -80,7 +80,11 @@ impl Run<'_> {
         // The failover's own report names the snapshot it brought up.
         let (paths, capture_tag) = self
             .timed("find paths", async {
-                let key = format!("reports/failovers/{}/{}.json", plan.server, plan.id);
+                let key = pulih_model::drill::report_store_key(
+                    RecoveryKind::Failover,
+                    &plan.server,
+                    &plan.id,
+                );
                 let bytes = reader
                     .repo
                     .store

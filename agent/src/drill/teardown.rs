@@ -12,7 +12,7 @@ use bollard::query_parameters::{
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
 };
 use futures::StreamExt;
-use pulih_core::drill::Teardown;
+use pulih_model::drill::Teardown;
 
 use super::{LABEL, OWNER_LABEL, PLAN_LABEL, Run, label_filter};
 use crate::docker;

@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 use clap::Args;
-use pulih_core::forget::{Decision, KeepPolicy, PruneOptions, PruneReport, forget, prune};
+use pulih_core::forget::{Decision, KeepPolicy, forget};
+use pulih_core::prune::{PruneOptions, PruneReport, prune};
 use pulih_core::repo::Reader;
 
 use super::{Passphrase, RepoUrl, human};

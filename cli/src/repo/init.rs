@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use pulih_core::keys::{AgentKey, ChunkerParams};
+use pulih_core::config::ChunkerParams;
+use pulih_core::keys::AgentKey;
 use pulih_core::repo::{InitOptions, Reader, Repo};
 use pulih_core::storage::Store;
 
@@ -122,7 +123,7 @@ pub async fn grant_drill(a: GrantDrillArgs) -> Result<u8> {
     let recipient = pulih_core::keys::parse_recipient(&a.recipient)
         .map_err(|e| anyhow::anyhow!("--recipient: {e}"))?;
     let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
-    let key = format!("keys/{DRC_DRILL_SLOT}");
+    let key = pulih_core::layout::key_slot(DRC_DRILL_SLOT);
     anyhow::ensure!(
         !reader.repo.store.exists(&key).await?,
         "the repository already has a `{DRC_DRILL_SLOT}` slot; revoke it first (pulih repo revoke-drill)"
@@ -148,7 +149,7 @@ pub struct RevokeDrillArgs {
 pub async fn revoke_drill(a: RevokeDrillArgs) -> Result<u8> {
     use pulih_core::repo::DRC_DRILL_SLOT;
     let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
-    let key = format!("keys/{DRC_DRILL_SLOT}");
+    let key = pulih_core::layout::key_slot(DRC_DRILL_SLOT);
     anyhow::ensure!(
         reader.repo.store.exists(&key).await?,
         "the repository has no `{DRC_DRILL_SLOT}` slot"

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use pulih_core::api::{
+use pulih_model::api::{
     EnrollRequest, EnrollResponse, HeartbeatRequest, HeartbeatResponse, Job, RunResult,
     RunStartRequest, RunStartResponse,
 };
@@ -218,7 +218,7 @@ fn seconds_until_window(st: &Shared, server: &str, now: i64) -> Option<u64> {
     window_wait(&w, now)
 }
 
-pub fn window_wait(w: &pulih_core::manifest::Window, now: i64) -> Option<u64> {
+pub fn window_wait(w: &pulih_model::manifest::Window, now: i64) -> Option<u64> {
     use chrono::{TimeZone, Timelike};
     let tz = w.timezone.unwrap_or_default().0;
     let local = tz.timestamp_opt(now, 0).single()?;
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn replication_windows_cross_midnight() {
-        let w: pulih_core::manifest::Window =
+        let w: pulih_model::manifest::Window =
             serde_json::from_value(serde_json::json!({"start": "22:00", "end": "05:00"})).unwrap();
         // 2026-11-24T14:00:00Z is 22:00 WITA: open. 13:00Z is 21:00 WITA: one hour to wait.
         let at = |s: &str| {

@@ -8,10 +8,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use pulih_core::api::{
+use pulih_model::api::{
     DrcHeartbeatRequest, DrcHeartbeatResponse, DrillJob, DrillStartResponse, EnrollTokenResponse,
 };
-use pulih_core::drill::{DrillReport, RecoveryKind};
+use pulih_model::drill::{DrillReport, RecoveryKind};
 
 use super::drills::{executor_name, kind_of, kind_word};
 use super::{ApiJson, Peer, Shared, internal, now};
@@ -95,7 +95,7 @@ pub async fn plan_teardown(
     State(st): State<Shared>,
     Path((target, run)): Path<(String, String)>,
     headers: HeaderMap,
-    ApiJson(t): ApiJson<pulih_core::drill::Teardown>,
+    ApiJson(t): ApiJson<pulih_model::drill::Teardown>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = executor_name(&target);
     st.check_credential(&headers, &name)?;
@@ -228,7 +228,7 @@ pub async fn report(
                 "a passed failback report must name the snapshot it made (64 hex digits)".into(),
             ));
         };
-        let params = serde_json::to_string(&pulih_core::api::RestoreRequest {
+        let params = serde_json::to_string(&pulih_model::api::RestoreRequest {
             target: "/".into(),
             snapshot,
             include: Vec::new(),

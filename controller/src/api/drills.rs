@@ -7,8 +7,8 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use pulih_core::api::{DrillQueued, DrillRequest, DrillView};
-use pulih_core::drill::{DrillReport, RecoveryKind};
+use pulih_model::api::{DrillQueued, DrillRequest, DrillView};
+use pulih_model::drill::{DrillReport, RecoveryKind};
 use serde::Deserialize;
 
 use super::{ApiJson, Shared, internal, new_token, now};
@@ -158,7 +158,7 @@ pub async fn request(
 }
 
 /// The order or approval a failover or failback runs under (required).
-pub(super) fn order_of(req: &pulih_core::api::FailoverRequest) -> Result<&str, ApiError> {
+pub(super) fn order_of(req: &pulih_model::api::FailoverRequest) -> Result<&str, ApiError> {
     let order = req.order.trim();
     if order.is_empty() || order.len() > 500 {
         return Err(ApiError::InvalidBody(
@@ -176,7 +176,7 @@ pub async fn failover(
     State(st): State<Shared>,
     headers: HeaderMap,
     Path(server): Path<String>,
-    ApiJson(req): ApiJson<pulih_core::api::FailoverRequest>,
+    ApiJson(req): ApiJson<pulih_model::api::FailoverRequest>,
 ) -> Result<Json<DrillQueued>, ApiError> {
     let actor = st.require_failover(&headers)?;
     let order = order_of(&req)?;
@@ -223,7 +223,7 @@ pub async fn failback(
     State(st): State<Shared>,
     headers: HeaderMap,
     Path(server): Path<String>,
-    ApiJson(req): ApiJson<pulih_core::api::FailoverRequest>,
+    ApiJson(req): ApiJson<pulih_model::api::FailoverRequest>,
 ) -> Result<Json<DrillQueued>, ApiError> {
     let actor = st.require_failover(&headers)?;
     let order = order_of(&req)?;
@@ -357,7 +357,7 @@ pub async fn show(
 /// firing missed while the controller was down is still the newest one, so
 /// it is queued once on return, not once per missed firing.
 pub fn due_drills(
-    set: &pulih_core::manifest::ManifestSet,
+    set: &pulih_model::manifest::ManifestSet,
     enrolled_at: &dyn Fn(&str) -> Option<i64>,
     now: i64,
 ) -> Vec<(String, i64)> {
@@ -500,7 +500,7 @@ spec:
 
     #[test]
     fn a_scheduled_drill_is_due_once_per_firing_for_consenting_agencies_with_something_to_start() {
-        let set = pulih_core::manifest::ManifestSet::from_sources(&[(
+        let set = pulih_model::manifest::ManifestSet::from_sources(&[(
             "m.yaml".to_string(),
             MANIFESTS.as_bytes().to_vec(),
         )])

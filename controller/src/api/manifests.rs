@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use pulih_core::api::{ApplyRequest, ApplyResponse, ObjectChange, Revision};
-use pulih_core::manifest::{Located, ManifestSet};
+use pulih_model::api::{ApplyRequest, ApplyResponse, ObjectChange, Revision};
+use pulih_model::manifest::{Located, ManifestSet};
 use serde::Serialize;
 
 use super::{ApiJson, Desired, Shared, internal, now};

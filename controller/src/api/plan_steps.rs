@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use pulih_core::api::{PlanApprovalView, PlanApproveRequest, PlanRunView, PlanStepView};
-use pulih_core::manifest::types::{PlanStep, RecoveryPlanSpec};
+use pulih_model::api::{PlanApprovalView, PlanApproveRequest, PlanRunView, PlanStepView};
+use pulih_model::manifest::types::{PlanStep, RecoveryPlanSpec};
 
 use super::plans::{advance, run_view, spec_of, stop_run};
 use super::{ApiJson, Shared, internal, now};

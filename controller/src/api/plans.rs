@@ -15,9 +15,9 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use pulih_core::api::{DrillRequest, FailoverRequest, PlanGroupView, PlanRunView};
-use pulih_core::drill::RecoveryKind;
-use pulih_core::manifest::types::RecoveryPlanSpec;
+use pulih_model::api::{DrillRequest, FailoverRequest, PlanGroupView, PlanRunView};
+use pulih_model::drill::RecoveryKind;
+use pulih_model::manifest::types::RecoveryPlanSpec;
 use serde::Deserialize;
 
 use super::drills::{self, kind_of, new_drill_id, order_of};
@@ -810,7 +810,7 @@ pub fn advance_all(st: &Shared) {
 mod tests {
     use super::*;
     use crate::store::DrillRow;
-    use pulih_core::manifest::types::PlanGroup;
+    use pulih_model::manifest::types::PlanGroup;
 
     fn member(group: &str, server: &str, state: &str) -> PlanMember {
         PlanMember {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use pulih_core::api::{
+use pulih_model::api::{
     ComplianceReport, EnrollTokenResponse, MaintenanceQueued, MaintenanceRequest, MaintenanceRun,
     ReplicateResponse, RestoreRequest, Run, RunResult, ServerView, StatusResponse,
 };

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use pulih_core::api::{ObjectChange, RunResult};
+use pulih_model::api::{ObjectChange, RunResult};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::*;

@@ -190,15 +190,17 @@ pub struct DrillReport {
     pub order: Option<String>,
 }
 
+/// Where the report of recovery `id` of `server` is kept in the DRC store:
+/// `reports/<kind>s/<server>/<id>.json` (beside the repositories' objects,
+/// docs/FORMAT.md §2).
+pub fn report_store_key(kind: RecoveryKind, server: &str, id: &str) -> String {
+    format!("reports/{}s/{server}/{id}.json", kind.word())
+}
+
 impl DrillReport {
     /// Where the report is kept in the DRC store.
     pub fn store_key(&self) -> String {
-        format!(
-            "reports/{}s/{}/{}.json",
-            self.kind.word(),
-            self.server,
-            self.id
-        )
+        report_store_key(self.kind, &self.server, &self.id)
     }
 
     pub fn passed(&self) -> bool {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::port::PortMapping;
 use super::values::{ByteSize, CronExpr, Date, DurationText, TimeOfDay, TimeZone};
 
 /// The only `apiVersion` this release reads.
@@ -324,9 +325,10 @@ pub struct RecoveryContainer {
     pub image: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// `HOST:CONTAINER` port mappings (used on failover, not in drills).
+    /// Published ports, `[IP:]HOST:CONTAINER[/tcp|/udp]` (used on failover,
+    /// not in drills).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<String>,
+    pub ports: Vec<PortMapping>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeMapping>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,287 @@
+//! `prune`: the two-phase delete of packs no snapshot needs (FORMAT.md §11).
+//!
+//! Phase 1 condemns: it writes new indexes without the unused packs and a
+//! `locks/prune-…` record naming them. Phase 2, in a later run past the
+//! grace period, deletes them unless a snapshot written since needs them
+//! (those are rescued into a new index). Two holders run it: the walidata's
+//! reader key (this file; it may also repack half-used packs) and the
+//! controller's maintenance key ([`crate::maintenance`]; pack granularity,
+//! no repacking). Both share the lock records ([`lock`]), phase 2 and the
+//! clean-up of unindexed packs ([`phase2`]).
+
+pub(crate) mod lock;
+pub(crate) mod phase2;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures::StreamExt;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::id::{BlobId, IndexId, PackId, SpaceId};
+use crate::index::{IndexFile, IndexPack, Location, SpaceIndex};
+use crate::keys::SessionKey;
+use crate::layout;
+use crate::pack::{self, PackHeader, PackWriter};
+use crate::repo::Reader;
+use crate::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Seconds between condemning a pack and deleting it.
+    pub grace_s: i64,
+    /// Repack a pack when more than this share of its bytes is unused.
+    pub repack_unused: f64,
+    /// "Now", Unix seconds (tests move it forward).
+    pub now: i64,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            grace_s: 24 * 3600,
+            repack_unused: 0.2,
+            now: OffsetDateTime::now_utc().unix_timestamp(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PruneReport {
+    pub condemned_packs: usize,
+    pub repacked_packs: usize,
+    pub new_packs: usize,
+    pub deleted_packs: usize,
+    pub rescued_packs: usize,
+    pub deleted_unindexed_packs: usize,
+    pub bytes_deleted: u64,
+}
+
+/// Blobs referenced by every snapshot, per space. `extra` is consulted for
+/// blobs the index no longer lists (condemned packs).
+async fn referenced(
+    reader: &Reader,
+    extra: &HashMap<SpaceId, SpaceIndex>,
+) -> Result<HashMap<SpaceId, HashSet<BlobId>>> {
+    let mut used: HashMap<SpaceId, HashSet<BlobId>> = HashMap::new();
+    for s in reader.snapshots().await? {
+        let set = used.entry(s.space).or_default();
+        let mut stack = vec![s.snapshot.tree];
+        while let Some(t) = stack.pop() {
+            if !set.insert(t) {
+                continue;
+            }
+            let loc = reader
+                .index(s.space)
+                .and_then(|i| i.lookup(&t))
+                .or_else(|| extra.get(&s.space).and_then(|i| i.lookup(&t)))
+                .ok_or_else(|| Error::corrupt(format!("snapshot {}", s.id), format!("tree {t} is in no index: run `verify`, then `repair-index`; prune stopped")))?;
+            let tree = crate::tree::Tree::decode(&reader.read_blob_at(s.space, &loc).await?, &t)?;
+            for n in tree.nodes {
+                if let Some(sub) = n.subtree {
+                    stack.push(sub);
+                }
+                set.extend(n.content.into_iter().flatten());
+            }
+        }
+    }
+    Ok(used)
+}
+
+/// Run prune with the reader key: phase 2 for records past the grace
+/// period, then phase 1.
+pub async fn prune(reader: &Reader, opts: &PruneOptions) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    let store = &reader.repo.store;
+    let master = reader.keys.master.clone();
+    let mut packs = reader.repo.list_packs().await?;
+
+    // Phase 2: delete what earlier runs condemned, unless a snapshot written
+    // since needs it.
+    let records = phase2::records(store, &master.maintenance(), opts, "prune").await?;
+    let pending = records.pending;
+    if !records.due.is_empty() {
+        let headers =
+            phase2::due_headers(&reader.repo, &records.due, &packs, |s| master.space(s)).await?;
+        let mut condemned: HashMap<SpaceId, SpaceIndex> = HashMap::new();
+        for (p, space, h) in &headers {
+            condemned.entry(*space).or_default().add_pack(*p, h);
+        }
+        condemned.values_mut().for_each(SpaceIndex::finalize);
+        let used = referenced(reader, &condemned).await?;
+        let needed = |space: SpaceId, p: &PackId, h: &PackHeader| {
+            let live = reader.index(space);
+            h.entries.iter().any(|e| {
+                used.get(&space).is_some_and(|u| u.contains(&e.id))
+                    && live.is_none_or(|i| i.lookup(&e.id).is_none_or(|l| l.pack == *p))
+            })
+        };
+        let done = phase2::settle(store, records.due, headers, &mut packs, needed, |s| {
+            master.space(s)
+        })
+        .await?;
+        report.deleted_packs += done.deleted_packs;
+        report.rescued_packs += done.rescued_packs;
+        report.bytes_deleted += done.bytes_deleted;
+        if report.rescued_packs > 0 {
+            // The rescued packs must be in the index phase 1 reads.
+            let fresh = Reader::with_keys(reader.repo.clone(), reader.keys.clone()).await?;
+            return Box::pin(phase1(&fresh, opts, packs, pending, report)).await;
+        }
+    }
+    phase1(reader, opts, packs, pending, report).await
+}
+
+async fn phase1(
+    reader: &Reader,
+    opts: &PruneOptions,
+    packs: HashMap<PackId, u64>,
+    pending: HashSet<PackId>,
+    mut report: PruneReport,
+) -> Result<PruneReport> {
+    let store = &reader.repo.store;
+    let used = referenced(reader, &HashMap::new()).await?;
+
+    // Unindexed packs old enough that no running backup can own them.
+    let (n, bytes) =
+        phase2::delete_unindexed(store, &packs, &reader.indexes.indexed_packs, &pending, opts)
+            .await?;
+    report.deleted_unindexed_packs += n;
+    report.bytes_deleted += bytes;
+
+    let session = SessionKey::generate();
+    let mut session_written = false;
+    let mut condemned: Vec<PackId> = Vec::new();
+    let mut new_index: HashMap<SpaceId, Vec<IndexPack>> = HashMap::new();
+    // Old pack → the new packs its live blobs went to (FORMAT.md §11).
+    let mut moves: BTreeMap<PackId, Vec<PackId>> = BTreeMap::new();
+    for (space, idx) in &reader.indexes.spaces {
+        let none = HashSet::new();
+        let used = used.get(space).unwrap_or(&none);
+        let mut by_pack: HashMap<PackId, Vec<Location>> = HashMap::new();
+        for loc in idx.iter() {
+            by_pack.entry(loc.pack).or_default().push(loc);
+        }
+        let keys = reader.space_keys(*space);
+        let mut writers: [Option<PackWriter>; 2] = [None, None];
+        let mut sources: [HashSet<PackId>; 2] = [HashSet::new(), HashSet::new()];
+        let mut comp = zstd::bulk::Compressor::new(reader.repo.config.compression_level)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        for (p, mut locs) in by_pack {
+            if !packs.contains_key(&p) || pending.contains(&p) {
+                continue; // gone, or already condemned by a pending record
+            }
+            locs.sort_by_key(|l| l.entry.offset);
+            let total: u64 = locs.iter().map(|l| l.entry.stored_len as u64).sum();
+            let live: Vec<&Location> = locs.iter().filter(|l| used.contains(&l.entry.id)).collect();
+            let live_bytes: u64 = live.iter().map(|l| l.entry.stored_len as u64).sum();
+            if live.is_empty() {
+                condemned.push(p);
+                continue;
+            }
+            if (total - live_bytes) as f64 <= opts.repack_unused * total as f64 {
+                let session = locs[0].session;
+                new_index.entry(*space).or_default().push(IndexPack {
+                    pack: p,
+                    header: PackHeader {
+                        session,
+                        entries: locs.into_iter().map(|l| l.entry).collect(),
+                    },
+                });
+                continue;
+            }
+            // Repack the live blobs, then condemn the old pack.
+            if !session_written {
+                let wrapped = session.wrap(&reader.repo.config.recipients)?;
+                store
+                    .put(&layout::session_key(&session.id), wrapped.into())
+                    .await?;
+                session_written = true;
+            }
+            for l in live {
+                let raw = reader.read_blob_at(*space, l).await?;
+                let slot = l.entry.kind as usize;
+                let w =
+                    writers[slot].get_or_insert_with(|| PackWriter::new(&session, l.entry.kind, 0));
+                w.add_raw(&mut comp, l.entry.id, &raw);
+                sources[slot].insert(p);
+                if w.len() >= 16 << 20 {
+                    let f = writers[slot].take().expect("just used").finish(&keys);
+                    for old in sources[slot].drain() {
+                        moves.entry(old).or_default().push(f.id);
+                    }
+                    put_pack(store, f, new_index.entry(*space).or_default()).await?;
+                    report.new_packs += 1;
+                }
+            }
+            report.repacked_packs += 1;
+            condemned.push(p);
+        }
+        for (slot, w) in writers.into_iter().enumerate() {
+            let Some(w) = w else { continue };
+            let f = w.finish(&keys);
+            for old in sources[slot].drain() {
+                moves.entry(old).or_default().push(f.id);
+            }
+            put_pack(store, f, new_index.entry(*space).or_default()).await?;
+            report.new_packs += 1;
+        }
+    }
+    report.condemned_packs = condemned.len();
+    // Where the moved blobs went, before anything names the old packs as
+    // condemned: snapshots' pack lists still name the old ones.
+    if !moves.is_empty() {
+        lock::write_moves(store, &reader.keys.master.maintenance(), opts.now, moves).await?;
+    }
+
+    // New indexes, then the record, then drop the indexes that were read.
+    let spaces: Vec<SpaceId> = reader.indexes.spaces.keys().copied().collect();
+    futures::stream::iter(
+        spaces
+            .into_iter()
+            .filter_map(|s| new_index.remove(&s).map(|v| (s, v))),
+    )
+    .map(|(space, list)| async move {
+        let id = IndexId::random();
+        store
+            .put(
+                &layout::index(&id),
+                IndexFile { space, packs: list }
+                    .encode(&reader.space_keys(space), &id)
+                    .into(),
+            )
+            .await
+    })
+    .buffer_unordered(4)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>>>()?;
+    if !condemned.is_empty() {
+        lock::write_prune(
+            store,
+            &reader.keys.master.maintenance(),
+            opts.now,
+            condemned,
+        )
+        .await?;
+    }
+    for (id, _) in &reader.indexes.files {
+        store.delete(&layout::index(id)).await?;
+    }
+    Ok(report)
+}
+
+/// Upload a repacked pack and add it to the new index.
+async fn put_pack(
+    store: &crate::storage::Store,
+    f: pack::FinishedPack,
+    list: &mut Vec<IndexPack>,
+) -> Result<()> {
+    store.put(&layout::pack(&f.id), f.bytes.into()).await?;
+    list.push(IndexPack {
+        pack: f.id,
+        header: f.header,
+    });
+    Ok(())
+}

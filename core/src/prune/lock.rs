@@ -1,0 +1,121 @@
+//! Lock records (FORMAT.md §11): `locks/prune-<id>` names the packs a prune
+//! condemned, `locks/moves-<id>` where a repack moved live blobs. Both are
+//! JSON with a MAC under the maintenance key, so the reader's prune and the
+//! maintenance key's prune read and write the same records.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::id::{FileId, PackId};
+use crate::keys::MaintenanceKey;
+use crate::layout;
+use crate::storage::Store;
+use crate::{Error, Result};
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PruneBody {
+    pub created: i64,
+    pub packs: Vec<PackId>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MovesBody {
+    pub created: i64,
+    pub moves: BTreeMap<PackId, Vec<PackId>>,
+}
+
+/// A record as stored: its body and the body's MAC.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record<T> {
+    body: T,
+    mac: String,
+}
+
+/// The MAC of a lock record's body, bound to the record's id.
+fn lock_mac<T: Serialize>(key: &MaintenanceKey, id: &FileId, body: &T) -> String {
+    let bytes = [
+        id.0.as_slice(),
+        &serde_json::to_vec(body).expect("serializes"),
+    ]
+    .concat();
+    hex::encode(crate::crypto::mac(&key.lock_mac_key(), &bytes))
+}
+
+/// Every record under `prefix` ([`layout::PRUNE_LOCKS`] or
+/// [`layout::MOVES_LOCKS`]) with its object name, each MAC checked; one
+/// that does not verify stops `what` ("prune", "maintenance").
+pub(crate) async fn read<T: Serialize + DeserializeOwned>(
+    store: &Store,
+    key: &MaintenanceKey,
+    prefix: &str,
+    what: &str,
+) -> Result<Vec<(String, T)>> {
+    let mut out = Vec::new();
+    for o in store.list(layout::LOCKS).await? {
+        let Some(id) = layout::parse_id::<FileId>(&o.key, prefix) else {
+            continue;
+        };
+        let rec: Record<T> = serde_json::from_slice(&store.get(&o.key).await?)
+            .map_err(|e| Error::corrupt(&o.key, e.to_string()))?;
+        if lock_mac(key, &id, &rec.body) != rec.mac {
+            return Err(Error::corrupt(
+                o.key,
+                format!("its MAC does not verify: {what} stopped"),
+            ));
+        }
+        out.push((o.key, rec.body));
+    }
+    Ok(out)
+}
+
+/// Stores a new record under `name(id)` for a fresh id.
+async fn write<T: Serialize>(
+    store: &Store,
+    key: &MaintenanceKey,
+    name: fn(&FileId) -> String,
+    body: T,
+) -> Result<()> {
+    let id = FileId::random();
+    let mac = lock_mac(key, &id, &body);
+    store
+        .put(
+            &name(&id),
+            serde_json::to_vec(&Record { body, mac })
+                .expect("serializes")
+                .into(),
+        )
+        .await
+}
+
+/// Records that `packs` were condemned at `now`.
+pub(crate) async fn write_prune(
+    store: &Store,
+    key: &MaintenanceKey,
+    now: i64,
+    packs: Vec<PackId>,
+) -> Result<()> {
+    let body = PruneBody {
+        created: now,
+        packs,
+    };
+    write(store, key, layout::prune_lock, body).await
+}
+
+/// Records where a repack at `now` moved the live blobs of old packs.
+pub(crate) async fn write_moves(
+    store: &Store,
+    key: &MaintenanceKey,
+    now: i64,
+    moves: BTreeMap<PackId, Vec<PackId>>,
+) -> Result<()> {
+    let body = MovesBody {
+        created: now,
+        moves,
+    };
+    write(store, key, layout::moves_lock, body).await
+}
