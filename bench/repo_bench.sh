@@ -5,6 +5,10 @@
 #
 #   bench/repo_bench.sh [--size BYTES] [--workdir DIR] [--tools pulih,restic,borg,rustic,bupstash] [--runs N]
 #
+# `--tools pulih,pulih-base` with PULIH_BASE_BIN=/path/to/an/older/pulih
+# measures an earlier build of Pulih beside this one in the same run (a
+# refactoring must not make the engine slower).
+#
 # Prints a Markdown table and writes it to bench/results/<date>.md. With
 # --runs N (default 3) the whole sequence runs N times, each from the
 # pristine corpus into fresh repositories, and a summary with each cell's
@@ -37,7 +41,7 @@ fi
 pulih=${PULIH_BIN:-$here/../target/release/pulih}
 [ -x "$pulih" ] || (cd "$here/.." && cargo build --release -p pulih)
 # Pulih's own building blocks timed on one core (core/examples/limits.rs).
-limits=$here/../target/release/examples/limits
+limits=${PULIH_LIMITS_BIN:-$here/../target/release/examples/limits}
 [ -x "$limits" ] || (cd "$here/.." && cargo build --release -p pulih-core --example limits)
 corpus=$work/corpus
 mkdir -p "$work"
@@ -54,14 +58,15 @@ if [ -e "$corpus" ] || [ -e "$work/out" ] || [ -e "$work/repos" ]; then
   sync; echo "waiting 65 s after deleting the previous run's files" >&2; sleep 65
 fi
 cp -a "$work/pristine" "$corpus"   # every run starts from the same bytes
-rm -f "$work/pulih.key" "$work/bupstash.key"; mkdir -p "$work/repos" "$work/out" "$work/cache"
+rm -f "$work/pulih.key" "$work/pulih-base.key" "$work/bupstash.key"; mkdir -p "$work/repos" "$work/out" "$work/cache"
 export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench RUSTIC_PASSWORD=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 echo bench > "$work/pass"; chmod 600 "$work/pass"
 bytes=$(du -sb "$corpus" | cut -f1)
 have() { case ",$tools," in *,$1,*) command -v "$2" >/dev/null 2>&1 ;; *) return 1 ;; esac; }
 active=()
-for t in pulih restic borg rustic bupstash; do
-  bin=$t; [ $t = pulih ] && bin=$pulih
+pulih_base=${PULIH_BASE_BIN:-}
+for t in pulih pulih-base restic borg rustic bupstash; do
+  bin=$t; [ $t = pulih ] && bin=$pulih; [ $t = pulih-base ] && bin=${pulih_base:-/nonexistent}
   if have $t "$bin"; then active+=($t); else echo "skipped: $t (not installed or not selected)" >&2; fi
 done
 
@@ -69,6 +74,7 @@ init() {
   local r=$work/repos/$1
   case $1 in
     pulih) "$pulih" repo init --repo "$r" --passphrase-file "$work/pass" --agent-key-out "$work/pulih.key" >/dev/null ;;
+    pulih-base) "$pulih_base" repo init --repo "$r" --passphrase-file "$work/pass" --agent-key-out "$work/pulih-base.key" >/dev/null ;;
     restic) restic init --repository-version 2 -r "$r" -q ;;
     borg) borg init -e repokey-blake2 "$r" ;;
     rustic) rustic -r "$r" init >/dev/null 2>&1 ;;
@@ -79,6 +85,7 @@ backup() {
   local r=$work/repos/$1 n=$2
   case $1 in
     pulih) "$pulih" repo backup --repo "$r" --agent-key "$work/pulih.key" --cache-dir "$work/cache/pulih" --json "$corpus" >/dev/null ;;
+    pulih-base) "$pulih_base" repo backup --repo "$r" --agent-key "$work/pulih-base.key" --cache-dir "$work/cache/pulih-base" --json "$corpus" >/dev/null ;;
     restic) restic -r "$r" backup -q "$corpus" ;;
     borg) borg create --compression zstd,3 "$r::s$n" "$corpus" ;;
     rustic) rustic -r "$r" backup "$corpus" >/dev/null 2>&1 ;;
@@ -90,6 +97,7 @@ restore() {
   rm -rf "$o"; mkdir -p "$o"
   case $1 in
     pulih) "$pulih" repo restore --repo "$r" --passphrase-file "$work/pass" latest --target "$o" >/dev/null ;;
+    pulih-base) "$pulih_base" repo restore --repo "$r" --passphrase-file "$work/pass" latest --target "$o" >/dev/null ;;
     restic) restic -r "$r" restore latest --target "$o" -q ;;
     borg) (cd "$o" && borg extract "$r::s3") ;;
     rustic) rustic -r "$r" restore latest "$o" >/dev/null 2>&1 ;;
@@ -98,11 +106,11 @@ restore() {
   esac
 }
 restored_root() { # where the corpus lands under the restore dir
-  case $1 in pulih|restic|rustic|borg) echo "$work/out/$1$corpus" ;; bupstash) echo "$work/out/$1" ;; esac
+  case $1 in pulih|pulih-base|restic|rustic|borg) echo "$work/out/$1$corpus" ;; bupstash) echo "$work/out/$1" ;; esac
 }
 
 export -f init backup restore
-export work corpus pulih
+export work corpus pulih pulih_base
 rows=()
 measure() { # phase tool fn args...
   local phase=$1 tool=$2; shift 2
@@ -153,7 +161,7 @@ done
 {
   echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, corpus $bytes bytes ($(find "$corpus" -type f | wc -l) files), load before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "Versions: pulih $("$pulih" --version | cut -d' ' -f2)$(for t in "${active[@]}"; do case $t in restic) echo -n ", $(restic version | cut -d' ' -f1-2)";; borg) echo -n ", $(borg --version)";; rustic) echo -n ", $(rustic --version)";; bupstash) echo -n ", $(bupstash version)";; esac; done)"
+  echo "Versions: pulih $("$pulih" --version | cut -d' ' -f2)$(for t in "${active[@]}"; do case $t in pulih-base) echo -n ", pulih-base $("$pulih_base" --version | cut -d' ' -f2) ($pulih_base)";; restic) echo -n ", $(restic version | cut -d' ' -f1-2)";; borg) echo -n ", $(borg --version)";; rustic) echo -n ", $(rustic --version)";; bupstash) echo -n ", $(bupstash version)";; esac; done)"
   echo
   echo "| phase | tool | wall s | MB/s | peak RSS MiB | repo bytes added |"
   echo "|---|---|---|---|---|---|"
