@@ -166,13 +166,13 @@ impl Client {
             url: self.base.clone(),
             message,
         };
-        let resp = req.send().await.map_err(|e| unreachable(e.to_string()))?;
+        let resp = req.send().await.map_err(|e| unreachable(chain(&e)))?;
         let status = resp.status();
         if status.is_success() {
             return resp
                 .json()
                 .await
-                .map_err(|e| unreachable(format!("unreadable response: {e}")));
+                .map_err(|e| unreachable(format!("unreadable response: {}", chain(&e))));
         }
         let body: Option<ErrorBody> = resp.json().await.ok();
         let (code, message, diagnostics) = match body {
@@ -198,6 +198,19 @@ impl Client {
             })
         }
     }
+}
+
+/// An error with its causes, `outer: inner: innermost` (a TLS refusal names
+/// the certificate only in a cause).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
 }
 
 /// The calls an agent makes under its own name: a PD server's agent
@@ -336,5 +349,57 @@ impl AgentClient {
             )
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_controller_is_retryable_and_says_why() {
+        // A port nothing listens on: bind one, then drop it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Client::new(
+            &format!("http://127.0.0.1:{port}/"),
+            Some("t"),
+            Options::default(),
+        )
+        .unwrap();
+        assert_eq!(c.base(), format!("http://127.0.0.1:{port}/api/v1"));
+        let e = c
+            .get::<serde_json::Value>(&routes::path(routes::STATUS, &[]))
+            .await
+            .unwrap_err();
+        assert!(e.is_retryable(), "{e}");
+        assert_eq!(e.code(), None);
+        let text = e.to_string();
+        assert!(text.contains(&format!("127.0.0.1:{port}/api/v1")), "{text}");
+        // The cause is named, not only "error sending request".
+        assert!(text.matches(": ").count() >= 2, "{text}");
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_a_setup_error() {
+        let dir = std::env::temp_dir().join(format!("pulih-client-test-{}", std::process::id()));
+        std::fs::write(&dir, "not a certificate").unwrap();
+        let e = match Client::new(
+            "https://127.0.0.1:1",
+            None,
+            Options {
+                ca_file: Some(&dir),
+                ..Default::default()
+            },
+        ) {
+            Err(e) => e,
+            Ok(_) => panic!("a CA file without certificates was accepted"),
+        };
+        std::fs::remove_file(&dir).unwrap();
+        assert!(matches!(e, ClientError::Setup(_)), "{e}");
+        assert!(!e.is_retryable());
     }
 }
