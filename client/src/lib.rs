@@ -166,7 +166,10 @@ impl Client {
             url: self.base.clone(),
             message,
         };
-        let resp = req.send().await.map_err(|e| unreachable(e.to_string()))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| unreachable(with_causes(&e)))?;
         let status = resp.status();
         if status.is_success() {
             return resp
@@ -337,4 +340,17 @@ impl AgentClient {
             .await?;
         Ok(())
     }
+}
+
+/// An error and its causes, `a: b: c` (reqwest's own message leaves out
+/// why a request failed, such as a certificate the client does not trust).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        message.push_str(": ");
+        message.push_str(&c.to_string());
+        cause = c.source();
+    }
+    message
 }
