@@ -10,36 +10,18 @@ use std::time::Duration;
 use pulih_test_support::agent::{Agent, enroll_token};
 use pulih_test_support::clock::unix_now;
 use pulih_test_support::controller::{Controller, start_controller};
+use pulih_test_support::manifests::{self, BPKAD, DINKES, agency, drc_target};
 use pulih_test_support::{Proc, Pulih, last_json, repo, run_ok, wait_for, write_secret};
 
 const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
 
-const MANIFESTS: &str = r#"
-apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {name: drc}
-spec:
-  url: DRC_URL
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {name: dinkes}
-spec:
-  code: DINKES
-  name: Dinas Kesehatan
-  walidata: {name: Kepala Dinas, contact: walidata@dinkes.example}
-  drcTarget: drc
-  maxConcurrentJobs: 2
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {name: bpkad}
-spec:
-  code: BPKAD
-  name: Badan Pengelolaan Keuangan dan Aset Daerah
-  walidata: {name: Kepala Badan, contact: walidata@bpkad.example}
-  drcTarget: drc
-"#;
+/// The DRC target at `drc` and two agencies (dinkes runs two jobs at once).
+fn agencies(drc: &Path) -> String {
+    drc_target(&drc.display().to_string())
+        + &agency(DINKES, false)
+        + "  maxConcurrentJobs: 2\n"
+        + &agency(BPKAD, false)
+}
 
 fn server_manifest(name: &str, pd: &str, source: &Path) -> String {
     format!(
@@ -141,7 +123,7 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         repo::init(&PULIH, drc.join(pd), &p);
         pass.insert(pd, p);
     }
-    let mut manifests = MANIFESTS.replace("DRC_URL", &drc.display().to_string());
+    let mut manifests = agencies(&drc);
     for (name, pd, _) in servers {
         let src = dir.join("data").join(name);
         std::fs::create_dir_all(src.join("sub")).unwrap();
@@ -155,9 +137,7 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         );
         manifests.push_str(&server_manifest(name, pd, &src));
     }
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+    let mdir = manifests::write(&dir.join("manifests"), &manifests);
 
     let Controller {
         proc: controller,
@@ -182,11 +162,10 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     ));
     assert!(again["revision"].is_null(), "{again}");
     // A change is a new revision whose diff names the field, kept in the history.
-    std::fs::write(
-        mdir.join("all.yaml"),
-        manifests.replace("maxConcurrentJobs: 2", "maxConcurrentJobs: 3"),
-    )
-    .unwrap();
+    manifests::write(
+        &mdir,
+        &manifests.replace("maxConcurrentJobs: 2", "maxConcurrentJobs: 3"),
+    );
     let changed = last_json(&run_ok(
         PULIH.ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
     ));
@@ -209,7 +188,7 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         "{history}"
     );
     assert_eq!(history[1]["id"], 1, "{history}");
-    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+    manifests::write(&mdir, &manifests);
     run_ok(PULIH.ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
 
     let mut agents = Vec::new();
@@ -570,8 +549,7 @@ async fn bad_input_on_the_api_gets_a_stable_4xx_and_changes_nothing() {
     use reqwest::Method as M;
     let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
 
-    let drc = dir.join("drc").display().to_string();
-    let manifests = MANIFESTS.replace("DRC_URL", &drc)
+    let manifests = agencies(&dir.join("drc"))
         + &server_manifest("srv-a", "dinkes", Path::new("/srv/a"))
         + &server_manifest("srv-b", "dinkes", Path::new("/srv/b"));
     let apply = serde_json::json!({"files": [{"name": "m.yaml", "content": manifests}]});
@@ -891,12 +869,10 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
     let src = dir.join("data").join("srv-m");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("stable.txt"), "tetap\n".repeat(1000)).unwrap();
-    let mut manifests = MANIFESTS.replace("DRC_URL", &drc.display().to_string());
+    let mut manifests = agencies(&drc);
     manifests.push_str(&server_manifest("srv-m", "dinkes", &src));
     manifests.push_str("  retention: {keepLast: 2}\n");
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+    let mdir = manifests::write(&dir.join("manifests"), &manifests);
 
     let Controller {
         proc: controller,
@@ -1084,11 +1060,9 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
     let src = dir.join("data").join("srv-t");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("f.txt"), "aman\n").unwrap();
-    let mut manifests = MANIFESTS.replace("DRC_URL", &drc.display().to_string());
+    let mut manifests = agencies(&drc);
     manifests.push_str(&server_manifest("srv-t", "dinkes", &src));
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+    let mdir = manifests::write(&dir.join("manifests"), &manifests);
 
     let Controller {
         proc: controller,

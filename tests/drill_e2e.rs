@@ -15,38 +15,20 @@ use pulih_test_support::agent::{Agent, enroll_token, wait_for_heartbeat};
 use pulih_test_support::controller::{Controller, start_failover_controller};
 use pulih_test_support::docker::{self, Cleanup, docker, images};
 use pulih_test_support::executor::Executor;
+use pulih_test_support::manifests::{
+    self, BPKAD, DINKES, DISDUKCAPIL, DISKOMINFO, agency, drc_target,
+};
 use pulih_test_support::net::{free_port, http_get};
 use pulih_test_support::{Proc, Pulih, last_json, repo, run_ok, wait_for, write_secret};
 
 const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
 
 fn manifests(drc: &Path, volume: &str, prod: &str, image: &str, expect: &str, port: u16) -> String {
-    format!(
-        r#"apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {{name: drc}}
-spec:
-  url: {drc}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: dinkes}}
-spec:
-  code: DINKES
-  name: Dinas Kesehatan
-  walidata: {{name: Kepala Dinas, contact: walidata@dinkes.example}}
-  drcTarget: drc
-  drills: {{consent: true}}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: bpkad}}
-spec:
-  code: BPKAD
-  name: Badan Pengelolaan Keuangan dan Aset Daerah
-  walidata: {{name: Kepala Badan, contact: walidata@bpkad.example}}
-  drcTarget: drc
----
+    drc_target(&drc.display().to_string())
+        + &agency(DINKES, true)
+        + &agency(BPKAD, false)
+        + &format!(
+            r#"---
 apiVersion: pulih.io/v1alpha1
 kind: Server
 metadata: {{name: simpus}}
@@ -95,9 +77,7 @@ spec:
   recovery:
     containers:
       - {{name: web, image: {image}}}
-"#,
-        drc = drc.display()
-    )
+"#,    )
 }
 
 #[test]
@@ -142,14 +122,11 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     write_secret(&pass, "walidata dinkes\n");
     let key = dir.join("simpus.key");
     repo::init_with_agent_key(&PULIH, &drc.join("dinkes"), &pass, &key);
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
     let port = free_port();
-    std::fs::write(
-        mdir.join("all.yaml"),
-        manifests(&drc, &volume, &prod, &image, "rows: 3", port),
-    )
-    .unwrap();
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &manifests(&drc, &volume, &prod, &image, "rows: 3", port),
+    );
 
     // Controller and agent; one replication, nightly-style but now.
     let (
@@ -305,13 +282,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
 
     // A health check that cannot pass fails the drill with its reason and
     // the container logs, and the teardown still happens.
-    let bad = dir.join("manifests-bad");
-    std::fs::create_dir_all(&bad).unwrap();
-    std::fs::write(
-        bad.join("all.yaml"),
-        manifests(&drc, &volume, &prod, &image, "rows: 999", port),
-    )
-    .unwrap();
+    let bad = manifests::write(&dir.join("manifests-bad"), &manifests(&drc, &volume, &prod, &image, "rows: 999", port));
     let out = drill(&bad);
     let report = last_json(&out);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
@@ -765,9 +736,7 @@ fn start_site(dir: &Path, manifests: &str, agency: &str, server: &str) -> Site {
     write_secret(&pass, "walidata\n");
     let key = dir.join("agent.key");
     repo::init_with_agent_key(&PULIH, &drc.join(agency), &pass, &key);
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(mdir.join("all.yaml"), manifests).unwrap();
+    let mdir = manifests::write(&dir.join("manifests"), &manifests);
     let Controller {
         proc: controller,
         url,
@@ -838,22 +807,10 @@ fn start_production_postgres(cleanup: &mut Cleanup, volume: &str, prod: &str) {
 }
 
 fn postgres_manifests(drc: &Path, volume: &str, prod_db: &str) -> String {
-    format!(
-        r#"apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {{name: drc}}
-spec: {{url: {drc}}}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: disdukcapil}}
-spec:
-  code: DISDUKCAPIL
-  name: Dinas Kependudukan dan Pencatatan Sipil
-  walidata: {{name: Kepala Dinas, contact: walidata@disdukcapil.example}}
-  drcTarget: drc
-  drills: {{consent: true}}
----
+    drc_target(&drc.display().to_string())
+        + &agency(DISDUKCAPIL, true)
+        + &format!(
+            r#"---
 apiVersion: pulih.io/v1alpha1
 kind: Server
 metadata: {{name: siak}}
@@ -890,7 +847,6 @@ spec:
         http: {{container: web, port: 8080, path: /cgi-bin/rows, expectStatus: 200, expectBodyContains: "Siti Aminah"}}
         timeout: 30s
 "#,
-        drc = drc.display(),
         pg = images::POSTGRES,
     )
 }
@@ -1006,13 +962,7 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     write_secret(&pass, "walidata disdukcapil\n");
     let key = dir.join("siak.key");
     repo::init_with_agent_key(&PULIH, &repo, &pass, &key);
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(
-        mdir.join("all.yaml"),
-        postgres_manifests(&drc, &volume, &prod),
-    )
-    .unwrap();
+    let mdir = manifests::write(&dir.join("manifests"), &postgres_manifests(&drc, &volume, &prod));
     let (
         Controller {
             proc: controller,
@@ -1154,22 +1104,10 @@ fn plan_manifests(
     web_src: &Path,
     steps_log: &Path,
 ) -> String {
-    format!(
-        r#"apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {{name: drc}}
-spec: {{url: {drc}}}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: dinkes}}
-spec:
-  code: DINKES
-  name: Dinas Kesehatan
-  walidata: {{name: Kepala Dinas, contact: walidata@dinkes.example}}
-  drcTarget: drc
-  drills: {{consent: true}}
----
+    drc_target(&drc.display().to_string())
+        + &agency(DINKES, true)
+        + &format!(
+            r#"---
 apiVersion: pulih.io/v1alpha1
 kind: Server
 metadata: {{name: simpus-db}}
@@ -1228,7 +1166,6 @@ spec:
   postSteps:
     - {{name: umumkan-pulih, command: [sh, -c, "echo $PULIH_PHASE $PULIH_STEP $PULIH_PLAN_RUN >> {log}"]}}
 "#,
-        drc = drc.display(),
         db = db_src.display(),
         web = web_src.display(),
         log = steps_log.display(),
@@ -1316,13 +1253,7 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         k
     };
     let (db_key, web_key) = (key("db"), key("web"));
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(
-        mdir.join("all.yaml"),
-        plan_manifests(&drc, image, &db_src, &web_src, &steps_log),
-    )
-    .unwrap();
+    let mdir = manifests::write(&dir.join("manifests"), &plan_manifests(&drc, image, &db_src, &web_src, &steps_log));
     let (
         Controller {
             proc: controller,
@@ -1645,22 +1576,10 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
 /// A server whose recovery container publishes its port in Docker's
 /// `IP:HOST:CONTAINER` form (`127.0.0.1:PORT:8080`).
 fn loopback_port_manifests(drc: &Path, image: &str, src: &Path, port: u16) -> String {
-    format!(
-        r#"apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {{name: drc}}
-spec: {{url: {drc}}}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: diskominfo}}
-spec:
-  code: DISKOMINFO
-  name: Dinas Komunikasi dan Informatika
-  walidata: {{name: Kepala Dinas, contact: walidata@diskominfo.example}}
-  drcTarget: drc
-  drills: {{consent: true}}
----
+    drc_target(&drc.display().to_string())
+        + &agency(DISKOMINFO, true)
+        + &format!(
+            r#"---
 apiVersion: pulih.io/v1alpha1
 kind: Server
 metadata: {{name: portal}}
@@ -1681,7 +1600,6 @@ spec:
         http: {{container: web, port: 8080, path: /index.html, expectStatus: 200, expectBodyContains: "layanan publik"}}
         timeout: 10s
 "#,
-        drc = drc.display(),
         src = src.display(),
     )
 }
@@ -1727,13 +1645,7 @@ fn a_failover_whose_container_publishes_ip_host_container_answers_on_that_addres
             .arg(&src),
     );
     let port = free_port();
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(
-        mdir.join("all.yaml"),
-        loopback_port_manifests(&drc, image, &src, port),
-    )
-    .unwrap();
+    let mdir = manifests::write(&dir.join("manifests"), &loopback_port_manifests(&drc, image, &src, port));
 
     let out = PULIH
         .cmd()

@@ -22,6 +22,7 @@ use pulih_test_support::docker::images::{self, BUSYBOX};
 use pulih_test_support::docker::{Scope, docker, docker_output, require_engine};
 use pulih_test_support::garage::cluster::Cluster;
 use pulih_test_support::garage::{BUCKET, require_garage};
+use pulih_test_support::manifests::{self, BPKAD, DINKES, agency, drc_target};
 use pulih_test_support::{Pulih, last_json, run_ok, wait_until, write_secret};
 use rand::{RngCore, SeedableRng};
 
@@ -103,32 +104,11 @@ fn make_data(dir: &Path, server: &str, blobs: usize, seed: u64) {
 }
 
 fn manifests(drc_url: &str) -> String {
-    format!(
-        r#"apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {{name: drc}}
-spec:
-  url: "{drc_url}"
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: dinkes}}
-spec:
-  code: DINKES
-  name: Dinas Kesehatan
-  walidata: {{name: Kepala Dinas, contact: walidata@dinkes.example}}
-  drcTarget: drc
-  drills: {{consent: true}}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: bpkad}}
-spec:
-  code: BPKAD
-  name: Badan Pengelolaan Keuangan dan Aset Daerah
-  walidata: {{name: Kepala Badan, contact: walidata@bpkad.example}}
-  drcTarget: drc
----
+    drc_target(drc_url)
+        + &agency(DINKES, true)
+        + &agency(BPKAD, false)
+        + &format!(
+            r#"---
 apiVersion: pulih.io/v1alpha1
 kind: Server
 metadata: {{name: simpus}}
@@ -338,17 +318,14 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
                 .status
                 .success()
     });
-    let mdir = xetc.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(
-        mdir.join("all.yaml"),
+    let mdir = manifests::write(
+        &xetc.join("manifests"),
         // A request on the dead link (part a) is cut after 30 s, not the
         // default 5 minutes, so the run gives up within the test's wait.
-        manifests(&format!(
+        &manifests(&format!(
             "s3://{BUCKET}/drc?endpoint=http://garage1:3900&region=garage&timeout=30s"
         )),
-    )
-    .unwrap();
+    );
     run_ok(PULIH.ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
 
     // Two Pusat Data servers, each on its own network, each linked to the

@@ -15,6 +15,7 @@
 //!   cluster in containers;
 //! - [`controller`], [`agent`] and [`executor`]: starting `pulih controller`,
 //!   `pulih agent` and the DRC executor, and waiting for them;
+//! - [`manifests`]: the DRC target, agencies, and the manifest directory;
 //! - [`repo`]: the walidata's repository commands and the repository
 //!   [`repo::Fixture`]; [`tree`]: source trees and exact tree comparison;
 //! - small helpers: [`process`] (children killed on drop, `run_ok`,
@@ -29,6 +30,7 @@ pub mod controller;
 pub mod docker;
 pub mod executor;
 pub mod garage;
+pub mod manifests;
 pub mod net;
 pub mod process;
 pub mod pulih;
