@@ -10,7 +10,7 @@ use std::time::Duration;
 use pulih_test_support::agent::{Agent, enroll_token};
 use pulih_test_support::clock::unix_now;
 use pulih_test_support::controller::{Controller, start_controller};
-use pulih_test_support::manifests::{self, BPKAD, DINKES, agency, drc_target};
+use pulih_test_support::manifests::{self, BPKAD, DINKES, agency, drc_target, server};
 use pulih_test_support::{Proc, Pulih, last_json, repo, run_ok, wait_for, write_secret};
 
 const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
@@ -24,35 +24,33 @@ fn agencies(drc: &Path) -> String {
 }
 
 fn server_manifest(name: &str, pd: &str, source: &Path) -> String {
-    format!(
-        r#"---
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: {name}}}
-spec:
-  perangkatDaerah: {pd}
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
+    server(name, pd)
+        + &format!(
+            r#"  sources:
     - path: {}
   schedule:
     cron: "*/10 * * * * *"
     timezone: Asia/Makassar
   rpo: 1h
 "#,
-        source.display()
-    )
+            source.display()
+        )
 }
 
 fn runs(url: &str, token: &Path) -> Vec<serde_json::Value> {
-    let out = run_ok(PULIH.ops(url, token).args(["runs", "--json", "--limit", "10000"]));
+    let out = run_ok(
+        PULIH
+            .ops(url, token)
+            .args(["runs", "--json", "--limit", "10000"]),
+    );
     last_json(&out).as_array().unwrap().clone()
 }
 
 /// `run=` tags of the snapshots of one server in a repository.
 fn snapshot_runs(repo: &Path, pass: &Path, server: &str) -> Vec<String> {
     let out = run_ok(
-        PULIH.cmd()
+        PULIH
+            .cmd()
             .args(["repo", "snapshots", "--json", "--repo"])
             .arg(repo)
             .arg("--passphrase-file")
@@ -81,7 +79,8 @@ fn snapshot_runs(repo: &Path, pass: &Path, server: &str) -> Vec<String> {
 /// The newest snapshot of one server (by its `server=` tag), from the repository alone.
 fn latest_snapshot_of(repo: &Path, pass: &Path, server: &str) -> String {
     let out = run_ok(
-        PULIH.cmd()
+        PULIH
+            .cmd()
             .args(["repo", "snapshots", "--json", "--repo"])
             .arg(repo)
             .arg("--passphrase-file")
@@ -153,12 +152,18 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     let listen = url.trim_start_matches("http://").to_string();
 
     let applied = last_json(&run_ok(
-        PULIH.ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
+        PULIH
+            .ops(&url, &token)
+            .args(["apply", "--json", "-f"])
+            .arg(&mdir),
     ));
     assert_eq!(applied["revision"], 1, "{applied}");
     // Applying the same again changes nothing.
     let again = last_json(&run_ok(
-        PULIH.ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
+        PULIH
+            .ops(&url, &token)
+            .args(["apply", "--json", "-f"])
+            .arg(&mdir),
     ));
     assert!(again["revision"].is_null(), "{again}");
     // A change is a new revision whose diff names the field, kept in the history.
@@ -167,7 +172,10 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         &manifests.replace("maxConcurrentJobs: 2", "maxConcurrentJobs: 3"),
     );
     let changed = last_json(&run_ok(
-        PULIH.ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
+        PULIH
+            .ops(&url, &token)
+            .args(["apply", "--json", "-f"])
+            .arg(&mdir),
     ));
     assert_eq!(changed["revision"], 2, "{changed}");
     let history = last_json(&run_ok(PULIH.ops(&url, &token).args([
@@ -257,7 +265,8 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     // Restore on a server: srv-b's agent holds no reader key and says so,
     // writing nothing; srv-c's walidata consented, and its data comes back.
     let refused_target = dir.join("restore-on-b");
-    let refused = PULIH.ops(&url, &token)
+    let refused = PULIH
+        .ops(&url, &token)
         .args([
             "restore",
             "srv-b",
@@ -283,7 +292,8 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     assert!(!refused_target.exists());
     let restore_target = dir.join("restore-on-c");
     let restored = last_json(&run_ok(
-        PULIH.ops(&url, &token)
+        PULIH
+            .ops(&url, &token)
             .args([
                 "restore",
                 "srv-c",
@@ -307,7 +317,8 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         std::fs::read(src_c.join("records.csv")).unwrap()
     );
     // A restore target that is not absolute is refused by the controller.
-    let bad = PULIH.ops(&url, &token)
+    let bad = PULIH
+        .ops(&url, &token)
         .args(["restore", "srv-c", "--target", "relative/dir"])
         .output()
         .unwrap();
@@ -338,7 +349,9 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     );
     // One server with what its agent reports.
     let shown = last_json(&run_ok(
-        PULIH.ops(&url, &token).args(["servers", "show", "srv-c", "--json"]),
+        PULIH
+            .ops(&url, &token)
+            .args(["servers", "show", "srv-c", "--json"]),
     ));
     assert_eq!(
         shown["facts"]["ips"],
@@ -349,7 +362,9 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         !shown["facts"]["os"].as_str().unwrap().is_empty(),
         "{shown}"
     );
-    let comp = last_json(&run_ok(PULIH.ops(&url, &token).args(["compliance", "--json"])));
+    let comp = last_json(&run_ok(
+        PULIH.ops(&url, &token).args(["compliance", "--json"]),
+    ));
     assert_eq!(comp["overall"]["servers"], 3);
     assert_eq!(comp["overall"]["mismatches"], 1);
     assert_eq!(comp["by_perangkat_daerah"]["bpkad"]["not_centralized"], 1);
@@ -426,7 +441,8 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     for (name, pd, _) in servers {
         let target = dir.join("restored").join(name);
         run_ok(
-            PULIH.cmd()
+            PULIH
+                .cmd()
                 .args(["repo", "restore", "--repo"])
                 .arg(drc.join(pd))
                 .arg("--passphrase-file")
@@ -540,10 +556,7 @@ async fn bad_input_on_the_api_gets_a_stable_4xx_and_changes_nothing() {
         token,
         ..
     } = Controller::start(&PULIH, dir, "");
-    let admin = std::fs::read_to_string(token)
-        .unwrap()
-        .trim()
-        .to_string();
+    let admin = std::fs::read_to_string(token).unwrap().trim().to_string();
     let api = format!("{base}/api/v1");
     let http = reqwest::Client::new();
     use reqwest::Method as M;
@@ -848,7 +861,8 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
     write_secret(&pass, "walidata dinkes\n");
     let agent_key = dir.join("srv-m.key");
     run_ok(
-        PULIH.cmd()
+        PULIH
+            .cmd()
             .args(["repo", "init", "--repo"])
             .arg(&repo)
             .arg("--passphrase-file")
@@ -857,7 +871,8 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
             .arg(&agent_key),
     );
     run_ok(
-        PULIH.cmd()
+        PULIH
+            .cmd()
             .args(["repo", "add-maintenance-key", "--repo"])
             .arg(&repo)
             .arg("--passphrase-file")
@@ -874,19 +889,15 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
     manifests.push_str("  retention: {keepLast: 2}\n");
     let mdir = manifests::write(&dir.join("manifests"), &manifests);
 
-    let Controller {
-        proc: controller,
-        url,
-        token,
-        ..
-    } = Controller::start(
+    let (controller, url, token) = Controller::start(
         &PULIH,
         dir,
         &format!(
             "[maintenance]\nschedule = \"*/3 * * * * *\"\nkeys_dir = {:?}\ngrace = \"2s\"\n",
             keys_dir.display().to_string()
         ),
-    );
+    )
+    .into_parts();
     run_ok(PULIH.ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
 
     // Four nights, each with new contents: the older ones become garbage.
@@ -896,15 +907,7 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 ^ night.wrapping_mul(97))
             .collect();
         std::fs::write(src.join("data.bin"), &last).unwrap();
-        run_ok(
-            PULIH.cmd()
-                .args(["repo", "backup", "--repo"])
-                .arg(&repo)
-                .arg("--agent-key")
-                .arg(&agent_key)
-                .args(["--tag", "server=srv-m"])
-                .arg(&src),
-        );
+        repo::backup_tagged(&PULIH, &repo, &agent_key, "srv-m", &src);
     }
 
     // Run now: dinkes is maintained; bpkad gave no key yet and is skipped, saying why.
@@ -938,7 +941,8 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
 
     // A key that does not fit: bpkad's run fails, says why, and the CLI exits 1.
     std::fs::copy(keys_dir.join("dinkes.key"), keys_dir.join("bpkad.key")).unwrap();
-    let out = PULIH.ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args(["maintenance", "run", "--pd", "bpkad", "--wait", "--json"])
         .output()
         .unwrap();
@@ -990,7 +994,8 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
     // The walidata's view: two snapshots kept, all data authenticates, the
     // newest restores byte for byte.
     let snaps = last_json(&run_ok(
-        PULIH.cmd()
+        PULIH
+            .cmd()
             .args(["repo", "snapshots", "--json", "--repo"])
             .arg(&repo)
             .arg("--passphrase-file")
@@ -998,7 +1003,8 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
     ));
     assert_eq!(snaps.as_array().unwrap().len(), 2, "{snaps}");
     run_ok(
-        PULIH.cmd()
+        PULIH
+            .cmd()
             .args(["repo", "verify", "--read-data", "--repo"])
             .arg(&repo)
             .arg("--passphrase-file")
@@ -1006,7 +1012,8 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
     );
     let target = dir.join("restored");
     run_ok(
-        PULIH.cmd()
+        PULIH
+            .cmd()
             .args(["repo", "restore", "--repo"])
             .arg(&repo)
             .arg("--passphrase-file")
@@ -1049,7 +1056,8 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
     let pass = dir.join("dinkes.pass");
     write_secret(&pass, "walidata dinkes\n");
     run_ok(
-        PULIH.cmd()
+        PULIH
+            .cmd()
             .args(["repo", "init", "--repo"])
             .arg(drc.join("dinkes"))
             .arg("--passphrase-file")
@@ -1064,12 +1072,7 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
     manifests.push_str(&server_manifest("srv-t", "dinkes", &src));
     let mdir = manifests::write(&dir.join("manifests"), &manifests);
 
-    let Controller {
-        proc: controller,
-        url,
-        token,
-        ..
-    } = Controller::start(
+    let (controller, url, token) = Controller::start(
         &PULIH,
         dir,
         &format!(
@@ -1077,11 +1080,13 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
             cert_file.display().to_string(),
             key_file.display().to_string()
         ),
-    );
+    )
+    .into_parts();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
 
     // Without the CA the CLI refuses the certificate and says so.
-    let refused = PULIH.ops(&url, &token)
+    let refused = PULIH
+        .ops(&url, &token)
         .env_remove("PULIH_CA_FILE")
         .args(["apply", "-f"])
         .arg(&mdir)
@@ -1091,7 +1096,8 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("certificate"), "{err}");
     // Plain HTTP to the HTTPS port gets no API answer.
-    let plain = PULIH.ops(&url.replace("https://", "http://"), &token)
+    let plain = PULIH
+        .ops(&url.replace("https://", "http://"), &token)
         .args(["status", "--json"])
         .output()
         .unwrap();

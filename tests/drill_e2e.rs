@@ -16,35 +16,30 @@ use pulih_test_support::controller::{Controller, start_failover_controller};
 use pulih_test_support::docker::{self, Cleanup, docker, images};
 use pulih_test_support::executor::Executor;
 use pulih_test_support::manifests::{
-    self, BPKAD, DINKES, DISDUKCAPIL, DISKOMINFO, agency, drc_target,
+    self, BPKAD, DINKES, DISDUKCAPIL, DISKOMINFO, agency, drc_target, server,
 };
 use pulih_test_support::net::{free_port, http_get};
-use pulih_test_support::{Proc, Pulih, last_json, repo, run_ok, wait_for, write_secret};
+use pulih_test_support::{Proc, Pulih, last_json, repo, report, run_ok, wait_for, write_secret};
 
 const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
+
+/// The spec lines of a server whose data is Docker volume `volume`,
+/// replicated with container `prod` paused; scheduled once a year (the
+/// tests replicate on demand), RPO 1 h, RTO 5 min.
+fn paused_volume_spec(volume: &str, prod: &str) -> String {
+    format!(
+        "  sources:\n    - dockerVolume: {volume}\n  hooks:\n    pre:\n      - {{pause: {prod}}}\n  schedule: {{cron: \"0 0 1 1 *\"}}\n  rpo: 1h\n  rto: 5m\n"
+    )
+}
 
 fn manifests(drc: &Path, volume: &str, prod: &str, image: &str, expect: &str, port: u16) -> String {
     drc_target(&drc.display().to_string())
         + &agency(DINKES, true)
         + &agency(BPKAD, false)
+        + &server("simpus", "dinkes")
+        + &paused_volume_spec(volume, prod)
         + &format!(
-            r#"---
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: simpus}}
-spec:
-  perangkatDaerah: dinkes
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
-    - dockerVolume: {volume}
-  hooks:
-    pre:
-      - {{pause: {prod}}}
-  schedule: {{cron: "0 0 1 1 *"}}
-  rpo: 1h
-  rto: 5m
-  recovery:
+            r#"  recovery:
     containers:
       - name: db
         image: {image}
@@ -64,20 +59,17 @@ spec:
         timeout: 5s
       - name: web-has-the-file
         exec: {{container: web, command: [cat, /tmp/index.html], expectOutputContains: "rows: 3"}}
----
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: arsip}}
-spec:
-  perangkatDaerah: bpkad
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
+"#
+        )
+        + &server("arsip", "bpkad")
+        + &format!(
+            r#"  sources:
     - dockerVolume: {volume}
   recovery:
     containers:
       - {{name: web, image: {image}}}
-"#,    )
+"#,
+        )
 }
 
 #[test]
@@ -129,15 +121,8 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     );
 
     // Controller and agent; one replication, nightly-style but now.
-    let (
-        Controller {
-            proc: controller,
-            url,
-            token,
-            ..
-        },
-        failover_token,
-    ) = start_failover_controller(&PULIH, dir, &mdir);
+    let (c, failover_token) = start_failover_controller(&PULIH, dir, &mdir);
+    let (controller, url, token) = c.into_parts();
     // The walidata lets this server restore (for the failback).
     let agent = start_agent(&url, &token, dir, "simpus", &key, &pass);
     wait_for_heartbeat(&PULIH, &url, &token, "simpus", &[&agent, &controller]);
@@ -149,10 +134,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     ])));
     assert_eq!(run["state"], "succeeded", "{run}\n{}", agent.log_text());
     // The pause hook was undone.
-    assert_eq!(
-        docker::status(&prod),
-        "running"
-    );
+    assert_eq!(docker::status(&prod), "running");
 
     let executor =
         drill_through_the_controller(&url, &token, dir, &drc, &pass, &[&controller, &agent]);
@@ -176,7 +158,8 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     let scratch = dir.join("scratch");
     let html = dir.join("report.html");
     let drill = |mdir: &Path| {
-        PULIH.cmd()
+        PULIH
+            .cmd()
             .args(["drc", "drill", "simpus", "--json", "-f"])
             .arg(mdir)
             .arg("--repo")
@@ -198,12 +181,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(report["state"], "passed", "{report:#}");
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let steps = report::steps(&report);
     assert_eq!(
         steps,
         [
@@ -232,12 +210,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
             .unwrap()
             .contains("internal")
     );
-    let checks: Vec<(&str, bool)> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
-        .collect();
+    let checks = report::checks(&report);
     assert_eq!(
         checks,
         [
@@ -282,7 +255,10 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
 
     // A health check that cannot pass fails the drill with its reason and
     // the container logs, and the teardown still happens.
-    let bad = manifests::write(&dir.join("manifests-bad"), &manifests(&drc, &volume, &prod, &image, "rows: 999", port));
+    let bad = manifests::write(
+        &dir.join("manifests-bad"),
+        &manifests(&drc, &volume, &prod, &image, "rows: 999", port),
+    );
     let out = drill(&bad);
     let report = last_json(&out);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
@@ -300,7 +276,8 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     assert_eq!(docker::containers(&label), "");
 
     // An agency that gave no drill consent: refused before anything is read.
-    let out = PULIH.cmd()
+    let out = PULIH
+        .cmd()
         .args(["drc", "drill", "arsip", "-f"])
         .arg(&mdir)
         .arg("--repo")
@@ -332,7 +309,8 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
         }
     }
     let _unmount = Unmount(small.clone());
-    let out = PULIH.cmd()
+    let out = PULIH
+        .cmd()
         .args(["drc", "drill", "simpus", "--json", "-f"])
         .arg(&mdir)
         .arg("--repo")
@@ -403,7 +381,8 @@ fn drill_through_the_controller(
     let mut logs = logs.to_vec();
     logs.push(&executor);
     let drill = |server: &str| {
-        PULIH.ops(url, token)
+        PULIH
+            .ops(url, token)
             .args([
                 "drill",
                 "run",
@@ -467,7 +446,9 @@ fn drill_through_the_controller(
     assert_eq!(docker::containers(&label), "");
 
     // Listed, reported (HTML for auditors), and in the compliance view.
-    let list = last_json(&run_ok(PULIH.ops(url, token).args(["drill", "list", "--json"])));
+    let list = last_json(&run_ok(
+        PULIH.ops(url, token).args(["drill", "list", "--json"]),
+    ));
     let states: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -475,10 +456,16 @@ fn drill_through_the_controller(
         .map(|d| d["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["passed", "failed"], "{list:#}");
-    let html = run_ok(PULIH.ops(url, token).args(["drill", "report", id, "--html"]));
+    let html = run_ok(
+        PULIH
+            .ops(url, token)
+            .args(["drill", "report", id, "--html"]),
+    );
     let html = String::from_utf8(html.stdout).unwrap();
     assert!(html.contains("PASSED") && html.contains("simpus"), "{html}");
-    let c = last_json(&run_ok(PULIH.ops(url, token).args(["compliance", "--json"])));
+    let c = last_json(&run_ok(
+        PULIH.ops(url, token).args(["compliance", "--json"]),
+    ));
     let simpus = c["servers"]
         .as_array()
         .unwrap()
@@ -498,7 +485,9 @@ fn drill_through_the_controller(
         stderr.contains("bpkad gave no drill consent") && stderr.contains("consent_missing"),
         "{stderr}"
     );
-    let list = last_json(&run_ok(PULIH.ops(url, token).args(["drill", "list", "--json"])));
+    let list = last_json(&run_ok(
+        PULIH.ops(url, token).args(["drill", "list", "--json"]),
+    ));
     assert_eq!(list.as_array().unwrap().len(), 2);
     wait_for(
         "nothing left of the drills",
@@ -527,7 +516,8 @@ fn failover_and_failback_through_the_controller(
     let mut cleanup = Cleanup::new();
     cleanup.network(&svc);
     let failover = |auth: &Path| {
-        PULIH.ops(url, token)
+        PULIH
+            .ops(url, token)
             .args([
                 "failover",
                 "start",
@@ -567,12 +557,7 @@ fn failover_and_failback_through_the_controller(
         cleanup.container(c);
     }
     assert_eq!(running.lines().count(), 2, "both containers keep running");
-    let steps: Vec<&str> = d["report"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let steps = report::steps(&d["report"]);
     assert_eq!(steps.last(), Some(&"switch"), "{d:#}");
     assert!(
         d["report"]["teardown"].is_null(),
@@ -589,7 +574,9 @@ fn failover_and_failback_through_the_controller(
     );
     // The inventory knows.
     let v = last_json(&run_ok(
-        PULIH.ops(url, token).args(["servers", "show", "simpus", "--json"]),
+        PULIH
+            .ops(url, token)
+            .args(["servers", "show", "simpus", "--json"]),
     ));
     assert_eq!(v["failed_over"], id.as_str(), "{v:#}");
 
@@ -614,7 +601,8 @@ fn failover_and_failback_through_the_controller(
 
     // Failback: the DRC stops, replicates back, tears down; the primary's
     // agent restores in place, its container stopped meanwhile.
-    let out = PULIH.ops(url, token)
+    let out = PULIH
+        .ops(url, token)
         .args([
             "failback",
             "simpus",
@@ -665,11 +653,14 @@ fn failover_and_failback_through_the_controller(
     let switched = std::fs::read_to_string(dir.join("switched")).unwrap();
     assert!(switched.starts_with("failback simpus"), "{switched}");
     let v = last_json(&run_ok(
-        PULIH.ops(url, token).args(["servers", "show", "simpus", "--json"]),
+        PULIH
+            .ops(url, token)
+            .args(["servers", "show", "simpus", "--json"]),
     ));
     assert!(v["failed_over"].is_null(), "{v:#}");
     // Failing back again: nothing is failed over.
-    let out = PULIH.ops(url, token)
+    let out = PULIH
+        .ops(url, token)
         .args([
             "failback",
             "simpus",
@@ -705,7 +696,8 @@ fn a_replication_naming_a_docker_volume_that_does_not_exist_fails_with_its_name(
         "dinkes",
         "simpus",
     );
-    let out = PULIH.ops(&site.url, &site.token)
+    let out = PULIH
+        .ops(&site.url, &site.token)
         .args(["replicate", "simpus", "--wait", "--json"])
         .output()
         .unwrap();
@@ -737,12 +729,8 @@ fn start_site(dir: &Path, manifests: &str, agency: &str, server: &str) -> Site {
     let key = dir.join("agent.key");
     repo::init_with_agent_key(&PULIH, &drc.join(agency), &pass, &key);
     let mdir = manifests::write(&dir.join("manifests"), &manifests);
-    let Controller {
-        proc: controller,
-        url,
-        token,
-        ..
-    } = Controller::start(&PULIH, dir, "pusat_data_subnets = [\"127.0.0.0/8\"]\n");
+    let (controller, url, token) =
+        Controller::start(&PULIH, dir, "pusat_data_subnets = [\"127.0.0.0/8\"]\n").into_parts();
     run_ok(PULIH.ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
     let agent = Agent {
         url: &url,
@@ -807,26 +795,13 @@ fn start_production_postgres(cleanup: &mut Cleanup, volume: &str, prod: &str) {
 }
 
 fn postgres_manifests(drc: &Path, volume: &str, prod_db: &str) -> String {
+    let pg = images::POSTGRES;
     drc_target(&drc.display().to_string())
         + &agency(DISDUKCAPIL, true)
+        + &server("siak", "disdukcapil")
+        + &paused_volume_spec(volume, prod_db)
         + &format!(
-            r#"---
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: siak}}
-spec:
-  perangkatDaerah: disdukcapil
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
-    - dockerVolume: {volume}
-  hooks:
-    pre:
-      - {{pause: {prod_db}}}
-  schedule: {{cron: "0 0 1 1 *"}}
-  rpo: 1h
-  rto: 5m
-  recovery:
+            r#"  recovery:
     containers:
       - name: db
         image: {pg}
@@ -847,8 +822,7 @@ spec:
         http: {{container: web, port: 8080, path: /cgi-bin/rows, expectStatus: 200, expectBodyContains: "Siti Aminah"}}
         timeout: 30s
 "#,
-        pg = images::POSTGRES,
-    )
+        )
 }
 
 /// DESIGN.md §6 with a real database: PostgreSQL from Debian's packages in
@@ -884,7 +858,11 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
         "{run}\n{}",
         site.agent.log_text()
     );
-    assert_eq!(docker::status(&prod), "running", "the pause hook was undone");
+    assert_eq!(
+        docker::status(&prod),
+        "running",
+        "the pause hook was undone"
+    );
     site.agent.stop();
     site.controller.stop();
 
@@ -893,7 +871,8 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
     docker(&["volume", "rm", &volume]);
     cleanup.forget();
     let scratch = dir.join("scratch");
-    let out = PULIH.cmd()
+    let out = PULIH
+        .cmd()
         .args(["drc", "drill", "siak", "--json", "-f"])
         .arg(&site.manifests)
         .arg("--repo")
@@ -913,12 +892,7 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
     assert_eq!(report["state"], "passed", "{report:#}");
     let load = report["steps"][4]["detail"].as_str().unwrap();
     assert!(load.contains(images::POSTGRES), "{load}");
-    let checks: Vec<(&str, bool)> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
-        .collect();
+    let checks = report::checks(&report);
     assert_eq!(
         checks,
         [
@@ -962,16 +936,12 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     write_secret(&pass, "walidata disdukcapil\n");
     let key = dir.join("siak.key");
     repo::init_with_agent_key(&PULIH, &repo, &pass, &key);
-    let mdir = manifests::write(&dir.join("manifests"), &postgres_manifests(&drc, &volume, &prod));
-    let (
-        Controller {
-            proc: controller,
-            url,
-            token,
-            ..
-        },
-        failover_token,
-    ) = start_failover_controller(&PULIH, dir, &mdir);
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &postgres_manifests(&drc, &volume, &prod),
+    );
+    let (c, failover_token) = start_failover_controller(&PULIH, dir, &mdir);
+    let (controller, url, token) = c.into_parts();
     let agent = start_agent(&url, &token, dir, "siak", &key, &pass);
     let executor = start_executor(&url, &token, dir, &repo, &pass, &svc);
     cleanup.network(&svc);
@@ -986,7 +956,8 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     assert_eq!(run["state"], "succeeded", "{run}\n{}", agent.log_text());
 
     let order = |n: u32| format!("Surat Perintah Wali Kota Bontang No. {n}/2026 (test)");
-    let out = PULIH.ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args(["failover", "start", "siak", "--order", &order(3)])
         .args(["--wait", "--timeout", "300", "--json"])
         .arg("--authorization-file")
@@ -1003,12 +974,7 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     let id = d["id"].as_str().unwrap().to_string();
     let label = format!("label=io.pulih.recovery={id}");
     cleanup.containers_matching(&label);
-    let checks: Vec<(&str, bool)> = d["report"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
-        .collect();
+    let checks = report::checks(&d["report"]);
     assert_eq!(
         checks,
         [
@@ -1019,7 +985,9 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
         "{d:#}"
     );
     let v = last_json(&run_ok(
-        PULIH.ops(&url, &token).args(["servers", "show", "siak", "--json"]),
+        PULIH
+            .ops(&url, &token)
+            .args(["servers", "show", "siak", "--json"]),
     ));
     assert_eq!(v["failed_over"], id.as_str(), "{v:#}");
 
@@ -1041,7 +1009,8 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     ]);
     assert!(rows.contains("Wayan Sudarma"), "{rows}");
 
-    let out = PULIH.ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args(["failback", "siak", "--order", &order(4)])
         .args(["--wait", "--timeout", "300", "--json"])
         .arg("--authorization-file")
@@ -1090,7 +1059,9 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     assert_eq!(docker::containers(&label), "");
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
     let v = last_json(&run_ok(
-        PULIH.ops(&url, &token).args(["servers", "show", "siak", "--json"]),
+        PULIH
+            .ops(&url, &token)
+            .args(["servers", "show", "siak", "--json"]),
     ));
     assert!(v["failed_over"].is_null(), "{v:#}");
 }
@@ -1104,18 +1075,12 @@ fn plan_manifests(
     web_src: &Path,
     steps_log: &Path,
 ) -> String {
+    let (db, web, log) = (db_src.display(), web_src.display(), steps_log.display());
     drc_target(&drc.display().to_string())
         + &agency(DINKES, true)
+        + &server("simpus-db", "dinkes")
         + &format!(
-            r#"---
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: simpus-db}}
-spec:
-  perangkatDaerah: dinkes
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources: [{{path: {db}}}]
+            r#"  sources: [{{path: {db}}}]
   schedule: {{cron: "0 0 1 1 *"}}
   recovery:
     containers:
@@ -1126,15 +1091,11 @@ spec:
     healthChecks:
       - name: db-listens
         tcp: {{container: db, port: 5432}}
----
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: simpus-web}}
-spec:
-  perangkatDaerah: dinkes
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources: [{{path: {web}}}]
+"#
+        )
+        + &server("simpus-web", "dinkes")
+        + &format!(
+            r#"  sources: [{{path: {web}}}]
   schedule: {{cron: "0 0 1 1 *"}}
   recovery:
     containers:
@@ -1166,10 +1127,7 @@ spec:
   postSteps:
     - {{name: umumkan-pulih, command: [sh, -c, "echo $PULIH_PHASE $PULIH_STEP $PULIH_PLAN_RUN >> {log}"]}}
 "#,
-        db = db_src.display(),
-        web = web_src.display(),
-        log = steps_log.display(),
-    )
+        )
 }
 
 /// Starts a DRC executor for target `drc` of the controller at `url`, with
@@ -1253,16 +1211,12 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         k
     };
     let (db_key, web_key) = (key("db"), key("web"));
-    let mdir = manifests::write(&dir.join("manifests"), &plan_manifests(&drc, image, &db_src, &web_src, &steps_log));
-    let (
-        Controller {
-            proc: controller,
-            url,
-            token,
-            ..
-        },
-        failover_token,
-    ) = start_failover_controller(&PULIH, dir, &mdir);
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &plan_manifests(&drc, image, &db_src, &web_src, &steps_log),
+    );
+    let (c, failover_token) = start_failover_controller(&PULIH, dir, &mdir);
+    let (controller, url, token) = c.into_parts();
     let db_agent = start_agent(&url, &token, dir, "simpus-db", &db_key, &pass);
     let web_agent = start_agent(&url, &token, dir, "simpus-web", &web_key, &pass);
     let executor = start_executor(&url, &token, dir, &repo, &pass, &svc);
@@ -1282,7 +1236,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
 
     // The drill of the plan: data passes, aplikasi fails, the run stops.
     let drill = || {
-        PULIH.ops(&url, &token)
+        PULIH
+            .ops(&url, &token)
             .args([
                 "drill",
                 "run",
@@ -1342,7 +1297,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     // Fixed at the primary and replicated: resume retries only the app.
     std::fs::write(web_src.join("ready"), "yes\n").unwrap();
     replicate("simpus-web");
-    let out = PULIH.ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args([
             "plan",
             "resume",
@@ -1360,7 +1316,9 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     assert_eq!(run["groups"][0]["recoveries"].as_array().unwrap().len(), 1);
     assert_eq!(run["groups"][1]["recoveries"].as_array().unwrap().len(), 2);
     assert!(run["rto_seconds"].as_f64().unwrap() > 0.0, "{run:#}");
-    let list = last_json(&run_ok(PULIH.ops(&url, &token).args(["plan", "list", "--json"])));
+    let list = last_json(&run_ok(
+        PULIH.ops(&url, &token).args(["plan", "list", "--json"]),
+    ));
     assert_eq!(list[0]["id"], id.as_str());
     // The database stayed up on the run's internal network for the app
     // (the app's check reached it by name); with the run over, the
@@ -1372,7 +1330,9 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         &procs,
         || {
             run = last_json(&run_ok(
-                PULIH.ops(&url, &token).args(["plan", "show", &id, "--json"]),
+                PULIH
+                    .ops(&url, &token)
+                    .args(["plan", "show", &id, "--json"]),
             ));
             run["teardown"]["drc"].is_object()
         },
@@ -1395,7 +1355,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     // The failover of the plan: needs the failover authorization; both
     // servers come up on the shared service network, the app can reach
     // its database by name, and both are failed over in the inventory.
-    let out = PULIH.ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args(["failover", "start", "layanan-simpus", "--order", "test"])
         .arg("--authorization-file")
         .arg(&token)
@@ -1406,7 +1367,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         "{out:?}"
     );
     // The plan names an approver: the run waits for the head of DKIS.
-    let out = PULIH.ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args([
             "failover",
             "start",
@@ -1432,7 +1394,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     );
     let fid = run["id"].as_str().unwrap().to_string();
     let approve = |role: &str, file: &Path| {
-        PULIH.ops(&url, &token)
+        PULIH
+            .ops(&url, &token)
             .args(["plan", "approve", &fid, "--role", role])
             .args(["--name", "Kepala DKIS (test)"])
             .args(["--wait", "--timeout", "300", "--json"])
@@ -1514,7 +1477,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     // A change at the DRC while failed over, then the rollback: both
     // failed back (the app first), the primaries restore the DRC's data.
     docker(&["exec", &web, "sh", "-c", "echo changed-at-drc > /cfg/ready"]);
-    let out = PULIH.ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args([
             "plan",
             "rollback",
@@ -1576,18 +1540,12 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
 /// A server whose recovery container publishes its port in Docker's
 /// `IP:HOST:CONTAINER` form (`127.0.0.1:PORT:8080`).
 fn loopback_port_manifests(drc: &Path, image: &str, src: &Path, port: u16) -> String {
+    let src = src.display();
     drc_target(&drc.display().to_string())
         + &agency(DISKOMINFO, true)
+        + &server("portal", "diskominfo")
         + &format!(
-            r#"---
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: portal}}
-spec:
-  perangkatDaerah: diskominfo
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources: [{{path: {src}}}]
+            r#"  sources: [{{path: {src}}}]
   recovery:
     containers:
       - name: web
@@ -1600,8 +1558,7 @@ spec:
         http: {{container: web, port: 8080, path: /index.html, expectStatus: 200, expectBodyContains: "layanan publik"}}
         timeout: 10s
 "#,
-        src = src.display(),
-    )
+        )
 }
 
 /// Issue 18, item 9: a failover from the DRC store alone (`pulih drc
@@ -1634,18 +1591,12 @@ fn a_failover_whose_container_publishes_ip_host_container_answers_on_that_addres
     write_secret(&pass, "walidata diskominfo\n");
     let key = dir.join("portal.key");
     repo::init_with_agent_key(&PULIH, &repo, &pass, &key);
-    run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "backup", "--repo"])
-            .arg(&repo)
-            .arg("--agent-key")
-            .arg(&key)
-            .args(["--tag", "server=portal"])
-            .arg(&src),
-    );
+    repo::backup_tagged(&PULIH, &repo, &key, "portal", &src);
     let port = free_port();
-    let mdir = manifests::write(&dir.join("manifests"), &loopback_port_manifests(&drc, image, &src, port));
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &loopback_port_manifests(&drc, image, &src, port),
+    );
 
     let out = PULIH
         .cmd()
@@ -1655,7 +1606,10 @@ fn a_failover_whose_container_publishes_ip_host_container_answers_on_that_addres
         .arg(&repo)
         .arg("--passphrase-file")
         .arg(&pass)
-        .args(["--order", "Surat Perintah Wali Kota Bontang No. 5/2026 (test)"])
+        .args([
+            "--order",
+            "Surat Perintah Wali Kota Bontang No. 5/2026 (test)",
+        ])
         .args(["--service-network", &svc])
         .arg("--scratch-dir")
         .arg(dir.join("scratch"))
@@ -1684,8 +1638,7 @@ fn a_failover_whose_container_publishes_ip_host_container_answers_on_that_addres
         "8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": port.to_string()}]
     });
     let asked: serde_json::Value =
-        serde_json::from_str(&docker::inspect(&web, "{{json .HostConfig.PortBindings}}"))
-            .unwrap();
+        serde_json::from_str(&docker::inspect(&web, "{{json .HostConfig.PortBindings}}")).unwrap();
     assert_eq!(asked, want);
     let published: serde_json::Value =
         serde_json::from_str(&docker::inspect(&web, "{{json .NetworkSettings.Ports}}")).unwrap();

@@ -6,10 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
 use pulih_test_support::repo::Fixture;
 use pulih_test_support::tree::{assert_same_tree, change_one_percent, make_tree, restored, walk};
 use pulih_test_support::{Pulih, last_json, run_ok};
+use rand::{Rng, SeedableRng};
 
 const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
 
@@ -119,7 +119,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
     let wrong = fx.path("wrong");
     std::fs::write(&wrong, "salah").unwrap();
     std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = PULIH.cmd()
+    let out = PULIH
+        .cmd()
         .args(["repo", "snapshots", "--repo", &fx.repo, "--passphrase-file"])
         .arg(&wrong)
         .output()
@@ -133,7 +134,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
 
     // A world-readable passphrase file is refused.
     std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = PULIH.cmd()
+    let out = PULIH
+        .cmd()
         .args(["repo", "snapshots", "--repo", &fx.repo, "--passphrase-file"])
         .arg(&wrong)
         .output()
@@ -146,7 +148,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
 
     // A repository URL that does not exist, and a directory that is not a repository.
     let missing = fx.path("no-such-repo");
-    let out = PULIH.cmd()
+    let out = PULIH
+        .cmd()
         .args(["repo", "snapshots", "--passphrase-file"])
         .arg(&fx.pass)
         .arg("--repo")
@@ -159,7 +162,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         "{}",
         stderr_of(&out)
     );
-    let out = PULIH.cmd()
+    let out = PULIH
+        .cmd()
         .args(["repo", "backup", "--agent-key"])
         .arg(&fx.key)
         .arg("--repo")
@@ -172,7 +176,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         "{}",
         stderr_of(&out)
     );
-    let out = PULIH.cmd()
+    let out = PULIH
+        .cmd()
         .args([
             "repo",
             "snapshots",
@@ -439,7 +444,8 @@ fn corruption_is_detected_named_and_never_restored_silently() {
     let problems = verify_problems(&d);
     assert!(problems.contains("is in no index"), "{problems}");
     run_ok(
-        PULIH.cmd()
+        PULIH
+            .cmd()
             .args([
                 "repo",
                 "repair-index",
@@ -455,9 +461,7 @@ fn corruption_is_detected_named_and_never_restored_silently() {
         "after repair: {}",
         String::from_utf8_lossy(&v.stdout)
     );
-    let target = d.path("r");
-    run_ok(&mut d.restore_cmd("latest", &target));
-    assert_same_tree(&src, &restored(&target, &src));
+    d.assert_latest_restores(&src);
 }
 
 #[test]
@@ -594,9 +598,7 @@ fn crash_kill_9_at_random_points_leaves_a_verifying_repository_and_the_backup_re
         "{}",
         String::from_utf8_lossy(&v.stdout)
     );
-    let target = fx.path("r");
-    run_ok(&mut fx.restore_cmd("latest", &target));
-    assert_same_tree(&src, &restored(&target, &src));
+    fx.assert_latest_restores(&src);
 }
 
 #[test]
@@ -606,7 +608,8 @@ fn several_agents_back_up_into_one_repository_at_once_and_all_verify() {
     for n in 0..3 {
         let key = fx.path(&format!("agent{n}.key"));
         run_ok(
-            PULIH.cmd()
+            PULIH
+                .cmd()
                 .args([
                     "repo",
                     "add-agent-key",
@@ -643,7 +646,8 @@ fn several_agents_back_up_into_one_repository_at_once_and_all_verify() {
         assert_same_tree(src, &restored(&target, src));
         // Each agent key lists its own snapshot only.
         let out = run_ok(
-            PULIH.cmd()
+            PULIH
+                .cmd()
                 .args([
                     "repo",
                     "snapshots",

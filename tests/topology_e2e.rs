@@ -22,8 +22,8 @@ use pulih_test_support::docker::images::{self, BUSYBOX};
 use pulih_test_support::docker::{Scope, docker, docker_output, require_engine};
 use pulih_test_support::garage::cluster::Cluster;
 use pulih_test_support::garage::{BUCKET, require_garage};
-use pulih_test_support::manifests::{self, BPKAD, DINKES, agency, drc_target};
-use pulih_test_support::{Pulih, last_json, run_ok, wait_until, write_secret};
+use pulih_test_support::manifests::{self, BPKAD, DINKES, agency, drc_target, server};
+use pulih_test_support::{Pulih, last_json, report, run_ok, wait_until, write_secret};
 use rand::{RngCore, SeedableRng};
 
 const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
@@ -107,16 +107,9 @@ fn manifests(drc_url: &str) -> String {
     drc_target(drc_url)
         + &agency(DINKES, true)
         + &agency(BPKAD, false)
+        + &server("simpus", "dinkes")
         + &format!(
-            r#"---
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: simpus}}
-spec:
-  perangkatDaerah: dinkes
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
+            r#"  sources:
     - path: /srv/simpus
   schedule: {{cron: "0 0 1 1 *"}}
   rpo: 1h
@@ -131,25 +124,25 @@ spec:
       - name: web-serves-the-records
         http: {{container: web, port: 8080, path: /index.html, expectStatus: 200, expectBodyContains: "{PAGE_MARK}"}}
         timeout: 30s
----
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: sipd}}
-spec:
-  perangkatDaerah: bpkad
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
+"#
+        )
+        + &server("sipd", "bpkad")
+        + &format!(
+            r#"  sources:
     - path: /srv/sipd
   schedule: {{cron: "0 0 1 1 *"}}
   rpo: 1h
 "#
-    )
+        )
 }
 
 /// One run as the controller lists it.
 fn run_view(url: &str, token: &Path, server: &str, run_key: &str) -> serde_json::Value {
-    let out = run_ok(PULIH.ops(url, token).args(["runs", "--json", "--server", server]));
+    let out = run_ok(
+        PULIH
+            .ops(url, token)
+            .args(["runs", "--json", "--server", server]),
+    );
     last_json(&out)
         .as_array()
         .unwrap()
@@ -157,6 +150,23 @@ fn run_view(url: &str, token: &Path, server: &str, run_key: &str) -> serde_json:
         .find(|r| r["run_key"] == run_key)
         .cloned()
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits up to `timeout` for a run to end: its view then.
+fn wait_for_run(
+    what: &str,
+    timeout: Duration,
+    url: &str,
+    token: &Path,
+    server: &str,
+    run_key: &str,
+) -> serde_json::Value {
+    let mut run = serde_json::Value::Null;
+    wait_until(what, timeout, || {
+        run = run_view(url, token, server, run_key);
+        finished(&run)
+    });
+    run
 }
 
 fn finished(run: &serde_json::Value) -> bool {
@@ -213,11 +223,12 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     let xetc = dir.join("executor/etc");
     std::fs::create_dir_all(&xetc).unwrap();
     let identity = xetc.join("drc-drill.key");
-    let recipient =
-        String::from_utf8(run_ok(PULIH.cmd().args(["drc", "keygen", "--out"]).arg(&identity)).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
+    let recipient = String::from_utf8(
+        run_ok(PULIH.cmd().args(["drc", "keygen", "--out"]).arg(&identity)).stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
     let mut pass = BTreeMap::new();
     for (pd, server) in [("dinkes", "pd1"), ("bpkad", "pd2")] {
         let p = dir.join(format!("{pd}.pass"));
@@ -311,7 +322,8 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     let token = cstate.join("admin.token");
     wait_until("the controller to answer", Duration::from_secs(30), || {
         token.exists()
-            && PULIH.ops(&url, &token)
+            && PULIH
+                .ops(&url, &token)
                 .args(["servers", "--json"])
                 .output()
                 .unwrap()
@@ -391,7 +403,8 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         "both agents' first heartbeats",
         Duration::from_secs(30),
         || {
-            let out = PULIH.ops(&url, &token)
+            let out = PULIH
+                .ops(&url, &token)
                 .args(["servers", "--json"])
                 .output()
                 .unwrap();
@@ -528,17 +541,16 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         garage.objects("dinkes", "snapshots/").is_empty(),
         "the replication finished before the link was cut: it is too fast to cut mid-way"
     );
-    let mut failed = serde_json::Value::Null;
-    wait_until(
+    // A PUT hung on the dead link times out (30 s, the URL's timeout)
+    // and is sent again; connecting then fails until the store client
+    // gives up.
+    let failed = wait_for_run(
         "the cut-off replication to end",
-        // A PUT hung on the dead link times out (30 s, the URL's timeout)
-        // and is sent again; connecting then fails until the store client
-        // gives up.
         Duration::from_secs(240),
-        || {
-            failed = run_view(&url, &token, "simpus", &run_key);
-            finished(&failed)
-        },
+        &url,
+        &token,
+        "simpus",
+        &run_key,
     );
     assert_eq!(failed["state"], "failed", "{failed:#}");
     let error = failed["errors"][0].as_str().unwrap_or_default();
@@ -576,14 +588,13 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     };
     let at_reconnect = objects("dinkes");
     let run_key = replicate(&url, &token, "simpus");
-    let mut done = serde_json::Value::Null;
-    wait_until(
+    let done = wait_for_run(
         "the replication run again after the link came back",
         Duration::from_secs(120),
-        || {
-            done = run_view(&url, &token, "simpus", &run_key);
-            finished(&done)
-        },
+        &url,
+        &token,
+        "simpus",
+        &run_key,
     );
     assert_eq!(done["state"], "succeeded", "{done:#}");
     // No finished pack went up twice. Every pack in the store before the
@@ -649,14 +660,13 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         garage.objects("bpkad", "snapshots/").is_empty(),
         "the replication ended before garage3 stopped"
     );
-    let mut done = serde_json::Value::Null;
-    wait_until(
+    let done = wait_for_run(
         "the replication with garage3 down to end",
         Duration::from_secs(120),
-        || {
-            done = run_view(&url, &token, "sipd", &run_key);
-            finished(&done)
-        },
+        &url,
+        &token,
+        "sipd",
+        &run_key,
     );
     assert_eq!(done["state"], "succeeded", "{done:#}");
     assert!(!site.running(&garage3), "garage3 stayed down");
@@ -740,12 +750,7 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         "Surat Perintah Wali Kota Bontang No. 3/2026 (test)"
     );
     assert!(report["teardown"].is_null(), "a failover is not torn down");
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let steps = report::steps(&report);
     assert_eq!(steps.first(), Some(&"open repository"), "{report:#}");
     assert_eq!(steps.last(), Some(&"switch"), "{report:#}");
     assert!(

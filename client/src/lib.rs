@@ -166,10 +166,7 @@ impl Client {
             url: self.base.clone(),
             message,
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| unreachable(with_causes(&e)))?;
+        let resp = req.send().await.map_err(|e| unreachable(with_causes(&e)))?;
         let status = resp.status();
         if status.is_success() {
             return resp

@@ -13,7 +13,12 @@ use crate::wait::wait_for;
 /// A one-time enrolment token for `server`, asked with `ops` (an ops
 /// command: `Pulih::ops`, maybe with more environment such as a CA file).
 pub fn enroll_token(mut ops: Command, server: &str) -> String {
-    let t = last_json(&run_ok(ops.args(["servers", "enroll-token", server, "--json"])));
+    let t = last_json(&run_ok(ops.args([
+        "servers",
+        "enroll-token",
+        server,
+        "--json",
+    ])));
     t["token"].as_str().unwrap().to_string()
 }
 

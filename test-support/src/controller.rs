@@ -50,10 +50,7 @@ impl Controller {
         let config = dir.join("controller.toml");
         std::fs::write(
             &config,
-            format!(
-                "state_dir = {:?}\n{settings}",
-                state.display().to_string()
-            ),
+            format!("state_dir = {:?}\n{settings}", state.display().to_string()),
         )
         .unwrap();
         let (proc, url) = start_controller(pulih, &config, dir, "127.0.0.1:0");
@@ -64,6 +61,11 @@ impl Controller {
             state,
             config,
         }
+    }
+
+    /// (process, URL, admin token).
+    pub fn into_parts(self) -> (Proc, String, PathBuf) {
+        (self.proc, self.url, self.token)
     }
 
     /// `pulih apply -f DIR` with the admin token.

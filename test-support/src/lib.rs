@@ -16,6 +16,7 @@
 //! - [`controller`], [`agent`] and [`executor`]: starting `pulih controller`,
 //!   `pulih agent` and the DRC executor, and waiting for them;
 //! - [`manifests`]: the DRC target, agencies, and the manifest directory;
+//! - [`report`]: the steps and checks of a drill or failover report;
 //! - [`repo`]: the walidata's repository commands and the repository
 //!   [`repo::Fixture`]; [`tree`]: source trees and exact tree comparison;
 //! - small helpers: [`process`] (children killed on drop, `run_ok`,
@@ -35,6 +36,7 @@ pub mod net;
 pub mod process;
 pub mod pulih;
 pub mod repo;
+pub mod report;
 pub mod secret;
 pub mod tree;
 pub mod wait;

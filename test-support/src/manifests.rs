@@ -71,3 +71,12 @@ pub fn write(dir: &Path, text: &str) -> PathBuf {
     std::fs::write(dir.join("all.yaml"), text).unwrap();
     dir.to_owned()
 }
+
+/// The head of a further document: Server `name` of the agency named
+/// `pd`, in the Pusat Data and centralized; its own `spec` lines (two
+/// spaces in) follow.
+pub fn server(name: &str, pd: &str) -> String {
+    format!(
+        "---\napiVersion: pulih.io/v1alpha1\nkind: Server\nmetadata: {{name: {name}}}\nspec:\n  perangkatDaerah: {pd}\n  location: pusat-data\n  centralization: {{status: centralized}}\n"
+    )
+}

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use crate::process::{last_json, run_ok};
 use crate::pulih::Pulih;
+use crate::tree::{assert_same_tree, restored};
 
 /// `pulih repo init` of `repo` (a path or URL) with the walidata's `pass`.
 pub fn init(pulih: &Pulih, repo: impl AsRef<std::ffi::OsStr>, pass: &Path) {
@@ -53,6 +54,21 @@ pub fn grant_drill(pulih: &Pulih, repo: impl AsRef<std::ffi::OsStr>, pass: &Path
             .arg(pass)
             .arg("--recipient")
             .arg(recipient),
+    );
+}
+
+/// `pulih repo backup` of `src` into `repo` with agent key `key`, tagged
+/// `server=SERVER` as the server's agent tags its snapshots.
+pub fn backup_tagged(pulih: &Pulih, repo: &Path, key: &Path, server: &str, src: &Path) {
+    run_ok(
+        pulih
+            .cmd()
+            .args(["repo", "backup", "--repo"])
+            .arg(repo)
+            .arg("--agent-key")
+            .arg(key)
+            .args(["--tag", &format!("server={server}")])
+            .arg(src),
     );
 }
 
@@ -132,6 +148,14 @@ impl Fixture {
             .arg("--target")
             .arg(target);
         c
+    }
+
+    /// Restores the latest snapshot under `DIR/r` and checks it is `src`,
+    /// exactly.
+    pub fn assert_latest_restores(&self, src: &Path) {
+        let target = self.path("r");
+        run_ok(&mut self.restore_cmd("latest", &target));
+        assert_same_tree(src, &restored(&target, src));
     }
 
     pub fn verify(&self, read_data: bool) -> Output {

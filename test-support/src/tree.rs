@@ -191,4 +191,3 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
         b.keys().filter(|k| !a.contains_key(*k)).collect::<Vec<_>>()
     );
 }
-

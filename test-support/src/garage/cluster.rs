@@ -65,7 +65,13 @@ impl Cluster {
         }
         let garage = |node: &str, args: &[&str]| -> Output {
             Command::new("docker")
-                .args(["exec", &scope.name(node), "garage", "-c", "/etc/garage.toml"])
+                .args([
+                    "exec",
+                    &scope.name(node),
+                    "garage",
+                    "-c",
+                    "/etc/garage.toml",
+                ])
                 .args(args)
                 .output()
                 .expect("the docker CLI")
