@@ -48,15 +48,7 @@ fn runs(url: &str, token: &Path) -> Vec<serde_json::Value> {
 
 /// `run=` tags of the snapshots of one server in a repository.
 fn snapshot_runs(repo: &Path, pass: &Path, server: &str) -> Vec<String> {
-    let out = run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "snapshots", "--json", "--repo"])
-            .arg(repo)
-            .arg("--passphrase-file")
-            .arg(pass),
-    );
-    let list = last_json(&out);
+    let list = repo::snapshots(&PULIH, repo, pass);
     let mut keys = Vec::new();
     for s in list.as_array().unwrap() {
         let tags: Vec<&str> = s["tags"]
@@ -78,15 +70,7 @@ fn snapshot_runs(repo: &Path, pass: &Path, server: &str) -> Vec<String> {
 
 /// The newest snapshot of one server (by its `server=` tag), from the repository alone.
 fn latest_snapshot_of(repo: &Path, pass: &Path, server: &str) -> String {
-    let out = run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "snapshots", "--json", "--repo"])
-            .arg(repo)
-            .arg("--passphrase-file")
-            .arg(pass),
-    );
-    let list = last_json(&out);
+    let list = repo::snapshots(&PULIH, repo, pass);
     list.as_array()
         .unwrap()
         .iter()
@@ -993,14 +977,7 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
 
     // The walidata's view: two snapshots kept, all data authenticates, the
     // newest restores byte for byte.
-    let snaps = last_json(&run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "snapshots", "--json", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass),
-    ));
+    let snaps = repo::snapshots(&PULIH, &repo, &pass);
     assert_eq!(snaps.as_array().unwrap().len(), 2, "{snaps}");
     run_ok(
         PULIH

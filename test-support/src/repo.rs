@@ -72,6 +72,18 @@ pub fn backup_tagged(pulih: &Pulih, repo: &Path, key: &Path, server: &str, src: 
     );
 }
 
+/// `pulih repo snapshots --json` of `repo` by the walidata: the list.
+pub fn snapshots(pulih: &Pulih, repo: &Path, pass: &Path) -> serde_json::Value {
+    last_json(&run_ok(
+        pulih
+            .cmd()
+            .args(["repo", "snapshots", "--json", "--repo"])
+            .arg(repo)
+            .arg("--passphrase-file")
+            .arg(pass),
+    ))
+}
+
 /// A test workspace: a passphrase file, a repository and an agent key.
 pub struct Fixture {
     pub pulih: Pulih,
