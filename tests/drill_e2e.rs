@@ -711,7 +711,7 @@ fn a_replication_naming_a_docker_volume_that_does_not_exist_fails_with_its_name(
 }
 
 /// A controller, the walidata's repository, and one enrolled agent for
-/// `server` of `agency`, with `manifests` applied.
+/// `server` of `agency`, with the manifests `yaml` applied.
 struct Site {
     controller: Proc,
     agent: Proc,
@@ -722,13 +722,13 @@ struct Site {
     manifests: std::path::PathBuf,
 }
 
-fn start_site(dir: &Path, manifests: &str, agency: &str, server: &str) -> Site {
+fn start_site(dir: &Path, yaml: &str, agency: &str, server: &str) -> Site {
     let drc = dir.join("drc");
     let pass = dir.join("walidata.pass");
     write_secret(&pass, "walidata\n");
     let key = dir.join("agent.key");
     repo::init_with_agent_key(&PULIH, &drc.join(agency), &pass, &key);
-    let mdir = manifests::write(&dir.join("manifests"), &manifests);
+    let mdir = manifests::write(&dir.join("manifests"), yaml);
     let (controller, url, token) =
         Controller::start(&PULIH, dir, "pusat_data_subnets = [\"127.0.0.0/8\"]\n").into_parts();
     run_ok(PULIH.ops(&url, &token).args(["apply", "-f"]).arg(&mdir));

@@ -127,13 +127,11 @@ fn manifests(drc_url: &str) -> String {
 "#
         )
         + &server("sipd", "bpkad")
-        + &format!(
-            r#"  sources:
+        + r#"  sources:
     - path: /srv/sipd
-  schedule: {{cron: "0 0 1 1 *"}}
+  schedule: {cron: "0 0 1 1 *"}
   rpo: 1h
 "#
-        )
 }
 
 /// One run as the controller lists it.
