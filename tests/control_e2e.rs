@@ -3,77 +3,52 @@
 //! enrolment, cron-fired replication, a controller outage, Pasal 9
 //! compliance, restore from the DRC alone, and bad input on the API.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use support::{Proc, last_json, ops, pulih, run_ok, start_controller, wait_for, write_secret};
+use pulih_test_support::agent::{Agent, enroll_token};
+use pulih_test_support::clock::unix_now;
+use pulih_test_support::controller::{Controller, start_controller};
+use pulih_test_support::manifests::{self, BPKAD, DINKES, agency, drc_target, server};
+use pulih_test_support::{Proc, Pulih, last_json, repo, run_ok, wait_for, write_secret};
 
-const MANIFESTS: &str = r#"
-apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {name: drc}
-spec:
-  url: DRC_URL
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {name: dinkes}
-spec:
-  code: DINKES
-  name: Dinas Kesehatan
-  walidata: {name: Kepala Dinas, contact: walidata@dinkes.example}
-  drcTarget: drc
-  maxConcurrentJobs: 2
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {name: bpkad}
-spec:
-  code: BPKAD
-  name: Badan Pengelolaan Keuangan dan Aset Daerah
-  walidata: {name: Kepala Badan, contact: walidata@bpkad.example}
-  drcTarget: drc
-"#;
+const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
+
+/// The DRC target at `drc` and two agencies (dinkes runs two jobs at once).
+fn agencies(drc: &Path) -> String {
+    drc_target(&drc.display().to_string())
+        + &agency(DINKES, false)
+        + "  maxConcurrentJobs: 2\n"
+        + &agency(BPKAD, false)
+}
 
 fn server_manifest(name: &str, pd: &str, source: &Path) -> String {
-    format!(
-        r#"---
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: {name}}}
-spec:
-  perangkatDaerah: {pd}
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
+    server(name, pd)
+        + &format!(
+            r#"  sources:
     - path: {}
   schedule:
     cron: "*/10 * * * * *"
     timezone: Asia/Makassar
   rpo: 1h
 "#,
-        source.display()
-    )
+            source.display()
+        )
 }
 
 fn runs(url: &str, token: &Path) -> Vec<serde_json::Value> {
-    let out = run_ok(ops(url, token).args(["runs", "--json", "--limit", "10000"]));
+    let out = run_ok(
+        PULIH
+            .ops(url, token)
+            .args(["runs", "--json", "--limit", "10000"]),
+    );
     last_json(&out).as_array().unwrap().clone()
 }
 
 /// `run=` tags of the snapshots of one server in a repository.
 fn snapshot_runs(repo: &Path, pass: &Path, server: &str) -> Vec<String> {
-    let out = run_ok(
-        pulih()
-            .args(["repo", "snapshots", "--json", "--repo"])
-            .arg(repo)
-            .arg("--passphrase-file")
-            .arg(pass),
-    );
-    let list = last_json(&out);
+    let list = repo::snapshots(&PULIH, repo, pass);
     let mut keys = Vec::new();
     for s in list.as_array().unwrap() {
         let tags: Vec<&str> = s["tags"]
@@ -95,14 +70,7 @@ fn snapshot_runs(repo: &Path, pass: &Path, server: &str) -> Vec<String> {
 
 /// The newest snapshot of one server (by its `server=` tag), from the repository alone.
 fn latest_snapshot_of(repo: &Path, pass: &Path, server: &str) -> String {
-    let out = run_ok(
-        pulih()
-            .args(["repo", "snapshots", "--json", "--repo"])
-            .arg(repo)
-            .arg("--passphrase-file")
-            .arg(pass),
-    );
-    let list = last_json(&out);
+    let list = repo::snapshots(&PULIH, repo, pass);
     list.as_array()
         .unwrap()
         .iter()
@@ -123,7 +91,6 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let drc = dir.join("drc");
-    let state = dir.join("controller-state");
     // (server, agency, bind address): c is outside the Pusat Data subnet.
     let servers = [
         ("srv-a", "dinkes", "127.0.0.2"),
@@ -136,69 +103,66 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     for pd in ["dinkes", "bpkad"] {
         let p = dir.join(format!("{pd}.pass"));
         write_secret(&p, &format!("walidata {pd}\n"));
-        run_ok(
-            pulih()
-                .args(["repo", "init", "--repo"])
-                .arg(drc.join(pd))
-                .arg("--passphrase-file")
-                .arg(&p),
-        );
+        repo::init(&PULIH, drc.join(pd), &p);
         pass.insert(pd, p);
     }
-    let mut manifests = MANIFESTS.replace("DRC_URL", &drc.display().to_string());
+    let mut manifests = agencies(&drc);
     for (name, pd, _) in servers {
         let src = dir.join("data").join(name);
         std::fs::create_dir_all(src.join("sub")).unwrap();
         std::fs::write(src.join("records.csv"), format!("{name}\n").repeat(1000)).unwrap();
         std::fs::write(src.join("sub/notes.txt"), format!("catatan {name}")).unwrap();
-        run_ok(
-            pulih()
-                .args(["repo", "add-agent-key", "--repo"])
-                .arg(drc.join(pd))
-                .arg("--passphrase-file")
-                .arg(&pass[pd])
-                .arg("--out")
-                .arg(dir.join(format!("{name}.key"))),
+        repo::add_agent_key(
+            &PULIH,
+            drc.join(pd),
+            &pass[pd],
+            &dir.join(format!("{name}.key")),
         );
         manifests.push_str(&server_manifest(name, pd, &src));
     }
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+    let mdir = manifests::write(&dir.join("manifests"), &manifests);
 
-    let config = dir.join("controller.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/30\"]\nschedule_jitter = \"0s\"\n",
-            state.display().to_string()
-        ),
-    )
-    .unwrap();
-    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
+    let Controller {
+        proc: controller,
+        url,
+        token,
+        state,
+        config,
+    } = Controller::start(
+        &PULIH,
+        dir,
+        "pusat_data_subnets = [\"127.0.0.0/30\"]\nschedule_jitter = \"0s\"\n",
+    );
     let listen = url.trim_start_matches("http://").to_string();
-    let token = state.join("admin.token");
 
     let applied = last_json(&run_ok(
-        ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
+        PULIH
+            .ops(&url, &token)
+            .args(["apply", "--json", "-f"])
+            .arg(&mdir),
     ));
     assert_eq!(applied["revision"], 1, "{applied}");
     // Applying the same again changes nothing.
     let again = last_json(&run_ok(
-        ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
+        PULIH
+            .ops(&url, &token)
+            .args(["apply", "--json", "-f"])
+            .arg(&mdir),
     ));
     assert!(again["revision"].is_null(), "{again}");
     // A change is a new revision whose diff names the field, kept in the history.
-    std::fs::write(
-        mdir.join("all.yaml"),
-        manifests.replace("maxConcurrentJobs: 2", "maxConcurrentJobs: 3"),
-    )
-    .unwrap();
+    manifests::write(
+        &mdir,
+        &manifests.replace("maxConcurrentJobs: 2", "maxConcurrentJobs: 3"),
+    );
     let changed = last_json(&run_ok(
-        ops(&url, &token).args(["apply", "--json", "-f"]).arg(&mdir),
+        PULIH
+            .ops(&url, &token)
+            .args(["apply", "--json", "-f"])
+            .arg(&mdir),
     ));
     assert_eq!(changed["revision"], 2, "{changed}");
-    let history = last_json(&run_ok(ops(&url, &token).args([
+    let history = last_json(&run_ok(PULIH.ops(&url, &token).args([
         "manifests",
         "history",
         "--json",
@@ -216,41 +180,27 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         "{history}"
     );
     assert_eq!(history[1]["id"], 1, "{history}");
-    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
-    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
+    manifests::write(&mdir, &manifests);
+    run_ok(PULIH.ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
 
     let mut agents = Vec::new();
     for (name, _, bind) in servers {
-        let t = last_json(&run_ok(ops(&url, &token).args([
-            "servers",
-            "enroll-token",
-            name,
-            "--json",
-        ])));
-        let adir = dir.join("agents").join(name);
-        std::fs::create_dir_all(&adir).unwrap();
-        let tfile = adir.join("enroll.token");
-        write_secret(&tfile, t["token"].as_str().unwrap());
-        let cfg = adir.join("agent.toml");
-        let mut text = format!(
-            "controller = {url:?}\nserver = {name:?}\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\nbind_address = {bind:?}\n",
-            adir.join("state").display().to_string(),
-            dir.join(format!("{name}.key")).display().to_string(),
-            tfile.display().to_string()
-        );
+        let mut extra = format!("bind_address = {bind:?}\n");
         if name == "srv-c" {
             // BPKAD's walidata consents to restores on this server.
-            text.push_str(&format!(
+            extra.push_str(&format!(
                 "reader_passphrase_file = {:?}\n",
                 pass["bpkad"].display().to_string()
             ));
         }
-        std::fs::write(&cfg, text).unwrap();
-        agents.push(Proc::spawn(
-            name,
-            pulih().args(["agent", "--config"]).arg(&cfg),
-            adir.join("agent.log"),
-        ));
+        let agent = Agent {
+            url: &url,
+            server: name,
+            key: &dir.join(format!("{name}.key")),
+            dir: dir.join("agents").join(name),
+            extra,
+        };
+        agents.push(agent.start(&PULIH, &enroll_token(PULIH.ops(&url, &token), name)));
     }
 
     // Cron fires every 10 s: each server gets a scheduled run, reported to the controller.
@@ -269,7 +219,7 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         },
     );
     // A manual run through the CLI, waited for.
-    let manual = last_json(&run_ok(ops(&url, &token).args([
+    let manual = last_json(&run_ok(PULIH.ops(&url, &token).args([
         "replicate",
         "srv-a",
         "--wait",
@@ -285,7 +235,7 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     );
 
     // Verify through the agent's own (write-only) key: its space is sound.
-    let verified = last_json(&run_ok(ops(&url, &token).args([
+    let verified = last_json(&run_ok(PULIH.ops(&url, &token).args([
         "verify",
         "srv-a",
         "--wait",
@@ -299,7 +249,8 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     // Restore on a server: srv-b's agent holds no reader key and says so,
     // writing nothing; srv-c's walidata consented, and its data comes back.
     let refused_target = dir.join("restore-on-b");
-    let refused = ops(&url, &token)
+    let refused = PULIH
+        .ops(&url, &token)
         .args([
             "restore",
             "srv-b",
@@ -325,7 +276,8 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     assert!(!refused_target.exists());
     let restore_target = dir.join("restore-on-c");
     let restored = last_json(&run_ok(
-        ops(&url, &token)
+        PULIH
+            .ops(&url, &token)
             .args([
                 "restore",
                 "srv-c",
@@ -349,7 +301,8 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         std::fs::read(src_c.join("records.csv")).unwrap()
     );
     // A restore target that is not absolute is refused by the controller.
-    let bad = ops(&url, &token)
+    let bad = PULIH
+        .ops(&url, &token)
         .args(["restore", "srv-c", "--target", "relative/dir"])
         .output()
         .unwrap();
@@ -360,7 +313,7 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     );
 
     // Inventory: all seen; srv-c reports from outside the Pusat Data while its manifest says centralized.
-    let list = last_json(&run_ok(ops(&url, &token).args(["servers", "--json"])));
+    let list = last_json(&run_ok(PULIH.ops(&url, &token).args(["servers", "--json"])));
     let by_name: BTreeMap<String, serde_json::Value> = list
         .as_array()
         .unwrap()
@@ -380,7 +333,9 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     );
     // One server with what its agent reports.
     let shown = last_json(&run_ok(
-        ops(&url, &token).args(["servers", "show", "srv-c", "--json"]),
+        PULIH
+            .ops(&url, &token)
+            .args(["servers", "show", "srv-c", "--json"]),
     ));
     assert_eq!(
         shown["facts"]["ips"],
@@ -391,21 +346,23 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
         !shown["facts"]["os"].as_str().unwrap().is_empty(),
         "{shown}"
     );
-    let comp = last_json(&run_ok(ops(&url, &token).args(["compliance", "--json"])));
+    let comp = last_json(&run_ok(
+        PULIH.ops(&url, &token).args(["compliance", "--json"]),
+    ));
     assert_eq!(comp["overall"]["servers"], 3);
     assert_eq!(comp["overall"]["mismatches"], 1);
     assert_eq!(comp["by_perangkat_daerah"]["bpkad"]["not_centralized"], 1);
-    let human = run_ok(ops(&url, &token).arg("compliance"));
+    let human = run_ok(PULIH.ops(&url, &token).arg("compliance"));
     assert!(String::from_utf8_lossy(&human.stdout).contains("MISMATCH srv-c"));
-    let csv = run_ok(ops(&url, &token).args(["compliance", "--csv"]));
+    let csv = run_ok(PULIH.ops(&url, &token).args(["compliance", "--csv"]));
     assert_eq!(String::from_utf8_lossy(&csv.stdout).lines().count(), 4);
 
     // The controller goes away for a while; the agents keep replicating on schedule.
     drop(controller);
-    let down_at = time_now();
+    let down_at = unix_now();
     std::thread::sleep(Duration::from_secs(25));
-    let up_at = time_now();
-    let (controller, url2) = start_controller(&config, dir, &listen);
+    let up_at = unix_now();
+    let (controller, url2) = start_controller(&PULIH, &config, dir, &listen);
     assert_eq!(url2, url);
 
     // Results of the outage arrive; then the agents stop gracefully.
@@ -468,7 +425,8 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
     for (name, pd, _) in servers {
         let target = dir.join("restored").join(name);
         run_ok(
-            pulih()
+            PULIH
+                .cmd()
                 .args(["repo", "restore", "--repo"])
                 .arg(drc.join(pd))
                 .arg("--passphrase-file")
@@ -488,13 +446,6 @@ fn controller_and_three_agents_schedule_survive_an_outage_and_restore_from_the_d
             format!("catatan {name}")
         );
     }
-}
-
-fn time_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 fn parse_time(s: &str) -> i64 {
@@ -583,25 +534,19 @@ async fn call(
 async fn bad_input_on_the_api_gets_a_stable_4xx_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let state = dir.join("state");
-    let config = dir.join("controller.toml");
-    std::fs::write(
-        &config,
-        format!("state_dir = {:?}\n", state.display().to_string()),
-    )
-    .unwrap();
-    let (_controller, base) = start_controller(&config, dir, "127.0.0.1:0");
-    let admin = std::fs::read_to_string(state.join("admin.token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let Controller {
+        proc: _controller,
+        url: base,
+        token,
+        ..
+    } = Controller::start(&PULIH, dir, "");
+    let admin = std::fs::read_to_string(token).unwrap().trim().to_string();
     let api = format!("{base}/api/v1");
     let http = reqwest::Client::new();
     use reqwest::Method as M;
     let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
 
-    let drc = dir.join("drc").display().to_string();
-    let manifests = MANIFESTS.replace("DRC_URL", &drc)
+    let manifests = agencies(&dir.join("drc"))
         + &server_manifest("srv-a", "dinkes", Path::new("/srv/a"))
         + &server_manifest("srv-b", "dinkes", Path::new("/srv/b"));
     let apply = serde_json::json!({"files": [{"name": "m.yaml", "content": manifests}]});
@@ -900,7 +845,8 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
     write_secret(&pass, "walidata dinkes\n");
     let agent_key = dir.join("srv-m.key");
     run_ok(
-        pulih()
+        PULIH
+            .cmd()
             .args(["repo", "init", "--repo"])
             .arg(&repo)
             .arg("--passphrase-file")
@@ -909,7 +855,8 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
             .arg(&agent_key),
     );
     run_ok(
-        pulih()
+        PULIH
+            .cmd()
             .args(["repo", "add-maintenance-key", "--repo"])
             .arg(&repo)
             .arg("--passphrase-file")
@@ -921,27 +868,21 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
     let src = dir.join("data").join("srv-m");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("stable.txt"), "tetap\n".repeat(1000)).unwrap();
-    let mut manifests = MANIFESTS.replace("DRC_URL", &drc.display().to_string());
+    let mut manifests = agencies(&drc);
     manifests.push_str(&server_manifest("srv-m", "dinkes", &src));
     manifests.push_str("  retention: {keepLast: 2}\n");
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+    let mdir = manifests::write(&dir.join("manifests"), &manifests);
 
-    let state = dir.join("controller-state");
-    let config = dir.join("controller.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\n[maintenance]\nschedule = \"*/3 * * * * *\"\nkeys_dir = {:?}\ngrace = \"2s\"\n",
-            state.display().to_string(),
+    let (controller, url, token) = Controller::start(
+        &PULIH,
+        dir,
+        &format!(
+            "[maintenance]\nschedule = \"*/3 * * * * *\"\nkeys_dir = {:?}\ngrace = \"2s\"\n",
             keys_dir.display().to_string()
         ),
     )
-    .unwrap();
-    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
-    let token = state.join("admin.token");
-    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
+    .into_parts();
+    run_ok(PULIH.ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
 
     // Four nights, each with new contents: the older ones become garbage.
     let mut last = Vec::new();
@@ -950,19 +891,11 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 ^ night.wrapping_mul(97))
             .collect();
         std::fs::write(src.join("data.bin"), &last).unwrap();
-        run_ok(
-            pulih()
-                .args(["repo", "backup", "--repo"])
-                .arg(&repo)
-                .arg("--agent-key")
-                .arg(&agent_key)
-                .args(["--tag", "server=srv-m"])
-                .arg(&src),
-        );
+        repo::backup_tagged(&PULIH, &repo, &agent_key, "srv-m", &src);
     }
 
     // Run now: dinkes is maintained; bpkad gave no key yet and is skipped, saying why.
-    let now_runs = last_json(&run_ok(ops(&url, &token).args([
+    let now_runs = last_json(&run_ok(PULIH.ops(&url, &token).args([
         "maintenance",
         "run",
         "--wait",
@@ -992,7 +925,8 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
 
     // A key that does not fit: bpkad's run fails, says why, and the CLI exits 1.
     std::fs::copy(keys_dir.join("dinkes.key"), keys_dir.join("bpkad.key")).unwrap();
-    let out = ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args(["maintenance", "run", "--pd", "bpkad", "--wait", "--json"])
         .output()
         .unwrap();
@@ -1011,7 +945,7 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
         Duration::from_secs(60),
         &[&controller],
         || {
-            let all = last_json(&run_ok(ops(&url, &token).args([
+            let all = last_json(&run_ok(PULIH.ops(&url, &token).args([
                 "maintenance",
                 "--json",
                 "--limit",
@@ -1025,7 +959,7 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
             })
         },
     );
-    let all = last_json(&run_ok(ops(&url, &token).args([
+    let all = last_json(&run_ok(PULIH.ops(&url, &token).args([
         "maintenance",
         "--json",
         "--limit",
@@ -1043,16 +977,11 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
 
     // The walidata's view: two snapshots kept, all data authenticates, the
     // newest restores byte for byte.
-    let snaps = last_json(&run_ok(
-        pulih()
-            .args(["repo", "snapshots", "--json", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass),
-    ));
+    let snaps = repo::snapshots(&PULIH, &repo, &pass);
     assert_eq!(snaps.as_array().unwrap().len(), 2, "{snaps}");
     run_ok(
-        pulih()
+        PULIH
+            .cmd()
             .args(["repo", "verify", "--read-data", "--repo"])
             .arg(&repo)
             .arg("--passphrase-file")
@@ -1060,7 +989,8 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
     );
     let target = dir.join("restored");
     run_ok(
-        pulih()
+        PULIH
+            .cmd()
             .args(["repo", "restore", "--repo"])
             .arg(&repo)
             .arg("--passphrase-file")
@@ -1103,7 +1033,8 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
     let pass = dir.join("dinkes.pass");
     write_secret(&pass, "walidata dinkes\n");
     run_ok(
-        pulih()
+        PULIH
+            .cmd()
             .args(["repo", "init", "--repo"])
             .arg(drc.join("dinkes"))
             .arg("--passphrase-file")
@@ -1114,30 +1045,25 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
     let src = dir.join("data").join("srv-t");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("f.txt"), "aman\n").unwrap();
-    let mut manifests = MANIFESTS.replace("DRC_URL", &drc.display().to_string());
+    let mut manifests = agencies(&drc);
     manifests.push_str(&server_manifest("srv-t", "dinkes", &src));
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(mdir.join("all.yaml"), &manifests).unwrap();
+    let mdir = manifests::write(&dir.join("manifests"), &manifests);
 
-    let state = dir.join("controller-state");
-    let config = dir.join("controller.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
-            state.display().to_string(),
+    let (controller, url, token) = Controller::start(
+        &PULIH,
+        dir,
+        &format!(
+            "tls_cert_file = {:?}\ntls_key_file = {:?}\n",
             cert_file.display().to_string(),
             key_file.display().to_string()
         ),
     )
-    .unwrap();
-    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
+    .into_parts();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-    let token = state.join("admin.token");
 
     // Without the CA the CLI refuses the certificate and says so.
-    let refused = ops(&url, &token)
+    let refused = PULIH
+        .ops(&url, &token)
         .env_remove("PULIH_CA_FILE")
         .args(["apply", "-f"])
         .arg(&mdir)
@@ -1147,7 +1073,8 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("certificate"), "{err}");
     // Plain HTTP to the HTTPS port gets no API answer.
-    let plain = ops(&url.replace("https://", "http://"), &token)
+    let plain = PULIH
+        .ops(&url.replace("https://", "http://"), &token)
         .args(["status", "--json"])
         .output()
         .unwrap();
@@ -1155,38 +1082,19 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
 
     // With the CA: apply, enrol an agent over HTTPS, replicate.
     let tls_ops = |args: &[&str]| {
-        let mut c = ops(&url, &token);
+        let mut c = PULIH.ops(&url, &token);
         c.env("PULIH_CA_FILE", &ca_file).args(args);
         c
     };
     run_ok(tls_ops(&["apply", "-f"]).arg(&mdir));
-    let t = last_json(&run_ok(&mut tls_ops(&[
-        "servers",
-        "enroll-token",
-        "srv-t",
-        "--json",
-    ])));
-    let adir = dir.join("agent");
-    std::fs::create_dir_all(&adir).unwrap();
-    let tfile = adir.join("enroll.token");
-    write_secret(&tfile, t["token"].as_str().unwrap());
-    let cfg = adir.join("agent.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "controller = {url:?}\nserver = \"srv-t\"\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nca_file = {:?}\nheartbeat_interval = \"1s\"\n",
-            adir.join("state").display().to_string(),
-            dir.join("srv-t.key").display().to_string(),
-            tfile.display().to_string(),
-            ca_file.display().to_string()
-        ),
-    )
-    .unwrap();
-    let agent = Proc::spawn(
-        "agent",
-        pulih().args(["agent", "--config"]).arg(&cfg),
-        adir.join("agent.log"),
-    );
+    let agent = Agent {
+        url: &url,
+        server: "srv-t",
+        key: &dir.join("srv-t.key"),
+        dir: dir.join("agent"),
+        extra: format!("ca_file = {:?}\n", ca_file.display().to_string()),
+    }
+    .start(&PULIH, &enroll_token(tls_ops(&[]), "srv-t"));
     let r = last_json(&run_ok(&mut tls_ops(&[
         "replicate",
         "srv-t",

@@ -7,103 +7,39 @@
 //! The image is made here from the host's static busybox
 //! (tests/images/busybox-app.sh): no registry is used.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Proc, last_json, ops, pulih, run_ok, start_controller, wait_for, write_secret};
+use pulih_test_support::agent::{Agent, enroll_token, wait_for_heartbeat};
+use pulih_test_support::controller::{Controller, start_failover_controller};
+use pulih_test_support::docker::{self, Cleanup, docker, images};
+use pulih_test_support::executor::Executor;
+use pulih_test_support::manifests::{
+    self, BPKAD, DINKES, DISDUKCAPIL, DISKOMINFO, agency, drc_target, server,
+};
+use pulih_test_support::net::{free_port, http_get};
+use pulih_test_support::{Proc, Pulih, last_json, repo, report, run_ok, wait_for, write_secret};
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
 
-/// Removes what the test made on the engine, even when it fails.
-struct Cleanup(Vec<Vec<String>>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in self.0.iter().rev() {
-            let _ = Command::new("docker").args(c).output();
-        }
-    }
-}
-
-fn agent_seen(url: &str, token: &Path, server: &str) -> bool {
-    let out = ops(url, token)
-        .args(["servers", "--json"])
-        .output()
-        .unwrap();
-    out.status.success()
-        && last_json(&out)
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["name"] == server && s["agent_last_seen"].is_string())
-}
-
-/// A free TCP port on loopback (for a failover's published port).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The spec lines of a server whose data is Docker volume `volume`,
+/// replicated with container `prod` paused; scheduled once a year (the
+/// tests replicate on demand), RPO 1 h, RTO 5 min.
+fn paused_volume_spec(volume: &str, prod: &str) -> String {
+    format!(
+        "  sources:\n    - dockerVolume: {volume}\n  hooks:\n    pre:\n      - {{pause: {prod}}}\n  schedule: {{cron: \"0 0 1 1 *\"}}\n  rpo: 1h\n  rto: 5m\n"
+    )
 }
 
 fn manifests(drc: &Path, volume: &str, prod: &str, image: &str, expect: &str, port: u16) -> String {
-    format!(
-        r#"apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {{name: drc}}
-spec:
-  url: {drc}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: dinkes}}
-spec:
-  code: DINKES
-  name: Dinas Kesehatan
-  walidata: {{name: Kepala Dinas, contact: walidata@dinkes.example}}
-  drcTarget: drc
-  drills: {{consent: true}}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: bpkad}}
-spec:
-  code: BPKAD
-  name: Badan Pengelolaan Keuangan dan Aset Daerah
-  walidata: {{name: Kepala Badan, contact: walidata@bpkad.example}}
-  drcTarget: drc
----
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: simpus}}
-spec:
-  perangkatDaerah: dinkes
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
-    - dockerVolume: {volume}
-  hooks:
-    pre:
-      - {{pause: {prod}}}
-  schedule: {{cron: "0 0 1 1 *"}}
-  rpo: 1h
-  rto: 5m
-  recovery:
+    drc_target(&drc.display().to_string())
+        + &agency(DINKES, true)
+        + &agency(BPKAD, false)
+        + &server("simpus", "dinkes")
+        + &paused_volume_spec(volume, prod)
+        + &format!(
+            r#"  recovery:
     containers:
       - name: db
         image: {image}
@@ -123,22 +59,17 @@ spec:
         timeout: 5s
       - name: web-has-the-file
         exec: {{container: web, command: [cat, /tmp/index.html], expectOutputContains: "rows: 3"}}
----
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: arsip}}
-spec:
-  perangkatDaerah: bpkad
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
+"#
+        )
+        + &server("arsip", "bpkad")
+        + &format!(
+            r#"  sources:
     - dockerVolume: {volume}
   recovery:
     containers:
       - {{name: web, image: {image}}}
 "#,
-        drc = drc.display()
-    )
+        )
 }
 
 #[test]
@@ -147,90 +78,55 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let tag = format!("t{}", std::process::id());
-    let base = "pulih-test/busybox:1";
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/busybox-app.sh");
-    run_ok(Command::new("bash").arg(&script).arg(base));
     let image = format!("pulih-test/app:{tag}");
     let volume = format!("pulih-test-{tag}-data");
     let prod = format!("pulih-test-{tag}-web");
-    let mut cleanup = Cleanup(Vec::new());
-    docker(&["tag", base, &image]);
-    cleanup.0.push(vec!["rmi".into(), image.clone()]);
-    docker(&["volume", "create", &volume]);
-    cleanup.0.push(vec![
-        "volume".into(),
-        "rm".into(),
-        "-f".into(),
-        volume.clone(),
-    ]);
-    let mountpoint = docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", &volume]);
+    let mut cleanup = Cleanup::new();
+    cleanup.tag(images::busybox(), &image);
+    let mountpoint = cleanup.volume(&volume);
     std::fs::write(
-        Path::new(&mountpoint).join("index.html"),
+        mountpoint.join("index.html"),
         "<table><tr><td>rows: 3</td></tr></table>\n",
     )
     .unwrap();
     // The production app: serves the volume; paused while it is backed up.
-    docker(&[
-        "run",
-        "-d",
-        "--name",
+    cleanup.run(
         &prod,
-        // busybox httpd ignores SIGTERM: a failback stops it quickly.
-        "--stop-timeout",
-        "1",
-        "-v",
-        &format!("{volume}:/www"),
-        &image,
-        "httpd",
-        "-f",
-        "-p",
-        "8080",
-        "-h",
-        "/www",
-    ]);
-    cleanup.0.push(vec!["rm".into(), "-f".into(), prod.clone()]);
+        &[
+            // busybox httpd ignores SIGTERM: a failback stops it quickly.
+            "--stop-timeout",
+            "1",
+            "-v",
+            &format!("{volume}:/www"),
+            &image,
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+            "-h",
+            "/www",
+        ],
+    );
 
     // The walidata makes the repository and the server's agent key.
     let drc = dir.join("drc");
     let pass = dir.join("dinkes.pass");
     write_secret(&pass, "walidata dinkes\n");
-    run_ok(
-        pulih()
-            .args(["repo", "init", "--repo"])
-            .arg(drc.join("dinkes"))
-            .arg("--passphrase-file")
-            .arg(&pass),
-    );
     let key = dir.join("simpus.key");
-    run_ok(
-        pulih()
-            .args(["repo", "add-agent-key", "--repo"])
-            .arg(drc.join("dinkes"))
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--out")
-            .arg(&key),
-    );
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
+    repo::init_with_agent_key(&PULIH, &drc.join("dinkes"), &pass, &key);
     let port = free_port();
-    std::fs::write(
-        mdir.join("all.yaml"),
-        manifests(&drc, &volume, &prod, &image, "rows: 3", port),
-    )
-    .unwrap();
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &manifests(&drc, &volume, &prod, &image, "rows: 3", port),
+    );
 
     // Controller and agent; one replication, nightly-style but now.
-    let (controller, url, token, failover_token) = start_failover_controller(dir, &mdir);
+    let (c, failover_token) = start_failover_controller(&PULIH, dir, &mdir);
+    let (controller, url, token) = c.into_parts();
     // The walidata lets this server restore (for the failback).
     let agent = start_agent(&url, &token, dir, "simpus", &key, &pass);
-    wait_for(
-        "the agent's first heartbeat",
-        Duration::from_secs(30),
-        &[&agent, &controller],
-        || agent_seen(&url, &token, "simpus"),
-    );
-    let run = last_json(&run_ok(ops(&url, &token).args([
+    wait_for_heartbeat(&PULIH, &url, &token, "simpus", &[&agent, &controller]);
+    let run = last_json(&run_ok(PULIH.ops(&url, &token).args([
         "replicate",
         "simpus",
         "--wait",
@@ -238,10 +134,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     ])));
     assert_eq!(run["state"], "succeeded", "{run}\n{}", agent.log_text());
     // The pause hook was undone.
-    assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Status}}", &prod]),
-        "running"
-    );
+    assert_eq!(docker::status(&prod), "running");
 
     let executor =
         drill_through_the_controller(&url, &token, dir, &drc, &pass, &[&controller, &agent]);
@@ -251,7 +144,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
         &failover_token,
         dir,
         port,
-        Path::new(&mountpoint),
+        &mountpoint,
         &prod,
     );
     executor.stop();
@@ -265,7 +158,8 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     let scratch = dir.join("scratch");
     let html = dir.join("report.html");
     let drill = |mdir: &Path| {
-        pulih()
+        PULIH
+            .cmd()
             .args(["drc", "drill", "simpus", "--json", "-f"])
             .arg(mdir)
             .arg("--repo")
@@ -287,12 +181,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(report["state"], "passed", "{report:#}");
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let steps = report::steps(&report);
     assert_eq!(
         steps,
         [
@@ -321,12 +210,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
             .unwrap()
             .contains("internal")
     );
-    let checks: Vec<(&str, bool)> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
-        .collect();
+    let checks = report::checks(&report);
     assert_eq!(
         checks,
         [
@@ -355,7 +239,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     let id = report["id"].as_str().unwrap();
     // Nothing is left on the engine under the drill's label or name.
     let label = format!("label=io.pulih.recovery={id}");
-    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(docker::containers(&label), "");
     assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "");
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
@@ -367,17 +251,14 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     assert_eq!(kept["id"], id);
     assert!(std::fs::read_to_string(&html).unwrap().contains("PASSED"));
     // The loaded image stays for the next drill; the test removes it.
-    cleanup.0.push(vec!["rmi".into(), image.clone()]);
+    cleanup.later(&["rmi", &image]);
 
     // A health check that cannot pass fails the drill with its reason and
     // the container logs, and the teardown still happens.
-    let bad = dir.join("manifests-bad");
-    std::fs::create_dir_all(&bad).unwrap();
-    std::fs::write(
-        bad.join("all.yaml"),
-        manifests(&drc, &volume, &prod, &image, "rows: 999", port),
-    )
-    .unwrap();
+    let bad = manifests::write(
+        &dir.join("manifests-bad"),
+        &manifests(&drc, &volume, &prod, &image, "rows: 999", port),
+    );
     let out = drill(&bad);
     let report = last_json(&out);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
@@ -392,10 +273,11 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     assert_eq!(report["teardown"]["containers_left"], 0);
     assert_eq!(report["teardown"]["networks_left"], 0);
     let label = format!("label=io.pulih.recovery={}", report["id"].as_str().unwrap());
-    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(docker::containers(&label), "");
 
     // An agency that gave no drill consent: refused before anything is read.
-    let out = pulih()
+    let out = PULIH
+        .cmd()
         .args(["drc", "drill", "arsip", "-f"])
         .arg(&mdir)
         .arg("--repo")
@@ -427,7 +309,8 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
         }
     }
     let _unmount = Unmount(small.clone());
-    let out = pulih()
+    let out = PULIH
+        .cmd()
         .args(["drc", "drill", "simpus", "--json", "-f"])
         .arg(&mdir)
         .arg("--repo")
@@ -445,7 +328,7 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     assert_eq!(report["files_restored"], 0);
     assert_eq!(std::fs::read_dir(&small).unwrap().count(), 0);
     let label = format!("label=io.pulih.recovery={}", report["id"].as_str().unwrap());
-    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(docker::containers(&label), "");
 }
 
 /// Ops run drills through the controller; the DRC executor (`pulih agent
@@ -461,72 +344,45 @@ fn drill_through_the_controller(
     pass: &Path,
     logs: &[&Proc],
 ) -> Proc {
-    let xdir = dir.join("executor");
-    std::fs::create_dir_all(&xdir).unwrap();
-    let identity = xdir.join("drc-drill.key");
-    let out = run_ok(pulih().args(["drc", "keygen", "--out"]).arg(&identity));
-    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(recipient.starts_with("age1"), "{recipient}");
-    let t = last_json(&run_ok(ops(url, token).args([
-        "drc",
-        "enroll-token",
-        "drc",
-        "--json",
-    ])));
-    assert_eq!(t["server"], "drc:drc");
-    let tfile = xdir.join("enroll.token");
-    write_secret(&tfile, t["token"].as_str().unwrap());
-    let xcfg = xdir.join("drc.toml");
-    std::fs::write(
-        &xcfg,
-        format!(
-            "controller = {url:?}\ntarget = \"drc\"\nstate_dir = {:?}\nidentity_file = {:?}\nenroll_token_file = {:?}\nscratch_dir = {:?}\nheartbeat_interval = \"1s\"\nservice_network = {:?}\nswitch_hook = [\"sh\", \"-c\", \"echo $PULIH_PHASE $PULIH_SERVER $PULIH_ADDRESSES > {}\"]\n",
-            xdir.join("state").display().to_string(),
-            identity.display().to_string(),
-            tfile.display().to_string(),
-            xdir.join("scratch").display().to_string(),
-            format!("pulih-test-svc-{}", std::process::id()),
+    let x = Executor::prepare(
+        &PULIH,
+        url,
+        token,
+        dir,
+        &format!("pulih-test-svc-{}", std::process::id()),
+        &format!(
+            "switch_hook = [\"sh\", \"-c\", \"echo $PULIH_PHASE $PULIH_SERVER $PULIH_ADDRESSES > {}\"]\n",
             dir.join("switched").display(),
         ),
-    )
-    .unwrap();
+    );
     // What an executor that crashed mid-drill left behind: its drill's
     // container and scratch data go when it starts again; a failover's
     // container (meant to keep running) stays.
     let tag = std::process::id();
     let orphan = format!("pulih-test-orphan-{tag}");
     let kept = format!("pulih-test-kept-{tag}");
-    let _guard = Cleanup(vec![
-        vec!["rm".into(), "-f".into(), orphan.clone()],
-        vec!["rm".into(), "-f".into(), kept.clone()],
-    ]);
+    let mut guard = Cleanup::new();
     for (name, id) in [(&orphan, "drill-orphan"), (&kept, "failover-running")] {
-        docker(&[
-            "run",
-            "-d",
-            "--name",
+        guard.run(
             name,
-            "--label",
-            &format!("io.pulih.recovery={id}"),
-            "--label",
-            &format!("io.pulih.owner=drc:drc@{}", xdir.join("state").display()),
-            "pulih-test/busybox:1",
-            "sleep",
-            "600",
-        ]);
+            &[
+                "--label",
+                &format!("io.pulih.recovery={id}"),
+                "--label",
+                &format!("io.pulih.owner=drc:drc@{}", x.state.display()),
+                images::BUSYBOX,
+                "sleep",
+                "600",
+            ],
+        );
     }
-    std::fs::create_dir_all(xdir.join("scratch/drill-orphan/restore")).unwrap();
-    let executor = Proc::spawn(
-        "drc executor",
-        pulih()
-            .args(["agent", "--role", "drc", "--config"])
-            .arg(&xcfg),
-        xdir.join("executor.log"),
-    );
+    std::fs::create_dir_all(x.scratch.join("drill-orphan/restore")).unwrap();
+    let executor = x.spawn(&PULIH);
     let mut logs = logs.to_vec();
     logs.push(&executor);
     let drill = |server: &str| {
-        ops(url, token)
+        PULIH
+            .ops(url, token)
             .args([
                 "drill",
                 "run",
@@ -544,11 +400,11 @@ fn drill_through_the_controller(
         "the orphaned drill swept",
         Duration::from_secs(30),
         &logs,
-        || docker(&["ps", "-aq", "--filter", &format!("name={orphan}")]).is_empty(),
+        || docker::containers(&format!("name={orphan}")).is_empty(),
     );
-    assert!(!xdir.join("scratch/drill-orphan").exists());
+    assert!(!x.scratch.join("drill-orphan").exists());
     assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Status}}", &kept]),
+        docker::status(&kept),
         "running",
         "a failover's container is never swept"
     );
@@ -565,15 +421,7 @@ fn drill_through_the_controller(
         "{error}"
     );
 
-    run_ok(
-        pulih()
-            .args(["repo", "grant-drill", "--repo"])
-            .arg(drc.join("dinkes"))
-            .arg("--passphrase-file")
-            .arg(pass)
-            .arg("--recipient")
-            .arg(&recipient),
-    );
+    repo::grant_drill(&PULIH, drc.join("dinkes"), pass, &x.recipient);
     let out = drill("simpus");
     let d = last_json(&out);
     assert!(out.status.success(), "{d:#}\n{}", executor.log_text());
@@ -595,10 +443,12 @@ fn drill_through_the_controller(
             .exists()
     );
     let label = format!("label=io.pulih.recovery={id}");
-    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(docker::containers(&label), "");
 
     // Listed, reported (HTML for auditors), and in the compliance view.
-    let list = last_json(&run_ok(ops(url, token).args(["drill", "list", "--json"])));
+    let list = last_json(&run_ok(
+        PULIH.ops(url, token).args(["drill", "list", "--json"]),
+    ));
     let states: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -606,10 +456,16 @@ fn drill_through_the_controller(
         .map(|d| d["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["passed", "failed"], "{list:#}");
-    let html = run_ok(ops(url, token).args(["drill", "report", id, "--html"]));
+    let html = run_ok(
+        PULIH
+            .ops(url, token)
+            .args(["drill", "report", id, "--html"]),
+    );
     let html = String::from_utf8(html.stdout).unwrap();
     assert!(html.contains("PASSED") && html.contains("simpus"), "{html}");
-    let c = last_json(&run_ok(ops(url, token).args(["compliance", "--json"])));
+    let c = last_json(&run_ok(
+        PULIH.ops(url, token).args(["compliance", "--json"]),
+    ));
     let simpus = c["servers"]
         .as_array()
         .unwrap()
@@ -629,13 +485,15 @@ fn drill_through_the_controller(
         stderr.contains("bpkad gave no drill consent") && stderr.contains("consent_missing"),
         "{stderr}"
     );
-    let list = last_json(&run_ok(ops(url, token).args(["drill", "list", "--json"])));
+    let list = last_json(&run_ok(
+        PULIH.ops(url, token).args(["drill", "list", "--json"]),
+    ));
     assert_eq!(list.as_array().unwrap().len(), 2);
     wait_for(
         "nothing left of the drills",
         Duration::from_secs(5),
         &logs,
-        || std::fs::read_dir(xdir.join("scratch")).map_or(true, |d| d.count() == 0),
+        || std::fs::read_dir(&x.scratch).map_or(true, |d| d.count() == 0),
     );
     // The executor stays for the failover.
     executor
@@ -655,9 +513,11 @@ fn failover_and_failback_through_the_controller(
     prod: &str,
 ) {
     let svc = format!("pulih-test-svc-{}", std::process::id());
-    let mut cleanup = Cleanup(vec![vec!["network".into(), "rm".into(), svc.clone()]]);
+    let mut cleanup = Cleanup::new();
+    cleanup.network(&svc);
     let failover = |auth: &Path| {
-        ops(url, token)
+        PULIH
+            .ops(url, token)
             .args([
                 "failover",
                 "start",
@@ -694,28 +554,17 @@ fn failover_and_failback_through_the_controller(
     let label = format!("label=io.pulih.recovery={id}");
     let running = docker(&["ps", "-q", "--filter", &label]);
     for c in running.lines() {
-        cleanup
-            .0
-            .push(vec!["rm".into(), "-f".into(), c.to_string()]);
+        cleanup.container(c);
     }
     assert_eq!(running.lines().count(), 2, "both containers keep running");
-    let steps: Vec<&str> = d["report"]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let steps = report::steps(&d["report"]);
     assert_eq!(steps.last(), Some(&"switch"), "{d:#}");
     assert!(
         d["report"]["teardown"].is_null(),
         "a failover is not torn down"
     );
     // The service answers on its published port, from the host.
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
-    let mut body = String::new();
-    conn.read_to_string(&mut body).unwrap();
+    let body = http_get("127.0.0.1", port, "/index.html");
     assert!(body.contains("rows: 3"), "{body}");
     // The switch hook ran with the server and the containers' addresses.
     let switched = std::fs::read_to_string(dir.join("switched")).unwrap();
@@ -725,7 +574,9 @@ fn failover_and_failback_through_the_controller(
     );
     // The inventory knows.
     let v = last_json(&run_ok(
-        ops(url, token).args(["servers", "show", "simpus", "--json"]),
+        PULIH
+            .ops(url, token)
+            .args(["servers", "show", "simpus", "--json"]),
     ));
     assert_eq!(v["failed_over"], id.as_str(), "{v:#}");
 
@@ -750,7 +601,8 @@ fn failover_and_failback_through_the_controller(
 
     // Failback: the DRC stops, replicates back, tears down; the primary's
     // agent restores in place, its container stopped meanwhile.
-    let out = ops(url, token)
+    let out = PULIH
+        .ops(url, token)
         .args([
             "failback",
             "simpus",
@@ -792,20 +644,23 @@ fn failover_and_failback_through_the_controller(
         });
     assert!(kept, "the replaced data is kept beside the volume's data");
     assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Status}}", prod]),
+        docker::status(prod),
         "running",
         "the primary's container runs again"
     );
     // The DRC copy is gone, the switch went back, the inventory agrees.
-    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(docker::containers(&label), "");
     let switched = std::fs::read_to_string(dir.join("switched")).unwrap();
     assert!(switched.starts_with("failback simpus"), "{switched}");
     let v = last_json(&run_ok(
-        ops(url, token).args(["servers", "show", "simpus", "--json"]),
+        PULIH
+            .ops(url, token)
+            .args(["servers", "show", "simpus", "--json"]),
     ));
     assert!(v["failed_over"].is_null(), "{v:#}");
     // Failing back again: nothing is failed over.
-    let out = ops(url, token)
+    let out = PULIH
+        .ops(url, token)
         .args([
             "failback",
             "simpus",
@@ -841,7 +696,8 @@ fn a_replication_naming_a_docker_volume_that_does_not_exist_fails_with_its_name(
         "dinkes",
         "simpus",
     );
-    let out = ops(&site.url, &site.token)
+    let out = PULIH
+        .ops(&site.url, &site.token)
         .args(["replicate", "simpus", "--wait", "--json"])
         .output()
         .unwrap();
@@ -854,29 +710,8 @@ fn a_replication_naming_a_docker_volume_that_does_not_exist_fails_with_its_name(
     );
 }
 
-/// `pulih repo init` of `repo` with the walidata's `pass`, and an agent
-/// key for it written to `key`.
-fn init_repo_with_agent_key(repo: &Path, pass: &Path, key: &Path) {
-    run_ok(
-        pulih()
-            .args(["repo", "init", "--repo"])
-            .arg(repo)
-            .arg("--passphrase-file")
-            .arg(pass),
-    );
-    run_ok(
-        pulih()
-            .args(["repo", "add-agent-key", "--repo"])
-            .arg(repo)
-            .arg("--passphrase-file")
-            .arg(pass)
-            .arg("--out")
-            .arg(key),
-    );
-}
-
 /// A controller, the walidata's repository, and one enrolled agent for
-/// `server` of `agency`, with `manifests` applied.
+/// `server` of `agency`, with the manifests `yaml` applied.
 struct Site {
     controller: Proc,
     agent: Proc,
@@ -887,58 +722,25 @@ struct Site {
     manifests: std::path::PathBuf,
 }
 
-fn start_site(dir: &Path, manifests: &str, agency: &str, server: &str) -> Site {
+fn start_site(dir: &Path, yaml: &str, agency: &str, server: &str) -> Site {
     let drc = dir.join("drc");
     let pass = dir.join("walidata.pass");
     write_secret(&pass, "walidata\n");
     let key = dir.join("agent.key");
-    init_repo_with_agent_key(&drc.join(agency), &pass, &key);
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(mdir.join("all.yaml"), manifests).unwrap();
-    let state = dir.join("controller");
-    let config = dir.join("controller.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\n",
-            state.display().to_string()
-        ),
-    )
-    .unwrap();
-    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
-    let token = state.join("admin.token");
-    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
-    let t = last_json(&run_ok(ops(&url, &token).args([
-        "servers",
-        "enroll-token",
+    repo::init_with_agent_key(&PULIH, &drc.join(agency), &pass, &key);
+    let mdir = manifests::write(&dir.join("manifests"), yaml);
+    let (controller, url, token) =
+        Controller::start(&PULIH, dir, "pusat_data_subnets = [\"127.0.0.0/8\"]\n").into_parts();
+    run_ok(PULIH.ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
+    let agent = Agent {
+        url: &url,
         server,
-        "--json",
-    ])));
-    let tfile = dir.join("enroll.token");
-    write_secret(&tfile, t["token"].as_str().unwrap());
-    let acfg = dir.join("agent.toml");
-    std::fs::write(
-        &acfg,
-        format!(
-            "controller = {url:?}\nserver = {server:?}\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\n",
-            dir.join("agent-state").display().to_string(),
-            key.display().to_string(),
-            tfile.display().to_string()
-        ),
-    )
-    .unwrap();
-    let agent = Proc::spawn(
-        "agent",
-        pulih().args(["agent", "--config"]).arg(&acfg),
-        dir.join("agent.log"),
-    );
-    wait_for(
-        "the agent's first heartbeat",
-        Duration::from_secs(30),
-        &[&agent, &controller],
-        || agent_seen(&url, &token, server),
-    );
+        key: &key,
+        dir: dir.join("agent"),
+        extra: String::new(),
+    }
+    .start(&PULIH, &enroll_token(PULIH.ops(&url, &token), server));
+    wait_for_heartbeat(&PULIH, &url, &token, server, &[&agent, &controller]);
     Site {
         controller,
         agent,
@@ -950,48 +752,63 @@ fn start_site(dir: &Path, manifests: &str, agency: &str, server: &str) -> Site {
     }
 }
 
-const PG_IMAGE: &str = "pulih-test/postgres:15";
+/// `psql -c SQL` as postgres in `container`: (success, stdout + stderr).
+fn psql(container: &str, sql: &str) -> (bool, String) {
+    let out = Command::new("docker")
+        .args([
+            "exec", container, "psql", "-U", "postgres", "-At", "-c", sql,
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Production: PostgreSQL in container `prod` on volume `volume` (both
+/// removed by `cleanup`), with three citizens in its table.
+fn start_production_postgres(cleanup: &mut Cleanup, volume: &str, prod: &str) {
+    cleanup.volume(volume);
+    cleanup.run(
+        prod,
+        &[
+            "-v",
+            &format!("{volume}:/var/lib/postgresql/data"),
+            images::postgres(),
+            "pg-start",
+        ],
+    );
+    wait_for(
+        "PostgreSQL in production",
+        Duration::from_secs(60),
+        &[],
+        || psql(prod, "SELECT 1").0,
+    );
+    let (ok, out) = psql(
+        prod,
+        "CREATE TABLE citizens (id int PRIMARY KEY, name text NOT NULL); \
+         INSERT INTO citizens VALUES (1, 'Siti Aminah'), (2, 'Budi Santoso'), (3, 'La Ode Hamid');",
+    );
+    assert!(ok, "{out}");
+}
 
 fn postgres_manifests(drc: &Path, volume: &str, prod_db: &str) -> String {
-    format!(
-        r#"apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {{name: drc}}
-spec: {{url: {drc}}}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: disdukcapil}}
-spec:
-  code: DISDUKCAPIL
-  name: Dinas Kependudukan dan Pencatatan Sipil
-  walidata: {{name: Kepala Dinas, contact: walidata@disdukcapil.example}}
-  drcTarget: drc
-  drills: {{consent: true}}
----
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: siak}}
-spec:
-  perangkatDaerah: disdukcapil
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
-    - dockerVolume: {volume}
-  hooks:
-    pre:
-      - {{pause: {prod_db}}}
-  schedule: {{cron: "0 0 1 1 *"}}
-  rpo: 1h
-  rto: 5m
-  recovery:
+    let pg = images::POSTGRES;
+    drc_target(&drc.display().to_string())
+        + &agency(DISDUKCAPIL, true)
+        + &server("siak", "disdukcapil")
+        + &paused_volume_spec(volume, prod_db)
+        + &format!(
+            r#"  recovery:
     containers:
       - name: db
-        image: {PG_IMAGE}
+        image: {pg}
         command: [pg-start]
         volumes: [{{source: {volume}, target: /var/lib/postgresql/data}}]
       - name: web
-        image: {PG_IMAGE}
+        image: {pg}
         command: [busybox, httpd, -f, -p, "8080", -h, /www]
         startOrder: 1
     healthChecks:
@@ -1005,8 +822,7 @@ spec:
         http: {{container: web, port: 8080, path: /cgi-bin/rows, expectStatus: 200, expectBodyContains: "Siti Aminah"}}
         timeout: 30s
 "#,
-        drc = drc.display()
-    )
+        )
 }
 
 /// DESIGN.md §6 with a real database: PostgreSQL from Debian's packages in
@@ -1016,49 +832,13 @@ spec:
 /// with the rows, RTO/RPO are reported, and nothing is left behind.
 #[test]
 fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_nothing_behind() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/debian-postgres.sh");
-    run_ok(Command::new("bash").arg(&script).arg(PG_IMAGE));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let tag = format!("pg{}", std::process::id());
     let volume = format!("pulih-test-{tag}-pgdata");
     let prod = format!("pulih-test-{tag}-db");
-    let mut cleanup = Cleanup(vec![
-        vec!["volume".into(), "rm".into(), "-f".into(), volume.clone()],
-        vec!["rm".into(), "-f".into(), prod.clone()],
-    ]);
-    docker(&["volume", "create", &volume]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &prod,
-        "-v",
-        &format!("{volume}:/var/lib/postgresql/data"),
-        PG_IMAGE,
-        "pg-start",
-    ]);
-    let psql = |sql: &str| {
-        Command::new("docker")
-            .args(["exec", &prod, "psql", "-U", "postgres", "-At", "-c", sql])
-            .output()
-            .unwrap()
-    };
-    wait_for(
-        "PostgreSQL in production",
-        Duration::from_secs(60),
-        &[],
-        || psql("SELECT 1").status.success(),
-    );
-    let out = psql(
-        "CREATE TABLE citizens (id int PRIMARY KEY, name text NOT NULL); \
-         INSERT INTO citizens VALUES (1, 'Siti Aminah'), (2, 'Budi Santoso'), (3, 'La Ode Hamid');",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cleanup = Cleanup::new();
+    start_production_postgres(&mut cleanup, &volume, &prod);
 
     let site = start_site(
         dir,
@@ -1066,7 +846,7 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
         "disdukcapil",
         "siak",
     );
-    let run = last_json(&run_ok(ops(&site.url, &site.token).args([
+    let run = last_json(&run_ok(PULIH.ops(&site.url, &site.token).args([
         "replicate",
         "siak",
         "--wait",
@@ -1079,7 +859,7 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
         site.agent.log_text()
     );
     assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Status}}", &prod]),
+        docker::status(&prod),
         "running",
         "the pause hook was undone"
     );
@@ -1089,9 +869,10 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
     // Production is gone; the DRC has its store, the manifests, the key.
     docker(&["rm", "-f", &prod]);
     docker(&["volume", "rm", &volume]);
-    cleanup.0.clear();
+    cleanup.forget();
     let scratch = dir.join("scratch");
-    let out = pulih()
+    let out = PULIH
+        .cmd()
         .args(["drc", "drill", "siak", "--json", "-f"])
         .arg(&site.manifests)
         .arg("--repo")
@@ -1110,13 +891,8 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
     );
     assert_eq!(report["state"], "passed", "{report:#}");
     let load = report["steps"][4]["detail"].as_str().unwrap();
-    assert!(load.contains(PG_IMAGE), "{load}");
-    let checks: Vec<(&str, bool)> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
-        .collect();
+    assert!(load.contains(images::POSTGRES), "{load}");
+    let checks = report::checks(&report);
     assert_eq!(
         checks,
         [
@@ -1130,7 +906,7 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
     assert!(report["rpo_seconds"].as_f64().unwrap() >= 0.0);
     let id = report["id"].as_str().unwrap();
     let label = format!("label=io.pulih.recovery={id}");
-    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(docker::containers(&label), "");
     assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "");
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
     assert_eq!(report["teardown"]["volumes_left"], 0);
@@ -1145,82 +921,33 @@ fn a_drill_of_a_postgresql_app_from_debian_answers_with_its_rows_and_leaves_noth
 /// the restored volume and leaves nothing running at the DRC.
 #[test]
 fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it_home() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/debian-postgres.sh");
-    run_ok(Command::new("bash").arg(&script).arg(PG_IMAGE));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let tag = format!("pgfo{}", std::process::id());
     let volume = format!("pulih-test-{tag}-pgdata");
     let prod = format!("pulih-test-{tag}-db");
     let svc = format!("pulih-test-{tag}-svc");
-    let mut cleanup = Cleanup(vec![
-        vec!["rm".into(), "-f".into(), prod.clone()],
-        vec!["volume".into(), "rm".into(), "-f".into(), volume.clone()],
-    ]);
-    docker(&["volume", "create", &volume]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &prod,
-        "-v",
-        &format!("{volume}:/var/lib/postgresql/data"),
-        PG_IMAGE,
-        "pg-start",
-    ]);
-    let psql = |container: &str, sql: &str| {
-        let out = Command::new("docker")
-            .args([
-                "exec", container, "psql", "-U", "postgres", "-At", "-c", sql,
-            ])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
-    wait_for(
-        "PostgreSQL in production",
-        Duration::from_secs(60),
-        &[],
-        || psql(&prod, "SELECT 1").0,
-    );
-    let (ok, out) = psql(
-        &prod,
-        "CREATE TABLE citizens (id int PRIMARY KEY, name text NOT NULL); \
-         INSERT INTO citizens VALUES (1, 'Siti Aminah'), (2, 'Budi Santoso'), (3, 'La Ode Hamid');",
-    );
-    assert!(ok, "{out}");
+    let mut cleanup = Cleanup::new();
+    start_production_postgres(&mut cleanup, &volume, &prod);
 
     let drc = dir.join("drc");
     let repo = drc.join("disdukcapil");
     let pass = dir.join("walidata.pass");
     write_secret(&pass, "walidata disdukcapil\n");
     let key = dir.join("siak.key");
-    init_repo_with_agent_key(&repo, &pass, &key);
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(
-        mdir.join("all.yaml"),
-        postgres_manifests(&drc, &volume, &prod),
-    )
-    .unwrap();
-    let (controller, url, token, failover_token) = start_failover_controller(dir, &mdir);
+    repo::init_with_agent_key(&PULIH, &repo, &pass, &key);
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &postgres_manifests(&drc, &volume, &prod),
+    );
+    let (c, failover_token) = start_failover_controller(&PULIH, dir, &mdir);
+    let (controller, url, token) = c.into_parts();
     let agent = start_agent(&url, &token, dir, "siak", &key, &pass);
     let executor = start_executor(&url, &token, dir, &repo, &pass, &svc);
-    cleanup
-        .0
-        .push(vec!["network".into(), "rm".into(), svc.clone()]);
+    cleanup.network(&svc);
     let procs = [&controller, &agent, &executor];
-    wait_for(
-        "the agent's first heartbeat",
-        Duration::from_secs(30),
-        &procs,
-        || agent_seen(&url, &token, "siak"),
-    );
-    let run = last_json(&run_ok(ops(&url, &token).args([
+    wait_for_heartbeat(&PULIH, &url, &token, "siak", &procs);
+    let run = last_json(&run_ok(PULIH.ops(&url, &token).args([
         "replicate",
         "siak",
         "--wait",
@@ -1229,7 +956,8 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     assert_eq!(run["state"], "succeeded", "{run}\n{}", agent.log_text());
 
     let order = |n: u32| format!("Surat Perintah Wali Kota Bontang No. {n}/2026 (test)");
-    let out = ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args(["failover", "start", "siak", "--order", &order(3)])
         .args(["--wait", "--timeout", "300", "--json"])
         .arg("--authorization-file")
@@ -1245,17 +973,8 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     assert_eq!(d["state"], "passed", "{d:#}\n{}", executor.log_text());
     let id = d["id"].as_str().unwrap().to_string();
     let label = format!("label=io.pulih.recovery={id}");
-    for c in docker(&["ps", "-aq", "--filter", &label]).lines() {
-        cleanup
-            .0
-            .insert(0, vec!["rm".into(), "-f".into(), c.into()]);
-    }
-    let checks: Vec<(&str, bool)> = d["report"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
-        .collect();
+    cleanup.containers_matching(&label);
+    let checks = report::checks(&d["report"]);
     assert_eq!(
         checks,
         [
@@ -1266,7 +985,9 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
         "{d:#}"
     );
     let v = last_json(&run_ok(
-        ops(&url, &token).args(["servers", "show", "siak", "--json"]),
+        PULIH
+            .ops(&url, &token)
+            .args(["servers", "show", "siak", "--json"]),
     ));
     assert_eq!(v["failed_over"], id.as_str(), "{v:#}");
 
@@ -1288,7 +1009,8 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     ]);
     assert!(rows.contains("Wayan Sudarma"), "{rows}");
 
-    let out = ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args(["failback", "siak", "--order", &order(4)])
         .args(["--wait", "--timeout", "300", "--json"])
         .arg("--authorization-file")
@@ -1308,7 +1030,7 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
     // The primary's PostgreSQL runs again on the restored volume, with the
     // row made at the DRC and the rows it had.
     assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Status}}", &prod]),
+        docker::status(&prod),
         "running",
         "the primary's container runs again"
     );
@@ -1334,10 +1056,12 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
         "{names}"
     );
     // Nothing of the failover is left at the DRC; the inventory agrees.
-    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(docker::containers(&label), "");
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
     let v = last_json(&run_ok(
-        ops(&url, &token).args(["servers", "show", "siak", "--json"]),
+        PULIH
+            .ops(&url, &token)
+            .args(["servers", "show", "siak", "--json"]),
     ));
     assert!(v["failed_over"].is_null(), "{v:#}");
 }
@@ -1351,30 +1075,12 @@ fn plan_manifests(
     web_src: &Path,
     steps_log: &Path,
 ) -> String {
-    format!(
-        r#"apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {{name: drc}}
-spec: {{url: {drc}}}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: dinkes}}
-spec:
-  code: DINKES
-  name: Dinas Kesehatan
-  walidata: {{name: Kepala Dinas, contact: walidata@dinkes.example}}
-  drcTarget: drc
-  drills: {{consent: true}}
----
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: simpus-db}}
-spec:
-  perangkatDaerah: dinkes
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources: [{{path: {db}}}]
+    let (db, web, log) = (db_src.display(), web_src.display(), steps_log.display());
+    drc_target(&drc.display().to_string())
+        + &agency(DINKES, true)
+        + &server("simpus-db", "dinkes")
+        + &format!(
+            r#"  sources: [{{path: {db}}}]
   schedule: {{cron: "0 0 1 1 *"}}
   recovery:
     containers:
@@ -1385,15 +1091,11 @@ spec:
     healthChecks:
       - name: db-listens
         tcp: {{container: db, port: 5432}}
----
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: simpus-web}}
-spec:
-  perangkatDaerah: dinkes
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources: [{{path: {web}}}]
+"#
+        )
+        + &server("simpus-web", "dinkes")
+        + &format!(
+            r#"  sources: [{{path: {web}}}]
   schedule: {{cron: "0 0 1 1 *"}}
   recovery:
     containers:
@@ -1425,40 +1127,7 @@ spec:
   postSteps:
     - {{name: umumkan-pulih, command: [sh, -c, "echo $PULIH_PHASE $PULIH_STEP $PULIH_PLAN_RUN >> {log}"]}}
 "#,
-        drc = drc.display(),
-        db = db_src.display(),
-        web = web_src.display(),
-        log = steps_log.display(),
-    )
-}
-
-/// Starts a controller with a failover authorization and an approver for
-/// `dkis-head` (token in `DIR/approver-dkis-head.token`) and applies the
-/// manifests in `mdir`: (controller, URL, admin token, failover token).
-fn start_failover_controller(
-    dir: &Path,
-    mdir: &Path,
-) -> (Proc, String, std::path::PathBuf, std::path::PathBuf) {
-    let state = dir.join("controller");
-    let config = dir.join("controller.toml");
-    let failover_token = dir.join("failover.token");
-    write_secret(&failover_token, "failover authority of the DKIS head\n");
-    let approver = dir.join("approver-dkis-head.token");
-    write_secret(&approver, "approval of the head of DKIS\n");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = {:?}\npusat_data_subnets = [\"127.0.0.0/8\"]\nfailover_token_file = {:?}\n[approvers]\ndkis-head = {:?}\n",
-            state.display().to_string(),
-            failover_token.display().to_string(),
-            approver.display().to_string()
-        ),
-    )
-    .unwrap();
-    let (controller, url) = start_controller(&config, dir, "127.0.0.1:0");
-    let token = state.join("admin.token");
-    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(mdir));
-    (controller, url, token, failover_token)
+        )
 }
 
 /// Starts a DRC executor for target `drc` of the controller at `url`, with
@@ -1472,80 +1141,25 @@ fn start_executor(
     pass: &Path,
     service_network: &str,
 ) -> Proc {
-    let xdir = dir.join("executor");
-    std::fs::create_dir_all(&xdir).unwrap();
-    let identity = xdir.join("drc-drill.key");
-    let out = run_ok(pulih().args(["drc", "keygen", "--out"]).arg(&identity));
-    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    run_ok(
-        pulih()
-            .args(["repo", "grant-drill", "--repo"])
-            .arg(repo)
-            .arg("--passphrase-file")
-            .arg(pass)
-            .arg("--recipient")
-            .arg(&recipient),
-    );
-    let t = last_json(&run_ok(ops(url, token).args([
-        "drc",
-        "enroll-token",
-        "drc",
-        "--json",
-    ])));
-    let tfile = xdir.join("enroll.token");
-    write_secret(&tfile, t["token"].as_str().unwrap());
-    let xcfg = xdir.join("drc.toml");
-    std::fs::write(
-        &xcfg,
-        format!(
-            "controller = {url:?}\ntarget = \"drc\"\nstate_dir = {:?}\nidentity_file = {:?}\nenroll_token_file = {:?}\nscratch_dir = {:?}\nheartbeat_interval = \"1s\"\nservice_network = {:?}\n",
-            xdir.join("state").display().to_string(),
-            identity.display().to_string(),
-            tfile.display().to_string(),
-            xdir.join("scratch").display().to_string(),
-            service_network,
-        ),
-    )
-    .unwrap();
-    Proc::spawn(
-        "drc executor",
-        pulih()
-            .args(["agent", "--role", "drc", "--config"])
-            .arg(&xcfg),
-        xdir.join("executor.log"),
-    )
+    let x = Executor::prepare(&PULIH, url, token, dir, service_network, "");
+    repo::grant_drill(&PULIH, repo, pass, &x.recipient);
+    x.spawn(&PULIH)
 }
 
 /// Starts the agent of `server` (it may restore: the walidata gave it the
 /// passphrase, for failbacks).
 fn start_agent(url: &str, token: &Path, dir: &Path, server: &str, key: &Path, pass: &Path) -> Proc {
-    let adir = dir.join(server);
-    std::fs::create_dir_all(&adir).unwrap();
-    let t = last_json(&run_ok(ops(url, token).args([
-        "servers",
-        "enroll-token",
+    Agent {
+        url,
         server,
-        "--json",
-    ])));
-    let tfile = adir.join("enroll.token");
-    write_secret(&tfile, t["token"].as_str().unwrap());
-    let acfg = adir.join("agent.toml");
-    std::fs::write(
-        &acfg,
-        format!(
-            "controller = {url:?}\nserver = {server:?}\nstate_dir = {:?}\nagent_key_file = {:?}\nenroll_token_file = {:?}\nheartbeat_interval = \"1s\"\nreader_passphrase_file = {:?}\n",
-            adir.join("state").display().to_string(),
-            key.display().to_string(),
-            tfile.display().to_string(),
+        key,
+        dir: dir.join(server),
+        extra: format!(
+            "reader_passphrase_file = {:?}\n",
             pass.display().to_string()
         ),
-    )
-    .unwrap();
-    Proc::spawn(
-        server,
-        pulih().args(["agent", "--config"]).arg(&acfg),
-        adir.join("agent.log"),
-    )
+    }
+    .start(&PULIH, &enroll_token(PULIH.ops(url, token), server))
 }
 
 /// A recovery plan (a database group, then the app group that depends on
@@ -1562,43 +1176,21 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
  {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let image = "pulih-test/busybox:1";
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/busybox-app.sh");
-    run_ok(Command::new("bash").arg(&script).arg(image));
+    let image = images::busybox();
     let svc = format!("pulih-test-plansvc-{}", std::process::id());
-    /// Whatever a failed run of this test left: the recovered containers
-    /// (on the service network, or kept up by a drill run), then networks.
-    struct Leftovers(String);
-    impl Drop for Leftovers {
-        fn drop(&mut self) {
-            for filter in [
-                format!("network={}", self.0),
-                "label=io.pulih.plan-run".into(),
-            ] {
-                let ids = Command::new("docker")
-                    .args(["ps", "-aq", "--filter", &filter])
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                    .unwrap_or_default();
-                for id in ids.split_whitespace() {
-                    let _ = Command::new("docker").args(["rm", "-f", id]).output();
-                }
-            }
-            let _ = Command::new("docker")
-                .args(["network", "rm", &self.0])
-                .output();
-            let _ = Command::new("docker")
-                .args([
-                    "network",
-                    "prune",
-                    "-f",
-                    "--filter",
-                    "label=io.pulih.plan-run",
-                ])
-                .output();
-        }
-    }
-    let _cleanup = Leftovers(svc.clone());
+    // Whatever a failed run of this test left: the recovered containers
+    // (on the service network, or kept up by a drill run), then networks.
+    let mut cleanup = Cleanup::new();
+    cleanup.later(&[
+        "network",
+        "prune",
+        "-f",
+        "--filter",
+        "label=io.pulih.plan-run",
+    ]);
+    cleanup.network(&svc);
+    cleanup.containers_matching("label=io.pulih.plan-run");
+    cleanup.containers_matching(&format!("network={svc}"));
     let steps_log = dir.join("steps.log");
     let db_src = dir.join("db-src");
     let web_src = dir.join("web-src");
@@ -1612,47 +1204,26 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     let repo = drc.join("dinkes");
     let pass = dir.join("dinkes.pass");
     write_secret(&pass, "walidata dinkes\n");
-    run_ok(
-        pulih()
-            .args(["repo", "init", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass),
-    );
+    repo::init(&PULIH, &repo, &pass);
     let key = |name: &str| {
         let k = dir.join(format!("{name}.key"));
-        run_ok(
-            pulih()
-                .args(["repo", "add-agent-key", "--repo"])
-                .arg(&repo)
-                .arg("--passphrase-file")
-                .arg(&pass)
-                .arg("--out")
-                .arg(&k),
-        );
+        repo::add_agent_key(&PULIH, &repo, &pass, &k);
         k
     };
     let (db_key, web_key) = (key("db"), key("web"));
-    let mdir = dir.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(
-        mdir.join("all.yaml"),
-        plan_manifests(&drc, image, &db_src, &web_src, &steps_log),
-    )
-    .unwrap();
-    let (controller, url, token, failover_token) = start_failover_controller(dir, &mdir);
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &plan_manifests(&drc, image, &db_src, &web_src, &steps_log),
+    );
+    let (c, failover_token) = start_failover_controller(&PULIH, dir, &mdir);
+    let (controller, url, token) = c.into_parts();
     let db_agent = start_agent(&url, &token, dir, "simpus-db", &db_key, &pass);
     let web_agent = start_agent(&url, &token, dir, "simpus-web", &web_key, &pass);
     let executor = start_executor(&url, &token, dir, &repo, &pass, &svc);
     let procs = [&controller, &db_agent, &web_agent, &executor];
     let replicate = |server: &str| {
-        wait_for(
-            "the agent's first heartbeat",
-            Duration::from_secs(30),
-            &procs,
-            || agent_seen(&url, &token, server),
-        );
-        let run = last_json(&run_ok(ops(&url, &token).args([
+        wait_for_heartbeat(&PULIH, &url, &token, server, &procs);
+        let run = last_json(&run_ok(PULIH.ops(&url, &token).args([
             "replicate",
             server,
             "--wait",
@@ -1665,7 +1236,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
 
     // The drill of the plan: data passes, aplikasi fails, the run stops.
     let drill = || {
-        ops(&url, &token)
+        PULIH
+            .ops(&url, &token)
             .args([
                 "drill",
                 "run",
@@ -1725,7 +1297,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     // Fixed at the primary and replicated: resume retries only the app.
     std::fs::write(web_src.join("ready"), "yes\n").unwrap();
     replicate("simpus-web");
-    let out = ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args([
             "plan",
             "resume",
@@ -1743,7 +1316,9 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     assert_eq!(run["groups"][0]["recoveries"].as_array().unwrap().len(), 1);
     assert_eq!(run["groups"][1]["recoveries"].as_array().unwrap().len(), 2);
     assert!(run["rto_seconds"].as_f64().unwrap() > 0.0, "{run:#}");
-    let list = last_json(&run_ok(ops(&url, &token).args(["plan", "list", "--json"])));
+    let list = last_json(&run_ok(
+        PULIH.ops(&url, &token).args(["plan", "list", "--json"]),
+    ));
     assert_eq!(list[0]["id"], id.as_str());
     // The database stayed up on the run's internal network for the app
     // (the app's check reached it by name); with the run over, the
@@ -1755,7 +1330,9 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         &procs,
         || {
             run = last_json(&run_ok(
-                ops(&url, &token).args(["plan", "show", &id, "--json"]),
+                PULIH
+                    .ops(&url, &token)
+                    .args(["plan", "show", &id, "--json"]),
             ));
             run["teardown"]["drc"].is_object()
         },
@@ -1778,7 +1355,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     // The failover of the plan: needs the failover authorization; both
     // servers come up on the shared service network, the app can reach
     // its database by name, and both are failed over in the inventory.
-    let out = ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args(["failover", "start", "layanan-simpus", "--order", "test"])
         .arg("--authorization-file")
         .arg(&token)
@@ -1789,7 +1367,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         "{out:?}"
     );
     // The plan names an approver: the run waits for the head of DKIS.
-    let out = ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args([
             "failover",
             "start",
@@ -1815,7 +1394,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     );
     let fid = run["id"].as_str().unwrap().to_string();
     let approve = |role: &str, file: &Path| {
-        ops(&url, &token)
+        PULIH
+            .ops(&url, &token)
             .args(["plan", "approve", &fid, "--role", role])
             .args(["--name", "Kepala DKIS (test)"])
             .args(["--wait", "--timeout", "300", "--json"])
@@ -1888,7 +1468,7 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         "http://db:5432/index.html",
     ]);
     assert_eq!(page, "rows: 3");
-    let servers = last_json(&run_ok(ops(&url, &token).args(["servers", "--json"])));
+    let servers = last_json(&run_ok(PULIH.ops(&url, &token).args(["servers", "--json"])));
     for s in servers.as_array().unwrap() {
         let by = s["failed_over"].as_str().unwrap_or_default();
         assert!(by.starts_with(&fid), "{s:#}");
@@ -1897,7 +1477,8 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     // A change at the DRC while failed over, then the rollback: both
     // failed back (the app first), the primaries restore the DRC's data.
     docker(&["exec", &web, "sh", "-c", "echo changed-at-drc > /cfg/ready"]);
-    let out = ops(&url, &token)
+    let out = PULIH
+        .ops(&url, &token)
         .args([
             "plan",
             "rollback",
@@ -1930,7 +1511,7 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
             Duration::from_secs(60),
             &procs,
             || {
-                let runs = last_json(&run_ok(ops(&url, &token).args(["runs", "--json"])));
+                let runs = last_json(&run_ok(PULIH.ops(&url, &token).args(["runs", "--json"])));
                 runs.as_array()
                     .unwrap()
                     .iter()
@@ -1943,15 +1524,123 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
         "changed-at-drc\n"
     );
     assert_eq!(
-        docker(&["ps", "-aq", "--filter", &format!("network={svc}")]),
+        docker::containers(&format!("network={svc}")),
         "",
         "nothing of the failover is left running"
     );
-    let servers = last_json(&run_ok(ops(&url, &token).args(["servers", "--json"])));
+    let servers = last_json(&run_ok(PULIH.ops(&url, &token).args(["servers", "--json"])));
     for s in servers.as_array().unwrap() {
         assert!(s["failed_over"].is_null(), "{s:#}");
     }
     for p in [executor, web_agent, db_agent, controller] {
         p.stop();
     }
+}
+
+/// A server whose recovery container publishes its port in Docker's
+/// `IP:HOST:CONTAINER` form (`127.0.0.1:PORT:8080`).
+fn loopback_port_manifests(drc: &Path, image: &str, src: &Path, port: u16) -> String {
+    let src = src.display();
+    drc_target(&drc.display().to_string())
+        + &agency(DISKOMINFO, true)
+        + &server("portal", "diskominfo")
+        + &format!(
+            r#"  sources: [{{path: {src}}}]
+  recovery:
+    containers:
+      - name: web
+        image: {image}
+        command: [httpd, -f, -p, "8080", -h, /www]
+        volumes: [{{source: {src}, target: /www}}]
+        ports: ["127.0.0.1:{port}:8080"]
+    healthChecks:
+      - name: web-serves-the-portal
+        http: {{container: web, port: 8080, path: /index.html, expectStatus: 200, expectBodyContains: "layanan publik"}}
+        timeout: 10s
+"#,
+        )
+}
+
+/// Issue 18, item 9: a failover from the DRC store alone (`pulih drc
+/// failover`, no controller) of a server whose recovery container
+/// publishes `127.0.0.1:PORT:8080` passes; the app answers on
+/// 127.0.0.1:PORT, and the engine bound the port to 127.0.0.1 only.
+#[test]
+fn a_failover_whose_container_publishes_ip_host_container_answers_on_that_address_only() {
+    let image = images::busybox();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let svc = format!("pulih-test-ip{}-svc", std::process::id());
+    let mut cleanup = Cleanup::new();
+    cleanup.network(&svc);
+    // Whatever the failover started: on the service network.
+    cleanup.containers_matching(&format!("network={svc}"));
+
+    // The primary's data, replicated once by its agent key (tagged with
+    // the server's name, as the agent tags it).
+    let src = dir.join("portal");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("index.html"),
+        "<p>layanan publik: 7 formulir</p>\n",
+    )
+    .unwrap();
+    let drc = dir.join("drc");
+    let repo = drc.join("diskominfo");
+    let pass = dir.join("walidata.pass");
+    write_secret(&pass, "walidata diskominfo\n");
+    let key = dir.join("portal.key");
+    repo::init_with_agent_key(&PULIH, &repo, &pass, &key);
+    repo::backup_tagged(&PULIH, &repo, &key, "portal", &src);
+    let port = free_port();
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &loopback_port_manifests(&drc, image, &src, port),
+    );
+
+    let out = PULIH
+        .cmd()
+        .args(["drc", "failover", "portal", "--json", "-f"])
+        .arg(&mdir)
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .args([
+            "--order",
+            "Surat Perintah Wali Kota Bontang No. 5/2026 (test)",
+        ])
+        .args(["--service-network", &svc])
+        .arg("--scratch-dir")
+        .arg(dir.join("scratch"))
+        .output()
+        .unwrap();
+    let report = last_json(&out);
+    assert!(
+        out.status.success(),
+        "failover failed: {report:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["kind"], "failover", "{report:#}");
+    assert_eq!(report["state"], "passed", "{report:#}");
+    assert_eq!(report["checks"][0]["ok"], true, "{report:#}");
+    let web = format!("pulih-{}-web", report["id"].as_str().unwrap());
+    assert_eq!(docker::status(&web), "running", "a failover keeps running");
+
+    // The app answers on the address its manifest names.
+    let answer = http_get("127.0.0.1", port, "/index.html");
+    assert!(
+        answer.starts_with("HTTP/1.") && answer.contains("layanan publik: 7 formulir"),
+        "{answer}"
+    );
+    // The engine was asked for 127.0.0.1 and published there only.
+    let want = serde_json::json!({
+        "8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": port.to_string()}]
+    });
+    let asked: serde_json::Value =
+        serde_json::from_str(&docker::inspect(&web, "{{json .HostConfig.PortBindings}}")).unwrap();
+    assert_eq!(asked, want);
+    let published: serde_json::Value =
+        serde_json::from_str(&docker::inspect(&web, "{{json .NetworkSettings.Ports}}")).unwrap();
+    assert_eq!(published, want);
 }

@@ -2,14 +2,16 @@
 //! filesystem repository: round trips, incrementals, bad input, corruption,
 //! crashes and concurrent agents.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+use pulih_test_support::repo::Fixture;
+use pulih_test_support::tree::{assert_same_tree, change_one_percent, make_tree, restored, walk};
+use pulih_test_support::{Pulih, last_json, run_ok};
 use rand::{Rng, SeedableRng};
-use support::*;
+
+const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
 
 fn snapshot_id(v: &serde_json::Value) -> String {
     v["snapshot_id"].as_str().unwrap().to_owned()
@@ -28,7 +30,7 @@ fn pack_files(repo: &str) -> Vec<std::path::PathBuf> {
 #[test]
 fn backup_change_one_percent_restore_both_snapshots_byte_for_byte() {
     // Small chunks, so a small corpus still has many chunks per changed file.
-    let fx = Fixture::with_options(None, &["--chunk-size-kib", "64"]);
+    let fx = Fixture::with_options(PULIH, None, &["--chunk-size-kib", "64"]);
     let src = fx.path("src");
     make_tree(&src, 6_000_000, 1);
     let first = fx.backup(&src);
@@ -78,7 +80,7 @@ fn backup_change_one_percent_restore_both_snapshots_byte_for_byte() {
 
 #[test]
 fn no_change_backup_reads_nothing_and_a_lost_cache_uploads_nothing_new() {
-    let fx = Fixture::new();
+    let fx = Fixture::new(PULIH);
     let src = fx.path("src");
     make_tree(&src, 1_000_000, 3);
     let first = fx.backup(&src);
@@ -108,7 +110,7 @@ fn stderr_of(out: &std::process::Output) -> String {
 
 #[test]
 fn bad_input_gets_a_clear_error_and_loses_nothing() {
-    let fx = Fixture::new();
+    let fx = Fixture::new(PULIH);
     let src = fx.path("src");
     make_tree(&src, 200_000, 4);
     fx.backup(&src);
@@ -117,7 +119,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
     let wrong = fx.path("wrong");
     std::fs::write(&wrong, "salah").unwrap();
     std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = pulih()
+    let out = PULIH
+        .cmd()
         .args(["repo", "snapshots", "--repo", &fx.repo, "--passphrase-file"])
         .arg(&wrong)
         .output()
@@ -131,7 +134,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
 
     // A world-readable passphrase file is refused.
     std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = pulih()
+    let out = PULIH
+        .cmd()
         .args(["repo", "snapshots", "--repo", &fx.repo, "--passphrase-file"])
         .arg(&wrong)
         .output()
@@ -144,7 +148,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
 
     // A repository URL that does not exist, and a directory that is not a repository.
     let missing = fx.path("no-such-repo");
-    let out = pulih()
+    let out = PULIH
+        .cmd()
         .args(["repo", "snapshots", "--passphrase-file"])
         .arg(&fx.pass)
         .arg("--repo")
@@ -157,7 +162,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         "{}",
         stderr_of(&out)
     );
-    let out = pulih()
+    let out = PULIH
+        .cmd()
         .args(["repo", "backup", "--agent-key"])
         .arg(&fx.key)
         .arg("--repo")
@@ -170,7 +176,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         "{}",
         stderr_of(&out)
     );
-    let out = pulih()
+    let out = PULIH
+        .cmd()
         .args([
             "repo",
             "snapshots",
@@ -188,7 +195,7 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
     );
 
     // An agent key from another repository.
-    let other = Fixture::new();
+    let other = Fixture::new(PULIH);
     let before = std::fs::read_dir(Path::new(&fx.repo).join("snapshots"))
         .unwrap()
         .count();
@@ -230,7 +237,7 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
 
 #[test]
 fn unreadable_source_file_is_reported_and_the_rest_is_backed_up_with_exit_code_3() {
-    let fx = Fixture::new();
+    let fx = Fixture::new(PULIH);
     let src = fx.path("src");
     make_tree(&src, 200_000, 5);
     let secret = src.join("dokumen/rahasia.txt");
@@ -257,7 +264,7 @@ fn unreadable_source_file_is_reported_and_the_rest_is_backed_up_with_exit_code_3
         ]);
         c
     } else {
-        pulih()
+        PULIH.cmd()
     };
     let out = cmd
         .args([
@@ -326,6 +333,7 @@ fn damaged_copy(fx: &Fixture, name: &str) -> Fixture {
     std::fs::copy(&fx.pass, &pass).unwrap();
     std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
     Fixture {
+        pulih: PULIH,
         repo: repo.to_string_lossy().into_owned(),
         pass,
         key: fx.key.clone(),
@@ -356,7 +364,7 @@ fn verify_problems(fx: &Fixture) -> String {
 
 #[test]
 fn corruption_is_detected_named_and_never_restored_silently() {
-    let fx = Fixture::new();
+    let fx = Fixture::new(PULIH);
     let src = fx.path("src");
     make_tree(&src, 3_000_000, 6);
     run_ok(
@@ -436,7 +444,8 @@ fn corruption_is_detected_named_and_never_restored_silently() {
     let problems = verify_problems(&d);
     assert!(problems.contains("is in no index"), "{problems}");
     run_ok(
-        pulih()
+        PULIH
+            .cmd()
             .args([
                 "repo",
                 "repair-index",
@@ -452,19 +461,17 @@ fn corruption_is_detected_named_and_never_restored_silently() {
         "after repair: {}",
         String::from_utf8_lossy(&v.stdout)
     );
-    let target = d.path("r");
-    run_ok(&mut d.restore_cmd("latest", &target));
-    assert_same_tree(&src, &restored(&target, &src));
+    d.assert_latest_restores(&src);
 }
 
 #[test]
 fn crash_kill_9_at_random_points_leaves_a_verifying_repository_and_the_backup_resumes() {
-    let fx = Fixture::new();
+    let fx = Fixture::new(PULIH);
     let src = fx.path("src");
     make_tree(&src, 40_000_000, 7);
     let mut rng = rand::rngs::StdRng::seed_from_u64(8);
     // Time one whole run of the same data (elsewhere), so kills land inside runs.
-    let probe = Fixture::new();
+    let probe = Fixture::new(PULIH);
     let t = std::time::Instant::now();
     run_ok(
         probe
@@ -591,19 +598,18 @@ fn crash_kill_9_at_random_points_leaves_a_verifying_repository_and_the_backup_re
         "{}",
         String::from_utf8_lossy(&v.stdout)
     );
-    let target = fx.path("r");
-    run_ok(&mut fx.restore_cmd("latest", &target));
-    assert_same_tree(&src, &restored(&target, &src));
+    fx.assert_latest_restores(&src);
 }
 
 #[test]
 fn several_agents_back_up_into_one_repository_at_once_and_all_verify() {
-    let fx = Fixture::new();
+    let fx = Fixture::new(PULIH);
     let mut children = Vec::new();
     for n in 0..3 {
         let key = fx.path(&format!("agent{n}.key"));
         run_ok(
-            pulih()
+            PULIH
+                .cmd()
                 .args([
                     "repo",
                     "add-agent-key",
@@ -640,7 +646,8 @@ fn several_agents_back_up_into_one_repository_at_once_and_all_verify() {
         assert_same_tree(src, &restored(&target, src));
         // Each agent key lists its own snapshot only.
         let out = run_ok(
-            pulih()
+            PULIH
+                .cmd()
                 .args([
                     "repo",
                     "snapshots",

@@ -12,377 +12,45 @@
 //! test makes on the engine carries a per-run prefix and is removed at the
 //! end, also when the test fails.
 
-mod support;
-
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pulih_core::storage::{ObjectInfo, Store};
+use pulih_test_support::clock::unix_now;
+use pulih_test_support::docker::images::{self, BUSYBOX};
+use pulih_test_support::docker::{Scope, docker, docker_output, require_engine};
+use pulih_test_support::garage::cluster::Cluster;
+use pulih_test_support::garage::{BUCKET, require_garage};
+use pulih_test_support::manifests::{self, BPKAD, DINKES, agency, drc_target, server};
+use pulih_test_support::{Pulih, last_json, report, run_ok, wait_until, write_secret};
 use rand::{RngCore, SeedableRng};
-use support::{last_json, ops, pulih, run_ok, write_secret};
 
-const BUSYBOX: &str = "pulih-test/busybox:1";
-/// Where the DRC's store keeps the agencies' repositories.
-const BUCKET: &str = "pulih";
+const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
 /// On each server's page; the failover's health check looks for it.
 const PAGE_MARK: &str = "rekam medis: 3 berkas";
 
-fn docker_output(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI")
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = docker_output(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Seconds since the epoch (the store's object times have this precision).
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Everything this run made on the engine is named `<prefix>-…`; dropping
-/// this removes it (containers first, with whatever else joined our
-/// networks, such as the failover's recovery containers), and on a failure
-/// first prints the tail of every container's log.
-struct Site {
-    prefix: String,
-    networks: Vec<String>,
-}
-
-impl Site {
-    fn name(&self, what: &str) -> String {
-        format!("{}-{what}", self.prefix)
-    }
-
-    fn containers(&self) -> Vec<String> {
-        let filter = format!("name={}-", self.prefix);
-        let out = docker_output(&["ps", "-aq", "--filter", &filter]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn logs(&self, container: &str) -> String {
-        let out = docker_output(&["logs", container]);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
-
-    fn all_logs(&self) -> String {
-        let mut s = String::new();
-        for c in self.containers() {
-            let name = docker_output(&["inspect", "-f", "{{.Name}}", &c]);
-            let log = self.logs(&c);
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            s.push_str(&format!(
-                "--- {} (last 40 lines):\n",
-                String::from_utf8_lossy(&name.stdout).trim()
-            ));
-            for l in tail.iter().rev() {
-                s.push_str(l);
-                s.push('\n');
-            }
-        }
-        s
-    }
-
-    fn network(&mut self, what: &str) -> String {
-        let net = self.name(what);
-        docker(&["network", "create", "--driver", "bridge", &net]);
-        self.networks.push(net.clone());
-        net
-    }
-
-    fn subnet(&self, net: &str) -> String {
-        docker(&[
-            "network",
-            "inspect",
-            "-f",
-            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
-            net,
-        ])
-    }
-
-    fn ip(&self, container: &str, net: &str) -> String {
-        docker(&[
-            "inspect",
-            "-f",
-            &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
-            container,
-        ])
-    }
-
-    /// Polls `f` every 50 ms; fails after `timeout`.
-    fn wait(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !f() {
-            // (Dropping the site prints every container's log.)
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn running(&self, container: &str) -> bool {
-        docker(&["inspect", "-f", "{{.State.Running}}", container]) == "true"
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.all_logs());
-        }
-        let mut doomed = self.containers();
-        for net in &self.networks {
-            let filter = format!("network={net}");
-            let out = docker_output(&["ps", "-aq", "--filter", &filter]);
-            doomed.extend(
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .map(str::to_string),
-            );
-        }
-        doomed.sort();
-        doomed.dedup();
-        for c in &doomed {
-            let _ = docker_output(&["rm", "-f", "-v", c]);
-        }
-        for net in &self.networks {
-            let _ = docker_output(&["network", "rm", net]);
-        }
-    }
-}
-
-/// The docker engine and the garage binary are required: say so clearly.
-/// Returns the garage binary (`PULIH_GARAGE_BIN` or `garage` on PATH) and
-/// its version.
-fn require_tools() -> (String, String) {
-    let info = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output();
-    match info {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "this test needs a running Docker engine: `docker info` failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("this test needs the docker CLI and a running engine: {e}"),
-    }
-    let bin = std::env::var("PULIH_GARAGE_BIN").unwrap_or_else(|_| "garage".into());
-    let found = Command::new("sh")
-        .args(["-c", "command -v \"$0\"", &bin])
-        .output()
-        .unwrap();
-    let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
-    assert!(
-        found.status.success() && !path.is_empty(),
-        "this test needs Garage: `{bin}` is not on PATH (cargo install --locked garage --version 2.5.0, or set PULIH_GARAGE_BIN)"
-    );
-    let out = run_ok(Command::new(&path).arg("--version"));
-    // "garage cargo:2.5.0 [features: …]" or "garage v2.5.0 …"
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let version = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.rsplit(':').next())
-        .map(|v| v.trim_start_matches('v').to_string())
-        .unwrap_or_else(|| panic!("unexpected `garage --version`: {text}"));
-    (path, version)
-}
-
-fn image_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/images")
-        .join(name)
-}
-
-/// The Garage cluster: three nodes on the DRC network, each holding a copy.
+/// The DRC's store: the Garage cluster, listed from the host.
 struct Garage {
-    key_id: PathBuf,
-    secret: PathBuf,
-    /// garage1's S3 endpoint as the host reaches it.
-    host_endpoint: String,
+    cluster: Cluster,
     /// For listing the store from the host.
     rt: tokio::runtime::Runtime,
 }
 
-fn start_garage(site: &Site, dir: &Path, image: &str, drc_net: &str) -> Garage {
-    let rpc_secret: String = (0..32)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect();
-    let nodes = ["garage1", "garage2", "garage3"];
-    for n in nodes {
-        let cfg = dir.join(format!("{n}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "metadata_dir = \"/var/lib/garage/meta\"\ndata_dir = \"/var/lib/garage/data\"\ndb_engine = \"sqlite\"\n\
-                 replication_factor = 3\nrpc_bind_addr = \"0.0.0.0:3901\"\nrpc_public_addr = \"{n}:3901\"\nrpc_secret = \"{rpc_secret}\"\n\
-                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"0.0.0.0:3900\"\nroot_domain = \".s3.garage.localhost\"\n"
-            ),
-        )
-        .unwrap();
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            &site.name(n),
-            "--hostname",
-            n,
-            "--network",
-            drc_net,
-            "--network-alias",
-            n,
-            "-e",
-            "RUST_LOG=warn",
-            "-v",
-            &format!("{}:/etc/garage.toml:ro", cfg.display()),
-            image,
-            "garage",
-            "-c",
-            "/etc/garage.toml",
-            "server",
-        ]);
-    }
-    let garage = |node: &str, args: &[&str]| -> Output {
-        let c = site.name(node);
-        let mut all = vec!["exec", c.as_str(), "garage", "-c", "/etc/garage.toml"];
-        all.extend_from_slice(args);
-        docker_output(&all)
-    };
-    let ok = |o: &Output| o.status.success();
-    let text = |o: &Output| String::from_utf8_lossy(&o.stdout).trim().to_string();
-    // Each node's id, once its RPC port answers.
-    let mut ids = Vec::new();
-    for n in nodes {
-        let mut id = String::new();
-        site.wait(&format!("{n} to answer"), Duration::from_secs(30), || {
-            let o = garage(n, &["node", "id", "-q"]);
-            let listening = ok(&garage(n, &["status"]));
-            id = text(&o).split('@').next().unwrap_or("").to_string();
-            ok(&o) && listening
-        });
-        ids.push(id);
-    }
-    for (n, id) in nodes.iter().zip(&ids).skip(1) {
-        let peer = format!("{id}@{n}:3901");
-        site.wait(
-            &format!("garage1 to connect to {n}"),
-            Duration::from_secs(30),
-            || ok(&garage("garage1", &["node", "connect", &peer])),
-        );
-    }
-    for id in &ids {
-        site.wait(
-            &format!("the layout to take node {id}"),
-            Duration::from_secs(30),
-            || {
-                ok(&garage(
-                    "garage1",
-                    &["layout", "assign", "-z", "dc1", "-c", "1G", id],
-                ))
-            },
-        );
-    }
-    let apply = garage("garage1", &["layout", "apply", "--version", "1"]);
-    assert!(ok(&apply), "layout apply: {apply:?}");
-    // Every node has the layout before the bucket is made.
-    for n in nodes {
-        site.wait(
-            &format!("{n} to see the three-node layout"),
-            Duration::from_secs(30),
-            || {
-                let s = text(&garage(n, &["layout", "show"]));
-                ids.iter().all(|id| s.contains(&id[..16]))
-                    && s.contains("Current cluster layout version: 1")
-            },
-        );
-    }
-    let run = |args: &[&str]| {
-        let o = garage("garage1", args);
-        assert!(ok(&o), "garage {args:?}: {o:?}");
-        text(&o)
-    };
-    run(&["bucket", "create", BUCKET]);
-    let key = run(&["key", "create", "pulih-test"]);
-    let field = |name: &str| {
-        key.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {key}"))
-            .trim()
-            .to_owned()
-    };
-    run(&[
-        "bucket",
-        "allow",
-        "--read",
-        "--write",
-        "--owner",
-        BUCKET,
-        "--key",
-        "pulih-test",
-    ]);
-    let key_id = dir.join("s3.id");
-    let secret = dir.join("s3.secret");
-    write_secret(&key_id, &field("Key ID:"));
-    write_secret(&secret, &field("Secret key:"));
-    let ip = site.ip(&site.name("garage1"), drc_net);
-    Garage {
-        key_id,
-        secret,
-        host_endpoint: format!("http://{ip}:3900"),
-        rt: tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap(),
-    }
-}
-
 impl Garage {
-    /// An agency's repository URL as the host reaches it.
-    /// (A request Garage holds — seen with the cluster busy or a node
-    /// going away — is cut after 10 s and sent again, so the test's own
-    /// listings do not wait the default 2 minutes.)
     fn host_repo(&self, pd: &str) -> String {
-        format!(
-            "s3://{BUCKET}/drc/{pd}?endpoint={}&region=garage&timeout=10s",
-            self.host_endpoint
-        )
+        self.cluster.host_repo(pd)
     }
 
     /// `pulih` on the host with the store's credentials.
-    fn pulih(&self) -> Command {
-        let mut c = pulih();
-        c.env("PULIH_S3_ACCESS_KEY_ID_FILE", &self.key_id)
-            .env("PULIH_S3_SECRET_ACCESS_KEY_FILE", &self.secret);
-        c
+    fn pulih(&self) -> std::process::Command {
+        self.cluster.pulih(&PULIH)
     }
 
     /// The objects under `prefix` of an agency's repository, by key.
     fn objects(&self, pd: &str, prefix: &str) -> BTreeMap<String, ObjectInfo> {
-        let id = std::fs::read_to_string(&self.key_id).unwrap();
-        let secret = std::fs::read_to_string(&self.secret).unwrap();
+        let id = std::fs::read_to_string(&self.cluster.key_id).unwrap();
+        let secret = std::fs::read_to_string(&self.cluster.secret).unwrap();
         let store =
             Store::open_with(&self.host_repo(pd), false, Some((id.trim(), secret.trim()))).unwrap();
         self.rt
@@ -436,40 +104,12 @@ fn make_data(dir: &Path, server: &str, blobs: usize, seed: u64) {
 }
 
 fn manifests(drc_url: &str) -> String {
-    format!(
-        r#"apiVersion: pulih.io/v1alpha1
-kind: DrcTarget
-metadata: {{name: drc}}
-spec:
-  url: "{drc_url}"
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: dinkes}}
-spec:
-  code: DINKES
-  name: Dinas Kesehatan
-  walidata: {{name: Kepala Dinas, contact: walidata@dinkes.example}}
-  drcTarget: drc
-  drills: {{consent: true}}
----
-apiVersion: pulih.io/v1alpha1
-kind: PerangkatDaerah
-metadata: {{name: bpkad}}
-spec:
-  code: BPKAD
-  name: Badan Pengelolaan Keuangan dan Aset Daerah
-  walidata: {{name: Kepala Badan, contact: walidata@bpkad.example}}
-  drcTarget: drc
----
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: simpus}}
-spec:
-  perangkatDaerah: dinkes
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
+    drc_target(drc_url)
+        + &agency(DINKES, true)
+        + &agency(BPKAD, false)
+        + &server("simpus", "dinkes")
+        + &format!(
+            r#"  sources:
     - path: /srv/simpus
   schedule: {{cron: "0 0 1 1 *"}}
   rpo: 1h
@@ -484,25 +124,23 @@ spec:
       - name: web-serves-the-records
         http: {{container: web, port: 8080, path: /index.html, expectStatus: 200, expectBodyContains: "{PAGE_MARK}"}}
         timeout: 30s
----
-apiVersion: pulih.io/v1alpha1
-kind: Server
-metadata: {{name: sipd}}
-spec:
-  perangkatDaerah: bpkad
-  location: pusat-data
-  centralization: {{status: centralized}}
-  sources:
+"#
+        )
+        + &server("sipd", "bpkad")
+        + r#"  sources:
     - path: /srv/sipd
-  schedule: {{cron: "0 0 1 1 *"}}
+  schedule: {cron: "0 0 1 1 *"}
   rpo: 1h
 "#
-    )
 }
 
 /// One run as the controller lists it.
 fn run_view(url: &str, token: &Path, server: &str, run_key: &str) -> serde_json::Value {
-    let out = run_ok(ops(url, token).args(["runs", "--json", "--server", server]));
+    let out = run_ok(
+        PULIH
+            .ops(url, token)
+            .args(["runs", "--json", "--server", server]),
+    );
     last_json(&out)
         .as_array()
         .unwrap()
@@ -512,13 +150,30 @@ fn run_view(url: &str, token: &Path, server: &str, run_key: &str) -> serde_json:
         .unwrap_or(serde_json::Value::Null)
 }
 
+/// Waits up to `timeout` for a run to end: its view then.
+fn wait_for_run(
+    what: &str,
+    timeout: Duration,
+    url: &str,
+    token: &Path,
+    server: &str,
+    run_key: &str,
+) -> serde_json::Value {
+    let mut run = serde_json::Value::Null;
+    wait_until(what, timeout, || {
+        run = run_view(url, token, server, run_key);
+        finished(&run)
+    });
+    run
+}
+
 fn finished(run: &serde_json::Value) -> bool {
     run["finished_at"].is_string()
 }
 
 /// Queues a replication of `server` now; returns its run key.
 fn replicate(url: &str, token: &Path, server: &str) -> String {
-    let q = last_json(&run_ok(ops(url, token).args([
+    let q = last_json(&run_ok(PULIH.ops(url, token).args([
         "replicate",
         server,
         "--json",
@@ -530,39 +185,18 @@ fn replicate(url: &str, token: &Path, server: &str) -> String {
 fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_runs_from_the_drc_alone()
  {
     let started = Instant::now();
-    let (garage_bin, garage_version) = require_tools();
+    require_engine();
+    let (garage_bin, garage_version) = require_garage();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
 
     // Images, from files on this machine only.
-    run_ok(
-        Command::new("bash")
-            .arg(image_script("busybox-app.sh"))
-            .arg(BUSYBOX),
-    );
-    let garage_image = format!("pulih-test/garage:{garage_version}");
-    run_ok(
-        Command::new("bash")
-            .arg(image_script("garage-image.sh"))
-            .arg(&garage_image)
-            .arg(&garage_bin),
-    );
-    let out = run_ok(
-        Command::new("bash")
-            .arg(image_script("pulih-image.sh"))
-            .arg(env!("CARGO_BIN_EXE_pulih")),
-    );
-    let pulih_image = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    images::busybox();
+    let garage_image = images::garage(&garage_bin, &garage_version);
+    let pulih_image = images::pulih(PULIH.bin());
     eprintln!("images ready after {:?}", started.elapsed());
 
-    let mut site = Site {
-        prefix: format!(
-            "pulih-topo-{}-{:04x}",
-            std::process::id(),
-            rand::random::<u16>()
-        ),
-        networks: Vec::new(),
-    };
+    let mut site = Scope::new("pulih-topo");
     let pd1_net = site.network("pd1");
     let pd2_net = site.network("pd2");
     let drc_net = site.network("drc");
@@ -572,7 +206,13 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     // The DRC store.
     let gdir = dir.join("garage");
     std::fs::create_dir_all(&gdir).unwrap();
-    let garage = start_garage(&site, &gdir, &garage_image, &drc_net);
+    let garage = Garage {
+        cluster: Cluster::start(&site, &gdir, &garage_image, &drc_net),
+        rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    };
     eprintln!("garage cluster up after {:?}", started.elapsed());
 
     // The walidata of each agency makes its repository and its servers'
@@ -581,11 +221,12 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     let xetc = dir.join("executor/etc");
     std::fs::create_dir_all(&xetc).unwrap();
     let identity = xetc.join("drc-drill.key");
-    let recipient =
-        String::from_utf8(run_ok(pulih().args(["drc", "keygen", "--out"]).arg(&identity)).stdout)
-            .unwrap()
-            .trim()
-            .to_string();
+    let recipient = String::from_utf8(
+        run_ok(PULIH.cmd().args(["drc", "keygen", "--out"]).arg(&identity)).stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
     let mut pass = BTreeMap::new();
     for (pd, server) in [("dinkes", "pd1"), ("bpkad", "pd2")] {
         let p = dir.join(format!("{pd}.pass"));
@@ -677,27 +318,25 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     ]);
     let url = format!("http://{}:8080", site.ip(&controller, &pd1_net));
     let token = cstate.join("admin.token");
-    site.wait("the controller to answer", Duration::from_secs(30), || {
+    wait_until("the controller to answer", Duration::from_secs(30), || {
         token.exists()
-            && ops(&url, &token)
+            && PULIH
+                .ops(&url, &token)
                 .args(["servers", "--json"])
                 .output()
                 .unwrap()
                 .status
                 .success()
     });
-    let mdir = xetc.join("manifests");
-    std::fs::create_dir_all(&mdir).unwrap();
-    std::fs::write(
-        mdir.join("all.yaml"),
+    let mdir = manifests::write(
+        &xetc.join("manifests"),
         // A request on the dead link (part a) is cut after 30 s, not the
         // default 5 minutes, so the run gives up within the test's wait.
-        manifests(&format!(
+        &manifests(&format!(
             "s3://{BUCKET}/drc?endpoint=http://garage1:3900&region=garage&timeout=30s"
         )),
-    )
-    .unwrap();
-    run_ok(ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
+    );
+    run_ok(PULIH.ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
 
     // Two Pusat Data servers, each on its own network, each linked to the
     // DRC network; a tenth of a CPU each, so a replication lasts some
@@ -707,9 +346,9 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         let sdir = dir.join(server);
         let etc = sdir.join("etc");
         make_data(&sdir.join("data"), name, 3, seed);
-        std::fs::copy(&garage.key_id, etc.join("s3.id")).unwrap();
-        std::fs::copy(&garage.secret, etc.join("s3.secret")).unwrap();
-        let t = last_json(&run_ok(ops(&url, &token).args([
+        std::fs::copy(&garage.cluster.key_id, etc.join("s3.id")).unwrap();
+        std::fs::copy(&garage.cluster.secret, etc.join("s3.secret")).unwrap();
+        let t = last_json(&run_ok(PULIH.ops(&url, &token).args([
             "servers",
             "enroll-token",
             name,
@@ -758,11 +397,12 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         ]);
         docker(&["network", "connect", &drc_net, &c]);
     }
-    site.wait(
+    wait_until(
         "both agents' first heartbeats",
         Duration::from_secs(30),
         || {
-            let out = ops(&url, &token)
+            let out = PULIH
+                .ops(&url, &token)
                 .args(["servers", "--json"])
                 .output()
                 .unwrap();
@@ -778,7 +418,7 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     );
     // The controller places both in the Pusat Data by the networks they
     // call from.
-    let servers = last_json(&run_ok(ops(&url, &token).args(["servers", "--json"])));
+    let servers = last_json(&run_ok(PULIH.ops(&url, &token).args(["servers", "--json"])));
     for s in servers.as_array().unwrap() {
         assert_eq!(s["observed"], "centralized", "{s:#}");
     }
@@ -790,9 +430,9 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     let executor = site.name("executor");
     let scratch = dir.join("executor/scratch");
     std::fs::create_dir_all(&scratch).unwrap();
-    std::fs::copy(&garage.key_id, xetc.join("s3.id")).unwrap();
-    std::fs::copy(&garage.secret, xetc.join("s3.secret")).unwrap();
-    let t = last_json(&run_ok(ops(&url, &token).args([
+    std::fs::copy(&garage.cluster.key_id, xetc.join("s3.id")).unwrap();
+    std::fs::copy(&garage.cluster.secret, xetc.join("s3.secret")).unwrap();
+    let t = last_json(&run_ok(PULIH.ops(&url, &token).args([
         "drc",
         "enroll-token",
         "drc",
@@ -852,7 +492,7 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         "/etc/pulih/drc.toml",
     ]);
     docker(&["network", "connect", &svc_net, &executor]);
-    site.wait("the DRC executor to enrol", Duration::from_secs(30), || {
+    wait_until("the DRC executor to enrol", Duration::from_secs(30), || {
         site.logs(&executor).contains("enrolled")
     });
     eprintln!("topology up after {:?}", started.elapsed());
@@ -861,7 +501,7 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     // repository; a run that ends first fails the test with its errors.
     let first_write = |server: &str, run_key: &str, pd: &str, prefix: &str| {
         let mut run = serde_json::Value::Null;
-        site.wait(
+        wait_until(
             &format!("{server}'s run to write under {prefix}"),
             Duration::from_secs(60),
             || {
@@ -899,17 +539,16 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         garage.objects("dinkes", "snapshots/").is_empty(),
         "the replication finished before the link was cut: it is too fast to cut mid-way"
     );
-    let mut failed = serde_json::Value::Null;
-    site.wait(
+    // A PUT hung on the dead link times out (30 s, the URL's timeout)
+    // and is sent again; connecting then fails until the store client
+    // gives up.
+    let failed = wait_for_run(
         "the cut-off replication to end",
-        // A PUT hung on the dead link times out (30 s, the URL's timeout)
-        // and is sent again; connecting then fails until the store client
-        // gives up.
         Duration::from_secs(240),
-        || {
-            failed = run_view(&url, &token, "simpus", &run_key);
-            finished(&failed)
-        },
+        &url,
+        &token,
+        "simpus",
+        &run_key,
     );
     assert_eq!(failed["state"], "failed", "{failed:#}");
     let error = failed["errors"][0].as_str().unwrap_or_default();
@@ -947,14 +586,13 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     };
     let at_reconnect = objects("dinkes");
     let run_key = replicate(&url, &token, "simpus");
-    let mut done = serde_json::Value::Null;
-    site.wait(
+    let done = wait_for_run(
         "the replication run again after the link came back",
         Duration::from_secs(120),
-        || {
-            done = run_view(&url, &token, "simpus", &run_key);
-            finished(&done)
-        },
+        &url,
+        &token,
+        "simpus",
+        &run_key,
     );
     assert_eq!(done["state"], "succeeded", "{done:#}");
     // No finished pack went up twice. Every pack in the store before the
@@ -1020,14 +658,13 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         garage.objects("bpkad", "snapshots/").is_empty(),
         "the replication ended before garage3 stopped"
     );
-    let mut done = serde_json::Value::Null;
-    site.wait(
+    let done = wait_for_run(
         "the replication with garage3 down to end",
         Duration::from_secs(120),
-        || {
-            done = run_view(&url, &token, "sipd", &run_key);
-            finished(&done)
-        },
+        &url,
+        &token,
+        "sipd",
+        &run_key,
     );
     assert_eq!(done["state"], "succeeded", "{done:#}");
     assert!(!site.running(&garage3), "garage3 stayed down");
@@ -1111,12 +748,7 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         "Surat Perintah Wali Kota Bontang No. 3/2026 (test)"
     );
     assert!(report["teardown"].is_null(), "a failover is not torn down");
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let steps = report::steps(&report);
     assert_eq!(steps.first(), Some(&"open repository"), "{report:#}");
     assert_eq!(steps.last(), Some(&"switch"), "{report:#}");
     assert!(

@@ -4,9 +4,6 @@
 #[path = "support/repo.rs"]
 mod support;
 
-#[path = "support/garage.rs"]
-mod garage;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,6 +13,7 @@ use pulih_core::backup::{BackupOptions, Progress, backup};
 use pulih_core::keys::AgentKey;
 use pulih_core::repo::{Reader, Repo};
 use pulih_core::storage::Store;
+use pulih_test_support::garage;
 use rand::RngCore;
 
 fn make_source(root: &Path) {

@@ -1,11 +1,83 @@
-//! A real Garage S3 server on loopback for the S3 leg of the backend suite.
-//! Needs the `garage` binary (`cargo install --locked garage --version
-//! 2.5.0`; `.ci/run` installs it) or `PULIH_GARAGE_BIN`.
+//! Garage, the S3-compatible store of the DRC: a real server on loopback
+//! for the storage suite ([`Garage`]), and a three-node cluster in
+//! containers for the topology test ([`cluster`]). Needs the `garage`
+//! binary (`cargo install --locked garage --version 2.5.0`; `.ci/run`
+//! installs it) or `PULIH_GARAGE_BIN`.
 
-use std::net::TcpListener;
+pub mod cluster;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::net::free_port;
+use crate::process::run_ok;
+
+/// The bucket the harnesses make and the tests keep repositories in.
+pub const BUCKET: &str = "pulih";
+
+/// The garage binary: `PULIH_GARAGE_BIN`, or `garage` on PATH.
+pub fn bin() -> String {
+    std::env::var("PULIH_GARAGE_BIN").unwrap_or_else(|_| "garage".into())
+}
+
+/// Fails the test, saying how to get it, unless Garage is installed;
+/// returns the binary's full path and its version.
+pub fn require_garage() -> (String, String) {
+    let bin = bin();
+    let found = Command::new("sh")
+        .args(["-c", "command -v \"$0\"", &bin])
+        .output()
+        .unwrap();
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+    assert!(
+        found.status.success() && !path.is_empty(),
+        "this test needs Garage: `{bin}` is not on PATH (cargo install --locked garage --version 2.5.0, or set PULIH_GARAGE_BIN)"
+    );
+    let out = run_ok(Command::new(&path).arg("--version"));
+    // "garage cargo:2.5.0 [features: …]" or "garage v2.5.0 …"
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.rsplit(':').next())
+        .map(|v| v.trim_start_matches('v').to_string())
+        .unwrap_or_else(|| panic!("unexpected `garage --version`: {text}"));
+    (path, version)
+}
+
+/// A random 32-byte RPC secret, hex.
+fn rpc_secret() -> String {
+    (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+/// The `Key ID:` and `Secret key:` of `garage key create`'s output.
+fn key_fields(key: &str) -> (String, String) {
+    let field = |name: &str| {
+        key.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {key}"))
+            .trim()
+            .to_owned()
+    };
+    (field("Key ID:"), field("Secret key:"))
+}
+
+/// `bucket allow --read --write --owner` of [`BUCKET`] for key `pulih-test`.
+const ALLOW: [&str; 8] = [
+    "bucket",
+    "allow",
+    "--read",
+    "--write",
+    "--owner",
+    BUCKET,
+    "--key",
+    "pulih-test",
+];
+
+/// A one-node Garage on loopback with bucket [`BUCKET`] and a key that
+/// may read, write and own it; killed when dropped.
 pub struct Garage {
     child: Child,
     _dir: tempfile::TempDir,
@@ -15,25 +87,11 @@ pub struct Garage {
     pub bucket: String,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn bin() -> String {
-    std::env::var("PULIH_GARAGE_BIN").unwrap_or_else(|_| "garage".into())
-}
-
 impl Garage {
     pub fn start() -> Garage {
         let dir = tempfile::tempdir().unwrap();
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
-        let secret: String = (0..32)
-            .map(|_| format!("{:02x}", rand::random::<u8>()))
-            .collect();
+        let secret = rpc_secret();
         let cfg = dir.path().join("garage.toml");
         std::fs::write(
             &cfg,
@@ -61,7 +119,7 @@ impl Garage {
             endpoint: format!("http://127.0.0.1:{s3}"),
             key_id: String::new(),
             secret: String::new(),
-            bucket: "pulih".into(),
+            bucket: BUCKET.into(),
         };
         let cli = |args: &[&str]| -> String {
             let out = Command::new(bin())
@@ -128,26 +186,9 @@ impl Garage {
             std::thread::sleep(Duration::from_millis(200));
         }
         cli(&["layout", "apply", "--version", "1"]);
-        cli(&["bucket", "create", "pulih"]);
-        let key = cli(&["key", "create", "pulih-test"]);
-        let field = |name: &str| {
-            key.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap()
-                .trim()
-                .to_owned()
-        };
-        (g.key_id, g.secret) = (field("Key ID:"), field("Secret key:"));
-        cli(&[
-            "bucket",
-            "allow",
-            "--read",
-            "--write",
-            "--owner",
-            "pulih",
-            "--key",
-            "pulih-test",
-        ]);
+        cli(&["bucket", "create", BUCKET]);
+        (g.key_id, g.secret) = key_fields(&cli(&["key", "create", "pulih-test"]));
+        cli(&ALLOW);
         g
     }
 
