@@ -20,9 +20,11 @@ use pulih_model::drill::{DrillReport, RecoveryKind};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::drill::DrillPlan;
+use drill::DrillPlan;
 use crate::{enrol, host_facts, hostname, outbox_files, read_json, reject, write_atomic};
 use pulih_client::AgentClient as Client;
+
+pub mod drill;
 
 const CREDENTIAL: &str = "credential";
 const OUTBOX: &str = "outbox";
@@ -47,7 +49,7 @@ pub struct DrcConfig {
     #[serde(default)]
     pub scratch_dir: Option<PathBuf>,
     /// Default 15s.
-    #[serde(default = "default_heartbeat", with = "crate::config::duration")]
+    #[serde(default = "default_heartbeat", with = "crate::pd::config::duration")]
     pub heartbeat_interval: Duration,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -242,16 +244,16 @@ impl DrcExecutor {
         tracing::info!(id = %job.id, server = %job.server, kind = ?job.kind, "drc-drill key used");
         let store = Store::open(&job.repository, false);
         let report = match (&store, job.kind) {
-            _ if let Err(e) = &scratch_ok => crate::drill::not_started(&plan, format!("{e:#}")),
+            _ if let Err(e) = &scratch_ok => drill::not_started(&plan, format!("{e:#}")),
             (Ok(store), RecoveryKind::Failback) => {
                 // A failback works on its failover's containers and data.
                 let mut of = plan.clone();
                 of.id = job.snapshot.clone();
-                crate::drill::failback::run(store.clone(), &self.key, &of, &job.id).await
+                drill::failback::run(store.clone(), &self.key, &of, &job.id).await
             }
-            (Ok(store), _) => crate::drill::run(store.clone(), &self.key, &plan).await,
+            (Ok(store), _) => drill::run(store.clone(), &self.key, &plan).await,
             (Err(e), _) => {
-                crate::drill::not_started(&plan, format!("cannot open the DRC store: {e}"))
+                drill::not_started(&plan, format!("cannot open the DRC store: {e}"))
             }
         };
         if let Ok(store) = &store {
@@ -289,7 +291,7 @@ impl DrcExecutor {
         // Drills run one at a time, so at start none of ours is running:
         // whatever one left behind (a crash mid-drill) goes now.
         let owner = self.owner();
-        match crate::drill::sweep_orphaned_drills(&owner, &self.config.scratch()).await {
+        match drill::sweep_orphaned_drills(&owner, &self.config.scratch()).await {
             Ok(ids) if !ids.is_empty() => {
                 tracing::warn!(?ids, "removed what interrupted drills left behind")
             }
@@ -324,7 +326,7 @@ impl DrcExecutor {
                                 continue;
                             }
                             let t =
-                                crate::drill::teardown_plan_run(run, &self.config.scratch()).await;
+                                drill::teardown_plan_run(run, &self.config.scratch()).await;
                             tracing::info!(%run, clean = t.clean(), "drill plan run torn down");
                             if let Err(e) = self
                                 .client

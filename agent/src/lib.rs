@@ -7,13 +7,9 @@
 //! wait in an outbox until the controller acknowledges them. Runs are keyed
 //! (`sched-<server>-<unix time>` for scheduled ones), so redelivery never duplicates.
 
-pub mod capture;
-pub mod config;
 pub mod docker;
 pub mod drc;
-pub mod drill;
-mod failback;
-pub mod schedule;
+pub mod pd;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use config::AgentConfig;
+pub use pd::config::AgentConfig;
+use pd::{capture, schedule};
 use pulih_client::AgentClient as Client;
 
 const CREDENTIAL: &str = "credential";
