@@ -163,7 +163,7 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     while !d.exists() {
         d = d.parent()?;
     }
-    crate::free_disk(d)
+    crate::pull::facts::free_disk(d)
 }
 
 struct Run<'a> {
@@ -233,18 +233,9 @@ impl Run<'_> {
                 plan.server
             );
         }
-        let tag = format!("server={}", plan.server);
         let snap: ListedSnapshot = self
             .timed("select snapshot", async {
-                let own: Vec<ListedSnapshot> = reader
-                    .snapshots()
-                    .await?
-                    .into_iter()
-                    .filter(|s| s.snapshot.tags.contains(&tag))
-                    .collect();
-                if own.is_empty() {
-                    bail!("the repository holds no snapshot of server {}", plan.server);
-                }
+                let own = crate::snapshots::of_server(reader, &plan.server).await?;
                 let snap = pulih_core::repo::pick_snapshot(own, &plan.snapshot)
                     .with_context(|| format!("snapshot `{}`", plan.snapshot))?;
                 let detail = format!("{} of {}", snap.id, snap.snapshot.time);

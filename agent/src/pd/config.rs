@@ -1,11 +1,12 @@
-//! The agent's configuration (TOML).
+//! A PD server's agent's configuration (TOML).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pulih_model::manifest::values::DurationText;
 use serde::Deserialize;
+
+use crate::config::default_heartbeat;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,7 +26,7 @@ pub struct AgentConfig {
     #[serde(default)]
     pub enroll_token_file: Option<PathBuf>,
     /// Default 15s.
-    #[serde(default = "default_heartbeat", with = "duration")]
+    #[serde(default = "default_heartbeat", with = "crate::config::duration")]
     pub heartbeat_interval: Duration,
     /// PEM certificates to trust for the controller's HTTPS (its own CA),
     /// besides the system's.
@@ -44,20 +45,6 @@ pub struct AgentConfig {
     /// to restore jobs on this server (the agent is otherwise write-only).
     #[serde(default)]
     pub reader_passphrase_file: Option<PathBuf>,
-}
-
-fn default_heartbeat() -> Duration {
-    Duration::from_secs(15)
-}
-
-pub(crate) mod duration {
-    use super::*;
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        String::deserialize(d)?
-            .parse::<DurationText>()
-            .map(|d| d.0)
-            .map_err(serde::de::Error::custom)
-    }
 }
 
 impl AgentConfig {
