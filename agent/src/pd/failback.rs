@@ -20,10 +20,8 @@ use pulih_core::storage::Store;
 use pulih_model::api::{Assignment, RestoreRequest};
 
 use super::PdRole;
+use super::jobs::Outcome;
 use crate::docker;
-
-/// What a job reports: snapshot, files, bytes, problems.
-type Outcome = (Option<String>, u64, u64, Vec<String>);
 
 impl PdRole {
     pub(crate) async fn fail_back(

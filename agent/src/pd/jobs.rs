@@ -13,6 +13,9 @@ use tracing::Instrument;
 use super::{PdRole, Results, rfc3339};
 use crate::pull::Link;
 
+/// What a job reports: snapshot, files, bytes, problems.
+pub(super) type Outcome = (Option<String>, u64, u64, Vec<String>);
+
 impl PdRole {
     /// Runs a verify or restore job and reports it. Neither reads the
     /// server's sources; a restore needs the reader key the walidata gave
@@ -30,7 +33,7 @@ impl PdRole {
             .repository
             .clone()
             .unwrap_or_else(|| a.repository.clone());
-        let outcome: Result<(Option<String>, u64, u64, Vec<String>)> = async {
+        let outcome: Result<Outcome> = async {
             let store = pulih_core::storage::Store::open(&repo_url, false)?;
             match (job.kind.as_str(), &job.restore) {
                 ("verify", _) => {
@@ -99,7 +102,7 @@ impl PdRole {
         store: pulih_core::storage::Store,
         server: &str,
         req: &RestoreRequest,
-    ) -> Result<(Option<String>, u64, u64, Vec<String>)> {
+    ) -> Result<Outcome> {
         let Some(pass_file) = &self.config.reader_passphrase_file else {
             anyhow::bail!(
                 "this agent holds no reader key (it is write-only by design): the walidata must consent by setting reader_passphrase_file in the agent's config, or restore with `pulih repo restore` themselves"
