@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
-use pulih_agent::drill::{DrillPlan, new_id};
+use pulih_agent::drc::drill::{DrillPlan, new_id};
 use pulih_core::repo::ReaderKey;
 use pulih_model::drill::{DrillReport, RecoveryKind};
 use pulih_model::manifest::ManifestSet;
@@ -302,7 +302,7 @@ async fn recover(a: Common, kind: RecoveryKind, failover: Option<Failover>) -> R
     let store = a.repo.open()?;
     let key = a.key.read()?;
     tracing::info!(id = %plan.id, server = %plan.server, slot = key.slot(), kind = kind.word(), "reader key used at the DRC alone");
-    let mut report = pulih_agent::drill::run(store.clone(), &key, &plan).await;
+    let mut report = pulih_agent::drc::drill::run(store.clone(), &key, &plan).await;
     report.order = failover.map(|f| f.order);
     let key = report.store_key();
     store

@@ -3,7 +3,7 @@
 //! served — back into the agency's repository as a new snapshot of the
 //! server (tagged `failback=<failover id>`), tear the DRC copy down, and
 //! run the switch hook (`PULIH_PHASE=failback`). The primary's agent then
-//! restores that snapshot in place (`agent::failback`).
+//! restores that snapshot in place (`pd::failback`).
 
 use std::path::PathBuf;
 use std::sync::Arc;

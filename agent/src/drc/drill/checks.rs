@@ -5,9 +5,12 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use anyhow::{Result, bail};
 use bollard::Docker;
+use pulih_model::drill::CheckOutcome;
 use pulih_model::manifest::HealthCheck;
 
+use super::Run;
 use crate::docker;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -162,5 +165,37 @@ pub async fn run(
             }
         }
         tokio::time::sleep(RETRY).await;
+    }
+}
+
+impl Run<'_> {
+    /// Runs the health checks of the containers in `group` (just
+    /// started), each recorded in the report; the first that fails ends
+    /// the recovery.
+    pub(super) async fn health_checks(&mut self, group: &[&str]) -> Result<()> {
+        let plan = self.plan;
+        let docker = self.docker.clone();
+        for check in plan
+            .recovery
+            .health_checks
+            .iter()
+            .filter(|h| group.contains(&target(h)))
+        {
+            let target_name = target(check);
+            let (engine_name, ip) = self.running[target_name].clone();
+            let (ok, attempts, detail) = run(&docker, check, &engine_name, ip).await;
+            self.report.checks.push(CheckOutcome {
+                name: check.name.clone(),
+                kind: kind(check).to_string(),
+                ok,
+                attempts,
+                at_s: self.at(),
+                detail: detail.clone(),
+            });
+            if !ok {
+                bail!("health check `{}` failed: {detail}", check.name);
+            }
+        }
+        Ok(())
     }
 }

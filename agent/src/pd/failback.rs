@@ -19,12 +19,11 @@ use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
 use pulih_core::storage::Store;
 use pulih_model::api::{Assignment, RestoreRequest};
 
-use crate::{Agent, docker};
+use super::PdRole;
+use super::jobs::Outcome;
+use crate::docker;
 
-/// What a job reports: snapshot, files, bytes, problems.
-type Outcome = (Option<String>, u64, u64, Vec<String>);
-
-impl Agent {
+impl PdRole {
     pub(crate) async fn fail_back(
         &self,
         store: Store,
@@ -39,7 +38,7 @@ impl Agent {
         let passphrase = pulih_core::storage::read_secret_file(pass_file)?;
         let reader = Reader::open(store, &passphrase).await?;
         let snap = pick_snapshot(
-            crate::own_snapshots(&reader, &a.server).await?,
+            crate::snapshots::of_server(&reader, &a.server).await?,
             &req.snapshot,
         )
         .with_context(|| format!("snapshot `{}` of server {}", req.snapshot, a.server))?;

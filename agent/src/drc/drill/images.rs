@@ -3,14 +3,21 @@
 //! could retag an image the DRC relies on (another agency's, Pulih's own).
 //! So before loading, the archive's own records must name exactly the one
 //! image the recovery spec asks for, with the id the capture recorded; and
-//! after loading, that tag must point at that id.
+//! after loading, that tag must point at that id. This is also where a
+//! recovery's `load images` step runs.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use bollard::Docker;
+use futures::StreamExt;
+use pulih_model::drill::DockerCapture;
 use serde::Deserialize;
+
+use super::Run;
+use super::restored::under;
 
 /// The records of a `docker save` archive are small; more is not one.
 const MAX_RECORD: u64 = 1 << 20;
@@ -110,6 +117,79 @@ pub fn check_archive(archive: &Path, image: &str, id: &str) -> Result<()> {
             what(),
             entry.config
         );
+    }
+    Ok(())
+}
+
+impl Run<'_> {
+    /// Loads the images the recovery spec names: each from its archive in
+    /// the snapshot (checked before and after), or, when the server could
+    /// not save it, the DRC engine's own copy.
+    pub(super) async fn load_images(
+        &mut self,
+        target: &Path,
+        capture: &DockerCapture,
+    ) -> Result<()> {
+        let plan = self.plan;
+        let docker = self.docker.clone();
+        self.timed("load images", async {
+            let mut loaded = Vec::new();
+            let mut local = Vec::new();
+            let mut wanted: Vec<&str> = plan.recovery.containers.iter().map(|c| c.image.as_str()).collect();
+            wanted.sort();
+            wanted.dedup();
+            for image in wanted {
+                match capture.images.get(image) {
+                    Some(saved) => {
+                        let archive = under(target, Path::new(&saved.archive))?;
+                        if !archive.is_file() {
+                            bail!("the archive of {image} is not a file: {}", archive.display());
+                        }
+                        check_archive(&archive, image, &saved.id)?;
+                        load_image(&docker, &archive).await?;
+                        let got = docker.inspect_image(image).await.with_context(|| {
+                            format!("the replicated archive of {image} did not hold that image")
+                        })?;
+                        if got.id.as_deref() != Some(saved.id.as_str()) {
+                            bail!(
+                                "after loading, {image} is {:?}, not the recorded {}",
+                                got.id,
+                                saved.id
+                            );
+                        }
+                        loaded.push(image);
+                    }
+                    None if docker.inspect_image(image).await.is_ok() => local.push(image),
+                    None => bail!(
+                        "image {image} is neither in the snapshot (the agent could not save it) nor on the DRC's Docker engine"
+                    ),
+                }
+            }
+            let mut detail = format!("loaded from the snapshot: {loaded:?}");
+            if !local.is_empty() {
+                detail.push_str(&format!("; not replicated, the DRC's own copy used: {local:?}"));
+            }
+            Ok(((), detail))
+        })
+        .await
+    }
+}
+
+/// `docker load` of a saved archive, streamed from disk.
+async fn load_image(docker: &Docker, archive: &Path) -> Result<()> {
+    let f = tokio::fs::File::open(archive)
+        .await
+        .with_context(|| format!("cannot open image archive {}", archive.display()))?;
+    let body = tokio_util::io::ReaderStream::new(f);
+    let mut s = docker.import_image_stream(
+        bollard::query_parameters::ImportImageOptionsBuilder::default()
+            .quiet(true)
+            .build(),
+        body,
+        None,
+    );
+    while let Some(r) = s.next().await {
+        r.with_context(|| format!("docker load {}", archive.display()))?;
     }
     Ok(())
 }

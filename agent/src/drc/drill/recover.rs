@@ -1,0 +1,195 @@
+//! A drill's or failover's recovery, one method per step, each timed in
+//! the report as it runs: open the repository, select the snapshot (and
+//! the RPO), check the disk, restore, load the images (`images.rs`), make
+//! the network, start the containers group by group with their health
+//! checks (`containers.rs`, `checks.rs`), the RTO, and on a failover the
+//! switch (`switch.rs`). A new step is a method here, called from
+//! [`Run::recover`] in its place.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use bollard::models::NetworkCreateRequest;
+use chrono::{DateTime, Utc};
+use pulih_core::repo::{ListedSnapshot, Reader, ReaderKey};
+use pulih_core::storage::Store;
+use pulih_model::drill::RecoveryKind;
+
+use super::{LABEL, Run, SERVICE_LABEL, free_bytes, restored};
+
+impl Run<'_> {
+    /// Recovers the plan's server, step by step; the first step that fails
+    /// ends it (its error is the report's).
+    pub(super) async fn recover(&mut self, store: Store, key: &ReaderKey) -> Result<()> {
+        let plan = self.plan;
+        // Part of the RTO: a real recovery starts by unlocking the key.
+        let reader = self.open_repository(store, key).await?;
+        if plan.recovery.containers.is_empty() {
+            bail!(
+                "server {} has no recovery containers in its manifest (spec.recovery.containers)",
+                plan.server
+            );
+        }
+        let snap = self.select_snapshot(&reader).await?;
+        self.check_disk(&snap).await?;
+        let target = self.restore(&reader, &snap).await?;
+        let capture = restored::capture(&snap, &target)?;
+        self.load_images(&target, &capture).await?;
+        self.network().await?;
+        self.start_containers(&snap, &target, &capture).await?;
+        self.report.rto_seconds = Some(self.at());
+        if plan.kind == RecoveryKind::Failover {
+            self.switch_hook("failover").await?;
+        }
+        Ok(())
+    }
+
+    async fn open_repository(&mut self, store: Store, key: &ReaderKey) -> Result<Reader> {
+        self.timed("open repository", async {
+            let r = Reader::open_with(store, key).await?;
+            Ok((
+                r,
+                format!("`{}` reader key unwrapped, indexes loaded", key.slot()),
+            ))
+        })
+        .await
+    }
+
+    /// The plan's snapshot of the server; the report gets its id, time
+    /// and the RPO.
+    async fn select_snapshot(&mut self, reader: &Reader) -> Result<ListedSnapshot> {
+        let plan = self.plan;
+        let snap: ListedSnapshot = self
+            .timed("select snapshot", async {
+                let own = crate::snapshots::of_server(reader, &plan.server).await?;
+                let snap = pulih_core::repo::pick_snapshot(own, &plan.snapshot)
+                    .with_context(|| format!("snapshot `{}`", plan.snapshot))?;
+                let detail = format!("{} of {}", snap.id, snap.snapshot.time);
+                Ok((snap, detail))
+            })
+            .await?;
+        self.report.snapshot_id = Some(snap.id.to_hex());
+        self.report.snapshot_time = Some(snap.snapshot.time.clone());
+        if let Ok(t) = DateTime::parse_from_rfc3339(&snap.snapshot.time) {
+            // Never earlier than the store received it: a clock that ran
+            // ahead on the server must not make the RPO look better.
+            let stored = DateTime::from_timestamp(snap.stored_at, 0).unwrap_or(t.into());
+            let taken = t.with_timezone(&Utc).min(stored);
+            self.report.rpo_seconds =
+                Some(((self.started - taken).num_milliseconds() as f64 / 1000.0).max(0.0));
+        }
+        Ok(snap)
+    }
+
+    /// Room for the snapshot on the scratch disk.
+    async fn check_disk(&mut self, snap: &ListedSnapshot) -> Result<()> {
+        let plan = self.plan;
+        let need = snap.snapshot.summary.total_bytes;
+        self.timed("check disk", async {
+            let free = free_bytes(&plan.scratch_root).with_context(|| {
+                format!(
+                    "cannot tell the free disk space of {} (`df -Pk` must be on the executor's PATH and answer for it)",
+                    plan.scratch_root.display()
+                )
+            })?;
+            // Restored data plus a tenth for the filesystem's own overhead.
+            let want = need.saturating_add(need / 10);
+            if free < want {
+                bail!(
+                    "too little disk at {}: the snapshot needs about {} bytes, {} are free",
+                    plan.scratch_root.display(),
+                    want,
+                    free
+                );
+            }
+            Ok(((), format!("{free} bytes free, {need} needed")))
+        })
+        .await
+    }
+
+    /// Restores the snapshot into the run's own scratch directory; returns
+    /// where (`<scratch>/restore`).
+    async fn restore(&mut self, reader: &Reader, snap: &ListedSnapshot) -> Result<PathBuf> {
+        let scratch = self.plan.scratch();
+        let target = scratch.join("restore");
+        // Created here, not found: a directory of this name that exists is
+        // someone else's, and teardown must not remove it.
+        let made = std::fs::create_dir(&scratch)
+            .with_context(|| format!("cannot create scratch directory {}", scratch.display()));
+        self.made_scratch = made.is_ok();
+        let restored = self
+            .timed("restore", async {
+                made?;
+                std::fs::create_dir(&target)
+                    .with_context(|| format!("cannot create {}", target.display()))?;
+                let s = pulih_core::restore::restore(
+                    reader,
+                    snap,
+                    &target,
+                    &pulih_core::restore::RestoreOptions::default(),
+                    Arc::new(pulih_core::restore::RestoreProgress::default()),
+                )
+                .await?;
+                let detail = format!(
+                    "{} files, {} bytes; every blob authenticated (AES-256-GCM)",
+                    s.files, s.bytes
+                );
+                Ok((s, detail))
+            })
+            .await?;
+        self.report.files_restored = restored.files;
+        self.report.bytes_restored = restored.bytes;
+        Ok(target)
+    }
+
+    /// The recovery's network: a drill's own internal one, a plan run's
+    /// shared internal one, or the DRC's service network (a failover's).
+    async fn network(&mut self) -> Result<()> {
+        let plan = self.plan;
+        let docker = self.docker.clone();
+        let network = plan.network();
+        let internal = plan.kind == RecoveryKind::Drill;
+        self.timed("network", async {
+            let shared = !internal || plan.plan_drill().is_some();
+            if shared && docker.inspect_network(&network, None).await.is_ok() {
+                let what = if internal {
+                    "the plan run's internal network, existing"
+                } else {
+                    "the DRC's service network, existing"
+                };
+                return Ok(((), format!("{network} ({what})")));
+            }
+            // A drill's network carries the drill's label (teardown removes
+            // it), a plan drill's the run's (the run's teardown removes it);
+            // the service network is shared and kept.
+            let labels = match (internal, plan.plan_drill()) {
+                (true, Some(run)) => {
+                    let mut l = plan.labels();
+                    l.insert(LABEL.to_string(), run.to_string());
+                    l
+                }
+                (true, None) => plan.labels(),
+                (false, _) => HashMap::from([(SERVICE_LABEL.to_string(), "true".to_string())]),
+            };
+            docker
+                .create_network(NetworkCreateRequest {
+                    name: network.clone(),
+                    driver: Some("bridge".into()),
+                    internal: Some(internal),
+                    labels: Some(labels),
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("cannot create network {network}"))?;
+            let what = if internal {
+                "internal: no route out"
+            } else {
+                "the DRC's service network, created"
+            };
+            Ok(((), format!("{network} ({what})")))
+        })
+        .await
+    }
+}
