@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use pulih_model::api::{ComplianceReport, Counts, LastDrill, ServerView};
+use pulih_model::state::DrillState;
 use pulih_model::manifest::{CentralizationStatus, Location, ManifestSet};
 
 use crate::desired::rpo_seconds;
@@ -252,7 +253,7 @@ pub fn counts<'a>(views: impl IntoIterator<Item = &'a ServerView>, set: &Manifes
         }
         c.mismatches += u64::from(v.mismatch);
         c.protected += u64::from(v.rpo_met);
-        c.drills_failed += u64::from(v.last_drill.as_ref().is_some_and(|d| d.state == "failed"));
+        c.drills_failed += u64::from(v.last_drill.as_ref().is_some_and(|d| d.state == DrillState::Failed));
         c.drills_overdue += u64::from(v.drill_overdue);
     }
     if c.servers > 0 {
