@@ -27,8 +27,8 @@ use futures::StreamExt;
 use pulih_core::repo::{ListedSnapshot, Reader, ReaderKey};
 use pulih_core::storage::Store;
 use pulih_model::drill::{
-    CAPTURE_FILE, CAPTURE_TAG, CheckOutcome, DockerCapture, DrillReport, DrillStep, RecoveryKind,
-    Teardown,
+    CAPTURE_FILE, CAPTURE_TAG, CheckOutcome, DockerCapture, DrillReport, DrillState, DrillStep,
+    RecoveryKind, Teardown,
 };
 use pulih_model::manifest::RecoverySpec;
 use pulih_model::manifest::port::PortMapping;
@@ -137,7 +137,7 @@ impl DrillPlan {
 
 /// A new recovery id: the kind, the UTC time, and a random suffix.
 pub fn new_id(kind: RecoveryKind) -> String {
-    let word = kind.word();
+    let word = kind.as_str();
     let suffix: u32 = rand_suffix();
     format!("{word}-{}-{suffix:06x}", Utc::now().format("%Y%m%dT%H%M%S"))
 }
@@ -529,7 +529,7 @@ impl Run<'_> {
                 let (ok, attempts, detail) = checks::run(&docker, check, &engine_name, ip).await;
                 self.report.checks.push(CheckOutcome {
                     name: check.name.clone(),
-                    kind: checks::kind(check).to_string(),
+                    kind: check.kind(),
                     ok,
                     attempts,
                     at_s: self.at(),
@@ -699,7 +699,7 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan) -> DrillReport
     };
     async {
         match run.recover(store, key).await {
-            Ok(()) => run.report.state = "passed".into(),
+            Ok(()) => run.report.state = DrillState::Passed,
             Err(e) => {
                 run.report.error = Some(format!("{e:#}"));
                 run.collect_logs().await;
@@ -722,7 +722,7 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan) -> DrillReport
         } else if plan.kind == RecoveryKind::Drill || !run.report.passed() {
             run.teardown().await;
             if run.report.passed() && !run.report.teardown.as_ref().is_some_and(Teardown::clean) {
-                run.report.state = "failed".into();
+                run.report.state = DrillState::Failed;
                 run.report.error =
                     Some("the drill passed but its teardown left things behind".into());
             }
@@ -750,7 +750,7 @@ fn empty_report(plan: &DrillPlan, started: DateTime<Utc>) -> DrillReport {
         kind: plan.kind,
         server: plan.server.clone(),
         perangkat_daerah: plan.perangkat_daerah.clone(),
-        state: "failed".into(),
+        state: DrillState::Failed,
         error: None,
         started_at: rfc3339(started),
         finished_at: String::new(),

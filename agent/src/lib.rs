@@ -22,6 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use pulih_model::api::{Assignment, Facts, Job, RestoreRequest, RunResult, RunStartRequest};
+use pulih_model::state::{JobKind, RunState};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -414,7 +415,7 @@ impl Agent {
             scheduled_for: scheduled_for.map(rfc3339),
             started_at: rfc3339(started),
             finished_at: rfc3339(finished),
-            state: "failed".into(),
+            state: RunState::Failed,
             snapshot_id: None,
             files: 0,
             bytes_read: 0,
@@ -427,11 +428,10 @@ impl Agent {
             Ok(out) => {
                 let s = &out.snapshot.summary;
                 result.state = if out.errors.is_empty() {
-                    "succeeded"
+                    RunState::Succeeded
                 } else {
-                    "partial"
-                }
-                .into();
+                    RunState::Partial
+                };
                 result.snapshot_id = Some(out.snapshot_id.to_hex());
                 result.files = s.files;
                 result.bytes_read = s.bytes_read;
@@ -473,8 +473,8 @@ impl Agent {
             .unwrap_or_else(|| a.repository.clone());
         let outcome: Result<(Option<String>, u64, u64, Vec<String>)> = async {
             let store = pulih_core::storage::Store::open(&repo_url, false)?;
-            match (job.kind.as_str(), &job.restore) {
-                ("verify", _) => {
+            match (job.kind, &job.restore) {
+                (JobKind::Verify, _) => {
                     let key = pulih_core::keys::AgentKey::load(&self.config.agent_key_file)?;
                     let repo = pulih_core::repo::Repo::open(store).await?;
                     let r = pulih_core::verify::check_space(&repo, &key).await?;
@@ -486,10 +486,10 @@ impl Agent {
                     );
                     Ok((None, 0, 0, r.problems))
                 }
-                ("restore", Some(req)) => self.restore(store, &a.server, req).await,
-                ("restore", None) => anyhow::bail!("a restore job without its target"),
-                ("failback", Some(req)) => self.fail_back(store, a, req).await,
-                ("failback", None) => anyhow::bail!("a failback job without its snapshot"),
+                (JobKind::Restore, Some(req)) => self.restore(store, &a.server, req).await,
+                (JobKind::Restore, None) => anyhow::bail!("a restore job without its target"),
+                (JobKind::Failback, Some(req)) => self.fail_back(store, a, req).await,
+                (JobKind::Failback, None) => anyhow::bail!("a failback job without its snapshot"),
                 (other, _) => {
                     anyhow::bail!("this agent does not know the job kind `{other}`; upgrade it")
                 }
@@ -503,7 +503,7 @@ impl Agent {
             scheduled_for: None,
             started_at: rfc3339(started),
             finished_at: rfc3339(finished),
-            state: "failed".into(),
+            state: RunState::Failed,
             snapshot_id: None,
             files: 0,
             bytes_read: 0,
@@ -515,11 +515,10 @@ impl Agent {
         match outcome {
             Ok((snapshot, files, bytes, problems)) => {
                 result.state = if problems.is_empty() {
-                    "succeeded"
+                    RunState::Succeeded
                 } else {
-                    "failed"
-                }
-                .into();
+                    RunState::Failed
+                };
                 result.snapshot_id = snapshot;
                 result.files = files;
                 result.bytes_read = bytes;
@@ -647,7 +646,7 @@ impl Agent {
             if let Some(a) = &assignment {
                 while let Some(job) = pending_jobs.first().cloned() {
                     match self.may_start(&job.run_key, "manual", None).await? {
-                        Start::Go if job.kind == "replicate" => {
+                        Start::Go if job.kind == JobKind::Replicate => {
                             self.replicate(a, &job.run_key, "manual", None).await?
                         }
                         Start::Go => self.run_job(a, &job).await?,

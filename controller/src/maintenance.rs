@@ -57,7 +57,9 @@ pub fn queue(
 pub async fn execute(st: Shared, queued: Vec<(i64, String)>) {
     let _one_at_a_time = st.maintenance_lock.lock().await;
     for (id, pd) in queued {
-        let _ = st.store.set_maintenance_state(id, MaintenanceState::Running);
+        let _ = st
+            .store
+            .set_maintenance_state(id, MaintenanceState::Running);
         let outcome = run_pd(&st, &pd).await;
         let t = st.now();
         let (state, json, detail) = match &outcome {

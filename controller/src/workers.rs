@@ -28,9 +28,8 @@ pub fn start(st: &Shared) {
         .start_worker("recovery-schedule", |w| recovery_schedule(s, w));
     if let Some(cfg) = st.config.maintenance.clone() {
         let s = st.clone();
-        st.tasks.start_worker("maintenance-schedule", |w| {
-            maintenance_schedule(s, cfg, w)
-        });
+        st.tasks
+            .start_worker("maintenance-schedule", |w| maintenance_schedule(s, cfg, w));
     }
 }
 

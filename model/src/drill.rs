@@ -189,12 +189,7 @@ impl DrillReport {
     /// ops and auditors.
     pub fn to_html(&self) -> String {
         let mut h = String::new();
-        let title = format!(
-            "Pulih {} {} — {}",
-            self.kind,
-            self.id,
-            self.server
-        );
+        let title = format!("Pulih {} {} — {}", self.kind, self.id, self.server);
         let _ = write!(
             h,
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\

@@ -238,10 +238,7 @@ mod tests {
         assert_eq!(table.len(), all.len(), "every value is in the table");
         for (v, s) in table {
             assert_eq!(serde_json::to_string(v).unwrap(), format!("\"{s}\""));
-            assert_eq!(
-                serde_json::from_str::<T>(&format!("\"{s}\"")).unwrap(),
-                *v
-            );
+            assert_eq!(serde_json::from_str::<T>(&format!("\"{s}\"")).unwrap(), *v);
             assert_eq!(s.parse::<T>().unwrap(), *v);
             assert_eq!(v.to_string(), *s);
         }

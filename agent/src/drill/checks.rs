@@ -16,16 +16,6 @@ const RETRY: Duration = Duration::from_millis(500);
 /// One attempt's verdict: passed, or why not.
 type Attempt = Result<String, String>;
 
-pub fn kind(c: &HealthCheck) -> &'static str {
-    if c.http.is_some() {
-        "http"
-    } else if c.tcp.is_some() {
-        "tcp"
-    } else {
-        "exec"
-    }
-}
-
 /// The container a check looks at (its manifest name).
 pub fn target(c: &HealthCheck) -> &str {
     if let Some(h) = &c.http {

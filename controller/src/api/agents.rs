@@ -3,11 +3,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use pulih_model::state::RunState;
 use pulih_model::api::{
     EnrollRequest, EnrollResponse, HeartbeatRequest, HeartbeatResponse, Job, RunResult,
     RunStartRequest, RunStartResponse,
 };
+use pulih_model::state::RunState;
 
 use super::{ApiJson, Authorize, Peer, internal};
 use crate::desired::assignment;

@@ -43,7 +43,15 @@ pub async fn failover(
     let actor = st.require_failover(&headers)?;
     let order = order_of(&req)?;
     let kind = RecoveryKind::Failover;
-    let id = plan::start(&st, kind, &name, actor, Some(order), &req.snapshot, st.now())?;
+    let id = plan::start(
+        &st,
+        kind,
+        &name,
+        actor,
+        Some(order),
+        &req.snapshot,
+        st.now(),
+    )?;
     run_view(&st, &id).map(Json)
 }
 

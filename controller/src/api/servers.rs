@@ -149,10 +149,7 @@ fn queue(
     require_server(st, name)?;
     let run_key = format!("manual-{}", &new_token()[..16]);
     let t = st.now();
-    let job = QueuedJob {
-        kind,
-        params_json,
-    };
+    let job = QueuedJob { kind, params_json };
     st.store
         .queue_run(name, &run_key, &job, t)
         .map_err(internal)?;
@@ -355,7 +352,9 @@ pub async fn maintenance_run(
             st.now(),
         )
         .map_err(internal)?;
-    st.tasks
-        .spawn("maintenance", crate::maintenance::execute(st.clone(), queued));
+    st.tasks.spawn(
+        "maintenance",
+        crate::maintenance::execute(st.clone(), queued),
+    );
     Ok(Json(MaintenanceQueued { ids }))
 }

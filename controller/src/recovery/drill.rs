@@ -201,11 +201,10 @@ pub fn failback(
             "server {server} is not failed over (no failover of it is active)"
         )));
     };
-    if let Some(other) = st
-        .store
-        .drills(Some(server), 1000)?
-        .into_iter()
-        .find(|d| d.kind == RecoveryKind::Failback && d.snapshot == failover && d.state.is_open())
+    if let Some(other) =
+        st.store.drills(Some(server), 1000)?.into_iter().find(|d| {
+            d.kind == RecoveryKind::Failback && d.snapshot == failover && d.state.is_open()
+        })
     {
         return Err(RecoveryError::Conflict(format!(
             "failback {} of {failover} is already {}",

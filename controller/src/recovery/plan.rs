@@ -287,8 +287,12 @@ pub fn stop_run(st: &AppState, run: &PlanRunRow, why: &str, now: i64) -> Recover
         None,
     )?;
     if stopped {
-        st.store
-            .audit("controller", "plan.stop", &format!("{}: {why}", run.id), now)?;
+        st.store.audit(
+            "controller",
+            "plan.stop",
+            &format!("{}: {why}", run.id),
+            now,
+        )?;
         tracing::warn!(run = %run.id, plan = %run.plan, %why, "recovery plan stopped");
     }
     Ok(stopped)

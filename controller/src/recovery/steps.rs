@@ -160,7 +160,11 @@ pub fn steps_done(steps: &[PlanStepRow], phase: StepPhase, of: &[PlanStep]) -> b
 /// reason is returned (the caller stops the run). Post steps: all, in
 /// order, while the run stays passed, up to the first failure, which is
 /// recorded on the (still passed) run.
-pub async fn run(st: &AppState, run: &PlanRunRow, phase: StepPhase) -> RecoveryResult<Option<String>> {
+pub async fn run(
+    st: &AppState,
+    run: &PlanRunRow,
+    phase: StepPhase,
+) -> RecoveryResult<Option<String>> {
     let spec = spec_of(run)?;
     let list = if phase == StepPhase::Pre {
         &spec.pre_steps

@@ -204,7 +204,10 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(tasks.len(), 2);
         let s = &tasks.workers()[0];
-        assert_eq!((s.name, s.state, s.runs, s.last_run), ("ticker", WorkerState::Idle, 1, Some(7)));
+        assert_eq!(
+            (s.name, s.state, s.runs, s.last_run),
+            ("ticker", WorkerState::Idle, 1, Some(7))
+        );
         assert!(tasks.shutdown(Duration::from_secs(5)).await);
         assert!(tasks.is_empty());
         assert_eq!(tasks.workers()[0].state, WorkerState::Stopped);

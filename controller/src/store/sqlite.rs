@@ -582,7 +582,9 @@ impl StateStore for SqliteStore {
             )
             .map_err(err)?;
         for row in stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, text::<RunState>(r, 1)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, text::<RunState>(r, 1)?))
+            })
             .map_err(err)?
         {
             let (server, state) = row.map_err(err)?;
@@ -1178,10 +1180,7 @@ mod tests {
                 .unwrap()
         );
         let r = st.plan_run("p1").unwrap().unwrap();
-        assert_eq!(
-            (r.state, r.error.as_deref()),
-            (Stopped, Some("why"))
-        );
+        assert_eq!((r.state, r.error.as_deref()), (Stopped, Some("why")));
         assert!(
             st.set_plan_run_state(
                 "p1",
@@ -1190,7 +1189,7 @@ mod tests {
                 None,
                 None
             )
-                .unwrap()
+            .unwrap()
         );
         assert_eq!(st.plan_run("p1").unwrap().unwrap().error, None);
         assert_eq!(st.plan_runs(10).unwrap().len(), 1);
@@ -1219,8 +1218,14 @@ mod tests {
             st.add_plan_step(&step(StepPhase::Approval, "walidata", true, 3))
                 .unwrap()
         );
-        assert!(st.add_plan_step(&step(StepPhase::Pre, "umumkan", false, 4)).unwrap());
-        assert!(st.add_plan_step(&step(StepPhase::Pre, "umumkan", true, 5)).unwrap());
+        assert!(
+            st.add_plan_step(&step(StepPhase::Pre, "umumkan", false, 4))
+                .unwrap()
+        );
+        assert!(
+            st.add_plan_step(&step(StepPhase::Pre, "umumkan", true, 5))
+                .unwrap()
+        );
         let steps = st.plan_steps("p1").unwrap();
         let seen: Vec<(StepPhase, &str, bool)> = steps
             .iter()

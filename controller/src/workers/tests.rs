@@ -32,7 +32,12 @@ async fn every_worker_has_stopped_after_shutdown() {
     }
     let names: Vec<&str> = st.tasks.workers().iter().map(|w| w.name).collect();
     assert_eq!(names, ["maintenance-schedule", "recovery-schedule"]);
-    assert!(st.tasks.workers().iter().all(|w| w.state != WorkerState::Stopped));
+    assert!(
+        st.tasks
+            .workers()
+            .iter()
+            .all(|w| w.state != WorkerState::Stopped)
+    );
     assert_eq!(st.tasks.len(), 3);
 
     let asked = Instant::now();
@@ -42,7 +47,10 @@ async fn every_worker_has_stopped_after_shutdown() {
         .expect("the controller stops within the bound")
         .unwrap()
         .unwrap();
-    assert!(asked.elapsed() < crate::SHUTDOWN_GRACE, "no task waited for the grace period");
+    assert!(
+        asked.elapsed() < crate::SHUTDOWN_GRACE,
+        "no task waited for the grace period"
+    );
     assert!(st.tasks.is_empty(), "every task finished");
     for w in st.tasks.workers() {
         assert_eq!(w.state, WorkerState::Stopped, "{}", w.name);

@@ -58,14 +58,24 @@ fn a_drill_is_queued_once_started_once_and_reported_once() {
     ));
     let mut bad = ask(RecoveryKind::Drill, "web", "d0");
     bad.snapshot = Some("not-hex".into());
-    assert!(matches!(queue(&st, bad, NOW), Err(RecoveryError::Invalid(_))));
+    assert!(matches!(
+        queue(&st, bad, NOW),
+        Err(RecoveryError::Invalid(_))
+    ));
 
     let q = queue(&st, ask(RecoveryKind::Drill, "web", "d1"), NOW).unwrap();
     assert_eq!((q.id.as_str(), q.drc_target.as_str()), ("d1", "drc"));
     queue(&st, ask(RecoveryKind::Drill, "web", "d1"), NOW).unwrap();
-    assert_eq!(st.store.queued_drills("drc").unwrap().len(), 1, "queued once");
+    assert_eq!(
+        st.store.queued_drills("drc").unwrap().len(),
+        1,
+        "queued once"
+    );
     let row = st.store.drill("d1").unwrap().unwrap();
-    assert_eq!((row.state, row.kind), (DrillState::Queued, RecoveryKind::Drill));
+    assert_eq!(
+        (row.state, row.kind),
+        (DrillState::Queued, RecoveryKind::Drill)
+    );
 
     // Another target's executor may not start it.
     assert!(matches!(
@@ -74,7 +84,10 @@ fn a_drill_is_queued_once_started_once_and_reported_once() {
     ));
     assert!(start(&st, "drc", "d1", NOW).unwrap());
     assert!(!start(&st, "drc", "d1", NOW).unwrap(), "started once");
-    assert_eq!(st.store.drill("d1").unwrap().unwrap().state, DrillState::Running);
+    assert_eq!(
+        st.store.drill("d1").unwrap().unwrap().state,
+        DrillState::Running
+    );
 
     // A report of something else, or of no outcome, is refused.
     let mut wrong = report(&st, "d1", true);
@@ -93,7 +106,10 @@ fn a_drill_is_queued_once_started_once_and_reported_once() {
     // A second report does not change the outcome.
     finish(&st, "drc", "d1", &report(&st, "d1", true), NOW + 90).unwrap();
     let row = st.store.drill("d1").unwrap().unwrap();
-    assert_eq!((row.state, row.finished_at), (DrillState::Failed, Some(NOW + 60)));
+    assert_eq!(
+        (row.state, row.finished_at),
+        (DrillState::Failed, Some(NOW + 60))
+    );
     assert_eq!(
         error_of(&row, report_of(&row).as_ref()).as_deref(),
         Some("health check `web` failed: status 500")
@@ -138,7 +154,10 @@ fn a_failover_is_one_at_a_time_and_its_failback_queues_the_primarys_restore() {
 
     let b = failback(&st, "keuangan", "failover-authority", "SK 3", NOW).unwrap();
     let row = st.store.drill(&b.id).unwrap().unwrap();
-    assert_eq!((row.kind, row.snapshot.as_str()), (RecoveryKind::Failback, f.id.as_str()));
+    assert_eq!(
+        (row.kind, row.snapshot.as_str()),
+        (RecoveryKind::Failback, f.id.as_str())
+    );
     assert!(matches!(
         failback(&st, "keuangan", "failover-authority", "SK 3", NOW),
         Err(RecoveryError::Conflict(_))
@@ -164,7 +183,10 @@ fn the_scheduled_drill_of_a_firing_is_queued_once() {
     let dir = tempfile::tempdir().unwrap();
     let st = state(dir.path(), MANIFESTS);
     queue_scheduled(&st, NOW);
-    assert!(st.store.drills(None, 10).unwrap().is_empty(), "no agent enrolled");
+    assert!(
+        st.store.drills(None, 10).unwrap().is_empty(),
+        "no agent enrolled"
+    );
     st.store.set_agent_credential("web", &[1; 32], 0).unwrap();
     queue_scheduled(&st, NOW);
     queue_scheduled(&st, NOW + 30);

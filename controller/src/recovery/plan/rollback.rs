@@ -108,7 +108,9 @@ pub fn rollback(
         st.store.audit(
             actor,
             "plan.rolled-back",
-            &format!("{id}: a drill plan, closed; its kept-up drills are torn down, under order: {order}"),
+            &format!(
+                "{id}: a drill plan, closed; its kept-up drills are torn down, under order: {order}"
+            ),
             now,
         )?;
         return Ok(());

@@ -105,16 +105,41 @@ fn a_drill_plan_runs_group_by_group_stops_at_a_failed_group_and_resumes() {
         Err(RecoveryError::UnknownPlan(_))
     ));
     assert!(matches!(
-        start(&st, RecoveryKind::Drill, "layanan", "admin", None, &Some("ab".into()), NOW),
+        start(
+            &st,
+            RecoveryKind::Drill,
+            "layanan",
+            "admin",
+            None,
+            &Some("ab".into()),
+            NOW
+        ),
         Err(RecoveryError::Invalid(_))
     ));
-    let id = start(&st, RecoveryKind::Drill, "layanan", "admin", None, &none, NOW).unwrap();
+    let id = start(
+        &st,
+        RecoveryKind::Drill,
+        "layanan",
+        "admin",
+        None,
+        &none,
+        NOW,
+    )
+    .unwrap();
     assert_eq!(run(&st, &id).state, PlanRunState::Running);
     // Only the first group is queued: the second depends on it.
     let q = |g: &str, s: &str, d: DrillState| (g.to_string(), s.to_string(), d);
     assert_eq!(newest(&st, &id), [q("data", "db", DrillState::Queued)]);
     assert!(matches!(
-        start(&st, RecoveryKind::Drill, "layanan", "admin", None, &none, NOW),
+        start(
+            &st,
+            RecoveryKind::Drill,
+            "layanan",
+            "admin",
+            None,
+            &none,
+            NOW
+        ),
         Err(RecoveryError::Conflict(_))
     ));
 
@@ -151,7 +176,10 @@ fn a_drill_plan_runs_group_by_group_stops_at_a_failed_group_and_resumes() {
     ));
     execute(&st, &retry, true);
     let passed = run(&st, &id);
-    assert_eq!((passed.state, passed.finished_at), (PlanRunState::Passed, Some(NOW)));
+    assert_eq!(
+        (passed.state, passed.finished_at),
+        (PlanRunState::Passed, Some(NOW))
+    );
     // A passed drill plan's drills are torn down by the executor.
     assert_eq!(st.store.pending_plan_teardowns("drc").unwrap(), [id]);
 }
@@ -166,7 +194,16 @@ fn stopped_run(st: &AppState, id: &str) -> PlanRunRow {
 fn a_stopped_drill_plan_rolls_back_to_closed() {
     let dir = tempfile::tempdir().unwrap();
     let st = state(dir.path(), &format!("{MANIFESTS}{PLANS}"));
-    let id = start(&st, RecoveryKind::Drill, "layanan", "admin", None, &None, NOW).unwrap();
+    let id = start(
+        &st,
+        RecoveryKind::Drill,
+        "layanan",
+        "admin",
+        None,
+        &None,
+        NOW,
+    )
+    .unwrap();
     assert!(matches!(
         rollback(&st, &run(&st, &id), "admin", "SK 9", NOW),
         Err(RecoveryError::Conflict(_))
@@ -185,10 +222,21 @@ async fn a_failover_plan_waits_for_approval_runs_its_steps_and_rolls_back() {
     let dir = tempfile::tempdir().unwrap();
     let st = state(dir.path(), &format!("{MANIFESTS}{PLANS}"));
     let actor = "failover-authority";
-    let id = start(&st, RecoveryKind::Failover, "darurat", actor, Some("SK 1"), &None, NOW)
-        .unwrap();
+    let id = start(
+        &st,
+        RecoveryKind::Failover,
+        "darurat",
+        actor,
+        Some("SK 1"),
+        &None,
+        NOW,
+    )
+    .unwrap();
     assert_eq!(run(&st, &id).state, PlanRunState::AwaitingApproval);
-    assert!(newest(&st, &id).is_empty(), "nothing runs before the approval");
+    assert!(
+        newest(&st, &id).is_empty(),
+        "nothing runs before the approval"
+    );
     assert!(matches!(
         approve(&st, &id, KeyHolderRole::Walidata, "Kepala", NOW),
         Err(RecoveryError::Conflict(_))
@@ -238,7 +286,10 @@ async fn a_failover_plan_waits_for_approval_runs_its_steps_and_rolls_back() {
         ]
     );
     let db = member_id(&st, &id, "db");
-    assert_eq!(st.store.drill(&db).unwrap().unwrap().kind, RecoveryKind::Failover);
+    assert_eq!(
+        st.store.drill(&db).unwrap().unwrap().kind,
+        RecoveryKind::Failover
+    );
     execute(&st, &db, true);
     execute(&st, &member_id(&st, &id, "app"), true);
     assert_eq!(run(&st, &id).state, PlanRunState::Passed);
@@ -267,11 +318,19 @@ async fn a_failover_plan_waits_for_approval_runs_its_steps_and_rolls_back() {
     execute(&st, &failbacks[1], false);
     // db is still up at the DRC: stopped, saying so; roll back again.
     let r = stopped_run(&st, &id);
-    assert!(r.error.as_deref().unwrap().contains("failback of db failed"));
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap()
+            .contains("failback of db failed")
+    );
     rollback(&st, &r, actor, "SK 3", NOW).unwrap();
     execute(&st, &format!("{id}-rb-db-2"), true);
     let done = run(&st, &id);
-    assert_eq!((done.state, done.finished_at), (PlanRunState::RolledBack, Some(NOW)));
+    assert_eq!(
+        (done.state, done.finished_at),
+        (PlanRunState::RolledBack, Some(NOW))
+    );
     assert!(st.store.active_failovers().unwrap().is_empty());
 }
 
@@ -280,10 +339,27 @@ fn a_failover_plan_not_yet_approved_is_cancelled_by_a_rollback() {
     let dir = tempfile::tempdir().unwrap();
     let st = state(dir.path(), &format!("{MANIFESTS}{PLANS}"));
     let actor = "failover-authority";
-    let id = start(&st, RecoveryKind::Failover, "darurat", actor, Some("SK 1"), &None, NOW)
-        .unwrap();
+    let id = start(
+        &st,
+        RecoveryKind::Failover,
+        "darurat",
+        actor,
+        Some("SK 1"),
+        &None,
+        NOW,
+    )
+    .unwrap();
     rollback(&st, &run(&st, &id), actor, "SK 1", NOW).unwrap();
     assert_eq!(run(&st, &id).state, PlanRunState::RolledBack);
     // The plan is free again.
-    start(&st, RecoveryKind::Drill, "darurat", "admin", None, &None, NOW).unwrap();
+    start(
+        &st,
+        RecoveryKind::Drill,
+        "darurat",
+        "admin",
+        None,
+        &None,
+        NOW,
+    )
+    .unwrap();
 }
