@@ -166,7 +166,7 @@ impl Client {
             url: self.base.clone(),
             message,
         };
-        let resp = req.send().await.map_err(|e| unreachable(e.to_string()))?;
+        let resp = req.send().await.map_err(|e| unreachable(chain(&e)))?;
         let status = resp.status();
         if status.is_success() {
             return resp
@@ -337,4 +337,17 @@ impl AgentClient {
             .await?;
         Ok(())
     }
+}
+
+/// An error with its causes (reqwest's own message omits them: a refused
+/// certificate shows only as "error sending request").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
