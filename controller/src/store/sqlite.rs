@@ -1243,4 +1243,188 @@ mod tests {
         assert_eq!(steps[0].at, 1, "the first approval is the one kept");
         assert!(st.plan_steps("other").unwrap().is_empty());
     }
+
+    /// Every state and kind is stored as the same TEXT it always was, and
+    /// reads back as itself; an unknown string is an error naming it.
+    #[test]
+    fn states_and_kinds_are_stored_as_their_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let column = |sql: &str, id: &str| -> String {
+            st.lock().query_row(sql, [id], |r| r.get(0)).unwrap()
+        };
+        let table = [
+            (DrillState::Queued, "queued"),
+            (DrillState::Running, "running"),
+            (DrillState::Passed, "passed"),
+            (DrillState::Failed, "failed"),
+        ];
+        for (i, (state, text)) in table.iter().enumerate() {
+            let kind = RecoveryKind::ALL[i % 3];
+            let id = format!("d{i}");
+            st.queue_drill(&DrillRow {
+                state: *state,
+                ..row(&id, kind)
+            })
+            .unwrap();
+            let back = st.drill(&id).unwrap().unwrap();
+            assert_eq!((back.state, back.kind), (*state, kind));
+            assert_eq!(column("SELECT state FROM drills WHERE id = ?1", &id), *text);
+            assert_eq!(
+                column("SELECT kind FROM drills WHERE id = ?1", &id),
+                kind.as_str()
+            );
+        }
+        for (i, state) in PlanRunState::ALL.iter().enumerate() {
+            let id = format!("p{i}");
+            st.create_plan_run(&PlanRunRow {
+                id: id.clone(),
+                plan: "layanan".into(),
+                kind: RecoveryKind::Failover,
+                state: *state,
+                spec_json: "{}".into(),
+                requested_by: "admin".into(),
+                order: None,
+                created_at: i as i64,
+                finished_at: None,
+                error: None,
+            })
+            .unwrap();
+            assert_eq!(st.plan_run(&id).unwrap().unwrap().state, *state);
+            assert_eq!(
+                column("SELECT state FROM plan_runs WHERE id = ?1", &id),
+                state.as_str()
+            );
+        }
+        assert_eq!(
+            PlanRunState::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "awaiting-approval",
+                "running",
+                "stopped",
+                "passed",
+                "rolling-back",
+                "rolled-back"
+            ]
+        );
+        for (i, phase) in StepPhase::ALL.iter().enumerate() {
+            st.add_plan_step(&PlanStepRow {
+                run: "p0".into(),
+                phase: *phase,
+                name: format!("s{i}"),
+                ok: true,
+                detail: String::new(),
+                actor: "controller".into(),
+                at: 0,
+                duration_s: 0.0,
+            })
+            .unwrap();
+        }
+        let phases: Vec<StepPhase> = st
+            .plan_steps("p0")
+            .unwrap()
+            .iter()
+            .map(|s| s.phase)
+            .collect();
+        assert_eq!(phases, StepPhase::ALL);
+        let texts: Vec<String> = {
+            let conn = st.lock();
+            let mut q = conn
+                .prepare("SELECT phase FROM plan_steps ORDER BY rowid")
+                .unwrap();
+            q.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(texts, ["approval", "pre", "post"]);
+        // Runs: each job kind queued, each finished state recorded.
+        for (i, (kind, text)) in [
+            (JobKind::Replicate, "replicate"),
+            (JobKind::Verify, "verify"),
+            (JobKind::Restore, "restore"),
+            (JobKind::Failback, "failback"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let key = format!("r{i}");
+            let job = QueuedJob {
+                kind,
+                params_json: None,
+            };
+            assert!(st.queue_run("siak", &key, &job, 1).unwrap());
+            let r = st.run(&key).unwrap().unwrap();
+            assert_eq!((r.kind, r.state), (kind, RunState::Queued));
+            assert_eq!(
+                column("SELECT kind FROM runs WHERE run_key = ?1", &key),
+                text
+            );
+            assert_eq!(
+                column("SELECT state FROM runs WHERE run_key = ?1", &key),
+                "queued"
+            );
+        }
+        assert!(st.start_run("siak", "r0", "manual", None, 2).unwrap());
+        assert_eq!(st.run("r0").unwrap().unwrap().state, RunState::Running);
+        for (state, text) in [
+            (RunState::Succeeded, "succeeded"),
+            (RunState::Partial, "partial"),
+            (RunState::Failed, "failed"),
+        ] {
+            let result = RunResult {
+                trigger: "manual".into(),
+                scheduled_for: None,
+                started_at: "2026-11-24T00:00:00Z".into(),
+                finished_at: "2026-11-24T00:01:00Z".into(),
+                state,
+                snapshot_id: None,
+                files: 0,
+                bytes_read: 0,
+                bytes_new: 0,
+                bytes_stored: 0,
+                duration_s: 0.0,
+                errors: Vec::new(),
+            };
+            st.finish_run("siak", text, &result, 3).unwrap();
+            assert_eq!(st.run(text).unwrap().unwrap().state, state);
+            assert_eq!(
+                column("SELECT state FROM runs WHERE run_key = ?1", text),
+                text
+            );
+        }
+        // Maintenance: queued, then each state it moves to.
+        let id = st.queue_maintenance(&["dkis".into()], "manual", 1).unwrap()[0];
+        let m_state = || st.maintenance_runs(1).unwrap()[0].state;
+        let m_text = || {
+            column(
+                "SELECT state FROM maintenance WHERE CAST(id AS TEXT) = ?1",
+                &id.to_string(),
+            )
+        };
+        assert_eq!(
+            (m_state(), m_text()),
+            (MaintenanceState::Queued, "queued".into())
+        );
+        for (state, text) in [
+            (MaintenanceState::Running, "running"),
+            (MaintenanceState::Succeeded, "succeeded"),
+            (MaintenanceState::Skipped, "skipped"),
+            (MaintenanceState::Failed, "failed"),
+        ] {
+            st.finish_maintenance(id, state, "{}", 2).unwrap();
+            assert_eq!((m_state(), m_text()), (state, text.to_string()));
+        }
+
+        // A row with a string no enum knows (a newer controller's) is an
+        // error that names the column's value, not a silent default.
+        st.lock()
+            .execute("UPDATE drills SET state = 'paused' WHERE id = 'd0'", [])
+            .unwrap();
+        let e = st.drill("d0").unwrap_err().to_string();
+        assert!(e.contains("`paused` is not a DrillState"), "{e}");
+    }
 }
