@@ -35,6 +35,7 @@ ALLOWED_DEPS = {
     "controller": {"core", "model"},
     "gateway": {"core"},
     "cli": {"core", "model", "client", "agent", "controller", "gateway"},
+    "test-support": set(),
 }
 
 

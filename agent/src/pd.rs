@@ -23,6 +23,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use pulih_client::{AgentClient as Client, ClientError};
 use pulih_model::api::{Assignment, Facts, HeartbeatResponse, Job, RunResult, RunStartRequest};
+use pulih_model::state::JobKind;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -199,7 +200,7 @@ impl PdRole {
     async fn run_pending(&mut self, link: &Link<Results>, a: &Assignment) -> Result<()> {
         while let Some(job) = self.pending_jobs.first().cloned() {
             match self.may_start(link, &job.run_key, "manual", None).await? {
-                Start::Go if job.kind == "replicate" => {
+                Start::Go if job.kind == JobKind::Replicate => {
                     self.replicate(link, a, &job.run_key, "manual", None)
                         .await?
                 }

@@ -231,7 +231,7 @@ pub async fn run(a: DevArgs) -> Result<u8> {
         crate::repo::human(r.bytes_new),
         r.duration_s
     );
-    let code = if r.state == "succeeded" {
+    let code = if r.state == pulih_model::state::RunState::Succeeded {
         exit::OK
     } else {
         exit::ERROR

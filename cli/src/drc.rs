@@ -186,7 +186,7 @@ pub fn plan_for(
 
 pub fn print_report(r: &DrillReport) {
     let verdict = if r.passed() { "PASSED" } else { "FAILED" };
-    let word = r.kind.word();
+    let word = r.kind.as_str();
     println!("{word} {} of {}: {verdict}", r.id, r.server);
     if let Some(e) = &r.error {
         println!("  reason: {e}");
@@ -287,7 +287,7 @@ async fn recover(a: Common, kind: RecoveryKind, failover: Option<Failover>) -> R
             eprintln!(
                 "{} manifest problem(s); no {} was started",
                 diags.len(),
-                kind.word()
+                kind.as_str()
             );
             return Ok(exit::INVALID);
         }
@@ -301,7 +301,7 @@ async fn recover(a: Common, kind: RecoveryKind, failover: Option<Failover>) -> R
         .with_context(|| format!("cannot create scratch dir {}", a.scratch_dir.display()))?;
     let store = a.repo.open()?;
     let key = a.key.read()?;
-    tracing::info!(id = %plan.id, server = %plan.server, slot = key.slot(), kind = kind.word(), "reader key used at the DRC alone");
+    tracing::info!(id = %plan.id, server = %plan.server, slot = key.slot(), kind = kind.as_str(), "reader key used at the DRC alone");
     let mut report = pulih_agent::drc::drill::run(store.clone(), &key, &plan).await;
     report.order = failover.map(|f| f.order);
     let key = report.store_key();
@@ -311,7 +311,7 @@ async fn recover(a: Common, kind: RecoveryKind, failover: Option<Failover>) -> R
         .with_context(|| {
             format!(
                 "the {} ran, but its report could not be stored at {key}",
-                kind.word()
+                kind.as_str()
             )
         })?;
     if let Some(path) = &a.html {

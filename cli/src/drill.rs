@@ -2,6 +2,7 @@
 //! the DRC executor of the server's DRC target (`pulih agent --role drc`).
 
 use pulih_model::routes;
+use pulih_model::state::{DrillState, RunState};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -64,7 +65,7 @@ async fn wait_drill(api: &Api, id: &str, timeout: Duration) -> Result<DrillView>
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let d: DrillView = api.get(&routes::path(routes::DRILL, &[id])).await?;
-        if matches!(d.state.as_str(), "passed" | "failed") {
+        if !d.state.is_open() {
             return Ok(d);
         }
         if tokio::time::Instant::now() >= deadline {
@@ -104,7 +105,7 @@ async fn report_queued(
     } else {
         print_view(&d);
     }
-    Ok(if d.state == "passed" {
+    Ok(if d.state == DrillState::Passed {
         exit::OK
     } else {
         exit::ERROR
@@ -178,7 +179,7 @@ pub async fn run(a: DrillArgs) -> Result<u8> {
                                 d.id.clone(),
                                 d.server.clone(),
                                 d.trigger.clone(),
-                                d.state.clone(),
+                                d.state.to_string(),
                                 wita(&d.finished_at),
                                 secs(d.rto_seconds),
                                 secs(d.rpo_seconds),
@@ -332,7 +333,7 @@ pub async fn failback(a: FailbackArgs) -> Result<u8> {
     let api = a.conn.connect()?;
     let deadline = Duration::from_secs(a.timeout);
     let d = wait_drill(&api, &q.id, deadline).await?;
-    if d.state != "passed" {
+    if d.state != DrillState::Passed {
         if a.json {
             println!("{}", serde_json::to_string(&serde_json::json!({"drc": d}))?);
         } else {
@@ -360,7 +361,7 @@ pub async fn failback(a: FailbackArgs) -> Result<u8> {
             }
         );
     }
-    Ok(if run.state == "succeeded" {
+    Ok(if run.state == RunState::Succeeded {
         exit::OK
     } else {
         exit::ERROR

@@ -3,6 +3,7 @@
 //! list|show|approve|resume|rollback` follow and steer it.
 
 use pulih_model::routes;
+use pulih_model::state::PlanRunState;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -119,9 +120,13 @@ pub async fn report(api: &Api, run: PlanRunView, wait: Wait) -> Result<u8> {
     } else {
         print_run(&run);
     }
-    Ok(match run.state.as_str() {
-        "passed" | "rolled-back" => exit::OK,
-        "awaiting-approval" | "running" | "rolling-back" if !wait.wait => exit::OK,
+    Ok(match run.state {
+        PlanRunState::Passed | PlanRunState::RolledBack => exit::OK,
+        PlanRunState::AwaitingApproval | PlanRunState::Running | PlanRunState::RollingBack
+            if !wait.wait =>
+        {
+            exit::OK
+        }
         _ => exit::ERROR,
     })
 }
@@ -131,8 +136,8 @@ async fn settle(api: &Api, id: &str, timeout: Duration) -> Result<PlanRunView> {
     loop {
         let r: PlanRunView = api.get(&routes::path(routes::PLAN_RUN, &[id])).await?;
         if !matches!(
-            r.state.as_str(),
-            "awaiting-approval" | "running" | "rolling-back"
+            r.state,
+            PlanRunState::AwaitingApproval | PlanRunState::Running | PlanRunState::RollingBack
         ) {
             return Ok(r);
         }
@@ -150,7 +155,7 @@ async fn settle(api: &Api, id: &str, timeout: Duration) -> Result<PlanRunView> {
 fn print_run(r: &PlanRunView) {
     println!(
         "{} plan {} run {}: {}{}",
-        r.kind.word(),
+        r.kind.as_str(),
         r.plan,
         r.id,
         r.state,
@@ -207,13 +212,15 @@ fn print_run(r: &PlanRunView) {
             d.error.as_deref().unwrap_or("")
         );
     }
-    match r.state.as_str() {
-        "stopped" => println!(
+    match r.state {
+        PlanRunState::Stopped => println!(
             "  next: `pulih plan resume {0}` retries the failed servers, `pulih plan rollback {0} --order …` undoes it",
             r.id
         ),
-        "running" | "rolling-back" => println!("  follow: `pulih plan show {}`", r.id),
-        "awaiting-approval" => {
+        PlanRunState::Running | PlanRunState::RollingBack => {
+            println!("  follow: `pulih plan show {}`", r.id)
+        }
+        PlanRunState::AwaitingApproval => {
             for a in r.approvals.iter().filter(|a| a.approved_by.is_none()) {
                 println!(
                     "  next: `pulih plan approve {} --role {} --name \"…\" --authorization-file FILE` (the {} approver's token)",
@@ -257,8 +264,8 @@ pub async fn run(a: PlanArgs) -> Result<u8> {
                             vec![
                                 r.id.clone(),
                                 r.plan.clone(),
-                                r.kind.word().to_string(),
-                                r.state.clone(),
+                                r.kind.as_str().to_string(),
+                                r.state.to_string(),
                                 wita(&Some(r.created_at.clone())),
                                 wita(&r.finished_at),
                                 r.error.clone().unwrap_or_default(),

@@ -1,135 +1,86 @@
 //! The HTTP API under `/api/v1`: routing, authentication, request bodies.
+//! Handlers authorise, parse, call one function of `recovery/` (or the
+//! store) and shape the reply; the state machines are not here.
 
 mod agents;
 mod drc;
-pub mod drills;
+mod drills;
 mod manifests;
-mod plan_steps;
 mod plans;
 mod servers;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pulih_model::manifest::ManifestSet;
 use pulih_model::manifest::types::KeyHolderRole;
 use pulih_model::routes;
 use serde::de::DeserializeOwned;
 
-use crate::config::ControllerConfig;
 use crate::error::ApiError;
-use crate::store::StateStore;
+use crate::state::{AppState, Credential, Shared};
 
 /// Manifest uploads may be this large; every other body 256 KiB.
 pub const MANIFEST_BODY_LIMIT: usize = 4 << 20;
 pub const BODY_LIMIT: usize = 256 << 10;
 
-/// The desired state in memory, with the revision it came from.
-pub struct Desired {
-    pub set: ManifestSet,
-    pub revision: Option<i64>,
-}
-
-pub struct AppState {
-    pub store: Arc<dyn StateStore>,
-    pub config: ControllerConfig,
-    pub desired: RwLock<Desired>,
-    admin_token_hash: [u8; 32],
-    failover_token_hash: Option<[u8; 32]>,
-    approver_token_hashes: std::collections::BTreeMap<KeyHolderRole, [u8; 32]>,
-    /// One maintenance run at a time.
-    pub maintenance_lock: tokio::sync::Mutex<()>,
-    /// Plan runs whose pre or post steps are running now (`run:phase`).
-    pub plan_steps_running: std::sync::Mutex<std::collections::HashSet<String>>,
-}
-
-pub type Shared = Arc<AppState>;
-
-impl AppState {
-    pub fn new(
-        store: Arc<dyn StateStore>,
-        config: ControllerConfig,
-        admin_token: &str,
-        failover_token: Option<&str>,
-        approver_tokens: &std::collections::BTreeMap<KeyHolderRole, String>,
-        desired: Desired,
-    ) -> Self {
-        AppState {
-            store,
-            config,
-            desired: RwLock::new(desired),
-            admin_token_hash: token_hash(admin_token),
-            failover_token_hash: failover_token.map(token_hash),
-            approver_token_hashes: approver_tokens
-                .iter()
-                .map(|(r, t)| (*r, token_hash(t)))
-                .collect(),
-            maintenance_lock: tokio::sync::Mutex::new(()),
-            plan_steps_running: Default::default(),
-        }
-    }
-
-    /// Whether the controller holds an approver token for `role`.
-    pub fn has_approver(&self, role: KeyHolderRole) -> bool {
-        self.approver_token_hashes.contains_key(&role)
-    }
-
-    /// Checks the token of `role`'s approver.
-    pub fn require_approver(
-        &self,
-        headers: &HeaderMap,
-        role: KeyHolderRole,
-    ) -> Result<(), ApiError> {
-        let Some(want) = self.approver_token_hashes.get(&role) else {
-            return Err(ApiError::Conflict(format!(
-                "this controller has no approver for {} (set [approvers] {} in its config)",
-                role.as_str(),
-                role.as_str()
-            )));
-        };
-        if token_hash(bearer(headers)?) == *want {
-            Ok(())
-        } else {
-            Err(ApiError::ApprovalNotAuthorized(role.as_str().to_string()))
-        }
-    }
-
-    pub fn desired(&self) -> std::sync::RwLockReadGuard<'_, Desired> {
-        self.desired.read().unwrap_or_else(|p| p.into_inner())
-    }
-
+/// The checks of a request's bearer token against the state's tokens.
+pub trait Authorize {
     /// Checks the admin token; returns the actor name for the audit log.
-    pub fn require_admin(&self, headers: &HeaderMap) -> Result<&'static str, ApiError> {
-        let token = bearer(headers)?;
-        if token_hash(token) == self.admin_token_hash {
+    fn require_admin(&self, headers: &HeaderMap) -> Result<&'static str, ApiError>;
+    /// Checks the failover authorization (a secret apart from the admin
+    /// token); returns the actor name for the audit log.
+    fn require_failover(&self, headers: &HeaderMap) -> Result<&'static str, ApiError>;
+    /// Checks the token of `role`'s approver.
+    fn require_approver(&self, headers: &HeaderMap, role: KeyHolderRole) -> Result<(), ApiError>;
+    /// Checks an agent credential against the server it claims to be.
+    fn require_agent(&self, headers: &HeaderMap, server: &str) -> Result<(), ApiError>;
+    /// Checks a credential against the agent name (a server, or
+    /// `drc:<target>` for a DRC executor) it claims to be.
+    fn check_credential(&self, headers: &HeaderMap, agent: &str) -> Result<(), ApiError>;
+}
+
+impl Authorize for AppState {
+    fn require_admin(&self, headers: &HeaderMap) -> Result<&'static str, ApiError> {
+        if self.is_admin(bearer(headers)?) {
             Ok("admin")
         } else {
             Err(ApiError::InvalidToken)
         }
     }
 
-    /// Checks the failover authorization (a secret apart from the admin
-    /// token); returns the actor name for the audit log.
-    pub fn require_failover(&self, headers: &HeaderMap) -> Result<&'static str, ApiError> {
-        let Some(want) = self.failover_token_hash else {
+    fn require_failover(&self, headers: &HeaderMap) -> Result<&'static str, ApiError> {
+        if !self.failover_enabled() {
             return Err(ApiError::Conflict(
                 "failover is not enabled on this controller (set failover_token_file)".into(),
             ));
-        };
-        if token_hash(bearer(headers)?) == want {
+        }
+        if self.is_failover_authority(bearer(headers)?) == Some(true) {
             Ok("failover-authority")
         } else {
             Err(ApiError::FailoverNotAuthorized)
         }
     }
 
-    /// Checks an agent credential against the server it claims to be.
-    pub fn require_agent(&self, headers: &HeaderMap, server: &str) -> Result<(), ApiError> {
+    fn require_approver(&self, headers: &HeaderMap, role: KeyHolderRole) -> Result<(), ApiError> {
+        if !self.has_approver(role) {
+            return Err(ApiError::Conflict(format!(
+                "this controller has no approver for {} (set [approvers] {} in its config)",
+                role.as_str(),
+                role.as_str()
+            )));
+        }
+        if self.is_approver(role, bearer(headers)?) == Some(true) {
+            Ok(())
+        } else {
+            Err(ApiError::ApprovalNotAuthorized(role.as_str().to_string()))
+        }
+    }
+
+    fn require_agent(&self, headers: &HeaderMap, server: &str) -> Result<(), ApiError> {
         if server.starts_with("drc:") {
             // A DRC executor's credential is for the `/drc/…` endpoints only.
             return Err(ApiError::NotFound(format!(
@@ -139,40 +90,17 @@ impl AppState {
         self.check_credential(headers, server)
     }
 
-    /// Checks a credential against the agent name (a server, or
-    /// `drc:<target>` for a DRC executor) it claims to be.
-    pub fn check_credential(&self, headers: &HeaderMap, server: &str) -> Result<(), ApiError> {
-        let hash = token_hash(bearer(headers)?);
-        if let Some(a) = self.store.agent(server).map_err(internal)?
-            && a.credential_hash == hash
-        {
-            return Ok(());
-        }
-        // The failure path only: tell a credential of another server from a bad one.
-        let agents = self.store.agents().map_err(internal)?;
-        if agents.iter().any(|a| a.credential_hash == hash) {
-            Err(ApiError::WrongServer)
-        } else {
-            Err(ApiError::InvalidToken)
+    fn check_credential(&self, headers: &HeaderMap, agent: &str) -> Result<(), ApiError> {
+        match self.credential(agent, bearer(headers)?).map_err(internal)? {
+            Credential::Valid => Ok(()),
+            Credential::OtherAgent => Err(ApiError::WrongServer),
+            Credential::Unknown => Err(ApiError::InvalidToken),
         }
     }
 }
 
 pub fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
-}
-
-/// SHA-2-free, keyless hash of a bearer token (what the store keeps).
-pub fn token_hash(token: &str) -> [u8; 32] {
-    *blake3::hash(token.as_bytes()).as_bytes()
-}
-
-/// A random 256-bit token, hex.
-pub fn new_token() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
 }
 
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -183,10 +111,6 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::Unauthenticated)
-}
-
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// A JSON body whose every rejection maps to a stable error code.
@@ -275,7 +199,7 @@ pub fn router(state: Shared) -> Router {
         .route(routes::PLAN_RUNS, get(plans::list))
         .route(routes::PLAN_RUN, get(plans::show))
         .route(routes::PLAN_RUN_RESUME, post(plans::resume))
-        .route(routes::PLAN_RUN_APPROVE, post(plan_steps::approve))
+        .route(routes::PLAN_RUN_APPROVE, post(plans::approve))
         .route(routes::PLAN_RUN_ROLLBACK, post(plans::rollback))
         .route(routes::DRILLS, get(drills::list))
         .route(routes::DRILL, get(drills::show))

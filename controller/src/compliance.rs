@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use pulih_model::api::{ComplianceReport, Counts, LastDrill, ServerView};
 use pulih_model::manifest::{CentralizationStatus, Location, ManifestSet};
+use pulih_model::state::DrillState;
 
 use crate::desired::rpo_seconds;
 use crate::store::{AgentRow, DrillRow, RunSummary};
@@ -115,7 +116,7 @@ pub fn add_drills(
                 .and_then(|j| serde_json::from_str(j).ok());
             v.last_drill = Some(LastDrill {
                 id: d.id.clone(),
-                state: d.state.clone(),
+                state: d.state,
                 finished_at: d.finished_at.map(rfc3339).unwrap_or_default(),
                 rto_seconds: report.as_ref().and_then(|r| r.rto_seconds),
                 rpo_seconds: report.as_ref().and_then(|r| r.rpo_seconds),
@@ -252,7 +253,11 @@ pub fn counts<'a>(views: impl IntoIterator<Item = &'a ServerView>, set: &Manifes
         }
         c.mismatches += u64::from(v.mismatch);
         c.protected += u64::from(v.rpo_met);
-        c.drills_failed += u64::from(v.last_drill.as_ref().is_some_and(|d| d.state == "failed"));
+        c.drills_failed += u64::from(
+            v.last_drill
+                .as_ref()
+                .is_some_and(|d| d.state == DrillState::Failed),
+        );
         c.drills_overdue += u64::from(v.drill_overdue);
     }
     if c.servers > 0 {

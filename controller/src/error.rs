@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use pulih_model::api::{ErrorBody, ErrorDetail};
 use pulih_model::manifest::Diagnostic;
 
+use crate::recovery::RecoveryError;
+
 /// An API error. Each variant has one stable code (docs/API.md).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -72,6 +74,21 @@ impl ApiError {
             FailoverNotAuthorized => (StatusCode::FORBIDDEN, "failover_not_authorized"),
             ApprovalNotAuthorized(_) => (StatusCode::FORBIDDEN, "approval_not_authorized"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<RecoveryError> for ApiError {
+    fn from(e: RecoveryError) -> Self {
+        match e {
+            RecoveryError::NotFound(m) => ApiError::NotFound(m),
+            RecoveryError::Conflict(m) => ApiError::Conflict(m),
+            RecoveryError::Invalid(m) => ApiError::InvalidBody(m),
+            RecoveryError::ConsentMissing(m) => ApiError::ConsentMissing(m),
+            RecoveryError::UnknownPlan(m) => ApiError::UnknownPlan(m),
+            e @ (RecoveryError::Store(_) | RecoveryError::Corrupt(_)) => {
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }

@@ -1,10 +1,13 @@
 //! pulih-controller: the control plane in the Pusat Data (DESIGN.md §1, §7, §8).
 //!
-//! An axum HTTP API under `/api/v1` ([`api`]) over a state store
-//! ([`store`], SQLite by default): manifests applied with their history,
-//! one-time enrolment tokens, agents' heartbeats and facts, runs and their
-//! results, and the Pasal 9 inventory ([`compliance`]). Agents pull: the
-//! controller never dials them, and it never reads agency data.
+//! The shared state ([`state`]: store, desired manifests, tokens, tasks,
+//! clock); the recovery state machines without HTTP ([`recovery`]: drills,
+//! plan runs, plan steps); every background loop ([`workers`]); and a thin
+//! axum HTTP API under `/api/v1` ([`api`]) over a state store ([`store`],
+//! SQLite by default): manifests applied with their history, one-time
+//! enrolment tokens, agents' heartbeats and facts, runs and their results,
+//! and the Pasal 9 inventory ([`compliance`]). Agents pull: the controller
+//! never dials them, and it never reads agency data.
 
 pub mod api;
 pub mod compliance;
@@ -13,16 +16,24 @@ pub mod desired;
 pub mod error;
 pub mod maintenance;
 pub mod openapi;
+pub mod recovery;
+pub mod state;
 pub mod store;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
 pub use config::ControllerConfig;
+
+/// How long a shutdown waits for the HTTP connections, and then for the
+/// background tasks.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A started controller.
 pub struct Running {
@@ -30,6 +41,9 @@ pub struct Running {
     /// `http://ADDR`, or `https://ADDR` with TLS configured.
     pub url: String,
     pub admin_token: String,
+    /// The shared state (its `tasks` show the workers).
+    pub state: state::Shared,
+    /// Ends once the API stopped and every background task with it.
     pub task: tokio::task::JoinHandle<Result<()>>,
 }
 
@@ -40,7 +54,7 @@ fn admin_token(path: &Path) -> Result<String> {
             .with_context(|| format!("admin token file {}", path.display()))?;
         return Ok(t.trim().to_string());
     }
-    let token = api::new_token();
+    let token = state::new_token();
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -111,7 +125,7 @@ pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Resul
             "the failover token must be at least 16 characters and differ from the admin token"
         );
     }
-    let mut approvers = std::collections::BTreeMap::new();
+    let mut approvers: std::collections::BTreeMap<_, String> = Default::default();
     for (role, f) in &config.approvers {
         let t = pulih_core::storage::read_secret_file(f)
             .map(|t| t.trim().to_string())
@@ -126,47 +140,65 @@ pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Resul
         );
         approvers.insert(*role, t);
     }
-    let state = Arc::new(api::AppState::new(
+    let tokens = state::Tokens {
+        admin: &token,
+        failover: failover_token.as_deref(),
+        approvers: approvers.iter().map(|(r, t)| (*r, t.as_str())).collect(),
+    };
+    // The tasks stop with the controller, and also when the API fails.
+    let tasks_cancel = cancel.child_token();
+    let shared = Arc::new(state::AppState::new(
         store,
         config,
-        &token,
-        failover_token.as_deref(),
-        &approvers,
-        api::Desired { set, revision },
+        &tokens,
+        state::Desired { set, revision },
+        tasks_cancel.clone(),
     ));
-    maintenance::spawn_schedule(state.clone(), cancel.clone());
-    api::drills::spawn_schedule(state.clone(), cancel.clone());
-    let app = api::router(state);
+    workers::start(&shared);
+    let app = api::router(shared.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, "controller listening");
     let handle = axum_server::Handle::new();
-    let stop = handle.clone();
-    tokio::spawn(async move {
-        cancel.cancelled().await;
-        stop.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-    });
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let st = shared.clone();
     let task = tokio::spawn(async move {
-        match tls {
-            Some(tls) => {
-                axum_server::from_tcp_rustls(listener, tls)?
-                    .handle(handle)
-                    .serve(service)
-                    .await
+        let serve = async {
+            match tls {
+                Some(tls) => {
+                    axum_server::from_tcp_rustls(listener, tls)?
+                        .handle(handle.clone())
+                        .serve(service)
+                        .await
+                }
+                None => {
+                    axum_server::from_tcp(listener)?
+                        .handle(handle.clone())
+                        .serve(service)
+                        .await
+                }
             }
-            None => {
-                axum_server::from_tcp(listener)?
-                    .handle(handle)
-                    .serve(service)
-                    .await
+        };
+        tokio::pin!(serve);
+        let served = tokio::select! {
+            r = &mut serve => r,
+            _ = tasks_cancel.cancelled() => {
+                handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+                serve.await
             }
+        };
+        if !st.tasks.shutdown(SHUTDOWN_GRACE).await {
+            tracing::warn!(
+                left = st.tasks.len(),
+                "background tasks still running after the shutdown grace period"
+            );
         }
-        .context("controller API server")
+        served.context("controller API server")
     });
     Ok(Running {
         addr,
         url: format!("{scheme}://{addr}"),
         admin_token: token,
+        state: shared,
         task,
     })
 }

@@ -5,7 +5,6 @@
 //! the controller still reads no agency data.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{Offset, TimeZone as _};
 use pulih_core::forget::KeepPolicy;
@@ -15,13 +14,13 @@ use pulih_core::prune::PruneOptions;
 use pulih_core::repo::{ListedSnapshot, Repo};
 use pulih_core::storage::{Store, read_secret_file};
 use pulih_model::api::MaintenanceRun;
-use tokio_util::sync::CancellationToken;
+use pulih_model::state::MaintenanceState;
 
-use crate::api::{Shared, now};
 use crate::compliance::rfc3339;
 use crate::config::MaintenanceConfig;
 use crate::desired::pd_repository;
 use crate::error::ApiError;
+use crate::state::Shared;
 use crate::store::MaintenanceRow;
 
 /// Queue one run per agency (all, or `only`); returns (row id, agency).
@@ -49,7 +48,7 @@ pub fn queue(
     };
     let ids = st
         .store
-        .queue_maintenance(&pds, trigger, now())
+        .queue_maintenance(&pds, trigger, st.now())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(ids.into_iter().zip(pds).collect())
 }
@@ -58,12 +57,14 @@ pub fn queue(
 pub async fn execute(st: Shared, queued: Vec<(i64, String)>) {
     let _one_at_a_time = st.maintenance_lock.lock().await;
     for (id, pd) in queued {
-        let _ = st.store.set_maintenance_state(id, "running");
+        let _ = st
+            .store
+            .set_maintenance_state(id, MaintenanceState::Running);
         let outcome = run_pd(&st, &pd).await;
-        let t = now();
+        let t = st.now();
         let (state, json, detail) = match &outcome {
             Ok(r) => (
-                "succeeded",
+                MaintenanceState::Succeeded,
                 serde_json::to_string(r).unwrap_or_default(),
                 format!(
                     "{pd}: {} of {} snapshots forgotten, {} packs condemned, {} deleted, {} bytes freed",
@@ -71,12 +72,12 @@ pub async fn execute(st: Shared, queued: Vec<(i64, String)>) {
                 ),
             ),
             Err(Skip(why)) => (
-                "skipped",
+                MaintenanceState::Skipped,
                 serde_json::json!({ "error": why }).to_string(),
                 format!("{pd}: skipped: {why}"),
             ),
             Err(Fail(e)) => (
-                "failed",
+                MaintenanceState::Failed,
                 serde_json::json!({ "error": e }).to_string(),
                 format!("{pd}: failed: {e}"),
             ),
@@ -182,33 +183,6 @@ fn utc_offset(tz: pulih_model::manifest::values::TimeZone) -> time::UtcOffset {
             .fix()
             .local_minus_utc();
     time::UtcOffset::from_whole_seconds(secs).unwrap_or(time::UtcOffset::UTC)
-}
-
-/// Fire the configured schedule until `cancel`.
-pub fn spawn_schedule(st: Shared, cancel: CancellationToken) {
-    let Some(cfg) = st.config.maintenance.clone() else {
-        return;
-    };
-    tokio::spawn(async move {
-        loop {
-            let now_tz = chrono::Utc::now().with_timezone(&cfg.timezone.0);
-            let Some(next) = cfg.schedule.schedule().after(&now_tz).next() else {
-                tracing::warn!("the maintenance schedule never fires again");
-                return;
-            };
-            let wait = (next.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                .to_std()
-                .unwrap_or_default();
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            match queue(&st, "schedule", None) {
-                Ok(ids) => execute(Arc::clone(&st), ids).await,
-                Err(e) => tracing::error!(error = %e, "maintenance: cannot queue"),
-            }
-        }
-    });
 }
 
 /// The API view of a row.

@@ -8,6 +8,9 @@
 pub mod sqlite;
 
 use pulih_model::api::{ObjectChange, RunResult};
+use pulih_model::state::{
+    DrillState, JobKind, MaintenanceState, PlanRunState, RecoveryKind, RunState, StepPhase,
+};
 
 #[derive(Debug, thiserror::Error)]
 #[error("state store: {0}")]
@@ -57,14 +60,13 @@ pub struct RunRow {
     pub run_key: String,
     pub server: String,
     pub trigger: String,
-    pub state: String,
+    pub state: RunState,
     pub scheduled_for: Option<i64>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub result_json: Option<String>,
-    /// `replicate`, `verify` or `restore`.
-    pub kind: String,
+    pub kind: JobKind,
     /// The job's parameters (JSON), e.g. a restore's target.
     pub params_json: Option<String>,
 }
@@ -74,7 +76,7 @@ pub struct MaintenanceRow {
     pub id: i64,
     pub perangkat_daerah: String,
     pub trigger: String,
-    pub state: String,
+    pub state: MaintenanceState,
     pub created_at: i64,
     pub finished_at: Option<i64>,
     /// The maintenance report, or `{"error": …}`.
@@ -89,8 +91,7 @@ pub struct DrillRow {
     pub perangkat_daerah: String,
     pub drc_target: String,
     pub trigger: String,
-    /// `queued`, `running`, `passed` or `failed`.
-    pub state: String,
+    pub state: DrillState,
     pub requested_by: String,
     /// `latest` or a snapshot id; for a failback, the failover it ends.
     pub snapshot: String,
@@ -99,8 +100,7 @@ pub struct DrillRow {
     pub finished_at: Option<i64>,
     /// The executor's report (JSON), once finished.
     pub report_json: Option<String>,
-    /// `drill` or `failover`.
-    pub kind: String,
+    pub kind: RecoveryKind,
 }
 
 /// One run of a recovery plan: its servers' drills (or failovers) in group
@@ -110,11 +110,8 @@ pub struct PlanRunRow {
     pub id: String,
     pub plan: String,
     /// `drill` or `failover`.
-    pub kind: String,
-    /// `awaiting-approval`, `running`, `stopped` (a group or pre step
-    /// failed: resume or roll back), `passed`, `rolling-back` or
-    /// `rolled-back`.
-    pub state: String,
+    pub kind: RecoveryKind,
+    pub state: PlanRunState,
     /// The plan's spec as applied when the run started (JSON).
     pub spec_json: String,
     pub requested_by: String,
@@ -131,7 +128,7 @@ pub struct PlanRunRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanStepRow {
     pub run: String,
-    pub phase: String,
+    pub phase: StepPhase,
     pub name: String,
     pub ok: bool,
     pub detail: String,
@@ -152,7 +149,7 @@ pub struct PlanMember {
 /// A job ops asked for, waiting for the agent's next heartbeat.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedJob {
-    pub kind: String,
+    pub kind: JobKind,
     pub params_json: Option<String>,
 }
 
@@ -160,7 +157,7 @@ pub struct QueuedJob {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunSummary {
     pub last_success: Option<i64>,
-    pub last_state: Option<String>,
+    pub last_state: Option<RunState>,
 }
 
 pub trait StateStore: Send + Sync + 'static {
@@ -231,11 +228,11 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Records queued maintenance runs, one per agency; returns their ids.
     fn queue_maintenance(&self, pds: &[String], trigger: &str, now: i64) -> StoreResult<Vec<i64>>;
-    fn set_maintenance_state(&self, id: i64, state: &str) -> StoreResult<()>;
+    fn set_maintenance_state(&self, id: i64, state: MaintenanceState) -> StoreResult<()>;
     fn finish_maintenance(
         &self,
         id: i64,
-        state: &str,
+        state: MaintenanceState,
         report_json: &str,
         now: i64,
     ) -> StoreResult<()>;
@@ -248,7 +245,13 @@ pub trait StateStore: Send + Sync + 'static {
     /// queued → running; false when the drill is not queued (any more).
     fn start_drill(&self, id: &str, now: i64) -> StoreResult<bool>;
     /// Records the outcome; idempotent (a finished drill stays as it is).
-    fn finish_drill(&self, id: &str, state: &str, report_json: &str, now: i64) -> StoreResult<()>;
+    fn finish_drill(
+        &self,
+        id: &str,
+        state: DrillState,
+        report_json: &str,
+        now: i64,
+    ) -> StoreResult<()>;
     fn drill(&self, id: &str) -> StoreResult<Option<DrillRow>>;
     /// Marks drills (and failovers, failbacks) `running` since before
     /// `started_before` failed: their executor never reported. Returns them.
@@ -274,8 +277,8 @@ pub trait StateStore: Send + Sync + 'static {
     fn set_plan_run_state(
         &self,
         id: &str,
-        from: &[&str],
-        state: &str,
+        from: &[PlanRunState],
+        state: PlanRunState,
         error: Option<&str>,
         finished_at: Option<i64>,
     ) -> StoreResult<bool>;

@@ -8,6 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Diagnostic, DumpSource, Hooks};
+use crate::state::{
+    DrillState, JobKind, MaintenanceState, PlanGroupState, PlanRunState, RunState, StepPhase,
+};
 
 /// Every error body: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -201,8 +204,7 @@ impl DockerSources {
 pub struct Job {
     /// The run key results are reported under.
     pub run_key: String,
-    /// `replicate`, `verify` or `restore`.
-    pub kind: String,
+    pub kind: JobKind,
     /// For `restore`: what to restore where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<RestoreRequest>,
@@ -259,7 +261,7 @@ pub struct RunResult {
     pub started_at: String,
     pub finished_at: String,
     /// `succeeded`, `partial` (snapshot saved, some sources unreadable) or `failed`.
-    pub state: String,
+    pub state: RunState,
     #[serde(default)]
     pub snapshot_id: Option<String>,
     #[serde(default)]
@@ -282,10 +284,9 @@ pub struct RunResult {
 pub struct Run {
     pub run_key: String,
     pub server: String,
-    /// `replicate`, `verify` or `restore`.
-    pub kind: String,
+    pub kind: JobKind,
     pub trigger: String,
-    pub state: String,
+    pub state: RunState,
     pub scheduled_for: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -324,7 +325,7 @@ pub struct ServerView {
     pub enrolled: bool,
     pub agent_last_seen: Option<String>,
     pub last_success: Option<String>,
-    pub last_run_state: Option<String>,
+    pub last_run_state: Option<RunState>,
     pub rpo_seconds: u64,
     /// The newest successful replication is within the RPO.
     pub rpo_met: bool,
@@ -349,7 +350,7 @@ pub struct ServerView {
 pub struct LastDrill {
     pub id: String,
     /// `passed` or `failed`.
-    pub state: String,
+    pub state: DrillState,
     pub finished_at: String,
     pub rto_seconds: Option<f64>,
     pub rpo_seconds: Option<f64>,
@@ -426,9 +427,7 @@ pub struct MaintenanceRun {
     pub perangkat_daerah: String,
     /// `schedule` or `manual`.
     pub trigger: String,
-    /// `queued`, `running`, `succeeded`, `skipped` (no maintenance key for
-    /// the agency yet) or `failed`.
-    pub state: String,
+    pub state: MaintenanceState,
     pub created_at: String,
     pub finished_at: Option<String>,
     pub snapshots: u64,
@@ -533,12 +532,7 @@ pub struct PlanRunView {
     pub plan: String,
     /// `drill` or `failover`.
     pub kind: crate::drill::RecoveryKind,
-    /// `awaiting-approval` (a failover plan whose manifest names
-    /// approvers: it starts once each role approved; `rollback` cancels
-    /// it); `running`; `stopped` (a group or a pre step failed: `resume`
-    /// retries what failed, `rollback` fails back what a failover plan
-    /// brought up); `passed`; `rolling-back`; `rolled-back`.
-    pub state: String,
+    pub state: PlanRunState,
     pub requested_by: String,
     /// The order a failover plan runs under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -580,7 +574,7 @@ pub struct PlanApprovalView {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PlanStepView {
     /// `pre` or `post`.
-    pub phase: String,
+    pub phase: StepPhase,
     pub name: String,
     pub ok: bool,
     /// Exit status and the end of the command's output.
@@ -604,8 +598,7 @@ pub struct PlanGroupView {
     pub name: String,
     pub depends_on: Vec<String>,
     pub servers: Vec<String>,
-    /// `waiting`, `running`, `passed` or `failed`.
-    pub state: String,
+    pub state: PlanGroupState,
     /// Every attempt, oldest first (a resumed group has several).
     pub recoveries: Vec<DrillView>,
 }
@@ -621,8 +614,7 @@ pub struct DrillView {
     pub drc_target: String,
     /// `manual` or `schedule`.
     pub trigger: String,
-    /// `queued`, `running`, `passed` or `failed`.
-    pub state: String,
+    pub state: DrillState,
     pub requested_by: String,
     pub snapshot: String,
     pub created_at: String,

@@ -66,36 +66,7 @@ pub struct CapturedContainer {
     pub mounts: BTreeMap<String, String>,
 }
 
-/// Whether a report is of a drill (isolated, torn down) or a failover
-/// (service network, left running).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum RecoveryKind {
-    Drill,
-    Failover,
-    /// Ends a failover: what changed at the DRC is replicated back and the
-    /// DRC's copy is stopped and removed.
-    Failback,
-}
-
-impl RecoveryKind {
-    pub fn word(self) -> &'static str {
-        match self {
-            RecoveryKind::Drill => "drill",
-            RecoveryKind::Failover => "failover",
-            RecoveryKind::Failback => "failback",
-        }
-    }
-
-    pub fn from_word(w: &str) -> Option<RecoveryKind> {
-        match w {
-            "drill" => Some(RecoveryKind::Drill),
-            "failover" => Some(RecoveryKind::Failover),
-            "failback" => Some(RecoveryKind::Failback),
-            _ => None,
-        }
-    }
-}
+pub use crate::state::{CheckKind, DrillState, RecoveryKind};
 
 /// One timed step of a drill.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -112,8 +83,7 @@ pub struct DrillStep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckOutcome {
     pub name: String,
-    /// `http`, `tcp` or `exec`.
-    pub kind: String,
+    pub kind: CheckKind,
     pub ok: bool,
     pub attempts: u32,
     /// Seconds from the drill's start until it passed (or gave up).
@@ -154,7 +124,7 @@ pub struct DrillReport {
     pub server: String,
     pub perangkat_daerah: String,
     /// `passed` or `failed`.
-    pub state: String,
+    pub state: DrillState,
     /// Why it failed, in one sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -194,7 +164,7 @@ pub struct DrillReport {
 /// `reports/<kind>s/<server>/<id>.json` (beside the repositories' objects,
 /// docs/FORMAT.md §2).
 pub fn report_store_key(kind: RecoveryKind, server: &str, id: &str) -> String {
-    format!("reports/{}s/{server}/{id}.json", kind.word())
+    format!("reports/{}s/{server}/{id}.json", kind.as_str())
 }
 
 impl DrillReport {
@@ -204,7 +174,7 @@ impl DrillReport {
     }
 
     pub fn passed(&self) -> bool {
-        self.state == "passed"
+        self.state == DrillState::Passed
     }
 
     pub fn rto_met(&self) -> Option<bool> {
@@ -219,12 +189,7 @@ impl DrillReport {
     /// ops and auditors.
     pub fn to_html(&self) -> String {
         let mut h = String::new();
-        let title = format!(
-            "Pulih {} {} — {}",
-            kind_word(self.kind),
-            self.id,
-            self.server
-        );
+        let title = format!("Pulih {} {} — {}", self.kind, self.id, self.server);
         let _ = write!(
             h,
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
@@ -312,7 +277,7 @@ impl DrillReport {
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td><td>{}</td></tr>",
                 esc(&c.name),
-                esc(&c.kind),
+                c.kind,
                 c.attempts,
                 c.at_s,
                 mark(c.ok),
@@ -353,10 +318,6 @@ impl DrillReport {
     }
 }
 
-fn kind_word(k: RecoveryKind) -> &'static str {
-    k.word()
-}
-
 fn mark(ok: bool) -> &'static str {
     if ok {
         "<span class=\"ok\">ok</span>"
@@ -390,7 +351,7 @@ mod tests {
             kind: RecoveryKind::Drill,
             server: "simpus<db>".into(),
             perangkat_daerah: "dinkes".into(),
-            state: "failed".into(),
+            state: DrillState::Failed,
             error: Some("health check `web` failed: status 500".into()),
             started_at: "2026-11-25T01:00:00Z".into(),
             finished_at: "2026-11-25T01:01:00Z".into(),

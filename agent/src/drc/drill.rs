@@ -25,7 +25,7 @@ use bollard::Docker;
 use chrono::{DateTime, Utc};
 use pulih_core::repo::ReaderKey;
 use pulih_core::storage::Store;
-use pulih_model::drill::{DrillReport, DrillStep, RecoveryKind, Teardown};
+use pulih_model::drill::{DrillReport, DrillState, DrillStep, RecoveryKind, Teardown};
 use pulih_model::manifest::RecoverySpec;
 use tracing::Instrument;
 
@@ -117,7 +117,7 @@ impl DrillPlan {
 
 /// A new recovery id: the kind, the UTC time, and a random suffix.
 pub fn new_id(kind: RecoveryKind) -> String {
-    let word = kind.word();
+    let word = kind.as_str();
     let suffix: u32 = rand_suffix();
     format!("{word}-{}-{suffix:06x}", Utc::now().format("%Y%m%dT%H%M%S"))
 }
@@ -221,7 +221,7 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan) -> DrillReport
     };
     async {
         match run.recover(store, key).await {
-            Ok(()) => run.report.state = "passed".into(),
+            Ok(()) => run.report.state = DrillState::Passed,
             Err(e) => {
                 run.report.error = Some(format!("{e:#}"));
                 run.collect_logs().await;
@@ -244,7 +244,7 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan) -> DrillReport
         } else if plan.kind == RecoveryKind::Drill || !run.report.passed() {
             run.teardown().await;
             if run.report.passed() && !run.report.teardown.as_ref().is_some_and(Teardown::clean) {
-                run.report.state = "failed".into();
+                run.report.state = DrillState::Failed;
                 run.report.error =
                     Some("the drill passed but its teardown left things behind".into());
             }
@@ -272,7 +272,7 @@ fn empty_report(plan: &DrillPlan, started: DateTime<Utc>) -> DrillReport {
         kind: plan.kind,
         server: plan.server.clone(),
         perangkat_daerah: plan.perangkat_daerah.clone(),
-        state: "failed".into(),
+        state: DrillState::Failed,
         error: None,
         started_at: rfc3339(started),
         finished_at: String::new(),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use pulih_model::api::{Assignment, Job, RestoreRequest, RunResult};
+use pulih_model::state::{JobKind, RunState};
 use tracing::Instrument;
 
 use super::{PdRole, Results, rfc3339};
@@ -35,8 +36,8 @@ impl PdRole {
             .unwrap_or_else(|| a.repository.clone());
         let outcome: Result<Outcome> = async {
             let store = pulih_core::storage::Store::open(&repo_url, false)?;
-            match (job.kind.as_str(), &job.restore) {
-                ("verify", _) => {
+            match (job.kind, &job.restore) {
+                (JobKind::Verify, _) => {
                     let key = pulih_core::keys::AgentKey::load(&self.config.agent_key_file)?;
                     let repo = pulih_core::repo::Repo::open(store).await?;
                     let r = pulih_core::verify::check_space(&repo, &key).await?;
@@ -48,10 +49,10 @@ impl PdRole {
                     );
                     Ok((None, 0, 0, r.problems))
                 }
-                ("restore", Some(req)) => self.restore(store, &a.server, req).await,
-                ("restore", None) => anyhow::bail!("a restore job without its target"),
-                ("failback", Some(req)) => self.fail_back(store, a, req).await,
-                ("failback", None) => anyhow::bail!("a failback job without its snapshot"),
+                (JobKind::Restore, Some(req)) => self.restore(store, &a.server, req).await,
+                (JobKind::Restore, None) => anyhow::bail!("a restore job without its target"),
+                (JobKind::Failback, Some(req)) => self.fail_back(store, a, req).await,
+                (JobKind::Failback, None) => anyhow::bail!("a failback job without its snapshot"),
                 (other, _) => {
                     anyhow::bail!("this agent does not know the job kind `{other}`; upgrade it")
                 }
@@ -65,7 +66,7 @@ impl PdRole {
             scheduled_for: None,
             started_at: rfc3339(started),
             finished_at: rfc3339(finished),
-            state: "failed".into(),
+            state: RunState::Failed,
             snapshot_id: None,
             files: 0,
             bytes_read: 0,
@@ -77,11 +78,10 @@ impl PdRole {
         match outcome {
             Ok((snapshot, files, bytes, problems)) => {
                 result.state = if problems.is_empty() {
-                    "succeeded"
+                    RunState::Succeeded
                 } else {
-                    "failed"
-                }
-                .into();
+                    RunState::Failed
+                };
                 result.snapshot_id = snapshot;
                 result.files = files;
                 result.bytes_read = bytes;

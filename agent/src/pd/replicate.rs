@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use pulih_model::api::{Assignment, RunResult};
+use pulih_model::state::RunState;
 use tracing::Instrument;
 
 use super::{PdRole, Results, rfc3339};
@@ -76,7 +77,7 @@ impl PdRole {
             scheduled_for: scheduled_for.map(rfc3339),
             started_at: rfc3339(started),
             finished_at: rfc3339(finished),
-            state: "failed".into(),
+            state: RunState::Failed,
             snapshot_id: None,
             files: 0,
             bytes_read: 0,
@@ -89,11 +90,10 @@ impl PdRole {
             Ok(out) => {
                 let s = &out.snapshot.summary;
                 result.state = if out.errors.is_empty() {
-                    "succeeded"
+                    RunState::Succeeded
                 } else {
-                    "partial"
-                }
-                .into();
+                    RunState::Partial
+                };
                 result.snapshot_id = Some(out.snapshot_id.to_hex());
                 result.files = s.files;
                 result.bytes_read = s.bytes_read;

@@ -2,6 +2,8 @@
 
 use super::servers::{SERVER_HEADERS, server_rows};
 use super::status::counts_line;
+use pulih_model::state::DrillState;
+
 use super::*;
 
 #[derive(Args)]
@@ -54,7 +56,7 @@ pub async fn compliance(a: ComplianceArgs) -> Result<u8> {
                     .unwrap_or_default(),
                 s.last_drill
                     .as_ref()
-                    .map(|d| d.state.clone())
+                    .map(|d| d.state.to_string())
                     .unwrap_or_default(),
                 s.last_drill
                     .as_ref()
@@ -99,7 +101,11 @@ pub async fn compliance(a: ComplianceArgs) -> Result<u8> {
             }
         }
         for s in &r.servers {
-            if let Some(d) = s.last_drill.as_ref().filter(|d| d.state == "failed") {
+            if let Some(d) = s
+                .last_drill
+                .as_ref()
+                .filter(|d| d.state == DrillState::Failed)
+            {
                 println!(
                     "DRILL FAILED {}: drill {} at {} (pulih drill report {})",
                     s.name,

@@ -1,6 +1,8 @@
 //! `pulih replicate`, `verify`, `restore`: jobs for a server's agent, and
 //! following a run to its end.
 
+use pulih_model::state::{JobKind, RunState};
+
 use super::*;
 
 #[derive(Args)]
@@ -22,7 +24,7 @@ pub async fn wait_run(api: &Api, run_key: &str, timeout: Duration) -> Result<Run
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let r: Run = api.get(&routes::path(routes::RUN, &[run_key])).await?;
-        if matches!(r.state.as_str(), "succeeded" | "partial" | "failed") {
+        if r.state.is_finished() {
             return Ok(r);
         }
         if tokio::time::Instant::now() >= deadline {
@@ -37,7 +39,7 @@ pub async fn wait_run(api: &Api, run_key: &str, timeout: Duration) -> Result<Run
 }
 
 fn print_run(r: &Run) {
-    if r.kind == "verify" {
+    if r.kind == JobKind::Verify {
         println!(
             "{} {} verify {}: {} problem(s) in {:.1}s",
             r.run_key,
@@ -67,7 +69,7 @@ fn print_run(r: &Run) {
     for e in &r.errors {
         println!(
             "  {}: {e}",
-            if r.kind == "verify" {
+            if r.kind == JobKind::Verify {
                 "problem"
             } else {
                 "error"
@@ -137,9 +139,9 @@ async fn run_job(a: JobArgs, kind: &str, body: serde_json::Value) -> Result<u8> 
     } else {
         print_run(&r);
     }
-    Ok(match r.state.as_str() {
-        "succeeded" => exit::OK,
-        "partial" => exit::PARTIAL,
+    Ok(match r.state {
+        RunState::Succeeded => exit::OK,
+        RunState::Partial => exit::PARTIAL,
         _ => exit::ERROR,
     })
 }

@@ -1,5 +1,7 @@
 //! `pulih maintenance`: the controller's retention runs, and one now.
 
+use pulih_model::state::MaintenanceState;
+
 use super::*;
 
 #[derive(Args)]
@@ -50,7 +52,7 @@ fn print_maintenance(runs: &[pulih_model::api::MaintenanceRun]) {
                     r.id.to_string(),
                     r.perangkat_daerah.clone(),
                     r.trigger.clone(),
-                    r.state.clone(),
+                    r.state.to_string(),
                     wita(&r.finished_at),
                     r.snapshots.to_string(),
                     r.forgotten.to_string(),
@@ -116,10 +118,12 @@ pub async fn maintenance(a: MaintenanceArgs) -> Result<u8> {
             ))
             .await?;
         let mine: Vec<_> = runs.into_iter().filter(|r| q.ids.contains(&r.id)).collect();
-        if mine
-            .iter()
-            .all(|r| matches!(r.state.as_str(), "succeeded" | "skipped" | "failed"))
-        {
+        if mine.iter().all(|r| {
+            matches!(
+                r.state,
+                MaintenanceState::Succeeded | MaintenanceState::Skipped | MaintenanceState::Failed
+            )
+        }) {
             break mine;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -132,9 +136,11 @@ pub async fn maintenance(a: MaintenanceArgs) -> Result<u8> {
     } else {
         print_maintenance(&mine);
     }
-    Ok(if mine.iter().any(|r| r.state == "failed") {
-        exit::ERROR
-    } else {
-        exit::OK
-    })
+    Ok(
+        if mine.iter().any(|r| r.state == MaintenanceState::Failed) {
+            exit::ERROR
+        } else {
+            exit::OK
+        },
+    )
 }

@@ -33,9 +33,9 @@ pub async fn runs(a: RunsArgs) -> Result<u8> {
                     vec![
                         r.run_key.clone(),
                         r.server.clone(),
-                        r.kind.clone(),
+                        r.kind.to_string(),
                         r.trigger.clone(),
-                        r.state.clone(),
+                        r.state.to_string(),
                         wita(&r.finished_at),
                         r.snapshot_id
                             .as_deref()

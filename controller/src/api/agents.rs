@@ -7,10 +7,12 @@ use pulih_model::api::{
     EnrollRequest, EnrollResponse, HeartbeatRequest, HeartbeatResponse, Job, RunResult,
     RunStartRequest, RunStartResponse,
 };
+use pulih_model::state::RunState;
 
-use super::{ApiJson, Peer, Shared, internal, new_token, now, token_hash};
+use super::{ApiJson, Authorize, Peer, internal};
 use crate::desired::assignment;
 use crate::error::ApiError;
+use crate::state::{Shared, new_token, token_hash};
 use crate::store::TokenCheck;
 
 /// Running runs older than this no longer count against the caps (a run
@@ -44,7 +46,7 @@ pub async fn enroll(
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     check_server_name(&req.server)?;
-    let t = now();
+    let t = st.now();
     match st
         .store
         .consume_enroll_token(&token_hash(&req.token), &req.server, t)
@@ -85,7 +87,7 @@ pub async fn heartbeat(
     st.require_agent(&headers, &server)?;
     let facts = serde_json::to_string(&req.facts).map_err(internal)?;
     st.store
-        .heartbeat(&server, now(), &facts, &peer.0.ip().to_string())
+        .heartbeat(&server, st.now(), &facts, &peer.0.ip().to_string())
         .map_err(internal)?;
     let assignment = {
         let d = st.desired();
@@ -124,7 +126,7 @@ pub async fn start_run(
     st.require_agent(&headers, &server)?;
     check_run_key(&run_key)?;
     let scheduled_for = req.scheduled_for.as_deref().map(parse_time).transpose()?;
-    let t = now();
+    let t = st.now();
     // Concurrency caps: per agency, and per DRC target.
     let (pd_servers, pd_cap, target_servers, target_cap) = {
         let d = st.desired();
@@ -168,7 +170,7 @@ pub async fn start_run(
     let already = st.store.run(&run_key).map_err(internal)?;
     let resuming = already
         .as_ref()
-        .is_some_and(|r| r.state == "running" && r.server == server);
+        .is_some_and(|r| r.state == RunState::Running && r.server == server);
     if !resuming
         && (st
             .store
@@ -248,7 +250,7 @@ pub async fn result(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     st.require_agent(&headers, &server)?;
     check_run_key(&run_key)?;
-    if !matches!(res.state.as_str(), "succeeded" | "partial" | "failed") {
+    if !res.state.is_finished() {
         return Err(ApiError::InvalidBody(format!(
             "invalid run state `{}`; expected succeeded, partial or failed",
             res.state
@@ -264,7 +266,7 @@ pub async fn result(
         )));
     }
     st.store
-        .finish_run(&server, &run_key, &res, now())
+        .finish_run(&server, &run_key, &res, st.now())
         .map_err(internal)?;
     tracing::info!(%server, %run_key, state = %res.state, snapshot = ?res.snapshot_id, "run result");
     Ok(Json(serde_json::json!({ "recorded": run_key })))

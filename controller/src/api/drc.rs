@@ -13,11 +13,12 @@ use pulih_model::api::{
 };
 use pulih_model::drill::{DrillReport, RecoveryKind};
 
-use super::drills::{executor_name, kind_of, kind_word};
-use super::{ApiJson, Peer, Shared, internal, now};
+use super::{ApiJson, Authorize, Peer, internal};
 use crate::desired::pd_repository;
 use crate::error::ApiError;
-use crate::store::DrillRow;
+use crate::recovery::drill::{self, executor_name};
+use crate::recovery::plan;
+use crate::state::Shared;
 
 fn require_target(st: &Shared, target: &str) -> Result<(), ApiError> {
     if st.desired().set.drc_targets.contains_key(target) {
@@ -55,7 +56,7 @@ pub async fn heartbeat(
     st.check_credential(&headers, &name)?;
     let facts = serde_json::to_string(&req.facts).map_err(internal)?;
     st.store
-        .heartbeat(&name, now(), &facts, &peer.0.ip().to_string())
+        .heartbeat(&name, st.now(), &facts, &peer.0.ip().to_string())
         .map_err(internal)?;
     let queued = st.store.queued_drills(&target).map_err(internal)?;
     let d = st.desired();
@@ -67,12 +68,12 @@ pub async fn heartbeat(
             let s = d.set.servers.get(&row.server)?;
             let spec = s.spec();
             Some(DrillJob {
-                kind: kind_of(&row.kind),
+                kind: row.kind,
                 repository: pd_repository(&d.set, &row.perangkat_daerah, &st.config)?,
                 recovery: spec.recovery.clone().unwrap_or_default(),
                 rto_target_seconds: spec.rto.as_ref().map(|d| d.0.as_secs()),
                 rpo_target_seconds: spec.rpo.as_ref().map(|d| d.0.as_secs()),
-                plan_run: (row.kind == "drill")
+                plan_run: (row.kind == RecoveryKind::Drill)
                     .then(|| st.store.plan_run_of(&row.id).ok().flatten())
                     .flatten(),
                 id: row.id,
@@ -112,7 +113,7 @@ pub async fn plan_teardown(
     let json = serde_json::to_string(&t).map_err(internal)?;
     if st
         .store
-        .record_plan_teardown(&run, &target, &json, now())
+        .record_plan_teardown(&run, &target, &json, st.now())
         .map_err(internal)?
     {
         st.store
@@ -134,27 +135,11 @@ pub async fn plan_teardown(
                         )
                     }
                 ),
-                now(),
+                st.now(),
             )
             .map_err(internal)?;
     }
     Ok(Json(serde_json::json!({ "recorded": run })))
-}
-
-/// The run key of a failback's restore on the primary.
-pub fn primary_run_key(failback_id: &str) -> String {
-    format!("{failback_id}-primary")
-}
-
-/// The drill of `id`, checked to belong to `target`.
-fn target_drill(st: &Shared, target: &str, id: &str) -> Result<DrillRow, ApiError> {
-    match st.store.drill(id).map_err(internal)? {
-        Some(d) if d.drc_target == target => Ok(d),
-        Some(_) => Err(ApiError::Conflict(format!(
-            "drill `{id}` belongs to another DRC target"
-        ))),
-        None => Err(ApiError::NotFound(format!("no drill `{id}`"))),
-    }
 }
 
 pub async fn start(
@@ -162,25 +147,8 @@ pub async fn start(
     Path((target, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<DrillStartResponse>, ApiError> {
-    let name = executor_name(&target);
-    st.check_credential(&headers, &name)?;
-    let row = target_drill(&st, &target, &id)?;
-    let t = now();
-    let proceed = st.store.start_drill(&id, t).map_err(internal)?;
-    if proceed {
-        // The reader key is used from here on: the audit log says so.
-        st.store
-            .audit(
-                &name,
-                &format!("{}.start", row.kind),
-                &format!(
-                    "{id}: drc-drill reader key used for the {} of server {} of agency {}",
-                    row.kind, row.server, row.perangkat_daerah
-                ),
-                t,
-            )
-            .map_err(internal)?;
-    }
+    st.check_credential(&headers, &executor_name(&target))?;
+    let proceed = drill::start(&st, &target, &id, st.now())?;
     Ok(Json(DrillStartResponse { proceed }))
 }
 
@@ -190,87 +158,9 @@ pub async fn report(
     headers: HeaderMap,
     ApiJson(report): ApiJson<DrillReport>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let name = executor_name(&target);
-    st.check_credential(&headers, &name)?;
-    let row = target_drill(&st, &target, &id)?;
-    if report.id != id || report.server != row.server || kind_word(report.kind) != row.kind {
-        return Err(ApiError::InvalidBody(format!(
-            "the report is of {} `{}` of server {}, not of {} `{id}` of server {}",
-            kind_word(report.kind),
-            report.id,
-            report.server,
-            row.kind,
-            row.server
-        )));
-    }
-    if !matches!(report.state.as_str(), "passed" | "failed") {
-        return Err(ApiError::InvalidBody(format!(
-            "invalid state `{}`; expected passed or failed",
-            report.state
-        )));
-    }
-    let t = now();
-    let json = serde_json::to_string(&report).map_err(internal)?;
-    let first = st
-        .store
-        .drill(&id)
-        .map_err(internal)?
-        .is_some_and(|d| d.finished_at.is_none());
-    // A failback's DRC side is done: the primary restores what it made
-    // (queued before the drill is marked done, so a waiting client finds it).
-    if first && report.kind == RecoveryKind::Failback && report.passed() {
-        let Some(snapshot) = report
-            .snapshot_id
-            .clone()
-            .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-        else {
-            return Err(ApiError::InvalidBody(
-                "a passed failback report must name the snapshot it made (64 hex digits)".into(),
-            ));
-        };
-        let params = serde_json::to_string(&pulih_model::api::RestoreRequest {
-            target: "/".into(),
-            snapshot,
-            include: Vec::new(),
-        })
-        .map_err(internal)?;
-        st.store
-            .queue_run(
-                &row.server,
-                &primary_run_key(&id),
-                &crate::store::QueuedJob {
-                    kind: "failback".into(),
-                    params_json: Some(params),
-                },
-                t,
-            )
-            .map_err(internal)?;
-    }
-    st.store
-        .finish_drill(&id, &report.state, &json, t)
-        .map_err(internal)?;
-    st.store
-        .audit(
-            &name,
-            &format!("{}.finish", row.kind),
-            &format!(
-                "{id}: server {} {}{}",
-                row.server,
-                report.state,
-                report
-                    .teardown
-                    .as_ref()
-                    .map(|td| if td.clean() {
-                        ", torn down clean".to_string()
-                    } else {
-                        ", teardown left things behind".to_string()
-                    })
-                    .unwrap_or_default()
-            ),
-            t,
-        )
-        .map_err(internal)?;
-    tracing::info!(drill = %id, server = %row.server, state = %report.state, rto = ?report.rto_seconds, "drill report");
-    super::plans::on_finished(&st, &id);
+    st.check_credential(&headers, &executor_name(&target))?;
+    let now = st.now();
+    drill::finish(&st, &target, &id, &report, now)?;
+    plan::on_finished(&st, &id, now);
     Ok(Json(serde_json::json!({ "recorded": id })))
 }

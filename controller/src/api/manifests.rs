@@ -9,10 +9,11 @@ use pulih_model::api::{ApplyRequest, ApplyResponse, ObjectChange, Revision};
 use pulih_model::manifest::{Located, ManifestSet};
 use serde::Serialize;
 
-use super::{ApiJson, Desired, Shared, internal, now};
+use super::{ApiJson, Authorize, internal};
 use crate::compliance::rfc3339;
 use crate::desired::{from_stored, stored_name};
 use crate::error::ApiError;
+use crate::state::{Desired, Shared};
 use crate::store::StoredObject;
 
 /// (kind, name) → the object as a JSON value.
@@ -150,7 +151,7 @@ pub async fn apply(
         Some(who) => format!("{actor} ({who})"),
         None => actor.to_string(),
     };
-    let t = now();
+    let t = st.now();
     let real_changes: Vec<ObjectChange> = changes
         .iter()
         .filter(|c| c.change != "unchanged")

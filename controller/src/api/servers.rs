@@ -9,11 +9,13 @@ use pulih_model::api::{
     ComplianceReport, EnrollTokenResponse, MaintenanceQueued, MaintenanceRequest, MaintenanceRun,
     ReplicateResponse, RestoreRequest, Run, RunResult, ServerView, StatusResponse,
 };
+use pulih_model::state::JobKind;
 use serde::Deserialize;
 
-use super::{ApiJson, Shared, internal, new_token, now, token_hash};
+use super::{ApiJson, Authorize, internal};
 use crate::compliance::{self, rfc3339};
 use crate::error::ApiError;
+use crate::state::{Shared, new_token, token_hash};
 use crate::store::{QueuedJob, RunRow};
 
 /// Enrolment tokens are valid this long.
@@ -29,7 +31,7 @@ fn views(st: &Shared) -> Result<(Vec<ServerView>, i64), ApiError> {
         .collect();
     let runs = st.store.run_summaries().map_err(internal)?;
     let drills = st.store.drill_summaries().map_err(internal)?;
-    let t = now();
+    let t = st.now();
     let d = st.desired();
     let mut views = compliance::server_views(
         &d.set,
@@ -123,7 +125,7 @@ pub fn mint_enroll_token(
     action: &str,
 ) -> Result<EnrollTokenResponse, ApiError> {
     let token = new_token();
-    let t = now();
+    let t = st.now();
     st.store
         .add_enroll_token(&token_hash(&token), &name, t + ENROLL_TOKEN_SECONDS)
         .map_err(internal)?;
@@ -140,17 +142,14 @@ fn queue(
     st: &Shared,
     headers: &HeaderMap,
     name: &str,
-    kind: &str,
+    kind: JobKind,
     params_json: Option<String>,
 ) -> Result<Json<ReplicateResponse>, ApiError> {
     let actor = st.require_admin(headers)?;
     require_server(st, name)?;
     let run_key = format!("manual-{}", &new_token()[..16]);
-    let t = now();
-    let job = QueuedJob {
-        kind: kind.to_string(),
-        params_json,
-    };
+    let t = st.now();
+    let job = QueuedJob { kind, params_json };
     st.store
         .queue_run(name, &run_key, &job, t)
         .map_err(internal)?;
@@ -170,7 +169,7 @@ pub async fn replicate(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<ReplicateResponse>, ApiError> {
-    queue(&st, &headers, &name, "replicate", None)
+    queue(&st, &headers, &name, JobKind::Replicate, None)
 }
 
 pub async fn verify(
@@ -178,7 +177,7 @@ pub async fn verify(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<ReplicateResponse>, ApiError> {
-    queue(&st, &headers, &name, "verify", None)
+    queue(&st, &headers, &name, JobKind::Verify, None)
 }
 
 pub async fn restore(
@@ -210,7 +209,7 @@ pub async fn restore(
         ));
     }
     let params = serde_json::to_string(&req).map_err(internal)?;
-    queue(&st, &headers, &name, "restore", Some(params))
+    queue(&st, &headers, &name, JobKind::Restore, Some(params))
 }
 
 fn to_run(r: RunRow) -> Run {
@@ -350,9 +349,12 @@ pub async fn maintenance_run(
                 req.perangkat_daerah.as_deref().unwrap_or("all agencies"),
                 ids.len()
             ),
-            now(),
+            st.now(),
         )
         .map_err(internal)?;
-    tokio::spawn(crate::maintenance::execute(st.clone(), queued));
+    st.tasks.spawn(
+        "maintenance",
+        crate::maintenance::execute(st.clone(), queued),
+    );
     Ok(Json(MaintenanceQueued { ids }))
 }

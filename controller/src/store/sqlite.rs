@@ -192,6 +192,18 @@ impl SqliteStore {
     }
 }
 
+/// Reads a TEXT column that holds a state or kind enum's string; an
+/// unknown string is a conversion error naming the column and the value.
+fn text<T>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr<Err = pulih_model::state::UnknownValue>,
+{
+    let s: String = r.get(i)?;
+    s.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 fn hash32(v: Vec<u8>) -> [u8; 32] {
     let mut out = [0u8; 32];
     if v.len() == 32 {
@@ -209,14 +221,14 @@ fn drill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DrillRow> {
         perangkat_daerah: r.get(2)?,
         drc_target: r.get(3)?,
         trigger: r.get(4)?,
-        state: r.get(5)?,
+        state: text(r, 5)?,
         requested_by: r.get(6)?,
         snapshot: r.get(7)?,
         created_at: r.get(8)?,
         started_at: r.get(9)?,
         finished_at: r.get(10)?,
         report_json: r.get(11)?,
-        kind: r.get(12)?,
+        kind: text(r, 12)?,
     })
 }
 
@@ -227,8 +239,8 @@ fn plan_run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PlanRunRow> {
     Ok(PlanRunRow {
         id: r.get(0)?,
         plan: r.get(1)?,
-        kind: r.get(2)?,
-        state: r.get(3)?,
+        kind: text(r, 2)?,
+        state: text(r, 3)?,
         spec_json: r.get(4)?,
         requested_by: r.get(5)?,
         order: r.get(6)?,
@@ -243,13 +255,13 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         run_key: r.get(0)?,
         server: r.get(1)?,
         trigger: r.get(2)?,
-        state: r.get(3)?,
+        state: text(r, 3)?,
         scheduled_for: r.get(4)?,
         created_at: r.get(5)?,
         started_at: r.get(6)?,
         finished_at: r.get(7)?,
         result_json: r.get(8)?,
-        kind: r.get(9)?,
+        kind: text(r, 9)?,
         params_json: r.get(10)?,
     })
 }
@@ -435,7 +447,7 @@ impl StateStore for SqliteStore {
             .lock()
             .execute(
                 "INSERT OR IGNORE INTO runs (run_key, server, trigger, state, created_at, kind, params) VALUES (?1, ?2, 'manual', 'queued', ?3, ?4, ?5)",
-                params![run_key, server, now, job.kind, job.params_json],
+                params![run_key, server, now, job.kind.as_str(), job.params_json],
             )
             .map_err(err)?;
         Ok(n == 1)
@@ -497,7 +509,7 @@ impl StateStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)
                  ON CONFLICT (run_key) DO UPDATE SET state = excluded.state, started_at = excluded.started_at,
                      finished_at = excluded.finished_at, result = excluded.result",
-                params![run_key, server, result.trigger, result.state, scheduled, started, finished, json],
+                params![run_key, server, result.trigger, result.state.as_str(), scheduled, started, finished, json],
             )
             .map_err(err)?;
         Ok(())
@@ -570,7 +582,9 @@ impl StateStore for SqliteStore {
             )
             .map_err(err)?;
         for row in stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, text::<RunState>(r, 1)?))
+            })
             .map_err(err)?
         {
             let (server, state) = row.map_err(err)?;
@@ -618,11 +632,11 @@ impl StateStore for SqliteStore {
         Ok(ids)
     }
 
-    fn set_maintenance_state(&self, id: i64, state: &str) -> StoreResult<()> {
+    fn set_maintenance_state(&self, id: i64, state: MaintenanceState) -> StoreResult<()> {
         self.lock()
             .execute(
                 "UPDATE maintenance SET state = ?2 WHERE id = ?1",
-                params![id, state],
+                params![id, state.as_str()],
             )
             .map_err(err)?;
         Ok(())
@@ -631,14 +645,14 @@ impl StateStore for SqliteStore {
     fn finish_maintenance(
         &self,
         id: i64,
-        state: &str,
+        state: MaintenanceState,
         report_json: &str,
         now: i64,
     ) -> StoreResult<()> {
         self.lock()
             .execute(
                 "UPDATE maintenance SET state = ?2, report = ?3, finished_at = ?4 WHERE id = ?1",
-                params![id, state, report_json, now],
+                params![id, state.as_str(), report_json, now],
             )
             .map_err(err)?;
         Ok(())
@@ -657,7 +671,7 @@ impl StateStore for SqliteStore {
                     id: r.get(0)?,
                     perangkat_daerah: r.get(1)?,
                     trigger: r.get(2)?,
-                    state: r.get(3)?,
+                    state: text(r, 3)?,
                     created_at: r.get(4)?,
                     finished_at: r.get(5)?,
                     report_json: r.get(6)?,
@@ -678,14 +692,14 @@ impl StateStore for SqliteStore {
                     d.perangkat_daerah,
                     d.drc_target,
                     d.trigger,
-                    d.state,
+                    d.state.as_str(),
                     d.requested_by,
                     d.snapshot,
                     d.created_at,
                     d.started_at,
                     d.finished_at,
                     d.report_json,
-                    d.kind
+                    d.kind.as_str()
                 ],
             )
             .map_err(err)?;
@@ -714,11 +728,17 @@ impl StateStore for SqliteStore {
         Ok(n == 1)
     }
 
-    fn finish_drill(&self, id: &str, state: &str, report_json: &str, now: i64) -> StoreResult<()> {
+    fn finish_drill(
+        &self,
+        id: &str,
+        state: DrillState,
+        report_json: &str,
+        now: i64,
+    ) -> StoreResult<()> {
         self.lock()
             .execute(
                 "UPDATE drills SET state = ?2, report = ?3, finished_at = ?4 WHERE id = ?1 AND state IN ('queued', 'running')",
-                params![id, state, report_json, now],
+                params![id, state.as_str(), report_json, now],
             )
             .map_err(err)?;
         Ok(())
@@ -823,8 +843,8 @@ impl StateStore for SqliteStore {
                 params![
                     r.id,
                     r.plan,
-                    r.kind,
-                    r.state,
+                    r.kind.as_str(),
+                    r.state.as_str(),
                     r.spec_json,
                     r.requested_by,
                     r.order,
@@ -862,8 +882,8 @@ impl StateStore for SqliteStore {
     fn set_plan_run_state(
         &self,
         id: &str,
-        from: &[&str],
-        state: &str,
+        from: &[PlanRunState],
+        state: PlanRunState,
         error: Option<&str>,
         finished_at: Option<i64>,
     ) -> StoreResult<bool> {
@@ -873,7 +893,7 @@ impl StateStore for SqliteStore {
             .execute(
                 "UPDATE plan_runs SET state = ?3, error = ?4, finished_at = ?5 \
                  WHERE id = ?1 AND state IN (SELECT value FROM json_each(?2))",
-                params![id, from, state, error, finished_at],
+                params![id, from, state.as_str(), error, finished_at],
             )
             .map_err(err)?;
         Ok(n == 1)
@@ -980,7 +1000,7 @@ impl StateStore for SqliteStore {
             .execute(
                 "INSERT OR IGNORE INTO plan_steps (run, phase, name, ok, detail, actor, at, duration_s) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![r.run, r.phase, r.name, r.ok, r.detail, r.actor, r.at, r.duration_s],
+                params![r.run, r.phase.as_str(), r.name, r.ok, r.detail, r.actor, r.at, r.duration_s],
             )
             .map_err(err)?;
         Ok(n == 1)
@@ -998,7 +1018,7 @@ impl StateStore for SqliteStore {
             .query_map([run], |r| {
                 Ok(PlanStepRow {
                     run: r.get(0)?,
-                    phase: r.get(1)?,
+                    phase: text(r, 1)?,
                     name: r.get(2)?,
                     ok: r.get(3)?,
                     detail: r.get(4)?,
@@ -1039,22 +1059,24 @@ impl StateStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use DrillState::{Failed, Passed};
+    use RecoveryKind::{Drill, Failback, Failover};
 
-    fn row(id: &str, kind: &str) -> DrillRow {
+    fn row(id: &str, kind: RecoveryKind) -> DrillRow {
         DrillRow {
             id: id.into(),
             server: "siak".into(),
             perangkat_daerah: "disdukcapil".into(),
             drc_target: "drc".into(),
             trigger: "manual".into(),
-            state: "queued".into(),
+            state: DrillState::Queued,
             requested_by: "admin".into(),
             snapshot: "latest".into(),
             created_at: 100,
             started_at: None,
             finished_at: None,
             report_json: None,
-            kind: kind.into(),
+            kind,
         }
     }
 
@@ -1062,8 +1084,8 @@ mod tests {
     fn recoveries_start_once_finish_once_and_a_silent_executor_is_expired() {
         let dir = tempfile::tempdir().unwrap();
         let st = SqliteStore::open(&dir.path().join("c.db")).unwrap();
-        assert!(st.queue_drill(&row("d1", "drill")).unwrap());
-        assert!(!st.queue_drill(&row("d1", "drill")).unwrap(), "queued once");
+        assert!(st.queue_drill(&row("d1", Drill)).unwrap());
+        assert!(!st.queue_drill(&row("d1", Drill)).unwrap(), "queued once");
         assert_eq!(st.queued_drills("drc").unwrap().len(), 1);
         assert!(st.start_drill("d1", 200).unwrap());
         assert!(!st.start_drill("d1", 201).unwrap(), "started once");
@@ -1072,10 +1094,10 @@ mod tests {
         assert!(st.expire_drills(150, 300).unwrap().is_empty());
         assert_eq!(st.expire_drills(250, 300).unwrap(), ["d1"]);
         let d = st.drill("d1").unwrap().unwrap();
-        assert_eq!((d.state.as_str(), d.finished_at), ("failed", Some(300)));
+        assert_eq!((d.state, d.finished_at), (Failed, Some(300)));
         // A late report does not overwrite the outcome.
-        st.finish_drill("d1", "passed", "{}", 400).unwrap();
-        assert_eq!(st.drill("d1").unwrap().unwrap().state, "failed");
+        st.finish_drill("d1", Passed, "{}", 400).unwrap();
+        assert_eq!(st.drill("d1").unwrap().unwrap().state, Failed);
     }
 
     #[test]
@@ -1083,18 +1105,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let st = SqliteStore::open(&dir.path().join("c.db")).unwrap();
         for (id, kind, snapshot, finished) in [
-            ("f1", "failover", "latest", 10),
-            ("b1", "failback", "f1", 20),
-            ("f2", "failover", "latest", 30),
+            ("f1", Failover, "latest", 10),
+            ("b1", Failback, "f1", 20),
+            ("f2", Failover, "latest", 30),
         ] {
             let mut r = row(id, kind);
             r.snapshot = snapshot.into();
             st.queue_drill(&r).unwrap();
             st.start_drill(id, finished - 1).unwrap();
-            st.finish_drill(id, "passed", "{}", finished).unwrap();
+            st.finish_drill(id, Passed, "{}", finished).unwrap();
         }
         assert_eq!(st.active_failovers().unwrap()["siak"], "f2");
-        let mut b2 = row("b2", "failback");
+        let mut b2 = row("b2", Failback);
         b2.snapshot = "f2".into();
         st.queue_drill(&b2).unwrap();
         st.start_drill("b2", 40).unwrap();
@@ -1103,7 +1125,7 @@ mod tests {
             "f2",
             "until it passed"
         );
-        st.finish_drill("b2", "passed", "{}", 41).unwrap();
+        st.finish_drill("b2", Passed, "{}", 41).unwrap();
         assert!(
             st.active_failovers().unwrap().is_empty(),
             "f1 ended long ago and must not come back"
@@ -1112,13 +1134,14 @@ mod tests {
 
     #[test]
     fn a_plan_run_moves_only_from_the_states_asked_and_lists_its_members_in_order() {
+        use PlanRunState::{RollingBack, Running, Stopped};
         let dir = tempfile::tempdir().unwrap();
         let st = SqliteStore::open(&dir.path().join("c.db")).unwrap();
         let run = PlanRunRow {
             id: "p1".into(),
             plan: "layanan".into(),
-            kind: "drill".into(),
-            state: "running".into(),
+            kind: Drill,
+            state: PlanRunState::Running,
             spec_json: "{}".into(),
             requested_by: "admin".into(),
             order: None,
@@ -1133,7 +1156,7 @@ mod tests {
             ("p1-g1-b-1", "app"),
             ("p1-g1-b-2", "app"),
         ] {
-            st.queue_drill(&row(id, "drill")).unwrap();
+            st.queue_drill(&row(id, Drill)).unwrap();
             st.add_plan_member("p1", group, id.split('-').nth(2).unwrap(), id)
                 .unwrap();
         }
@@ -1149,29 +1172,32 @@ mod tests {
         // Only from the states named: a second stop or a pass of a
         // stopped run changes nothing.
         assert!(
-            st.set_plan_run_state("p1", &["running"], "stopped", Some("why"), None)
+            st.set_plan_run_state("p1", &[Running], Stopped, Some("why"), None)
                 .unwrap()
         );
         assert!(
-            !st.set_plan_run_state("p1", &["running"], "passed", None, Some(9))
+            !st.set_plan_run_state("p1", &[Running], PlanRunState::Passed, None, Some(9))
                 .unwrap()
         );
         let r = st.plan_run("p1").unwrap().unwrap();
-        assert_eq!(
-            (r.state.as_str(), r.error.as_deref()),
-            ("stopped", Some("why"))
-        );
+        assert_eq!((r.state, r.error.as_deref()), (Stopped, Some("why")));
         assert!(
-            st.set_plan_run_state("p1", &["stopped", "passed"], "rolling-back", None, None)
-                .unwrap()
+            st.set_plan_run_state(
+                "p1",
+                &[Stopped, PlanRunState::Passed],
+                RollingBack,
+                None,
+                None
+            )
+            .unwrap()
         );
         assert_eq!(st.plan_run("p1").unwrap().unwrap().error, None);
         assert_eq!(st.plan_runs(10).unwrap().len(), 1);
 
         // A role approves a run once; a step may run many times (resume).
-        let step = |phase: &str, name: &str, ok: bool, at: i64| PlanStepRow {
+        let step = |phase: StepPhase, name: &str, ok: bool, at: i64| PlanStepRow {
             run: "p1".into(),
-            phase: phase.into(),
+            phase,
             name: name.into(),
             ok,
             detail: format!("exit code {}", u8::from(!ok)),
@@ -1180,35 +1206,225 @@ mod tests {
             duration_s: 0.5,
         };
         assert!(
-            st.add_plan_step(&step("approval", "dkis-head", true, 1))
+            st.add_plan_step(&step(StepPhase::Approval, "dkis-head", true, 1))
                 .unwrap()
         );
         assert!(
-            !st.add_plan_step(&step("approval", "dkis-head", true, 2))
+            !st.add_plan_step(&step(StepPhase::Approval, "dkis-head", true, 2))
                 .unwrap(),
             "one approval per role"
         );
         assert!(
-            st.add_plan_step(&step("approval", "walidata", true, 3))
+            st.add_plan_step(&step(StepPhase::Approval, "walidata", true, 3))
                 .unwrap()
         );
-        assert!(st.add_plan_step(&step("pre", "umumkan", false, 4)).unwrap());
-        assert!(st.add_plan_step(&step("pre", "umumkan", true, 5)).unwrap());
+        assert!(
+            st.add_plan_step(&step(StepPhase::Pre, "umumkan", false, 4))
+                .unwrap()
+        );
+        assert!(
+            st.add_plan_step(&step(StepPhase::Pre, "umumkan", true, 5))
+                .unwrap()
+        );
         let steps = st.plan_steps("p1").unwrap();
-        let seen: Vec<(&str, &str, bool)> = steps
+        let seen: Vec<(StepPhase, &str, bool)> = steps
             .iter()
-            .map(|s| (s.phase.as_str(), s.name.as_str(), s.ok))
+            .map(|s| (s.phase, s.name.as_str(), s.ok))
             .collect();
         assert_eq!(
             seen,
             [
-                ("approval", "dkis-head", true),
-                ("approval", "walidata", true),
-                ("pre", "umumkan", false),
-                ("pre", "umumkan", true)
+                (StepPhase::Approval, "dkis-head", true),
+                (StepPhase::Approval, "walidata", true),
+                (StepPhase::Pre, "umumkan", false),
+                (StepPhase::Pre, "umumkan", true)
             ]
         );
         assert_eq!(steps[0].at, 1, "the first approval is the one kept");
         assert!(st.plan_steps("other").unwrap().is_empty());
+    }
+
+    /// Every state and kind is stored as the same TEXT it always was, and
+    /// reads back as itself; an unknown string is an error naming it.
+    #[test]
+    fn states_and_kinds_are_stored_as_their_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let column = |sql: &str, id: &str| -> String {
+            st.lock().query_row(sql, [id], |r| r.get(0)).unwrap()
+        };
+        let table = [
+            (DrillState::Queued, "queued"),
+            (DrillState::Running, "running"),
+            (DrillState::Passed, "passed"),
+            (DrillState::Failed, "failed"),
+        ];
+        for (i, (state, text)) in table.iter().enumerate() {
+            let kind = RecoveryKind::ALL[i % 3];
+            let id = format!("d{i}");
+            st.queue_drill(&DrillRow {
+                state: *state,
+                ..row(&id, kind)
+            })
+            .unwrap();
+            let back = st.drill(&id).unwrap().unwrap();
+            assert_eq!((back.state, back.kind), (*state, kind));
+            assert_eq!(column("SELECT state FROM drills WHERE id = ?1", &id), *text);
+            assert_eq!(
+                column("SELECT kind FROM drills WHERE id = ?1", &id),
+                kind.as_str()
+            );
+        }
+        for (i, state) in PlanRunState::ALL.iter().enumerate() {
+            let id = format!("p{i}");
+            st.create_plan_run(&PlanRunRow {
+                id: id.clone(),
+                plan: "layanan".into(),
+                kind: RecoveryKind::Failover,
+                state: *state,
+                spec_json: "{}".into(),
+                requested_by: "admin".into(),
+                order: None,
+                created_at: i as i64,
+                finished_at: None,
+                error: None,
+            })
+            .unwrap();
+            assert_eq!(st.plan_run(&id).unwrap().unwrap().state, *state);
+            assert_eq!(
+                column("SELECT state FROM plan_runs WHERE id = ?1", &id),
+                state.as_str()
+            );
+        }
+        assert_eq!(
+            PlanRunState::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "awaiting-approval",
+                "running",
+                "stopped",
+                "passed",
+                "rolling-back",
+                "rolled-back"
+            ]
+        );
+        for (i, phase) in StepPhase::ALL.iter().enumerate() {
+            st.add_plan_step(&PlanStepRow {
+                run: "p0".into(),
+                phase: *phase,
+                name: format!("s{i}"),
+                ok: true,
+                detail: String::new(),
+                actor: "controller".into(),
+                at: 0,
+                duration_s: 0.0,
+            })
+            .unwrap();
+        }
+        let phases: Vec<StepPhase> = st
+            .plan_steps("p0")
+            .unwrap()
+            .iter()
+            .map(|s| s.phase)
+            .collect();
+        assert_eq!(phases, StepPhase::ALL);
+        let texts: Vec<String> = {
+            let conn = st.lock();
+            let mut q = conn
+                .prepare("SELECT phase FROM plan_steps ORDER BY rowid")
+                .unwrap();
+            q.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(texts, ["approval", "pre", "post"]);
+        // Runs: each job kind queued, each finished state recorded.
+        for (i, (kind, text)) in [
+            (JobKind::Replicate, "replicate"),
+            (JobKind::Verify, "verify"),
+            (JobKind::Restore, "restore"),
+            (JobKind::Failback, "failback"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let key = format!("r{i}");
+            let job = QueuedJob {
+                kind,
+                params_json: None,
+            };
+            assert!(st.queue_run("siak", &key, &job, 1).unwrap());
+            let r = st.run(&key).unwrap().unwrap();
+            assert_eq!((r.kind, r.state), (kind, RunState::Queued));
+            assert_eq!(
+                column("SELECT kind FROM runs WHERE run_key = ?1", &key),
+                text
+            );
+            assert_eq!(
+                column("SELECT state FROM runs WHERE run_key = ?1", &key),
+                "queued"
+            );
+        }
+        assert!(st.start_run("siak", "r0", "manual", None, 2).unwrap());
+        assert_eq!(st.run("r0").unwrap().unwrap().state, RunState::Running);
+        for (state, text) in [
+            (RunState::Succeeded, "succeeded"),
+            (RunState::Partial, "partial"),
+            (RunState::Failed, "failed"),
+        ] {
+            let result = RunResult {
+                trigger: "manual".into(),
+                scheduled_for: None,
+                started_at: "2026-11-24T00:00:00Z".into(),
+                finished_at: "2026-11-24T00:01:00Z".into(),
+                state,
+                snapshot_id: None,
+                files: 0,
+                bytes_read: 0,
+                bytes_new: 0,
+                bytes_stored: 0,
+                duration_s: 0.0,
+                errors: Vec::new(),
+            };
+            st.finish_run("siak", text, &result, 3).unwrap();
+            assert_eq!(st.run(text).unwrap().unwrap().state, state);
+            assert_eq!(
+                column("SELECT state FROM runs WHERE run_key = ?1", text),
+                text
+            );
+        }
+        // Maintenance: queued, then each state it moves to.
+        let id = st.queue_maintenance(&["dkis".into()], "manual", 1).unwrap()[0];
+        let m_state = || st.maintenance_runs(1).unwrap()[0].state;
+        let m_text = || {
+            column(
+                "SELECT state FROM maintenance WHERE CAST(id AS TEXT) = ?1",
+                &id.to_string(),
+            )
+        };
+        assert_eq!(
+            (m_state(), m_text()),
+            (MaintenanceState::Queued, "queued".into())
+        );
+        for (state, text) in [
+            (MaintenanceState::Running, "running"),
+            (MaintenanceState::Succeeded, "succeeded"),
+            (MaintenanceState::Skipped, "skipped"),
+            (MaintenanceState::Failed, "failed"),
+        ] {
+            st.finish_maintenance(id, state, "{}", 2).unwrap();
+            assert_eq!((m_state(), m_text()), (state, text.to_string()));
+        }
+
+        // A row with a string no enum knows (a newer controller's) is an
+        // error that names the column's value, not a silent default.
+        st.lock()
+            .execute("UPDATE drills SET state = 'paused' WHERE id = 'd0'", [])
+            .unwrap();
+        let e = st.drill("d0").unwrap_err().to_string();
+        assert!(e.contains("`paused` is not a DrillState"), "{e}");
     }
 }

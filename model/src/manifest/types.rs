@@ -363,6 +363,20 @@ pub struct HealthCheck {
     pub timeout: Option<DurationText>,
 }
 
+impl HealthCheck {
+    /// How it probes: by the one of `http`, `tcp`, `exec` that is set.
+    pub fn kind(&self) -> crate::state::CheckKind {
+        use crate::state::CheckKind;
+        if self.http.is_some() {
+            CheckKind::Http
+        } else if self.tcp.is_some() {
+            CheckKind::Tcp
+        } else {
+            CheckKind::Exec
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpCheck {

@@ -19,16 +19,6 @@ const RETRY: Duration = Duration::from_millis(500);
 /// One attempt's verdict: passed, or why not.
 type Attempt = Result<String, String>;
 
-pub fn kind(c: &HealthCheck) -> &'static str {
-    if c.http.is_some() {
-        "http"
-    } else if c.tcp.is_some() {
-        "tcp"
-    } else {
-        "exec"
-    }
-}
-
 /// The container a check looks at (its manifest name).
 pub fn target(c: &HealthCheck) -> &str {
     if let Some(h) = &c.http {
@@ -186,7 +176,7 @@ impl Run<'_> {
             let (ok, attempts, detail) = run(&docker, check, &engine_name, ip).await;
             self.report.checks.push(CheckOutcome {
                 name: check.name.clone(),
-                kind: kind(check).to_string(),
+                kind: check.kind(),
                 ok,
                 attempts,
                 at_s: self.at(),

@@ -47,7 +47,7 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan, report_id: &st
     };
     async {
         match run.fail_back(store, key).await {
-            Ok(()) => run.report.state = "passed".into(),
+            Ok(()) => run.report.state = pulih_model::drill::DrillState::Passed,
             Err(e) => run.report.error = Some(format!("{e:#}")),
         }
     }
