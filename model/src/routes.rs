@@ -55,6 +55,47 @@ pub const DRC_PLAN_TEARDOWN: &str = "/drc/{target}/plan-runs/{id}/teardown";
 
 pub const OPENAPI: &str = "/openapi.json";
 
+/// Every route under [`PREFIX`] that the OpenAPI document describes (all
+/// but [`OPENAPI`] itself); a test in the controller checks the document
+/// against it.
+pub const DOCUMENTED: &[&str] = &[
+    MANIFESTS,
+    MANIFEST_REVISIONS,
+    SERVERS,
+    SERVER,
+    SERVER_ENROLL_TOKEN,
+    SERVER_REPLICATE,
+    SERVER_VERIFY,
+    SERVER_RESTORE,
+    SERVER_DRILL,
+    SERVER_FAILOVER,
+    SERVER_FAILBACK,
+    MAINTENANCE,
+    MAINTENANCE_RUN,
+    RUNS,
+    RUN,
+    STATUS,
+    COMPLIANCE,
+    AGENT_ENROLL,
+    AGENT_HEARTBEAT,
+    AGENT_RUN_START,
+    AGENT_RUN_RESULT,
+    PLAN_DRILL,
+    PLAN_FAILOVER,
+    PLAN_RUNS,
+    PLAN_RUN,
+    PLAN_RUN_RESUME,
+    PLAN_RUN_APPROVE,
+    PLAN_RUN_ROLLBACK,
+    DRILLS,
+    DRILL,
+    DRC_ENROLL_TOKEN,
+    DRC_HEARTBEAT,
+    DRC_DRILL_START,
+    DRC_DRILL_REPORT,
+    DRC_PLAN_TEARDOWN,
+];
+
 /// Fills `template`'s `{param}`s, in order, with `args` (each
 /// percent-encoded as one path segment). The result is relative to
 /// [`PREFIX`].
