@@ -300,6 +300,30 @@ impl PdRole {
     }
 }
 
+/// A run's result before its outcome is known: failed, nothing stored,
+/// timed from `started` to `finished`.
+fn failed_result(
+    trigger: &str,
+    scheduled_for: Option<DateTime<Utc>>,
+    started: DateTime<Utc>,
+    finished: DateTime<Utc>,
+) -> RunResult {
+    RunResult {
+        trigger: trigger.to_string(),
+        scheduled_for: scheduled_for.map(rfc3339),
+        started_at: rfc3339(started),
+        finished_at: rfc3339(finished),
+        state: pulih_model::state::RunState::Failed,
+        snapshot_id: None,
+        files: 0,
+        bytes_read: 0,
+        bytes_new: 0,
+        bytes_stored: 0,
+        duration_s: (finished - started).num_milliseconds() as f64 / 1000.0,
+        errors: Vec::new(),
+    }
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use pulih_model::api::{Assignment, Job, RestoreRequest, RunResult};
+use pulih_model::api::{Assignment, Job, RestoreRequest};
 use pulih_model::state::{JobKind, RunState};
 use tracing::Instrument;
 
-use super::{PdRole, Results, rfc3339};
+use super::{PdRole, Results, failed_result};
 use crate::pull::Link;
 
 /// What a job reports: snapshot, files, bytes, problems.
@@ -61,20 +61,7 @@ impl PdRole {
         .instrument(span)
         .await;
         let finished = Utc::now();
-        let mut result = RunResult {
-            trigger: "manual".into(),
-            scheduled_for: None,
-            started_at: rfc3339(started),
-            finished_at: rfc3339(finished),
-            state: RunState::Failed,
-            snapshot_id: None,
-            files: 0,
-            bytes_read: 0,
-            bytes_new: 0,
-            bytes_stored: 0,
-            duration_s: (finished - started).num_milliseconds() as f64 / 1000.0,
-            errors: Vec::new(),
-        };
+        let mut result = failed_result("manual", None, started, finished);
         match outcome {
             Ok((snapshot, files, bytes, problems)) => {
                 result.state = if problems.is_empty() {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use pulih_model::api::{Assignment, RunResult};
+use pulih_model::api::Assignment;
 use pulih_model::state::RunState;
 use tracing::Instrument;
 
-use super::{PdRole, Results, rfc3339};
+use super::{PdRole, Results, failed_result};
 use crate::pull::Link;
 
 impl PdRole {
@@ -72,20 +72,7 @@ impl PdRole {
         .instrument(span)
         .await;
         let finished = Utc::now();
-        let mut result = RunResult {
-            trigger: trigger.to_string(),
-            scheduled_for: scheduled_for.map(rfc3339),
-            started_at: rfc3339(started),
-            finished_at: rfc3339(finished),
-            state: RunState::Failed,
-            snapshot_id: None,
-            files: 0,
-            bytes_read: 0,
-            bytes_new: 0,
-            bytes_stored: 0,
-            duration_s: (finished - started).num_milliseconds() as f64 / 1000.0,
-            errors: Vec::new(),
-        };
+        let mut result = failed_result(trigger, scheduled_for, started, finished);
         match outcome {
             Ok(out) => {
                 let s = &out.snapshot.summary;
