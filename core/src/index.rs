@@ -320,6 +320,20 @@ impl SpaceIndex {
         self.entries.iter().map(|e| self.location(e))
     }
 
+    /// For each pack holding tree blobs: where its last tree blob ends
+    /// (the packer keeps one blob type per pack, so that is the pack's
+    /// blobs, all of them).
+    pub fn tree_pack_ends(&self) -> HashMap<PackId, u64> {
+        let mut ends: HashMap<u32, u64> = HashMap::new();
+        for e in self.entries.iter().filter(|e| e.pack_and_bits & BIT_TREE != 0) {
+            let end = ends.entry(e.pack_and_bits & PACK_MASK).or_default();
+            *end = (*end).max(e.offset as u64 + e.stored_len as u64);
+        }
+        ends.into_iter()
+            .map(|(n, end)| (self.packs[n as usize].0, end))
+            .collect()
+    }
+
     pub fn has_pack(&self, pack: &PackId) -> bool {
         self.pack_pos.contains_key(pack)
     }

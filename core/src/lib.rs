@@ -18,6 +18,7 @@ pub mod files_cache;
 pub mod forget;
 pub mod id;
 pub mod index;
+pub mod inflight;
 pub mod keys;
 pub mod layout;
 pub mod maintenance;
@@ -28,6 +29,7 @@ pub mod restore;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;
+pub mod trees;
 pub mod verify;
 
 pub use error::{Error, Result};

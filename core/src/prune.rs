@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::id::{BlobId, IndexId, PackId, SpaceId};
+use crate::id::{BlobId, IndexId, PackId, SnapshotId, SpaceId};
 use crate::index::{IndexFile, IndexPack, Location, SpaceIndex};
 use crate::keys::SessionKey;
 use crate::layout;
@@ -64,26 +64,48 @@ async fn referenced(
     extra: &HashMap<SpaceId, SpaceIndex>,
 ) -> Result<HashMap<SpaceId, HashSet<BlobId>>> {
     let mut used: HashMap<SpaceId, HashSet<BlobId>> = HashMap::new();
+    let mut roots: HashMap<SpaceId, Vec<(SnapshotId, BlobId)>> = HashMap::new();
     for s in reader.snapshots().await? {
-        let set = used.entry(s.space).or_default();
-        let mut stack = vec![s.snapshot.tree];
-        while let Some(t) = stack.pop() {
-            if !set.insert(t) {
-                continue;
-            }
-            let loc = reader
-                .index(s.space)
-                .and_then(|i| i.lookup(&t))
-                .or_else(|| extra.get(&s.space).and_then(|i| i.lookup(&t)))
-                .ok_or_else(|| Error::corrupt(format!("snapshot {}", s.id), format!("tree {t} is in no index: run `verify`, then `repair-index`; prune stopped")))?;
-            let tree = crate::tree::Tree::decode(&reader.read_blob_at(s.space, &loc).await?, &t)?;
-            for n in tree.nodes {
-                if let Some(sub) = n.subtree {
-                    stack.push(sub);
-                }
-                set.extend(n.content.into_iter().flatten());
+        roots.entry(s.space).or_default().push((s.id, s.snapshot.tree));
+    }
+    for (space, roots) in roots {
+        let set = used.entry(space).or_default();
+        let indexes = reader.index(space).into_iter().chain(extra.get(&space)).collect();
+        let mut loader = crate::trees::TreeLoader::new(reader, space, indexes);
+        // A level at a time (each level's trees loaded at once); the
+        // snapshot that first reached a tree names it in an error.
+        // Trees walked are their own set: a file whose bytes equal a
+        // tree's has the tree's id, and must not stop its walk.
+        let mut walked: HashSet<BlobId> = HashSet::new();
+        let mut level: Vec<(BlobId, SnapshotId)> = Vec::new();
+        for (sid, t) in roots {
+            if walked.insert(t) {
+                level.push((t, sid));
             }
         }
+        while !level.is_empty() {
+            for (t, sid) in &level {
+                if loader.lookup(t).is_none() {
+                    return Err(Error::corrupt(format!("snapshot {sid}"), format!("tree {t} is in no index: run `verify`, then `repair-index`; prune stopped")));
+                }
+            }
+            let ids: Vec<BlobId> = level.iter().map(|(t, _)| *t).collect();
+            let mut trees = loader.load(&ids).await?;
+            let mut next = Vec::new();
+            for (t, sid) in level {
+                let tree = trees.remove(&t).expect("each id loaded")?;
+                for n in &tree.nodes {
+                    if let Some(sub) = n.subtree
+                        && walked.insert(sub)
+                    {
+                        next.push((sub, sid));
+                    }
+                    set.extend(n.content.iter().flatten().copied());
+                }
+            }
+            level = next;
+        }
+        set.extend(walked);
     }
     Ok(used)
 }

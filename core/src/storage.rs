@@ -236,6 +236,29 @@ impl Store {
             .map_err(|e| Self::err(key, e))
     }
 
+    /// The bytes of `range`, as they arrive. The answer may end early
+    /// (an object shorter than the range): the caller checks the length.
+    pub async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes>>> {
+        let opts = object_store::GetOptions {
+            range: Some(range.into()),
+            ..Default::default()
+        };
+        let r = self
+            .inner
+            .get_opts(&ObjPath::from(key), opts)
+            .await
+            .map_err(|e| Self::err(key, e))?;
+        let key = key.to_owned();
+        Ok(Box::pin(
+            r.into_stream()
+                .map_err(move |e| Self::err(&key, e)),
+        ))
+    }
+
     pub async fn exists(&self, key: &str) -> Result<bool> {
         match self.inner.head(&ObjPath::from(key)).await {
             Ok(_) => Ok(true),

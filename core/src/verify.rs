@@ -13,6 +13,7 @@ use crate::index::{IndexFile, IndexPack};
 use crate::pack::{self, TRAILER_LEN};
 use crate::repo::Reader;
 use crate::snapshot::Snapshot;
+use crate::trees::TreeLoader;
 use crate::{Error, Result};
 
 #[derive(Debug, Default, Serialize)]
@@ -60,66 +61,85 @@ pub async fn verify(reader: &Reader, read_data_percent: Option<f64>) -> Result<V
     r.snapshots = snaps.len();
     let mut seen_trees: HashSet<(SpaceId, BlobId)> = HashSet::new();
     let mut seen_data: HashSet<(SpaceId, BlobId)> = HashSet::new();
+    let mut roots: HashMap<SpaceId, Vec<(BlobId, SnapshotId, String)>> = HashMap::new();
     for (sid, _) in snaps {
         let sid: SnapshotId = sid;
-        let snap = match read_snapshot(reader, &sid).await {
-            Ok(s) => s,
-            Err(e) => {
-                r.problems.push(format!("snapshot {sid}: {e}"));
-                continue;
+        match read_snapshot(reader, &sid).await {
+            Ok((space, snap)) => {
+                roots
+                    .entry(space)
+                    .or_default()
+                    .push((snap.tree, sid, String::from("/")));
             }
-        };
-        let (space, snap) = snap;
+            Err(e) => r.problems.push(format!("snapshot {sid}: {e}")),
+        }
+    }
+    // Each space's trees a level at a time, every snapshot's together
+    // (see `trees`); a tree shared by snapshots is checked once, under the
+    // first that reached it.
+    for (space, level) in roots {
         let idx = reader.index(space);
-        let mut stack = vec![(snap.tree, String::from("/"))];
-        while let Some((tree_id, path)) = stack.pop() {
-            if !seen_trees.insert((space, tree_id)) {
-                continue;
-            }
-            r.trees += 1;
-            if idx.and_then(|i| i.lookup(&tree_id)).is_none() {
-                r.problems.push(format!(
-                    "snapshot {sid}: tree blob {tree_id} of {path} is in no index"
-                ));
-                continue;
-            }
-            let tree = match reader.read_tree(space, &tree_id).await {
-                Ok(t) => t,
-                Err(e) => {
-                    r.problems
-                        .push(format!("snapshot {sid}: tree {tree_id} ({path}): {e}"));
-                    continue;
+        let mut loader = TreeLoader::of(reader, space);
+        let mut level: Vec<_> = level
+            .into_iter()
+            .filter(|(t, _, _)| seen_trees.insert((space, *t)))
+            .collect();
+        while !level.is_empty() {
+            r.trees += level.len();
+            level.retain(|(tree_id, sid, path)| {
+                let indexed = idx.and_then(|i| i.lookup(tree_id)).is_some();
+                if !indexed {
+                    r.problems.push(format!(
+                        "snapshot {sid}: tree blob {tree_id} of {path} is in no index"
+                    ));
                 }
-            };
-            for node in tree.nodes {
-                let name = node
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| node.name_hex.clone().unwrap_or_default());
-                let child = format!(
-                    "{}{}{name}",
-                    path,
-                    if path.ends_with('/') { "" } else { "/" }
-                );
-                if let Some(sub) = node.subtree {
-                    stack.push((sub, child.clone()));
-                }
-                for id in node.content.iter().flatten() {
-                    if !seen_data.insert((space, *id)) {
+                indexed
+            });
+            let ids: Vec<BlobId> = level.iter().map(|(t, _, _)| *t).collect();
+            let mut trees = loader.load(&ids).await?;
+            let mut next = Vec::new();
+            for (tree_id, sid, path) in level {
+                let tree = match trees.remove(&tree_id).expect("each id loaded") {
+                    Ok(t) => t,
+                    Err(e) => {
+                        r.problems
+                            .push(format!("snapshot {sid}: tree {tree_id} ({path}): {e}"));
                         continue;
                     }
-                    match idx.and_then(|i| i.lookup(id)) {
-                        None => r.problems.push(format!(
-                            "snapshot {sid}: data blob {id} of {child} is in no index"
-                        )),
-                        Some(loc) => {
-                            let end = loc.entry.offset as u64 + loc.entry.stored_len as u64;
-                            let e = blobs_end.entry(loc.pack).or_default();
-                            *e = (*e).max(end);
+                };
+                for node in &tree.nodes {
+                    let name = node
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| node.name_hex.clone().unwrap_or_default());
+                    let child = format!(
+                        "{}{}{name}",
+                        path,
+                        if path.ends_with('/') { "" } else { "/" }
+                    );
+                    if let Some(sub) = node.subtree
+                        && seen_trees.insert((space, sub))
+                    {
+                        next.push((sub, sid, child.clone()));
+                    }
+                    for id in node.content.iter().flatten() {
+                        if !seen_data.insert((space, *id)) {
+                            continue;
+                        }
+                        match idx.and_then(|i| i.lookup(id)) {
+                            None => r.problems.push(format!(
+                                "snapshot {sid}: data blob {id} of {child} is in no index"
+                            )),
+                            Some(loc) => {
+                                let end = loc.entry.offset as u64 + loc.entry.stored_len as u64;
+                                let e = blobs_end.entry(loc.pack).or_default();
+                                *e = (*e).max(end);
+                            }
                         }
                     }
                 }
             }
+            level = next;
         }
     }
     for (_, pack) in &indexed {
@@ -148,12 +168,22 @@ pub async fn verify(reader: &Reader, read_data_percent: Option<f64>) -> Result<V
         let n = ((chosen.len() as f64) * pct.clamp(0.0, 100.0) / 100.0).ceil() as usize;
         chosen.truncate(n);
         r.packs_read = chosen.len();
-        let results: Vec<(usize, Vec<String>)> = futures::stream::iter(chosen)
-            .map(|(space, pack)| async move { read_pack(reader, space, pack).await })
-            .buffer_unordered(4)
-            .collect()
-            .await;
-        for (blobs, problems) in results {
+        // Whole packs (~16 MiB each) held while checked: from an object
+        // store the number in flight is measured as the reads go, up to 8.
+        let mut window = if reader.repo.store.local_dir().is_some() {
+            crate::inflight::Window::fixed(4)
+        } else {
+            crate::inflight::Window::new(4, 8)
+        };
+        let mut todo = chosen.into_iter();
+        let mut running = futures::stream::FuturesUnordered::new();
+        loop {
+            while running.len() < window.limit() {
+                let Some((space, pack)) = todo.next() else { break };
+                running.push(read_pack(reader, space, pack));
+            }
+            let Some((blobs, bytes, problems)) = running.next().await else { break };
+            window.done(bytes);
             r.blobs_read += blobs;
             r.problems.extend(problems);
         }
@@ -176,11 +206,10 @@ async fn read_snapshot(reader: &Reader, id: &SnapshotId) -> Result<(SpaceId, Sna
 }
 
 /// Download one pack; check its header against the index and every blob.
-async fn read_pack(reader: &Reader, space: SpaceId, pack: PackId) -> (usize, Vec<String>) {
-    let mut problems = Vec::new();
+async fn read_pack(reader: &Reader, space: SpaceId, pack: PackId) -> (usize, u64, Vec<String>) {
     let bytes = match reader.repo.store.get(&pack::pack_key_name(&pack)).await {
         Ok(b) => b,
-        Err(e) => return (0, vec![format!("pack {pack}: {e}")]),
+        Err(e) => return (0, 0, vec![format!("pack {pack}: {e}")]),
     };
     let keys = reader.space_keys(space);
     let header = pack::parse_trailer(&pack, &bytes).and_then(|t| {
@@ -198,43 +227,57 @@ async fn read_pack(reader: &Reader, space: SpaceId, pack: PackId) -> (usize, Vec
     });
     let header = match header {
         Ok(h) => h,
-        Err(e) => return (0, vec![format!("pack {pack}: {e}")]),
+        Err(e) => return (0, 0, vec![format!("pack {pack}: {e}")]),
     };
     let session = match reader.session(header.session).await {
         Ok(s) => s,
-        Err(e) => return (0, vec![format!("pack {pack}: {e}")]),
+        Err(e) => return (0, 0, vec![format!("pack {pack}: {e}")]),
     };
     let idx = reader.index(space);
     let pk = session.pack_key(&pack);
-    let mut n = 0;
-    for e in &header.entries {
-        if let Some(loc) = idx.and_then(|i| i.lookup(&e.id)) {
-            if loc.pack == pack && loc.entry != *e {
+    let indexed: Vec<Option<crate::index::Location>> = header
+        .entries
+        .iter()
+        .map(|e| idx.and_then(|i| i.lookup(&e.id)))
+        .collect();
+    let len = bytes.len() as u64;
+    // Opening every blob is the work: on the blocking pool.
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut problems = Vec::new();
+        for (e, loc) in header.entries.iter().zip(indexed) {
+            if let Some(loc) = loc
+                && loc.pack == pack
+                && loc.entry != *e
+            {
                 problems.push(format!(
                     "pack {pack}: blob {}: index entry differs from the pack header",
                     e.id
                 ));
             }
-        }
-        let (s, end) = (e.offset as usize, e.offset as usize + e.stored_len as usize);
-        match bytes.get(s..end) {
-            None => problems.push(format!(
-                "pack {pack}: blob {}: beyond the end of the pack",
-                e.id
-            )),
-            Some(ct) => {
-                if let Err(err) = pack::open_blob(&pk, &pack, e, ct, &keys) {
-                    problems.push(format!(
-                        "pack {pack}: {} blob {}: {err}",
-                        e.kind.name(),
-                        e.id
-                    ));
+            let (s, end) = (e.offset as usize, e.offset as usize + e.stored_len as usize);
+            match bytes.get(s..end) {
+                None => problems.push(format!(
+                    "pack {pack}: blob {}: beyond the end of the pack",
+                    e.id
+                )),
+                Some(ct) => {
+                    if let Err(err) = pack::open_blob(&pk, &pack, e, ct, &keys) {
+                        problems.push(format!(
+                            "pack {pack}: {} blob {}: {err}",
+                            e.kind.name(),
+                            e.id
+                        ));
+                    }
                 }
             }
         }
-        n += 1;
+        (header.entries.len(), problems)
+    })
+    .await;
+    match checked {
+        Ok((n, problems)) => (n, len, problems),
+        Err(e) => (0, len, vec![format!("pack {pack}: {e}")]),
     }
-    (n, problems)
 }
 
 #[derive(Debug, Default, Serialize)]
