@@ -14,6 +14,7 @@ use pulih_core::keys::AgentKey;
 use pulih_core::repo::{Reader, Repo};
 use pulih_core::storage::Store;
 use pulih_test_support::garage;
+use pulih_test_support::netem::{Link, LinkSpec};
 use rand::RngCore;
 
 fn make_source(root: &Path) {
@@ -177,62 +178,6 @@ async fn backend_s3_garage() {
     suite(store).await;
 }
 
-/// A TCP proxy on loopback in front of `upstream` (`host:port`). Its
-/// first connection passes `cut_after` bytes of the request and then
-/// nothing more, held open: what a link that went dead mid-upload looks
-/// like (no reset reaches the sender). Later connections pass.
-/// Returns its address and the count of connections it saw.
-fn dead_link_proxy(
-    upstream: String,
-    cut_after: usize,
-) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
-    use std::net::{Shutdown, TcpListener, TcpStream};
-    use std::sync::atomic::Ordering;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = seen.clone();
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(mut client) = client else { return };
-            let first = count.fetch_add(1, Ordering::SeqCst) == 0;
-            let Ok(mut server) = TcpStream::connect(&upstream) else {
-                continue;
-            };
-            if first {
-                std::thread::spawn(move || {
-                    let mut passed = 0;
-                    let mut buf = [0u8; 16 * 1024];
-                    while passed < cut_after {
-                        match client.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => {
-                                let _ = server.write_all(&buf[..n]);
-                                passed += n;
-                            }
-                        }
-                    }
-                    // Dead: hold both ends, pass nothing, until the client
-                    // gives up.
-                    let _ = std::io::copy(&mut client, &mut std::io::sink());
-                });
-                continue;
-            }
-            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut client, &mut server);
-                let _ = server.shutdown(Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut s2, &mut c2);
-                let _ = c2.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    (addr, seen)
-}
-
 /// The link to a real S3 server goes dead in the middle of a pack's
 /// upload: the request times out (`?timeout=`), the PUT is sent again
 /// (every write of the engine is idempotent; object_store does not resend
@@ -240,11 +185,19 @@ fn dead_link_proxy(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_cut_mid_request_is_sent_again_and_the_object_is_whole() {
     let g = garage::Garage::start();
-    let upstream = g.endpoint.trim_start_matches("http://").to_string();
-    let (proxy, connections) = dead_link_proxy(upstream, 512 * 1024);
+    // The first connection passes 512 KiB of the request, then nothing,
+    // held open: no reset reaches the sender. Later connections pass.
+    let link = Link::start(
+        g.endpoint.trim_start_matches("http://"),
+        LinkSpec {
+            cut_after: Some(512 * 1024),
+            ..LinkSpec::default()
+        },
+    );
     let url = format!(
-        "s3://{}/cut?endpoint=http://{proxy}&region=garage&timeout=3s",
-        g.bucket
+        "s3://{}/cut?endpoint=http://{}&region=garage&timeout=3s",
+        g.bucket,
+        link.addr()
     );
     let store = Store::open_with(&url, true, Some((&g.key_id, &g.secret))).unwrap();
     let mut pack = vec![0u8; 4 << 20];
@@ -254,7 +207,7 @@ async fn an_upload_cut_mid_request_is_sent_again_and_the_object_is_whole() {
         .await
         .unwrap();
     assert!(
-        connections.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        link.connections() >= 2,
         "the first connection went dead, so the PUT went again"
     );
     let back = store.get("data/ab/cut-mid-way").await.unwrap();

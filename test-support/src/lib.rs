@@ -1,10 +1,11 @@
 //! Shared support for Pulih's tests: the end-to-end tests under `tests/`
 //! (test targets of the `pulih` package) and `pulih-core`'s storage suite.
 //!
-//! It spawns processes only — `docker`, `garage`, and the `pulih` binary
+//! It spawns processes — `docker`, `garage`, and the `pulih` binary
 //! whose path the test passes in ([`Pulih`], from
-//! `env!("CARGO_BIN_EXE_pulih")`) — and depends on no pulih crate, so the
-//! core's own tests can use it without a dependency cycle.
+//! `env!("CARGO_BIN_EXE_pulih")`) — runs plain std threads (the
+//! [`netem`] link), and depends on no pulih crate, so the core's own
+//! tests can use it without a dependency cycle.
 //!
 //! One module per concern:
 //! - [`docker`]: docker commands, the test images built from
@@ -19,11 +20,14 @@
 //! - [`report`]: the steps and checks of a drill or failover report;
 //! - [`repo`]: the walidata's repository commands and the repository
 //!   [`repo::Fixture`]; [`tree`]: source trees and exact tree comparison;
+//! - [`netem`]: a WAN link on loopback, a TCP proxy that adds a round-trip
+//!   time and caps the bandwidth (also the `pulih-netem` binary the
+//!   benchmark scripts run);
 //! - small helpers: [`process`] (children killed on drop, `run_ok`,
 //!   `last_json`), [`wait`], [`net`], [`clock`], [`secret`].
 //!
-//! The next issues add a latency/bandwidth proxy and an S3 gateway harness
-//! here, beside the Garage harness.
+//! The next issue adds an S3 gateway harness here, beside the Garage
+//! harness.
 
 pub mod agent;
 pub mod clock;
@@ -33,6 +37,7 @@ pub mod executor;
 pub mod garage;
 pub mod manifests;
 pub mod net;
+pub mod netem;
 pub mod process;
 pub mod pulih;
 pub mod repo;
