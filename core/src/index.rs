@@ -325,7 +325,11 @@ impl SpaceIndex {
     /// blobs, all of them).
     pub fn tree_pack_ends(&self) -> HashMap<PackId, u64> {
         let mut ends: HashMap<u32, u64> = HashMap::new();
-        for e in self.entries.iter().filter(|e| e.pack_and_bits & BIT_TREE != 0) {
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.pack_and_bits & BIT_TREE != 0)
+        {
             let end = ends.entry(e.pack_and_bits & PACK_MASK).or_default();
             *end = (*end).max(e.offset as u64 + e.stored_len as u64);
         }

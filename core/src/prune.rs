@@ -66,11 +66,18 @@ async fn referenced(
     let mut used: HashMap<SpaceId, HashSet<BlobId>> = HashMap::new();
     let mut roots: HashMap<SpaceId, Vec<(SnapshotId, BlobId)>> = HashMap::new();
     for s in reader.snapshots().await? {
-        roots.entry(s.space).or_default().push((s.id, s.snapshot.tree));
+        roots
+            .entry(s.space)
+            .or_default()
+            .push((s.id, s.snapshot.tree));
     }
     for (space, roots) in roots {
         let set = used.entry(space).or_default();
-        let indexes = reader.index(space).into_iter().chain(extra.get(&space)).collect();
+        let indexes = reader
+            .index(space)
+            .into_iter()
+            .chain(extra.get(&space))
+            .collect();
         let mut loader = crate::trees::TreeLoader::new(reader, space, indexes);
         // A level at a time (each level's trees loaded at once); the
         // snapshot that first reached a tree names it in an error.
@@ -86,7 +93,12 @@ async fn referenced(
         while !level.is_empty() {
             for (t, sid) in &level {
                 if loader.lookup(t).is_none() {
-                    return Err(Error::corrupt(format!("snapshot {sid}"), format!("tree {t} is in no index: run `verify`, then `repair-index`; prune stopped")));
+                    return Err(Error::corrupt(
+                        format!("snapshot {sid}"),
+                        format!(
+                            "tree {t} is in no index: run `verify`, then `repair-index`; prune stopped"
+                        ),
+                    ));
                 }
             }
             let ids: Vec<BlobId> = level.iter().map(|(t, _)| *t).collect();

@@ -99,7 +99,9 @@ pub async fn restore(
     for part in [0..half, half..files.len()] {
         let files = files.clone();
         makers.push(tokio::task::spawn_blocking(move || {
-            files[part].iter().try_for_each(|f| fs::create_empty(&f.path))
+            files[part]
+                .iter()
+                .try_for_each(|f| fs::create_empty(&f.path))
         }));
     }
     // Both finish before any error returns (a retry must not race them).
@@ -139,4 +141,3 @@ pub async fn restore(
     summary.duration_s = started.elapsed().as_secs_f64();
     Ok(summary)
 }
-

@@ -254,8 +254,7 @@ impl Store {
             .map_err(|e| Self::err(key, e))?;
         let key = key.to_owned();
         Ok(Box::pin(
-            r.into_stream()
-                .map_err(move |e| Self::err(&key, e)),
+            r.into_stream().map_err(move |e| Self::err(&key, e)),
         ))
     }
 

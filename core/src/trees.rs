@@ -162,13 +162,14 @@ impl<'a> TreeLoader<'a> {
             }
         }
         let store = &self.reader.repo.store;
-        let fetched: Vec<(PackId, Result<Bytes>)> = futures::stream::iter(need)
-            .map(|(p, end)| async move {
-                (p, store.get_range(&pack::pack_key_name(&p), 0..end).await)
-            })
-            .buffer_unordered(FETCH_CONCURRENCY)
-            .collect()
-            .await;
+        let fetched: Vec<(PackId, Result<Bytes>)> =
+            futures::stream::iter(need)
+                .map(|(p, end)| async move {
+                    (p, store.get_range(&pack::pack_key_name(&p), 0..end).await)
+                })
+                .buffer_unordered(FETCH_CONCURRENCY)
+                .collect()
+                .await;
         let mut unreadable: HashMap<PackId, Unreadable> = HashMap::new();
         for (p, r) in fetched {
             self.fetches += 1;
@@ -187,7 +188,8 @@ impl<'a> TreeLoader<'a> {
             .map(|i| {
                 let e = &wanted[i].1;
                 let name = pack::pack_key_name(&e.pack);
-                let range = e.entry.offset as u64..e.entry.offset as u64 + e.entry.stored_len as u64;
+                let range =
+                    e.entry.offset as u64..e.entry.offset as u64 + e.entry.stored_len as u64;
                 async move { (i, store.get_range(&name, range).await) }
             })
             .buffer_unordered(FETCH_CONCURRENCY)
@@ -248,7 +250,12 @@ impl<'a> TreeLoader<'a> {
                 async move {
                     let mut pks = Vec::with_capacity(job.len());
                     for (_, loc, _) in &job {
-                        pks.push(reader.session(loc.session).await.map(|s| s.pack_key(&loc.pack)));
+                        pks.push(
+                            reader
+                                .session(loc.session)
+                                .await
+                                .map(|s| s.pack_key(&loc.pack)),
+                        );
                     }
                     tokio::task::spawn_blocking(move || {
                         job.into_iter()

@@ -179,10 +179,14 @@ pub async fn verify(reader: &Reader, read_data_percent: Option<f64>) -> Result<V
         let mut running = futures::stream::FuturesUnordered::new();
         loop {
             while running.len() < window.limit() {
-                let Some((space, pack)) = todo.next() else { break };
+                let Some((space, pack)) = todo.next() else {
+                    break;
+                };
                 running.push(read_pack(reader, space, pack));
             }
-            let Some((blobs, bytes, problems)) = running.next().await else { break };
+            let Some((blobs, bytes, problems)) = running.next().await else {
+                break;
+            };
             window.done(bytes);
             r.blobs_read += blobs;
             r.problems.extend(problems);

@@ -47,9 +47,17 @@ fn listing(root: &Path) -> String {
                 ("d", String::from("-"))
             } else if m.file_type().is_symlink() {
                 let t = std::fs::read_link(&p).unwrap();
-                ("l", blake3::hash(t.as_os_str().as_bytes()).to_hex().to_string())
+                (
+                    "l",
+                    blake3::hash(t.as_os_str().as_bytes()).to_hex().to_string(),
+                )
             } else {
-                ("f", blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string())
+                (
+                    "f",
+                    blake3::hash(&std::fs::read(&p).unwrap())
+                        .to_hex()
+                        .to_string(),
+                )
             };
             let size = if m.is_dir() { 0 } else { m.len() };
             // A symlink's mode is the system's (0777), not restored.
@@ -58,10 +66,7 @@ fn listing(root: &Path) -> String {
             } else {
                 m.permissions().mode() & 0o7777
             };
-            out.push(format!(
-                "{kind} {mode:o} {} {size} {what} {rel}",
-                m.mtime()
-            ));
+            out.push(format!("{kind} {mode:o} {} {size} {what} {rel}", m.mtime()));
             if m.is_dir() {
                 walk(root, &p, out);
             }
@@ -94,8 +99,7 @@ async fn a_format_1_repository_lists_restores_and_verifies() {
         assert_eq!(snap.snapshot.paths, [SOURCE]);
         let target = dir.path().join(format!("restored-{i}"));
         support::restore_all(&reader, snap, &target).await;
-        let want =
-            std::fs::read_to_string(fixture(&format!("repo-v1.snapshot-{i}.txt"))).unwrap();
+        let want = std::fs::read_to_string(fixture(&format!("repo-v1.snapshot-{i}.txt"))).unwrap();
         let got = listing(&target.join(SOURCE.trim_start_matches('/')));
         assert_eq!(got, want, "snapshot {i} ({}) restores as it was", snap.id);
     }
@@ -103,7 +107,10 @@ async fn a_format_1_repository_lists_restores_and_verifies() {
         .await
         .unwrap();
     assert!(report.ok(), "{:?}", report.problems);
-    assert!(report.packs_read >= 2 && report.blobs_read > 10, "{report:?}");
+    assert!(
+        report.packs_read >= 2 && report.blobs_read > 10,
+        "{report:?}"
+    );
 }
 
 /// Makes the format-1 fixture (run once, by hand, with the format-1 code:
@@ -113,8 +120,16 @@ async fn a_format_1_repository_lists_restores_and_verifies() {
 #[ignore = "makes the committed fixture; run by hand once per format"]
 async fn make_format_1_fixture() {
     let out = fixture("repo-v1");
-    assert!(!out.exists(), "{} exists: a fixture is never rewritten", out.display());
-    assert_eq!(pulih_core::config::FORMAT_VERSION, 1, "this makes format 1 only");
+    assert!(
+        !out.exists(),
+        "{} exists: a fixture is never rewritten",
+        out.display()
+    );
+    assert_eq!(
+        pulih_core::config::FORMAT_VERSION,
+        1,
+        "this makes format 1 only"
+    );
     let scratch = tempfile::tempdir().unwrap();
     let src = scratch.path().join(SOURCE.trim_start_matches('/'));
     let store = Store::open(out.to_str().unwrap(), true).unwrap();
@@ -133,8 +148,7 @@ async fn make_format_1_fixture() {
     std::fs::write(src.join("dokumen/arsip/penduduk.csv"), &csv).unwrap();
     std::fs::write(src.join("dokumen/arsip/2026/kosong.txt"), "").unwrap();
     std::fs::write(src.join("skrip.sh"), "#!/bin/sh\necho halo\n").unwrap();
-    std::fs::set_permissions(src.join("skrip.sh"), std::fs::Permissions::from_mode(0o750))
-        .unwrap();
+    std::fs::set_permissions(src.join("skrip.sh"), std::fs::Permissions::from_mode(0o750)).unwrap();
     std::os::unix::fs::symlink("dokumen/surat.txt", src.join("tautan")).unwrap();
     std::fs::hard_link(src.join("dokumen/surat.txt"), src.join("surat-lagi.txt")).unwrap();
     std::fs::write(
@@ -149,8 +163,11 @@ async fn make_format_1_fixture() {
     for round in 0..2 {
         if round == 1 {
             // The incremental: one file changed, one added, one removed.
-            std::fs::write(src.join("dokumen/surat.txt"), "Surat keputusan walikota, revisi\n")
-                .unwrap();
+            std::fs::write(
+                src.join("dokumen/surat.txt"),
+                "Surat keputusan walikota, revisi\n",
+            )
+            .unwrap();
             std::fs::write(src.join("dokumen/baru.txt"), "baru\n").unwrap();
             std::fs::remove_file(src.join("skrip.sh")).unwrap();
         }

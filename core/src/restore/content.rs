@@ -124,7 +124,10 @@ pub(super) async fn fetch(
             None => break,
         }
     }
-    tracing::debug!(window = window.limit(), "restore: reads in flight at the end");
+    tracing::debug!(
+        window = window.limit(),
+        "restore: reads in flight at the end"
+    );
     Ok(())
 }
 

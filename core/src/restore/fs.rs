@@ -164,4 +164,3 @@ mod claim_tests {
         );
     }
 }
-
