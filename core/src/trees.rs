@@ -146,7 +146,7 @@ impl<'a> TreeLoader<'a> {
         }
 
         // Whole tree packs not yet here, several at once.
-        let mut need: Vec<(PackId, u64)> = Vec::new();
+        let mut need: HashMap<PackId, u64> = HashMap::new();
         let mut singles: Vec<usize> = Vec::new();
         for (i, (_, loc)) in wanted.iter().enumerate() {
             if self.packs.contains_key(&loc.pack) {
@@ -154,9 +154,7 @@ impl<'a> TreeLoader<'a> {
             }
             match self.ends.get(&loc.pack) {
                 Some(&end) if end <= WHOLE_PACK_MAX => {
-                    if !need.iter().any(|(p, _)| *p == loc.pack) {
-                        need.push((loc.pack, end));
-                    }
+                    need.insert(loc.pack, end);
                 }
                 _ => singles.push(i),
             }
