@@ -11,16 +11,17 @@
 # package, `name version architecture`, from DIR's var/lib/dpkg/status) and
 # DIR.stats.md (how it was built, counts, bytes, a size histogram, the
 # hashes of the listing and of the package list). An existing DIR built by
-# the same script from the same package list is reused as it is.
+# the same recipe from the same package list is reused as it is.
 #
 # Not bit-for-bit reproducible over time: the mirror serves the suite's
 # current point release, so package versions (and with them sizes and
 # file lists) change when Debian publishes one. DIR.stats.md records the
 # mirror's Release version and date and the package list's hash: two
 # corpora with the same package-list hash and listing hash have the same
-# files, sizes and modes. Within one mirror state, files generated while
-# installing (Python bytecode, the PostgreSQL cluster, the Java key store)
-# may differ in content, not in path, size or mode.
+# files, sizes and modes. Within one mirror state two builds differed in
+# the contents of four files only (measured 2026-12-06): the PostgreSQL
+# cluster's pg_control, first WAL segment and pgstat.stat, and the Java key
+# store etc/ssl/certs/java/cacerts; the Python bytecode was identical.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
@@ -30,10 +31,13 @@ mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 epoch=1686355200   # 2023-06-10T00:00:00Z, the day bookworm was released
 list=$here/debian-packages.txt
 include=$(grep -v -e '^#' -e '^\s*$' "$list" | paste -sd, -)
-key=$(cat "$0" "$list" | sha256sum | cut -d' ' -f1)
+# Bump when the steps below change what they build: a cached tree is
+# reused only when the recipe, the settings above and the package list match.
+recipe=1
+key="recipe $recipe, $suite $variant $arch $mirror @$epoch, packages $(sha256sum < "$list" | cut -d' ' -f1)"
 
-if [ -d "$dir" ] && [ -f "$dir.key" ] && [ "$(cat "$dir.key")" = "$key-$mirror" ]; then
-  echo "reusing $dir (built by this script from this package list)" >&2
+if [ -d "$dir" ] && [ -f "$dir.key" ] && [ "$(cat "$dir.key")" = "$key" ]; then
+  echo "reusing $dir (built by this recipe from this package list; $dir.stats.md)" >&2
   exit 0
 fi
 [ "$(id -u)" = 0 ] || { echo "$0: debootstrap needs root" >&2; exit 1; }
@@ -79,5 +83,5 @@ mv "$tmp" "$dir"
   echo
   python3 "$here/stats.py" summary "$dir" --packages "$dir.packages.txt"
 } > "$dir.stats.md"
-echo "$key-$mirror" > "$dir.key"
+echo "$key" > "$dir.key"
 cat "$dir.stats.md"
