@@ -67,9 +67,10 @@ if [ "$runs" -gt 1 ]; then
 fi
 pulih=${PULIH_BIN:-$here/../target/release/pulih}
 [ -x "$pulih" ] || (cd "$here/.." && cargo build --release -p pulih)
-# Pulih's own building blocks timed on one core (core/examples/limits.rs).
+# Pulih's own building blocks timed on one core (core/examples/limits.rs);
+# PULIH_LIMITS_BIN=none leaves them out.
 limits=${PULIH_LIMITS_BIN:-$here/../target/release/examples/limits}
-[ -x "$limits" ] || (cd "$here/.." && cargo build --release -p pulih-core --example limits)
+[ "$limits" = none ] || [ -x "$limits" ] || (cd "$here/.." && cargo build --release -p pulih-core --example limits)
 netem=${PULIH_NETEM_BIN:-$here/../target/release/pulih-netem}
 if [ -n "$rtt$rate" ] && [ ! -x "$netem" ]; then
   (cd "$here/.." && cargo build --release -p pulih-test-support --bin pulih-netem)
@@ -179,12 +180,18 @@ TOML
     gcli bucket allow --read --write --owner "bench-$t" --key bench >/dev/null
   done
   endpoint=127.0.0.1:$s3_port
+  rustic_profile() { # endpoint: rustic's opendal S3 options take a profile file (no flags)
+    printf '[repository]\nrepository = "opendal:s3"\n[repository.options]\nbucket = "bench-rustic"\nroot = "/repo"\nendpoint = "http://%s"\nregion = "garage"\naccess_key_id = "%s"\nsecret_access_key = "%s"\n' \
+      "$1" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > "$g/rustic-${1##*:}.toml"
+  }
+  rustic_profile "$endpoint"
   if [ -n "$rtt$rate" ]; then
     "$netem" --listen 127.0.0.1:0 --to "$endpoint" ${rtt:+--rtt "$rtt"} ${rate:+--rate "$rate"} > "$g/netem.out" 2> "$g/netem.log" &
     netem_pid=$!
     for _ in $(seq 100); do [ -s "$g/netem.out" ] && break; kill -0 $netem_pid 2>/dev/null || break; sleep 0.1; done
     proxy=$(head -1 "$g/netem.out" | grep -o '[0-9.]*:[0-9]*' | head -1 || true)
     [ -n "$proxy" ] || { echo "pulih-netem did not start: $(cat "$g/netem.log")" >&2; exit 1; }
+    rustic_profile "$proxy"
     [ $phases = all ] && endpoint=$proxy   # else only the restore goes through it
   fi
 fi
@@ -198,12 +205,8 @@ repo() { # tool: where its repository is (s3: through $endpoint)
     s3:restic) echo "s3:http://$endpoint/bench-$1/repo" ;;
   esac
 }
-rustic_repo() { # rustic's repository flags
-  if [ $store = s3 ]; then
-    echo "-r opendal:s3 --repo-option bucket=bench-rustic --repo-option root=/repo --repo-option endpoint=http://$endpoint --repo-option region=garage --repo-option access_key_id=$AWS_ACCESS_KEY_ID --repo-option secret_access_key=$AWS_SECRET_ACCESS_KEY"
-  else
-    echo "-r $work/repos/rustic"
-  fi
+rustic_repo() { # rustic's repository flags (s3: a profile per endpoint, written below)
+  if [ $store = s3 ]; then echo "-P $work/garage/rustic-${endpoint##*:}"; else echo "-r $work/repos/rustic"; fi
 }
 init() {
   local r; r=$(repo $1)
@@ -353,8 +356,9 @@ fi
   echo
   echo "Pulih's stages on one core over the whole corpus in memory (core/examples/limits.rs):"
   echo
-  "$limits" "$corpus" "$(nproc)" | tee "$work/limits.txt"
-  bound=$(grep -o 'cores.*: [0-9]* MB/s' "$work/limits.txt" | grep -o '[0-9]* MB/s' | cut -d' ' -f1)
+  if [ "$limits" = none ]; then echo "(not measured in this run: PULIH_LIMITS_BIN=none)"; : > "$work/limits.txt"
+  else "$limits" "$corpus" "$(nproc)" | tee "$work/limits.txt"; fi
+  bound=$(grep -o 'cores.*: [0-9]* MB/s' "$work/limits.txt" | grep -o '[0-9]* MB/s' | cut -d' ' -f1 || true)
   got=$(printf '%s\n' "${rows[@]}" | awk -F'|' '$2 ~ /initial backup/ && $3 == " pulih " {gsub(/ /,"",$8); print $8}')
   if [ -n "$got" ] && [ -n "$bound" ]; then echo "- pulih's initial backup: $got MB/s, $((100 * got / bound)) % of that bound"; fi
 } > "$work/result.md"
