@@ -2,7 +2,7 @@
 """Deterministic mixed corpus for the replication benchmark.
 
 make_corpus.py build DIR [--size BYTES] [--seed N]
-make_corpus.py mutate DIR [--percent 1] [--seed N]
+make_corpus.py mutate DIR [--percent 1] [--seed N]   (any tree: also the Debian corpus)
 
 Shares by bytes: text 20%, CSV 20%, already-compressed 15%, random 15%,
 many small files 10%, a few large files (mixed text/random) 20%.
@@ -59,7 +59,10 @@ def build(root, size, seed):
 
 def mutate(root, percent, seed):
     rng = random.Random(seed)
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+    # Regular files only: a symlink (the Debian corpus has thousands, many
+    # absolute) must never be written through.
+    files = sorted(p for p in (os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
+                   if os.path.isfile(p) and not os.path.islink(p))
     total = sum(os.path.getsize(f) for f in files)
     budget = int(total * percent / 100)
     big = [f for f in files if os.path.getsize(f) > 65536]
@@ -70,6 +73,7 @@ def mutate(root, percent, seed):
         with open(f, "r+b") as h:
             h.seek(at); h.write(rng.randbytes(n))
         budget -= n
+    os.makedirs(os.path.join(root, "kecil"), exist_ok=True)
     for i in range(20):
         with open(os.path.join(root, f"kecil/baru{seed}_{i}.txt"), "wb") as h:
             h.write(text(rng, rng.randint(1000, 8000)))

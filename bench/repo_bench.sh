@@ -4,6 +4,26 @@
 # a no-change incremental, and a full restore, on one deterministic corpus.
 #
 #   bench/repo_bench.sh [--size BYTES] [--workdir DIR] [--tools pulih,restic,borg,rustic,bupstash] [--runs N]
+#                       [--corpus generated|debian] [--store file|s3] [--rtt 50ms] [--rate 100mbit]
+#                       [--phases all|restore]
+#
+# --corpus generated (the default) is make_corpus.py's mixed corpus of
+# --size bytes; --corpus debian a Debian root of a real installation's
+# shape (bench/corpus/debian.sh, built once into WORKDIR/debian-pristine,
+# needs root and the Debian mirror). Either way the 1 % incremental is
+# make_corpus.py's mutation (random ranges overwritten in files > 64 KiB,
+# 20 new small files).
+#
+# --store s3 starts a single-node Garage on loopback under WORKDIR/garage
+# (random ports, one bucket per tool) and points every tool with an S3
+# backend at it: pulih, pulih-base, restic, rustic (opendal). borg and
+# bupstash have none and are skipped. --rtt and --rate (s3 only) put
+# pulih-netem, a user-space TCP proxy adding that round-trip time and
+# bandwidth cap (this kernel has no netem qdisc), between the tools and
+# Garage: for every phase with --phases all; for the restore only with
+# --phases restore, whose initial backup goes to Garage directly.
+#
+# --phases restore runs only the initial backup and the full restore.
 #
 # `--tools pulih,pulih-base` with PULIH_BASE_BIN=/path/to/an/older/pulih
 # measures an earlier build of Pulih beside this one in the same run (a
@@ -18,14 +38,21 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 size=$((1 << 30)); work=/tmp/pulih-bench; tools=pulih,restic,borg,rustic,bupstash; runs=3
+corpus_kind=generated; store=file; rtt=; rate=; phases=all
 args=("$@")
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift 2 ;; --workdir) work=$2; shift 2 ;; --tools) tools=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --corpus) corpus_kind=$2; shift 2 ;; --store) store=$2; shift 2 ;;
+    --rtt) rtt=$2; shift 2 ;; --rate) rate=$2; shift 2 ;; --phases) phases=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+case $corpus_kind in generated|debian) ;; *) echo "--corpus is generated or debian" >&2; exit 2 ;; esac
+case $store in file|s3) ;; *) echo "--store is file or s3" >&2; exit 2 ;; esac
+case $phases in all|restore) ;; *) echo "--phases is all or restore" >&2; exit 2 ;; esac
+if [ -n "$rtt$rate" ] && [ $store != s3 ]; then echo "--rtt and --rate need --store s3" >&2; exit 2; fi
 if [ "$runs" -gt 1 ]; then
   files=()
   for i in $(seq "$runs"); do
@@ -40,16 +67,28 @@ if [ "$runs" -gt 1 ]; then
 fi
 pulih=${PULIH_BIN:-$here/../target/release/pulih}
 [ -x "$pulih" ] || (cd "$here/.." && cargo build --release -p pulih)
-# Pulih's own building blocks timed on one core (core/examples/limits.rs).
+# Pulih's own building blocks timed on one core (core/examples/limits.rs);
+# PULIH_LIMITS_BIN=none leaves them out.
 limits=${PULIH_LIMITS_BIN:-$here/../target/release/examples/limits}
-[ -x "$limits" ] || (cd "$here/.." && cargo build --release -p pulih-core --example limits)
+[ "$limits" = none ] || [ -x "$limits" ] || (cd "$here/.." && cargo build --release -p pulih-core --example limits)
+netem=${PULIH_NETEM_BIN:-$here/../target/release/pulih-netem}
+if [ -n "$rtt$rate" ] && [ ! -x "$netem" ]; then
+  (cd "$here/.." && cargo build --release -p pulih-test-support --bin pulih-netem)
+fi
+if [ $store = s3 ]; then command -v garage >/dev/null || { echo "--store s3 needs garage (docs: /work/shared/TOOLS.md)" >&2; exit 1; }; fi
 corpus=$work/corpus
 mkdir -p "$work"
-if [ ! -f "$work/pristine.size" ] || [ "$(cat "$work/pristine.size")" != "$size" ]; then
-  rm -rf "$work/pristine"; python3 "$here/make_corpus.py" build "$work/pristine" --size "$size"; echo "$size" > "$work/pristine.size"
+if [ $corpus_kind = generated ]; then
+  pristine=$work/pristine
+  if [ ! -f "$work/pristine.size" ] || [ "$(cat "$work/pristine.size")" != "$size" ]; then
+    rm -rf "$work/pristine"; python3 "$here/make_corpus.py" build "$work/pristine" --size "$size"; echo "$size" > "$work/pristine.size"
+  fi
+else
+  pristine=$work/debian-pristine
+  "$here/corpus/debian.sh" "$pristine" >&2
 fi
-if [ -e "$corpus" ] || [ -e "$work/out" ] || [ -e "$work/repos" ]; then
-  rm -rf "$corpus" "$work/repos" "$work/out" "$work/cache"
+if [ -e "$corpus" ] || [ -e "$work/out" ] || [ -e "$work/repos" ] || [ -e "$work/garage" ]; then
+  rm -rf "$corpus" "$work/repos" "$work/out" "$work/cache" "$work/garage"
   # This disk's ext4 has no journal: for 60 s after a delete (300 s while
   # the inode table is dirty) it will not reuse a deleted inode, and each
   # new file scans past them (perf: 70 % of a restore's time in
@@ -57,50 +96,149 @@ if [ -e "$corpus" ] || [ -e "$work/out" ] || [ -e "$work/repos" ]; then
   # window pass, so no tool's restore pays for the previous run's cleanup.
   sync; echo "waiting 65 s after deleting the previous run's files" >&2; sleep 65
 fi
-cp -a "$work/pristine" "$corpus"   # every run starts from the same bytes
+cp -a "$pristine" "$corpus"   # every run starts from the same bytes
 rm -f "$work/pulih.key" "$work/pulih-base.key" "$work/bupstash.key"; mkdir -p "$work/repos" "$work/out" "$work/cache"
 export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench RUSTIC_PASSWORD=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 echo bench > "$work/pass"; chmod 600 "$work/pass"
 bytes=$(du -sb "$corpus" | cut -f1)
+if [ $corpus_kind = debian ]; then
+  corpus_stats=$(cat "$pristine.stats.md")
+else
+  corpus_stats="Generated corpus (bench/make_corpus.py build --size $size --seed 1):"$'\n\n'"$(python3 "$here/corpus/stats.py" summary "$corpus")"
+fi
 have() { case ",$tools," in *,$1,*) command -v "$2" >/dev/null 2>&1 ;; *) return 1 ;; esac; }
-active=()
+active=(); no_s3=()
 pulih_base=${PULIH_BASE_BIN:-}
 for t in pulih pulih-base restic borg rustic bupstash; do
   bin=$t; [ $t = pulih ] && bin=$pulih; [ $t = pulih-base ] && bin=${pulih_base:-/nonexistent}
-  if have $t "$bin"; then active+=($t); else echo "skipped: $t (not installed or not selected)" >&2; fi
+  if ! have $t "$bin"; then echo "skipped: $t (not installed or not selected)" >&2
+  elif [ $store = s3 ] && { [ $t = borg ] || [ $t = bupstash ]; }; then echo "skipped: $t (no S3 backend)" >&2; no_s3+=($t)
+  else active+=($t); fi
 done
 
+# --store s3: a single-node Garage on loopback, one bucket per tool, and
+# with --rtt/--rate pulih-netem in front of it. `endpoint` is the
+# host:port the tools talk to; it changes when a phase goes through the
+# proxy.
+garage_pid=; netem_pid=; endpoint=; proxy=
+stop_servers() { for p in $netem_pid $garage_pid; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+trap stop_servers EXIT
+free_ports() { # N: N distinct free loopback ports, below the kernel's
+  # ephemeral range (so no client connection takes one before Garage binds it)
+  python3 -c 'import random,socket,sys
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+got = []
+while len(got) < int(sys.argv[1]):
+    p = random.randrange(10000, lo)
+    s = socket.socket()
+    try: s.bind(("127.0.0.1", p))
+    except OSError: continue
+    finally: s.close()
+    if p not in got: got.append(p)
+print(*got)' "$1"
+}
+gcli() { garage -c "$work/garage/garage.toml" "$@"; }
+if [ $store = s3 ]; then
+  g=$work/garage; mkdir -p "$g/meta" "$g/data"
+  garage_version=$(garage --version | awk '{print $2}' | sed 's/^cargo://; s/^v//')
+  read -r s3_port rpc_port admin_port < <(free_ports 3)
+  admin_token=$(openssl rand -hex 32)
+  # compression off: the tools send encrypted (incompressible) data, and
+  # Garage's zstd would spend the shared cores on it for nothing.
+  cat > "$g/garage.toml" <<TOML
+metadata_dir = "$g/meta"
+data_dir = "$g/data"
+db_engine = "sqlite"
+replication_factor = 1
+compression_level = "none"
+rpc_bind_addr = "127.0.0.1:$rpc_port"
+rpc_public_addr = "127.0.0.1:$rpc_port"
+rpc_secret = "$(openssl rand -hex 32)"
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$s3_port"
+root_domain = ".s3.garage.localhost"
+[admin]
+api_bind_addr = "127.0.0.1:$admin_port"
+admin_token = "$admin_token"
+TOML
+  chmod 600 "$g/garage.toml"
+  garage -c "$g/garage.toml" server > "$g/server.log" 2>&1 &
+  garage_pid=$!
+  # Up when its RPC port listens; the first layout call may still meet a
+  # server finishing its start (as test-support/src/garage.rs does it).
+  for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$rpc_port") 2>/dev/null && break; sleep 0.2; done
+  node=$(gcli node id -q | cut -d@ -f1)
+  for i in $(seq 50); do gcli layout assign -z dc1 -c 1G "$node" >/dev/null 2>&1 && break; [ "$i" = 50 ] && { cat "$g/server.log" >&2; exit 1; }; sleep 0.2; done
+  gcli layout apply --version 1 >/dev/null
+  keys=$(gcli key create bench)
+  AWS_ACCESS_KEY_ID=$(awk '/Key ID:/ {print $NF}' <<< "$keys")
+  AWS_SECRET_ACCESS_KEY=$(awk '/Secret key:/ {print $NF}' <<< "$keys")
+  export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=garage
+  for t in "${active[@]}"; do
+    gcli bucket create "bench-$t" >/dev/null
+    gcli bucket allow --read --write --owner "bench-$t" --key bench >/dev/null
+  done
+  endpoint=127.0.0.1:$s3_port
+  rustic_profile() { # endpoint: rustic's opendal S3 options take a profile file (no flags)
+    printf '[repository]\nrepository = "opendal:s3"\n[repository.options]\nbucket = "bench-rustic"\nroot = "/repo"\nendpoint = "http://%s"\nregion = "garage"\naccess_key_id = "%s"\nsecret_access_key = "%s"\n' \
+      "$1" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > "$g/rustic-${1##*:}.toml"
+  }
+  rustic_profile "$endpoint"
+  if [ -n "$rtt$rate" ]; then
+    "$netem" --listen 127.0.0.1:0 --to "$endpoint" ${rtt:+--rtt "$rtt"} ${rate:+--rate "$rate"} > "$g/netem.out" 2> "$g/netem.log" &
+    netem_pid=$!
+    for _ in $(seq 100); do [ -s "$g/netem.out" ] && break; kill -0 $netem_pid 2>/dev/null || break; sleep 0.1; done
+    proxy=$(head -1 "$g/netem.out" | grep -o '[0-9.]*:[0-9]*' | head -1 || true)
+    [ -n "$proxy" ] || { echo "pulih-netem did not start: $(cat "$g/netem.log")" >&2; exit 1; }
+    rustic_profile "$proxy"
+    [ $phases = all ] && endpoint=$proxy   # else only the restore goes through it
+  fi
+fi
+export store endpoint
+gcol=; [ $store = s3 ] && gcol=yes   # the table's garage cpu column
+
+repo() { # tool: where its repository is (s3: through $endpoint)
+  case $store:$1 in
+    file:*) echo "$work/repos/$1" ;;
+    s3:pulih|s3:pulih-base) echo "s3://bench-$1/repo?endpoint=http://$endpoint&region=garage" ;;
+    s3:restic) echo "s3:http://$endpoint/bench-$1/repo" ;;
+  esac
+}
+rustic_repo() { # rustic's repository flags (s3: a profile per endpoint, written below)
+  if [ $store = s3 ]; then echo "-P $work/garage/rustic-${endpoint##*:}"; else echo "-r $work/repos/rustic"; fi
+}
 init() {
-  local r=$work/repos/$1
+  local r; r=$(repo $1)
   case $1 in
     pulih) "$pulih" repo init --repo "$r" --passphrase-file "$work/pass" --agent-key-out "$work/pulih.key" >/dev/null ;;
     pulih-base) "$pulih_base" repo init --repo "$r" --passphrase-file "$work/pass" --agent-key-out "$work/pulih-base.key" >/dev/null ;;
     restic) restic init --repository-version 2 -r "$r" -q ;;
     borg) borg init -e repokey-blake2 "$r" ;;
-    rustic) rustic -r "$r" init >/dev/null 2>&1 ;;
+    rustic) rustic $(rustic_repo) init >/dev/null 2>&1 ;;
     bupstash) bupstash new-key -o "$work/bupstash.key"; BUPSTASH_REPOSITORY=$r bupstash init ;;
   esac
 }
 backup() {
-  local r=$work/repos/$1 n=$2
+  local r n=$2; r=$(repo $1)
   case $1 in
     pulih) "$pulih" repo backup --repo "$r" --agent-key "$work/pulih.key" --cache-dir "$work/cache/pulih" --json "$corpus" >/dev/null ;;
     pulih-base) "$pulih_base" repo backup --repo "$r" --agent-key "$work/pulih-base.key" --cache-dir "$work/cache/pulih-base" --json "$corpus" >/dev/null ;;
     restic) restic -r "$r" backup -q "$corpus" ;;
     borg) borg create --compression zstd,3 "$r::s$n" "$corpus" ;;
-    rustic) rustic -r "$r" backup "$corpus" >/dev/null 2>&1 ;;
+    rustic) rustic $(rustic_repo) backup "$corpus" >/dev/null 2>&1 ;;
     bupstash) BUPSTASH_REPOSITORY=$r BUPSTASH_KEY=$work/bupstash.key bupstash put "$corpus" >/dev/null ;;
   esac
 }
 restore() {
-  local r=$work/repos/$1 o=$work/out/$1
+  local r o=$work/out/$1; r=$(repo $1)
   rm -rf "$o"; mkdir -p "$o"
   case $1 in
     pulih) "$pulih" repo restore --repo "$r" --passphrase-file "$work/pass" latest --target "$o" >/dev/null ;;
     pulih-base) "$pulih_base" repo restore --repo "$r" --passphrase-file "$work/pass" latest --target "$o" >/dev/null ;;
     restic) restic -r "$r" restore latest --target "$o" -q ;;
-    borg) (cd "$o" && borg extract "$r::s3") ;;
-    rustic) rustic -r "$r" restore latest "$o" >/dev/null 2>&1 ;;
+    borg) (cd "$o" && borg extract "$r::s$2") ;;
+    rustic) rustic $(rustic_repo) restore latest "$o" >/dev/null 2>&1 ;;
     bupstash) id=$(BUPSTASH_REPOSITORY=$r BUPSTASH_KEY=$work/bupstash.key bupstash list --format jsonl1 | tail -1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["id"])')
               BUPSTASH_REPOSITORY=$r BUPSTASH_KEY=$work/bupstash.key bupstash get "id=$id" | tar -x -C "$o" ;;
   esac
@@ -108,75 +246,120 @@ restore() {
 restored_root() { # where the corpus lands under the restore dir
   case $1 in pulih|pulih-base|restic|rustic|borg) echo "$work/out/$1$corpus" ;; bupstash) echo "$work/out/$1" ;; esac
 }
+repo_bytes() { # tool: bytes in its repository (s3: Garage's count of its bucket)
+  if [ $store = s3 ]; then
+    curl -sf -H "Authorization: Bearer $admin_token" "http://127.0.0.1:$admin_port/v2/GetBucketInfo?globalAlias=bench-$1" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes"])'
+  else
+    du -sb "$work/repos/$1" | cut -f1
+  fi
+}
+garage_ticks() { if [ -n "$garage_pid" ]; then awk '{print $14 + $15}' "/proc/$garage_pid/stat"; else echo 0; fi; }
 
-export -f init backup restore
+export -f init backup restore repo rustic_repo
 export work corpus pulih pulih_base
-rows=()
+rows=(); notes=()
+# Wall time from the clock in milliseconds (time's %e has 10 ms steps, too
+# coarse for a no-change run); CPU time (user + sys, the tool and its
+# children) and peak RSS from time; in s3 mode Garage's CPU time over the
+# phase beside it (pulih-netem's is not counted).
 measure() { # phase tool fn args...
   local phase=$1 tool=$2; shift 2
   sync; cat $(find "$corpus" -type f | head -2000) >/dev/null 2>&1 || true
-  local before; before=$(du -sb "$work/repos/$tool" | cut -f1)
-  # Wall time from the clock in milliseconds (time's %e has 10 ms steps,
-  # too coarse for a no-change run); peak RSS from time's %M.
+  local before; before=$(repo_bytes $tool)
+  local g0; g0=$(garage_ticks)
   local t0 t1; t0=$(date +%s%N)
-  /usr/bin/time -f "%e %M" -o "$work/time" bash -c '"$@"' _ "$@"
+  /usr/bin/time -f "%e %M %U %S" -o "$work/time" bash -c '"$@"' _ "$@"
   t1=$(date +%s%N)
-  read -r _ rss < "$work/time"
-  wall=$(python3 -c "print(f'{($t1 - $t0) / 1e9:.3f}')")
-  echo "$wall $rss" > "$work/time"
-  local after; after=$(du -sb "$work/repos/$tool" | cut -f1)
-  local mbs; mbs=$(python3 -c "print(f'{$bytes/1e6/max($wall,0.001):.0f}')")
-  rows+=("| $phase | $tool | $wall | $mbs | $((rss / 1024)) | $((after - before)) |")
+  local rss user sys; read -r _ rss user sys < "$work/time"
+  local g1; g1=$(garage_ticks)
+  local after; after=$(repo_bytes $tool)
+  python3 -c "
+wall = ($t1 - $t0) / 1e9
+print(f'{wall:.3f} $rss {$user + $sys:.2f} $user $sys {$bytes / 1e6 / max(wall, 0.001):.0f} {($g1 - $g0) / $(getconf CLK_TCK):.2f}')" > "$work/time"
+  local wall cpu mbs gcpu; read -r wall rss cpu user sys mbs gcpu < "$work/time"
+  rows+=("| $phase | $tool | $wall | $cpu | $user | $sys | $mbs | $((rss / 1024)) | $((after - before)) |${gcol:+ $gcpu |}")
   echo "${rows[-1]}" >&2
+}
+# A no-change run takes tens of milliseconds, where one sample is mostly
+# noise: run it five times per tool (borg needs a new archive name each
+# time) and keep the run with the median wall time (and the largest RSS).
+median_of_5() { # tool
+  local runs=() rss=0 k before after
+  before=$(repo_bytes $1)
+  for k in 3 3b 3c 3d 3e; do
+    measure "no-change incremental" $1 backup $1 $k
+    unset 'rows[-1]'
+    runs+=("$(cat "$work/time")")
+    local r; r=$(cut -d' ' -f2 "$work/time"); [ "$r" -gt "$rss" ] && rss=$r
+  done
+  after=$(repo_bytes $1)
+  local wall cpu user sys mbs gcpu
+  read -r wall _ cpu user sys mbs gcpu < <(printf '%s\n' "${runs[@]}" | sort -g | sed -n 3p)
+  rows+=("| no-change incremental (median of 5) | $1 | $wall | $cpu | $user | $sys | $mbs | $((rss / 1024)) | $(((after - before) / 5)) |${gcol:+ $gcpu |}")
+  echo "${rows[-1]} (runs: $(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | paste -sd' '))" >&2
 }
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for t in "${active[@]}"; do init $t; done
 for t in "${active[@]}"; do measure "initial backup" $t backup $t 1; done
-python3 "$here/make_corpus.py" mutate "$corpus" --percent 1 --seed 7
-for t in "${active[@]}"; do measure "1% incremental" $t backup $t 2; done
-# A no-change run takes tens of milliseconds, where one sample is mostly
-# noise: run it five times per tool (borg needs a new archive name each
-# time) and keep the median wall time (and the largest RSS).
-median_of_5() { # tool
-  local walls=() rss=0 k w r before after
-  before=$(du -sb "$work/repos/$1" | cut -f1)
-  for k in 3 3b 3c 3d 3e; do
-    measure "no-change incremental" $1 backup $1 $k
-    unset 'rows[-1]'
-    read -r w r < "$work/time"; walls+=("$w"); [ "$r" -gt "$rss" ] && rss=$r
-  done
-  after=$(du -sb "$work/repos/$1" | cut -f1)
-  local wall; wall=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n 3p)
-  local mbs; mbs=$(python3 -c "print(f'{$bytes/1e6/max($wall,0.001):.0f}')")
-  rows+=("| no-change incremental (median of 5) | $1 | $wall | $mbs | $((rss / 1024)) | $(((after - before) / 5)) |")
-  echo "${rows[-1]} (runs: ${walls[*]})" >&2
-}
-for t in "${active[@]}"; do median_of_5 $t; done
+last=1
+if [ $phases = all ]; then
+  python3 "$here/make_corpus.py" mutate "$corpus" --percent 1 --seed 7
+  for t in "${active[@]}"; do measure "1% incremental" $t backup $t 2; done
+  for t in "${active[@]}"; do median_of_5 $t; done
+  last=3
+fi
+[ -n "$proxy" ] && endpoint=$proxy   # --phases restore: only the restore through pulih-netem
 for t in "${active[@]}"; do
-  measure "full restore" $t restore $t
-  if diff -rq "$corpus" "$(restored_root $t)" >/dev/null; then echo "restore $t: identical" >&2; else echo "restore $t: DIFFERS" >&2; rows+=("| full restore | $t | RESTORE DIFFERS | | | |"); fi
+  measure "full restore" $t restore $t $last
+  if diff -rq --no-dereference "$corpus" "$(restored_root $t)" >/dev/null; then echo "restore $t: identical" >&2; else echo "restore $t: DIFFERS" >&2; rows+=("| full restore | $t | RESTORE DIFFERS | | | |"); fi
+  notes+=("- $t: $(python3 "$here/corpus/stats.py" compare "$corpus" "$(restored_root $t)" || true)")
 done
 
+if [ $store = s3 ]; then
+  setup="s3: Garage $garage_version, one node on 127.0.0.1 (sqlite metadata, replication_factor 1, compression off, one bucket per tool)"
+  if [ -z "$proxy" ]; then setup+="; every phase direct to Garage"
+  elif [ $phases = all ]; then setup+="; every phase through pulih-netem (rtt ${rtt:-0}, rate ${rate:-unlimited})"
+  else setup+="; initial backup direct to Garage, full restore through pulih-netem (rtt ${rtt:-0}, rate ${rate:-unlimited})"; fi
+  [ ${#no_s3[@]} -gt 0 ] && setup+="; skipped (no S3 backend): ${no_s3[*]}"
+else
+  setup="file: a directory on this machine's disk"
+fi
+ztext=$corpus/teks/0000.txt; zlabel=text
+ddfile=$(find "$corpus/besar" -type f 2>/dev/null | head -1 || true)
+if [ ! -f "$ztext" ] || [ -z "$ddfile" ]; then
+  ddfile=$(find "$corpus" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2-)
+  ztext=$ddfile; zlabel="the corpus's largest file, ${ddfile#"$corpus"/}"
+fi
 {
   echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, corpus $bytes bytes ($(find "$corpus" -type f | wc -l) files), load before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "Versions: pulih $("$pulih" --version | cut -d' ' -f2)$(for t in "${active[@]}"; do case $t in pulih-base) echo -n ", pulih-base $("$pulih_base" --version | cut -d' ' -f2) ($pulih_base)";; restic) echo -n ", $(restic version | cut -d' ' -f1-2)";; borg) echo -n ", $(borg --version)";; rustic) echo -n ", $(rustic --version)";; bupstash) echo -n ", $(bupstash version)";; esac; done)"
+  echo "Corpus: $corpus_kind. Store: $setup. Phases: $([ $phases = all ] && echo "all" || echo "initial backup and full restore only")."
   echo
-  echo "| phase | tool | wall s | MB/s | peak RSS MiB | repo bytes added |"
-  echo "|---|---|---|---|---|---|"
+  echo "Versions: pulih $("$pulih" --version | cut -d' ' -f2)$(for t in "${active[@]}"; do case $t in pulih-base) echo -n ", pulih-base $("$pulih_base" --version | cut -d' ' -f2) ($pulih_base)";; restic) echo -n ", $(restic version | cut -d' ' -f1-2)";; borg) echo -n ", $(borg --version)";; rustic) echo -n ", $(rustic --version)";; bupstash) echo -n ", $(bupstash version)";; esac; done)$([ $store = s3 ] && echo -n ", garage $garage_version")$([ -n "$proxy" ] && echo -n ", pulih-netem ($netem)")"
+  echo
+  echo "| phase | tool | wall s | cpu s | user s | sys s | MB/s | peak RSS MiB | repo bytes added |${gcol:+ garage cpu s |}"
+  echo "|---|---|---|---|---|---|---|---|---|${gcol:+---|}"
   printf '%s\n' "${rows[@]}"
+  echo
+  echo "Restored metadata beside diff -r's contents (bench/corpus/stats.py compare: type, mode, owner, size, mtime, link target):"
+  echo
+  printf '%s\n' "${notes[@]}"
+  echo
+  echo "$corpus_stats"
   echo
   echo "Machine limits (one core), measured after the runs:"
   echo "- AES-256-GCM: $(openssl speed -evp aes-256-gcm -seconds 1 -bytes 1048576 2>/dev/null | awk '/^AES-256-GCM|^aes-256-gcm/ {print $2}') kB/s (openssl, 1 MiB blocks)"
-  echo "- zstd -3 compress: $(zstd -b3 -i2 "$corpus/teks/0000.txt" 2>&1 | tr '\r' '\n' | grep -o '[0-9.]* MB/s' | tail -2 | head -1) (zstd CLI, text)"
-  echo "- disk read: $(dd if="$(find "$corpus/besar" -type f | head -1)" of=/dev/null bs=4M iflag=direct 2>&1 | tail -1)"
+  echo "- zstd -3 compress: $(zstd -b3 -i2 "$ztext" 2>&1 | tr '\r' '\n' | grep -o '[0-9.]* MB/s' | tail -2 | head -1) (zstd CLI, $zlabel)"
+  echo "- disk read: $(dd if="$ddfile" of=/dev/null bs=4M iflag=direct 2>&1 | tail -1)"
   echo
   echo "Pulih's stages on one core over the whole corpus in memory (core/examples/limits.rs):"
   echo
-  "$limits" "$corpus" "$(nproc)" | tee "$work/limits.txt"
-  bound=$(grep -o 'cores.*: [0-9]* MB/s' "$work/limits.txt" | grep -o '[0-9]* MB/s' | cut -d' ' -f1)
-  got=$(printf '%s\n' "${rows[@]}" | awk -F'|' '$2 ~ /initial backup/ && $3 ~ /pulih/ {gsub(/ /,"",$5); print $5}')
+  if [ "$limits" = none ]; then echo "(not measured in this run: PULIH_LIMITS_BIN=none)"; : > "$work/limits.txt"
+  else "$limits" "$corpus" "$(nproc)" | tee "$work/limits.txt"; fi
+  bound=$(grep -o 'cores.*: [0-9]* MB/s' "$work/limits.txt" | grep -o '[0-9]* MB/s' | cut -d' ' -f1 || true)
+  got=$(printf '%s\n' "${rows[@]}" | awk -F'|' '$2 ~ /initial backup/ && $3 == " pulih " {gsub(/ /,"",$8); print $8}')
   if [ -n "$got" ] && [ -n "$bound" ]; then echo "- pulih's initial backup: $got MB/s, $((100 * got / bound)) % of that bound"; fi
 } > "$work/result.md"
 mkdir -p "$here/results"; cp "$work/result.md" "$here/results/$(date -u +%Y-%m-%dT%H%M%S).md"
