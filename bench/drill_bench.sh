@@ -4,27 +4,45 @@
 # `bench`; `pulih drc drill` then restores it, loads nothing (the image is
 # the DRC's own busybox image), starts one container serving the restored
 # data on an internal network, checks it over HTTP and tears down.
-# Usage: bench/drill_bench.sh [BYTES] [RUNS]   (default: 1 GiB, 3 runs)
+# Usage: bench/drill_bench.sh [BYTES] [RUNS] [--store file|s3]
+#   (default: 1 GiB, 3 runs, a filesystem DRC store; --store s3 puts the
+#   repository in a single-node Garage on loopback, bench/garage.sh, which
+#   the drill then restores from, as a DRC on an S3 store does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-size=${1:-1073741824}
-runs=${2:-3}
+store=file; pos=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --store) store=$2; shift 2 ;;
+    *) pos+=("$1"); shift ;;
+  esac
+done
+case $store in file|s3) ;; *) echo "--store is file or s3" >&2; exit 2 ;; esac
+size=${pos[0]:-1073741824}
+runs=${pos[1]:-3}
 cargo build --release -q -p pulih --bin pulih
 pulih=$PWD/target/release/pulih
 bash tests/images/busybox-app.sh pulih-test/busybox:1
 work=$(mktemp -d /var/tmp/pulih-drill-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+. bench/garage.sh
+trap 'garage_stop; rm -rf "$work"' EXIT
+repo=$work/drc
+if [ $store = s3 ]; then
+  command -v garage >/dev/null || { echo "--store s3 needs garage (../shared/TOOLS.md)" >&2; exit 1; }
+  garage_start "$work/garage" drc
+  repo="s3://drc/dkis?endpoint=http://$garage_endpoint&region=garage"
+fi
 python3 bench/make_corpus.py build "$work/data" --size "$size" --seed 7 >/dev/null
 echo "<p>rows: 3</p>" > "$work/data/index.html"
 (umask 077; echo "bench walidata" > "$work/pass")
-"$pulih" repo init --repo "$work/drc" --passphrase-file "$work/pass" --agent-key-out "$work/agent.key" >/dev/null
-"$pulih" repo backup --repo "$work/drc" --agent-key "$work/agent.key" --tag server=bench "$work/data" >/dev/null
+"$pulih" repo init --repo "$repo" --passphrase-file "$work/pass" --agent-key-out "$work/agent.key" >/dev/null
+"$pulih" repo backup --repo "$repo" --agent-key "$work/agent.key" --tag server=bench "$work/data" >/dev/null
 mkdir -p "$work/manifests"
 cat > "$work/manifests/bench.yaml" <<YAML
 apiVersion: pulih.io/v1alpha1
 kind: DrcTarget
 metadata: {name: drc}
-spec: {url: $work/drc}
+spec: {url: "$repo"}
 ---
 apiVersion: pulih.io/v1alpha1
 kind: PerangkatDaerah
@@ -57,11 +75,11 @@ spec:
 YAML
 out=bench/results/drill-$(date -u +%Y%m%dT%H%M%SZ).txt
 mkdir -p bench/results
-echo "# $(nproc) cores, $(uname -r), pulih $(git rev-parse --short HEAD), $(du -sb "$work/data" | cut -f1) bytes in $(find "$work/data" -type f | wc -l) files" | tee "$out"
+echo "# $(nproc) cores, $(uname -r), pulih $(git rev-parse --short HEAD), $(du -sb "$work/data" | cut -f1) bytes in $(find "$work/data" -type f | wc -l) files, store: $([ $store = s3 ] && echo "Garage $garage_version on loopback ($repo)" || echo "filesystem ($repo)")" | tee "$out"
 for i in $(seq "$runs"); do
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   t0=$(date +%s.%N)
-  "$pulih" drc drill bench -f "$work/manifests" --repo "$work/drc" --passphrase-file "$work/pass" \
+  "$pulih" drc drill bench -f "$work/manifests" --repo "$repo" --passphrase-file "$work/pass" \
     --scratch-dir "$work/scratch" --json > "$work/report.json"
   wall=$(echo "$(date +%s.%N) - $t0" | bc)
   python3 - "$work/report.json" "$wall" <<'PY' | tee -a "$out"
