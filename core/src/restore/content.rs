@@ -15,7 +15,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
@@ -185,8 +185,8 @@ async fn stream_range(reader: &Reader, r: Range, sink: Sink, writing: &mut Writi
         .get_range_stream(&pack::pack_key_name(&pack_id), r.lo..r.hi)
         .await?;
     let mut blobs: VecDeque<(PackEntry, Vec<Target>)> = r.blobs.into();
-    // `buf` holds the bytes from offset `at` of the pack.
-    let (mut buf, mut at, mut received) = (BytesMut::new(), r.lo, 0u64);
+    let mut arrived = Arrivals::new(r.lo);
+    let mut received = 0u64;
     let (mut batch, mut batch_bytes): (Vec<Arrived>, usize) = (Vec::new(), 0);
     let mut ended = false;
     while !blobs.is_empty() {
@@ -194,18 +194,15 @@ async fn stream_range(reader: &Reader, r: Range, sink: Sink, writing: &mut Writi
             Some(chunk) => {
                 let chunk = chunk?;
                 received += chunk.len() as u64;
-                buf.extend_from_slice(&chunk);
+                arrived.push(chunk);
             }
             None => ended = true,
         }
         while let Some((e, _)) = blobs.front() {
             let (lo, hi) = (e.offset as u64, e.offset as u64 + e.stored_len as u64);
-            if hi > at + buf.len() as u64 {
+            let Some(ct) = arrived.take(lo, hi) else {
                 break;
-            }
-            let _gap = buf.split_to((lo - at) as usize);
-            let ct = buf.split_to((hi - lo) as usize).freeze();
-            at = hi;
+            };
             let (entry, targets) = blobs.pop_front().expect("just looked");
             batch_bytes += ct.len();
             batch.push((entry, targets, ct));
@@ -226,4 +223,109 @@ async fn stream_range(reader: &Reader, r: Range, sink: Sink, writing: &mut Writi
         }
     }
     Ok(received)
+}
+
+/// The bytes of a range as they arrived, in the pieces the connection
+/// gave them: a blob within one piece is a slice of it (no copy), one
+/// across pieces is copied once into a buffer of its own size.
+struct Arrivals {
+    pieces: VecDeque<Bytes>,
+    /// The pack offset of the first byte held.
+    at: u64,
+    len: u64,
+}
+
+impl Arrivals {
+    fn new(at: u64) -> Self {
+        Arrivals {
+            pieces: VecDeque::new(),
+            at,
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, piece: Bytes) {
+        self.len += piece.len() as u64;
+        self.pieces.push_back(piece);
+    }
+
+    /// Drops `n` bytes from the front.
+    fn skip(&mut self, mut n: u64) {
+        self.at += n;
+        self.len -= n;
+        while n > 0 {
+            let front = self.pieces.front_mut().expect("n ≤ len");
+            if (front.len() as u64) <= n {
+                n -= front.len() as u64;
+                self.pieces.pop_front();
+            } else {
+                front.advance(n as usize);
+                n = 0;
+            }
+        }
+    }
+
+    /// The pack's bytes `lo..hi` (lo ≥ every earlier `hi`), once all have
+    /// arrived; the bytes before `hi` are dropped.
+    fn take(&mut self, lo: u64, hi: u64) -> Option<Bytes> {
+        if hi > self.at + self.len {
+            return None;
+        }
+        self.skip(lo - self.at);
+        let n = (hi - lo) as usize;
+        let front = self.pieces.front()?;
+        let out = if front.len() >= n {
+            front.slice(..n)
+        } else {
+            let mut v = Vec::with_capacity(n);
+            for p in &self.pieces {
+                let want = (n - v.len()).min(p.len());
+                v.extend_from_slice(&p[..want]);
+                if v.len() == n {
+                    break;
+                }
+            }
+            Bytes::from(v)
+        };
+        self.skip(n as u64);
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_come_out_whole_across_pieces_and_gaps_are_dropped() {
+        let pack: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        // Arrives from offset 100 in pieces of odd sizes.
+        let mut a = Arrivals::new(100);
+        let mut pos = 100;
+        let mut got = Vec::new();
+        // Blobs at 100..150 (inside a piece), 160..3000 (across pieces),
+        // 3000..3001, 5000..9999.
+        let want = [(100, 150), (160, 3000), (3000, 3001), (5000, 9999)];
+        let mut next = 0;
+        for size in [70, 1, 999, 3333, 17, 10_000] {
+            let end = (pos + size).min(pack.len());
+            a.push(Bytes::copy_from_slice(&pack[pos..end]));
+            pos = end;
+            while next < want.len() {
+                let (lo, hi) = want[next];
+                match a.take(lo as u64, hi as u64) {
+                    Some(b) => {
+                        got.push(b);
+                        next += 1;
+                    }
+                    None => break,
+                }
+            }
+        }
+        assert_eq!(got.len(), want.len());
+        for (b, (lo, hi)) in got.iter().zip(want) {
+            assert_eq!(&b[..], &pack[lo..hi]);
+        }
+        assert_eq!(a.take(9999, 10_001), None, "not there: the range ended");
+    }
 }
