@@ -11,6 +11,9 @@ use crate::{Error, Result};
 
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The zstd level `pulih repo init` writes into a new repository's config.
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
+
 /// Chunker sizes (FORMAT.md §9).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

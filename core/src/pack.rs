@@ -373,6 +373,12 @@ pub fn decrypt_header(space: &SpaceKeys, pack: &PackId, header_ct: &[u8]) -> Res
     decode_header(&plain, &what)
 }
 
+/// Decompress a blob stored with [`FLAG_COMPRESSED`] back to its `raw_len`
+/// bytes (an error when it does not decompress to at most that many).
+pub fn decompress(stored: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    zstd::bulk::decompress(stored, raw_len)
+}
+
 /// Decrypt, decompress and check one blob read from a pack.
 pub fn open_blob(
     pack_key: &Key,
@@ -388,7 +394,7 @@ pub fn open_blob(
             Error::corrupt(what(), "does not authenticate (damaged or tampered with)")
         })?;
     let raw = if entry.flags & FLAG_COMPRESSED != 0 {
-        zstd::bulk::decompress(&plain, entry.raw_len as usize)
+        decompress(&plain, entry.raw_len as usize)
             .map_err(|e| Error::corrupt(what(), e.to_string()))?
     } else {
         plain

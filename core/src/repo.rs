@@ -44,7 +44,7 @@ impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {
             chunker: ChunkerParams::default(),
-            compression_level: 3,
+            compression_level: crate::config::DEFAULT_COMPRESSION_LEVEL,
             kdf: Default::default(),
         }
     }
