@@ -13,6 +13,8 @@
 //! locks/moves-<id>        where a repack moved blobs
 //! reports/…               drill and failover reports (named by pulih-model's
 //!                         `drill::report_store_key`)
+//! benchmark/<random>/…    `pulih benchmark`'s scratch objects, deleted when
+//!                         it ends (not part of the repository)
 //! ```
 
 use crate::id::{FileId, IndexId, PackId, SnapshotId};
@@ -36,6 +38,15 @@ pub const LOCKS: &str = "locks/";
 pub const PRUNE_LOCKS: &str = "locks/prune-";
 /// Prefix of the moves records (where a repack put the live blobs).
 pub const MOVES_LOCKS: &str = "locks/moves-";
+
+/// Prefix of `pulih benchmark`'s scratch prefixes.
+pub const BENCHMARK: &str = "benchmark/";
+
+/// One benchmark run's scratch prefix, `benchmark/<run>/`: everything the
+/// run writes is under it, and it deletes all of it.
+pub fn benchmark_scratch(run: &str) -> String {
+    format!("{BENCHMARK}{run}/")
+}
 
 /// A reader key slot, e.g. `keys/walidata`.
 pub fn key_slot(slot: &str) -> String {
@@ -97,5 +108,6 @@ mod tests {
         assert_eq!(parse_id::<FileId>(&prune_lock(&f), PRUNE_LOCKS), Some(f));
         assert_eq!(parse_id::<FileId>(&moves_lock(&f), PRUNE_LOCKS), None);
         assert_eq!(key_slot("walidata"), "keys/walidata");
+        assert_eq!(benchmark_scratch("0a1b"), "benchmark/0a1b/");
     }
 }
