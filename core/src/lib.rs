@@ -4,12 +4,14 @@
 //! content-defined [`chunker`], the [`crypto`] and [`keys`] of the
 //! write-only key model, [`pack`]s, [`index`] files, [`snapshot`]s and
 //! [`tree`]s, and [`storage`] over `object_store`. On top of those sit the
-//! operations: [`backup`], [`restore`], [`verify`], [`forget`].
+//! operations: [`backup`], [`restore`], [`verify`], [`forget`]; [`bench`]
+//! times the building blocks and a store on this machine.
 //!
 //! This crate has no HTTP server and no Docker; the agent and controller
 //! crates build on it.
 
 pub mod backup;
+pub mod bench;
 pub mod chunker;
 pub mod config;
 pub mod crypto;
