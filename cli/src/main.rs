@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod benchmark;
 mod dev;
 mod drc;
 mod drill;
@@ -68,6 +69,11 @@ enum Command {
     Failback(drill::FailbackArgs),
     /// Recovery plan runs: list, show, resume a stopped one, roll one back.
     Plan(plan::PlanArgs),
+    /// Measure this machine's chunking, hashing, compression, encryption and
+    /// decompression, and with --repo a store's PUT/GET throughput and latency
+    /// (under a scratch prefix it deletes): to size a DRC and its link.
+    #[command(long_about = benchmark::LONG_ABOUT)]
+    Benchmark(benchmark::BenchmarkArgs),
 }
 
 /// `pulih … | head` closes stdout early; Rust ignores SIGPIPE and
@@ -129,6 +135,7 @@ fn main() -> ExitCode {
             Command::Failover(args) => drill::failover(args).await,
             Command::Failback(args) => drill::failback(args).await,
             Command::Plan(args) => plan::run(args).await,
+            Command::Benchmark(args) => benchmark::run(args).await,
         }
     });
     match result {
