@@ -92,8 +92,11 @@ pub async fn restore(
     tracing::debug!(tree_packs = tree_fetches, "restore: tree packs fetched");
     phase("planned");
     // The files, empty (every byte of each is written below: its blobs'
-    // lengths add up to its size, checked in the plan).
+    // lengths add up to its size, checked in the plan), made on two
+    // threads while the first reads are already on their way (the writes
+    // wait for them: see `content::Created`).
     let files = Arc::new(files);
+    let created = Arc::new(content::Created::default());
     let half = files.len().div_ceil(2);
     let mut makers = Vec::new();
     for part in [0..half, half..files.len()] {
@@ -104,11 +107,25 @@ pub async fn restore(
                 .try_for_each(|f| fs::create_empty(&f.path))
         }));
     }
-    // Both finish before any error returns (a retry must not race them).
-    for m in futures::future::join_all(makers).await {
-        m.map_err(|e| Error::Task(e.to_string()))??;
-    }
-    phase("files created");
+    let making = {
+        let created = created.clone();
+        async move {
+            // Both finish before any error returns (a retry must not race them).
+            let mut made = Ok(());
+            for m in futures::future::join_all(makers).await {
+                let m = m.map_err(|e| Error::Task(e.to_string())).and_then(|m| m);
+                if made.is_ok() {
+                    made = m;
+                }
+            }
+            created.open(made.is_ok());
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "restore: files created"
+            );
+            made
+        }
+    };
 
     let reach = if reader.repo.store.local_dir().is_some() {
         ranges::LOCAL
@@ -119,8 +136,13 @@ pub async fn restore(
         files: files.clone(),
         keys: reader.space_keys(space),
         progress,
+        created,
     };
-    content::fetch(reader, ranges::ranges(packs, reach), sink, opts.concurrency).await?;
+    let fetching = content::fetch(reader, ranges::ranges(packs, reach), sink, opts.concurrency);
+    let (made, fetched) = futures::future::join(making, fetching).await;
+    // The creation's error first: a write's is only its consequence.
+    made?;
+    fetched?;
     phase("content written");
 
     for (first, path) in hardlinks {

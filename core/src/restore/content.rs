@@ -45,6 +45,41 @@ pub(super) struct Sink {
     pub(super) files: Arc<Vec<Planned>>,
     pub(super) keys: SpaceKeys,
     pub(super) progress: Arc<RestoreProgress>,
+    /// Opens once every file exists: the reads start while the files are
+    /// still being created, the writes wait for them.
+    pub(super) created: Arc<Created>,
+}
+
+/// A gate the writers wait at until the restore's empty files are made
+/// (or could not be: then every write fails, and the restore reports the
+/// creation's own error).
+#[derive(Default)]
+pub(super) struct Created {
+    state: std::sync::Mutex<Option<bool>>,
+    opened: std::sync::Condvar,
+}
+
+impl Created {
+    pub(super) fn open(&self, ok: bool) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(ok);
+        self.opened.notify_all();
+    }
+
+    /// Blocks (a blocking-pool thread) until the files are made.
+    fn wait(&self) -> Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match *s {
+                Some(true) => return Ok(()),
+                Some(false) => {
+                    return Err(Error::Task(
+                        "the restore's files could not be created".into(),
+                    ));
+                }
+                None => s = self.opened.wait(s).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+    }
 }
 
 type Arrived = (PackEntry, Vec<Target>, Bytes);
@@ -52,6 +87,7 @@ type Arrived = (PackEntry, Vec<Target>, Bytes);
 impl Sink {
     /// Opens each blob and writes it to its places (on a blocking thread).
     fn write(&self, pk: &Key, pack_id: &PackId, blobs: &[Arrived]) -> Result<()> {
+        self.created.wait()?;
         for (entry, targets, ct) in blobs {
             let raw = pack::open_blob(pk, pack_id, entry, ct, &self.keys)?;
             for t in targets {
