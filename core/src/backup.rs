@@ -30,6 +30,7 @@ use crate::snapshot::{Snapshot, Summary};
 use crate::storage::Store;
 use crate::{Error, Result};
 
+mod list;
 mod orphans;
 mod packer;
 mod upload;

@@ -1,5 +1,5 @@
-//! Walk: the lister (readdir + lstat ahead of the walker) and the walker
-//! (files cache, read, chunk, hash, dedup; trees built bottom-up).
+//! Walk: the walker (files cache, read, chunk, hash, dedup; trees built
+//! bottom-up), fed by the lister.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -20,6 +20,7 @@ use crate::snapshot::Summary;
 use crate::tree::{Node, NodeKind, Tree};
 use crate::{Error, Result};
 
+use super::list::{LISTED_AHEAD, Listed, list_sources};
 use super::*;
 
 pub(super) struct Walker {
@@ -68,74 +69,6 @@ fn mtime_ns(m: &std::fs::Metadata) -> i64 {
     m.mtime()
         .saturating_mul(1_000_000_000)
         .saturating_add(m.mtime_nsec())
-}
-
-/// What the lister found, in the order the walker descends: each source
-/// path's lstat, then (for a directory) its listing, depth first.
-pub(super) enum Listed {
-    Top(std::io::Result<std::fs::Metadata>),
-    Dir(PathBuf, std::io::Result<Listing>),
-}
-
-/// One directory's entries sorted by name, each with its lstat (taken
-/// relative to the open directory), and the errors met reading it.
-pub(super) struct Listing {
-    entries: Vec<(std::ffi::OsString, std::io::Result<std::fs::Metadata>)>,
-    errors: Vec<std::io::Error>,
-}
-
-/// Directories listed ahead of the walker (bounds the lister's lead).
-const LISTED_AHEAD: usize = 64;
-
-/// The lister: readdir and lstat, a thread of its own, so those system
-/// calls (most of a no-change backup's time) overlap the walker's work
-/// (cache and index lookups, trees, reading and chunking). It walks the
-/// same order the walker does — sources in order, entries sorted, a
-/// directory's subdirectories after its listing — and the walker descends
-/// by the lister's own metadata, so the two cannot disagree. Stops when
-/// the walker hangs up.
-fn list_sources(reals: &[PathBuf], tx: &crossbeam_channel::Sender<Listed>) {
-    for p in reals {
-        let meta = std::fs::symlink_metadata(p);
-        let is_dir = matches!(&meta, Ok(m) if m.is_dir());
-        if tx.send(Listed::Top(meta)).is_err() || (is_dir && !list_dir(p, tx)) {
-            return;
-        }
-    }
-}
-
-/// List `path` and, depth first, its subdirectories; false once the
-/// walker has hung up.
-fn list_dir(path: &Path, tx: &crossbeam_channel::Sender<Listed>) -> bool {
-    let listing = std::fs::read_dir(path).map(|rd| {
-        let mut l = Listing {
-            entries: Vec::new(),
-            errors: Vec::new(),
-        };
-        for entry in rd {
-            match entry {
-                // fstatat on the open directory: no path walk per file.
-                Ok(e) => l.entries.push((e.file_name(), e.metadata())),
-                Err(e) => l.errors.push(e),
-            }
-        }
-        l.entries
-            .sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        l
-    });
-    let subdirs: Vec<PathBuf> = match &listing {
-        Ok(l) => l
-            .entries
-            .iter()
-            .filter(|(_, m)| matches!(m, Ok(m) if m.is_dir()))
-            .map(|(n, _)| path.join(n))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    if tx.send(Listed::Dir(path.to_owned(), listing)).is_err() {
-        return false;
-    }
-    subdirs.iter().all(|d| list_dir(d, tx))
 }
 
 impl Walker {
