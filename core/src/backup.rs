@@ -2,16 +2,18 @@
 //! index → snapshot (FORMAT.md §8).
 //!
 //! Threads: one lister (readdir + lstat, ahead of the walker), one walker
-//! (files cache, read, chunk, hash, dedup; builds trees bottom-up),
+//! (files cache, dedup of trees; hands the files to read to the readers and
+//! builds trees bottom-up from their results, in walk order), `readers`
+//! file readers (open, read, chunk, hash, dedup; a whole file each),
 //! `workers` compressors (zstd) that hand each blob to one shared packer
 //! (AES-GCM into the one open pack per blob type), and an async uploader
 //! with bounded concurrency. Channels are bounded, so memory stays bounded:
 //! `1 + upload_concurrency` data packs (buffer tokens, see `backup`), one
-//! tree pack, and about `workers × 4` chunk buffers (queued, being
-//! compressed or spare, up to the largest chunk each) plus a compression
-//! buffer per worker.
+//! tree pack, one read window for files longer than a chunk (shared by the
+//! readers), and about `workers × 4 + readers` chunk buffers (queued, being
+//! compressed, being read or spare, up to the largest chunk each) plus a
+//! compression buffer per worker.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,29 +28,28 @@ use crate::index::{IndexFile, SpaceIndex};
 use crate::keys::{AgentKey, SessionKey};
 use crate::pack::{self, BlobType, FinishedPack};
 use crate::repo::{LoadedIndexes, Repo};
-use crate::snapshot::{Snapshot, Summary};
+use crate::snapshot::Snapshot;
 use crate::storage::Store;
 use crate::{Error, Result};
 
+mod blobs;
 mod list;
 mod orphans;
 mod packer;
+mod read;
 mod upload;
 mod walk;
 
+use blobs::Blobs;
 use orphans::adopt_orphans;
 use packer::{Packer, pack_worker};
+use read::{FileReader, Windows};
 use upload::upload_packs;
 use walk::Walker;
 
-const READ_BLOCK: usize = 1024 * 1024;
-/// Room in the read window beyond one maximal chunk. The chunker needs
-/// `max_size` bytes ahead of each cut, so the unread tail is moved to the
-/// window's front whenever fewer than `READ_BLOCK` bytes are free; with
-/// this much room that happens once per ~12 MiB read instead of once per
-/// chunk (perf: the moves were ~5 % of an initial backup's CPU, about
-/// three copies of every byte with a window of `max_size + READ_BLOCK`).
-const WINDOW_SLACK: usize = 12 * READ_BLOCK;
+/// Read windows for files longer than one chunk (each `max_size` + 12 MiB),
+/// shared by the readers: one, as when the walker read every file itself.
+const WINDOWS: usize = 1;
 
 #[derive(Clone, Debug)]
 pub struct BackupOptions {
@@ -57,7 +58,12 @@ pub struct BackupOptions {
     pub cache_dir: PathBuf,
     /// Target pack size in bytes (16–64 MiB in production).
     pub pack_size: usize,
+    /// Compressors (zstd), each compressing one blob at a time.
     pub workers: usize,
+    /// File readers (open, read, chunk, hash), each reading one whole file
+    /// at a time, so one file's system calls and disk waits overlap
+    /// another's work. The snapshot is the same with any number.
+    pub readers: usize,
     /// Packs uploaded at once; each holds a pack's memory (~`pack_size`).
     /// None: 1 on local disk (writes are sequential anyway), 2 on a remote
     /// store (one uploads while the next is sent).
@@ -70,14 +76,16 @@ pub struct BackupOptions {
 
 impl BackupOptions {
     pub fn new(host: String, cache_dir: PathBuf) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         BackupOptions {
             host,
             tags: Vec::new(),
             cache_dir,
             pack_size: 16 * 1024 * 1024,
-            workers: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            workers: cores,
+            readers: cores,
             upload_concurrency: None,
             root: None,
         }
@@ -163,7 +171,7 @@ pub async fn backup(
     // Pipeline.
     let workers = opts.workers.max(1);
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers);
-    // Chunk buffers travel back from the workers to the walker for reuse.
+    // Chunk buffers travel back from the workers to the readers for reuse.
     let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(workers * 2);
     let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(1);
     // Data-pack buffers are tokens: the packer takes one to open a data
@@ -214,23 +222,21 @@ pub async fn backup(
     }
     drop((job_rx, spare_tx));
 
-    let walker = Walker {
-        keys: space.clone(),
-        chunker: Chunker::new(&key.chunker_key, key.chunker),
-        index: index.clone(),
-        seen: HashSet::new(),
-        used_packs: HashSet::new(),
-        tx: job_tx,
-        spare: spare_rx,
+    let blobs = Arc::new(Blobs::new(space.clone(), index.clone(), job_tx, spare_rx));
+    let reader = FileReader::new(
+        blobs.clone(),
+        Chunker::new(&key.chunker_key, key.chunker),
+        Windows::new(WINDOWS),
+        progress.clone(),
+    );
+    let walker = Walker::new(
+        blobs,
+        reader,
+        opts.readers,
         cache,
-        summary: Summary::default(),
-        errors: Vec::new(),
-        links: HashMap::new(),
-        buf: Vec::new(),
-        progress: progress.clone(),
-        root: opts.root.clone(),
-        listed: None,
-    };
+        progress.clone(),
+        opts.root.clone(),
+    );
     let walk_paths = paths.clone();
     let walked = tokio::task::spawn_blocking(move || walker.run(&walk_paths))
         .await
