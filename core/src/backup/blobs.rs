@@ -21,7 +21,12 @@ pub(super) struct Blobs {
     /// one sends it (an id here is sent, or the run fails).
     seen: Mutex<HashSet<BlobId>>,
     tx: crossbeam_channel::Sender<Job>,
-    spare: crossbeam_channel::Receiver<Vec<u8>>,
+    /// Blob buffers for reuse: the pack workers give theirs back when a
+    /// blob is packed, a reader when its buffer did not become a blob.
+    spare: (
+        crossbeam_channel::Sender<Vec<u8>>,
+        crossbeam_channel::Receiver<Vec<u8>>,
+    ),
 }
 
 /// What one thread learned while storing; the walk adds them up at its end.
@@ -45,7 +50,10 @@ impl Blobs {
         keys: SpaceKeys,
         index: Arc<SpaceIndex>,
         tx: crossbeam_channel::Sender<Job>,
-        spare: crossbeam_channel::Receiver<Vec<u8>>,
+        spare: (
+            crossbeam_channel::Sender<Vec<u8>>,
+            crossbeam_channel::Receiver<Vec<u8>>,
+        ),
     ) -> Blobs {
         Blobs {
             keys,
@@ -97,9 +105,14 @@ impl Blobs {
             .map_err(|_| Error::Task("the pack workers stopped".into()))
     }
 
-    /// A buffer for a blob: one the pack workers gave back, or a new one.
+    /// A buffer for a blob: a spare one, or a new one.
     pub(super) fn buffer(&self) -> Vec<u8> {
-        self.spare.try_recv().unwrap_or_default()
+        self.spare.1.try_recv().unwrap_or_default()
+    }
+
+    /// A buffer that did not become a blob, for the next.
+    pub(super) fn give_back(&self, buf: Vec<u8>) {
+        let _ = self.spare.0.try_send(buf);
     }
 
     /// Store `data` (copied into a buffer) unless it is stored already.

@@ -90,9 +90,6 @@ pub(super) struct FileReader {
     windows: Windows,
     progress: Arc<Progress>,
     pub(super) tally: Tally,
-    /// Kept for the next whole-file read (the last one's, unless its
-    /// buffer went to the pack workers as a blob).
-    buf: Vec<u8>,
 }
 
 impl FileReader {
@@ -108,7 +105,6 @@ impl FileReader {
             windows,
             progress,
             tally: Tally::default(),
-            buf: Vec::new(),
         }
     }
 
@@ -156,14 +152,12 @@ impl FileReader {
     }
 
     /// A file of at most `max` bytes (one maximal chunk), read whole into
-    /// one buffer. A file of one chunk (every file below the chunker's
-    /// minimum) goes to the pack workers in that buffer, not copied. None:
-    /// the file is longer than `max` now.
+    /// one spare blob buffer. A file of one chunk (every file below the
+    /// chunker's minimum) goes to the pack workers in that buffer, not
+    /// copied; else the buffer goes back to the spares. None: the file is
+    /// longer than `max` now.
     fn read_whole(&mut self, f: &mut File, len: usize, max: usize) -> Result<Option<FileRead>> {
-        let mut buf = std::mem::take(&mut self.buf);
-        if buf.capacity() == 0 {
-            buf = self.blobs.buffer();
-        }
+        let mut buf = self.blobs.buffer();
         buf.clear();
         // One byte beyond the listed length: an unchanged file is read by
         // one call, and the next finds its end.
@@ -172,7 +166,7 @@ impl FileReader {
         loop {
             if n == buf.len() {
                 if n > max {
-                    self.buf = buf;
+                    self.blobs.give_back(buf);
                     return Ok(None);
                 }
                 buf.resize((2 * n).min(max + 1), 0);
@@ -182,7 +176,7 @@ impl FileReader {
                 Ok(k) => n += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.buf = buf;
+                    self.blobs.give_back(buf);
                     return Ok(Some(FileRead::Skip(e.to_string())));
                 }
             }
@@ -192,14 +186,16 @@ impl FileReader {
             .bytes_read
             .fetch_add(n as u64, Ordering::Relaxed);
         if n == 0 {
-            self.buf = buf;
+            self.blobs.give_back(buf);
             return Ok(Some(FileRead::Read(Vec::new(), 0)));
         }
         if self.chunker.next_cut(&buf) == n {
             let (id, back) = self
                 .blobs
                 .store_buffer(BlobType::Data, buf, &mut self.tally)?;
-            self.buf = back.unwrap_or_default();
+            if let Some(buf) = back {
+                self.blobs.give_back(buf);
+            }
             return Ok(Some(FileRead::Read(vec![id], n as u64)));
         }
         // Cut as a window would: `next_cut` looks at most `max` bytes ahead.
@@ -214,7 +210,7 @@ impl FileReader {
             )?);
             start += c;
         }
-        self.buf = buf;
+        self.blobs.give_back(buf);
         Ok(Some(FileRead::Read(content, n as u64)))
     }
 
