@@ -9,10 +9,10 @@
 //! (AES-GCM into the one open pack per blob type), and an async uploader
 //! with bounded concurrency. Channels are bounded, so memory stays bounded:
 //! `1 + upload_concurrency` data packs (buffer tokens, see `backup`), one
-//! tree pack, one read window for files longer than a chunk (shared by the
-//! readers), and at most `2 × (workers + readers + 1)` blob buffers
-//! (queued, being compressed, being read or spare, up to the largest chunk
-//! each) plus a compression buffer per worker.
+//! tree pack, one read window for files longer than the chunker's minimum
+//! (shared by the readers), and `2 × workers + readers + 1` blob buffers (tokens: queued,
+//! being compressed, being read or spare, up to the largest chunk each)
+//! plus a compression buffer per worker.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,8 +47,9 @@ use read::{FileReader, Windows};
 use upload::upload_packs;
 use walk::Walker;
 
-/// Read windows for files longer than one chunk (each `max_size` + 12 MiB),
-/// shared by the readers: one, as when the walker read every file itself.
+/// Read windows for files longer than the chunker's minimum (each
+/// `max_size` + 12 MiB), shared by the readers: one, as when the walker
+/// read every file itself.
 const WINDOWS: usize = 1;
 
 #[derive(Clone, Debug)]
@@ -171,14 +172,24 @@ pub async fn backup(
     // Pipeline.
     let workers = opts.workers.max(1);
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers);
-    // Blob buffers travel back from the workers to the readers for reuse.
-    // The spares have room for every buffer there can be at once (queued
-    // and being compressed, two per reader and two for the walker), so
-    // none is ever freed and allocated again: glibc keeps a freed block in
-    // the arena of the thread that allocated it, and with several readers
-    // that churn was ~10 MiB more peak RSS.
+    // Blob buffers are tokens too: a fixed number, one for each place a
+    // blob can be at once (queued and being compressed, one per reader,
+    // one for the walker), taken by the readers and the walker, given back
+    // by the workers once the blob is packed. None is freed and allocated
+    // again (glibc keeps a freed block in the arena of the thread that
+    // allocated it: with several readers, that churn was ~10 MiB more peak
+    // RSS), and each grows only to the largest chunk it carries.
     let readers = opts.readers.max(1);
-    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(2 * workers + 2 * readers + 2);
+    let buffers = 2 * workers + readers + 1;
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(buffers);
+    for _ in 0..buffers {
+        spare_tx
+            .try_send(Vec::new())
+            .expect("the spares have room for every buffer");
+    }
+    // Each worker holds a sender; a reader waiting for a buffer stops
+    // waiting when the last worker has ended.
+    let (alive_tx, alive_rx) = crossbeam_channel::bounded::<()>(0);
     let (pack_tx, pack_rx) = mpsc::channel::<FinishedPack>(1);
     // Data-pack buffers are tokens: the packer takes one to open a data
     // pack, the uploader gives it back when the pack is stored. So at most
@@ -218,21 +229,25 @@ pub async fn backup(
     let mut worker_handles = Vec::new();
     for _ in 0..workers {
         let (rx, spare, packer) = (job_rx.clone(), spare_tx.clone(), packer.clone());
-        let level = key.compression_level;
+        let (level, alive) = (key.compression_level, alive_tx.clone());
         worker_handles.push(
             std::thread::Builder::new()
                 .name("pulih-compress".into())
-                .spawn(move || pack_worker(rx, spare, &packer, level))
+                .spawn(move || {
+                    let _alive = alive;
+                    pack_worker(rx, spare, &packer, level)
+                })
                 .map_err(|e| Error::Task(format!("cannot start a pack worker: {e}")))?,
         );
     }
-    drop(job_rx);
+    drop((job_rx, alive_tx));
 
     let blobs = Arc::new(Blobs::new(
         space.clone(),
         index.clone(),
         job_tx,
         (spare_tx, spare_rx),
+        alive_rx,
     ));
     let reader = FileReader::new(
         blobs.clone(),

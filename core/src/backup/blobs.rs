@@ -21,12 +21,16 @@ pub(super) struct Blobs {
     /// one sends it (an id here is sent, or the run fails).
     seen: Mutex<HashSet<BlobId>>,
     tx: crossbeam_channel::Sender<Job>,
-    /// Blob buffers for reuse: the pack workers give theirs back when a
-    /// blob is packed, a reader when its buffer did not become a blob.
+    /// The blob buffers not in use, a fixed number of tokens (see
+    /// `backup`): the pack workers give one back when its blob is packed,
+    /// a reader when its buffer did not become a blob.
     spare: (
         crossbeam_channel::Sender<Vec<u8>>,
         crossbeam_channel::Receiver<Vec<u8>>,
     ),
+    /// Disconnects when the last pack worker has ended: no buffer comes
+    /// back after that.
+    workers_alive: crossbeam_channel::Receiver<()>,
 }
 
 /// What one thread learned while storing; the walk adds them up at its end.
@@ -45,6 +49,10 @@ impl Tally {
     }
 }
 
+fn workers_stopped() -> Error {
+    Error::Task("the pack workers stopped".into())
+}
+
 impl Blobs {
     pub(super) fn new(
         keys: SpaceKeys,
@@ -54,6 +62,7 @@ impl Blobs {
             crossbeam_channel::Sender<Vec<u8>>,
             crossbeam_channel::Receiver<Vec<u8>>,
         ),
+        workers_alive: crossbeam_channel::Receiver<()>,
     ) -> Blobs {
         Blobs {
             keys,
@@ -61,6 +70,7 @@ impl Blobs {
             seen: Mutex::new(HashSet::new()),
             tx,
             spare,
+            workers_alive,
         }
     }
 
@@ -102,12 +112,15 @@ impl Blobs {
         }
         self.tx
             .send(Job { kind, id, data })
-            .map_err(|_| Error::Task("the pack workers stopped".into()))
+            .map_err(|_| workers_stopped())
     }
 
-    /// A buffer for a blob: a spare one, or a new one.
-    pub(super) fn buffer(&self) -> Vec<u8> {
-        self.spare.1.try_recv().unwrap_or_default()
+    /// A buffer for a blob; waits while every one is in use.
+    pub(super) fn buffer(&self) -> Result<Vec<u8>> {
+        crossbeam_channel::select! {
+            recv(self.spare.1) -> buf => buf.map_err(|_| workers_stopped()),
+            recv(self.workers_alive) -> _ => Err(workers_stopped()),
+        }
     }
 
     /// A buffer that did not become a blob, for the next.
@@ -119,8 +132,11 @@ impl Blobs {
     pub(super) fn store(&self, kind: BlobType, data: &[u8], tally: &mut Tally) -> Result<BlobId> {
         let id = self.keys.blob_id(data);
         if self.is_new(&id, tally)? {
-            let mut buf = self.buffer();
+            let mut buf = self.buffer()?;
             buf.clear();
+            // Exactly: a buffer grows to the largest chunk it carries, not
+            // to twice its last size.
+            buf.reserve_exact(data.len());
             buf.extend_from_slice(data);
             self.send(kind, id, buf, tally)?;
         }

@@ -104,8 +104,11 @@ pub(super) fn pack_worker(
         } else {
             &job.data[..]
         };
-        Packer::lock(packer)?.add(job.kind, job.id, stored, flags, job.data.len() as u32)?;
+        let added = Packer::lock(packer)
+            .and_then(|mut p| p.add(job.kind, job.id, stored, flags, job.data.len() as u32));
+        // The buffer is a token (see `backup`): back even on an error.
         let _ = spare.try_send(job.data);
+        added?;
     }
     Ok(())
 }

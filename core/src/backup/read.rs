@@ -46,8 +46,9 @@ pub(super) enum FileRead {
 }
 
 /// The read windows (`max_size + WINDOW_SLACK` bytes each) for files
-/// longer than one chunk, shared by the readers: a large file waits for a
-/// free one, so their memory does not grow with the number of readers.
+/// longer than the chunker's minimum, shared by the readers: such a file
+/// waits for a free one, so their memory does not grow with the number of
+/// readers.
 #[derive(Clone)]
 pub(super) struct Windows {
     tx: crossbeam_channel::Sender<Vec<u8>>,
@@ -137,13 +138,13 @@ impl FileReader {
             }
             Err(e) => return Ok(FileRead::Skip(e.to_string())),
         }
-        let max = self.chunker.params().max_size as usize;
-        if len <= max as u64 {
-            if let Some(read) = self.read_whole(&mut f, len as usize, max)? {
+        let small = self.chunker.params().min_size as usize;
+        if len <= small as u64 {
+            if let Some(read) = self.read_small(&mut f, len as usize, small)? {
                 return Ok(read);
             }
-            // It grew past `max` since it was listed: read it as a long
-            // file, from its start.
+            // It grew past one chunk since it was listed: read it through
+            // the window, from its start.
             if let Err(e) = f.rewind() {
                 return Ok(FileRead::Skip(e.to_string()));
             }
@@ -151,25 +152,27 @@ impl FileReader {
         self.read_windowed(&mut f)
     }
 
-    /// A file of at most `max` bytes (one maximal chunk), read whole into
-    /// one spare blob buffer. A file of one chunk (every file below the
-    /// chunker's minimum) goes to the pack workers in that buffer, not
-    /// copied; else the buffer goes back to the spares. None: the file is
-    /// longer than `max` now.
-    fn read_whole(&mut self, f: &mut File, len: usize, max: usize) -> Result<Option<FileRead>> {
-        let mut buf = self.blobs.buffer();
+    /// A file of at most the chunker's minimum, so one chunk, read into one
+    /// blob buffer that goes to the pack workers as it is, not copied (or
+    /// back to the spares when the blob is stored already). None: the file
+    /// is longer than `small` now.
+    fn read_small(&mut self, f: &mut File, len: usize, small: usize) -> Result<Option<FileRead>> {
+        let mut buf = self.blobs.buffer()?;
         buf.clear();
         // One byte beyond the listed length: an unchanged file is read by
         // one call, and the next finds its end.
+        buf.reserve_exact(len + 1);
         buf.resize(len + 1, 0);
         let mut n = 0;
         loop {
             if n == buf.len() {
-                if n > max {
+                if n > small {
                     self.blobs.give_back(buf);
                     return Ok(None);
                 }
-                buf.resize((2 * n).min(max + 1), 0);
+                let more = (2 * n).min(small + 1);
+                buf.reserve_exact(more - n);
+                buf.resize(more, 0);
             }
             match f.read(&mut buf[n..]) {
                 Ok(0) => break,
@@ -189,29 +192,14 @@ impl FileReader {
             self.blobs.give_back(buf);
             return Ok(Some(FileRead::Read(Vec::new(), 0)));
         }
-        if self.chunker.next_cut(&buf) == n {
-            let (id, back) = self
-                .blobs
-                .store_buffer(BlobType::Data, buf, &mut self.tally)?;
-            if let Some(buf) = back {
-                self.blobs.give_back(buf);
-            }
-            return Ok(Some(FileRead::Read(vec![id], n as u64)));
+        debug_assert_eq!(self.chunker.next_cut(&buf), n, "one chunk");
+        let (id, back) = self
+            .blobs
+            .store_buffer(BlobType::Data, buf, &mut self.tally)?;
+        if let Some(buf) = back {
+            self.blobs.give_back(buf);
         }
-        // Cut as a window would: `next_cut` looks at most `max` bytes ahead.
-        let mut content = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let c = self.chunker.next_cut(&buf[start..]);
-            content.push(self.blobs.store(
-                BlobType::Data,
-                &buf[start..start + c],
-                &mut self.tally,
-            )?);
-            start += c;
-        }
-        self.blobs.give_back(buf);
-        Ok(Some(FileRead::Read(content, n as u64)))
+        Ok(Some(FileRead::Read(vec![id], n as u64)))
     }
 
     /// A file of any length, read through a window and cut as it streams
