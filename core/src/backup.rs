@@ -10,7 +10,7 @@
 //! with bounded concurrency. Channels are bounded, so memory stays bounded:
 //! `1 + upload_concurrency` data packs (buffer tokens, see `backup`), one
 //! tree pack, one read window for files longer than the chunker's minimum
-//! (shared by the readers), and `2 × workers + readers + 1` blob buffers (tokens: queued,
+//! (shared by the readers), a small-file buffer per reader, and `2 × workers + 2` blob buffers (tokens: queued,
 //! being compressed, being read or spare, up to the largest chunk each)
 //! plus a compression buffer per worker.
 
@@ -51,6 +51,13 @@ use walk::Walker;
 /// `max_size` + 12 MiB), shared by the readers: one, as when the walker
 /// read every file itself.
 const WINDOWS: usize = 1;
+/// File readers by default. A reader mostly waits for the disk (with a
+/// cold cache, each small file is a few random reads), so there are more
+/// of them than cores: on the 2-core bench machine, a cold initial backup
+/// of the Debian tree (bench/corpus/debian.sh) took 7.0–8.4 s with one
+/// reader, 5.9–6.5 s with two, 4.7–5.5 s with four and 4.2–4.5 s with
+/// eight. Each costs a thread and at most one small file's buffer.
+pub const READERS: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct BackupOptions {
@@ -86,7 +93,7 @@ impl BackupOptions {
             cache_dir,
             pack_size: 16 * 1024 * 1024,
             workers: cores,
-            readers: cores,
+            readers: READERS,
             upload_concurrency: None,
             root: None,
         }
@@ -172,15 +179,17 @@ pub async fn backup(
     // Pipeline.
     let workers = opts.workers.max(1);
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers);
-    // Blob buffers are tokens too: a fixed number, one for each place a
-    // blob can be at once (queued and being compressed, one per reader,
-    // one for the walker), taken by the readers and the walker, given back
-    // by the workers once the blob is packed. None is freed and allocated
-    // again (glibc keeps a freed block in the arena of the thread that
-    // allocated it: with several readers, that churn was ~10 MiB more peak
-    // RSS), and each grows only to the largest chunk it carries.
+    // Blob buffers are tokens too: a fixed number, taken only to carry a
+    // new blob (by a reader or the walker) and given back by the workers
+    // once the blob is packed: two per worker (queued, being compressed)
+    // and two for those storing one. None is freed and allocated again
+    // (glibc keeps a freed block in the arena of the thread that
+    // allocated it: with several readers that churn was ~10 MiB more peak
+    // RSS), and each grows only to the largest chunk it carries. Readers
+    // read small files into buffers of their own (at most the chunker's
+    // minimum each), so more readers do not mean more large buffers.
     let readers = opts.readers.max(1);
-    let buffers = 2 * workers + readers + 1;
+    let buffers = 2 * workers + 2;
     let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(buffers);
     for _ in 0..buffers {
         spare_tx
@@ -240,13 +249,13 @@ pub async fn backup(
                 .map_err(|e| Error::Task(format!("cannot start a pack worker: {e}")))?,
         );
     }
-    drop((job_rx, alive_tx));
+    drop((job_rx, spare_tx, alive_tx));
 
     let blobs = Arc::new(Blobs::new(
         space.clone(),
         index.clone(),
         job_tx,
-        (spare_tx, spare_rx),
+        spare_rx,
         alive_rx,
     ));
     let reader = FileReader::new(

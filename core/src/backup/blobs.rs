@@ -22,12 +22,9 @@ pub(super) struct Blobs {
     seen: Mutex<HashSet<BlobId>>,
     tx: crossbeam_channel::Sender<Job>,
     /// The blob buffers not in use, a fixed number of tokens (see
-    /// `backup`): the pack workers give one back when its blob is packed,
-    /// a reader when its buffer did not become a blob.
-    spare: (
-        crossbeam_channel::Sender<Vec<u8>>,
-        crossbeam_channel::Receiver<Vec<u8>>,
-    ),
+    /// `backup`): taken only to carry a new blob, given back by the pack
+    /// workers once it is packed.
+    spare: crossbeam_channel::Receiver<Vec<u8>>,
     /// Disconnects when the last pack worker has ended: no buffer comes
     /// back after that.
     workers_alive: crossbeam_channel::Receiver<()>,
@@ -58,10 +55,7 @@ impl Blobs {
         keys: SpaceKeys,
         index: Arc<SpaceIndex>,
         tx: crossbeam_channel::Sender<Job>,
-        spare: (
-            crossbeam_channel::Sender<Vec<u8>>,
-            crossbeam_channel::Receiver<Vec<u8>>,
-        ),
+        spare: crossbeam_channel::Receiver<Vec<u8>>,
         workers_alive: crossbeam_channel::Receiver<()>,
     ) -> Blobs {
         Blobs {
@@ -116,16 +110,11 @@ impl Blobs {
     }
 
     /// A buffer for a blob; waits while every one is in use.
-    pub(super) fn buffer(&self) -> Result<Vec<u8>> {
+    fn buffer(&self) -> Result<Vec<u8>> {
         crossbeam_channel::select! {
-            recv(self.spare.1) -> buf => buf.map_err(|_| workers_stopped()),
+            recv(self.spare) -> buf => buf.map_err(|_| workers_stopped()),
             recv(self.workers_alive) -> _ => Err(workers_stopped()),
         }
-    }
-
-    /// A buffer that did not become a blob, for the next.
-    pub(super) fn give_back(&self, buf: Vec<u8>) {
-        let _ = self.spare.0.try_send(buf);
     }
 
     /// Store `data` (copied into a buffer) unless it is stored already.
@@ -141,22 +130,5 @@ impl Blobs {
             self.send(kind, id, buf, tally)?;
         }
         Ok(id)
-    }
-
-    /// Store a whole buffer as one blob without copying it; the buffer
-    /// comes back when the blob is stored already.
-    pub(super) fn store_buffer(
-        &self,
-        kind: BlobType,
-        data: Vec<u8>,
-        tally: &mut Tally,
-    ) -> Result<(BlobId, Option<Vec<u8>>)> {
-        let id = self.keys.blob_id(&data);
-        if self.is_new(&id, tally)? {
-            self.send(kind, id, data, tally)?;
-            Ok((id, None))
-        } else {
-            Ok((id, Some(data)))
-        }
     }
 }

@@ -90,6 +90,8 @@ pub(super) struct FileReader {
     chunker: Chunker,
     windows: Windows,
     progress: Arc<Progress>,
+    /// A small file's bytes (at most the chunker's minimum + 1).
+    small: Vec<u8>,
     pub(super) tally: Tally,
 }
 
@@ -105,6 +107,7 @@ impl FileReader {
             chunker,
             windows,
             progress,
+            small: Vec::new(),
             tally: Tally::default(),
         }
     }
@@ -152,53 +155,42 @@ impl FileReader {
         self.read_windowed(&mut f)
     }
 
-    /// A file of at most the chunker's minimum, so one chunk, read into one
-    /// blob buffer that goes to the pack workers as it is, not copied (or
-    /// back to the spares when the blob is stored already). None: the file
-    /// is longer than `small` now.
+    /// A file of at most the chunker's minimum, so one chunk, read into
+    /// this reader's own buffer (the read, the part that waits for the
+    /// disk, needs no blob buffer), then stored (copied into a blob buffer
+    /// only when it is new). None: the file is longer than `small` now.
     fn read_small(&mut self, f: &mut File, len: usize, small: usize) -> Result<Option<FileRead>> {
-        let mut buf = self.blobs.buffer()?;
+        let buf = &mut self.small;
         buf.clear();
         // One byte beyond the listed length: an unchanged file is read by
         // one call, and the next finds its end.
-        buf.reserve_exact(len + 1);
         buf.resize(len + 1, 0);
         let mut n = 0;
         loop {
             if n == buf.len() {
                 if n > small {
-                    self.blobs.give_back(buf);
                     return Ok(None);
                 }
                 let more = (2 * n).min(small + 1);
-                buf.reserve_exact(more - n);
                 buf.resize(more, 0);
             }
             match f.read(&mut buf[n..]) {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.blobs.give_back(buf);
-                    return Ok(Some(FileRead::Skip(e.to_string())));
-                }
+                Err(e) => return Ok(Some(FileRead::Skip(e.to_string()))),
             }
         }
-        buf.truncate(n);
         self.progress
             .bytes_read
             .fetch_add(n as u64, Ordering::Relaxed);
         if n == 0 {
-            self.blobs.give_back(buf);
             return Ok(Some(FileRead::Read(Vec::new(), 0)));
         }
-        debug_assert_eq!(self.chunker.next_cut(&buf), n, "one chunk");
-        let (id, back) = self
+        debug_assert_eq!(self.chunker.next_cut(&buf[..n]), n, "one chunk");
+        let id = self
             .blobs
-            .store_buffer(BlobType::Data, buf, &mut self.tally)?;
-        if let Some(buf) = back {
-            self.blobs.give_back(buf);
-        }
+            .store(BlobType::Data, &self.small[..n], &mut self.tally)?;
         Ok(Some(FileRead::Read(vec![id], n as u64)))
     }
 
