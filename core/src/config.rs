@@ -57,12 +57,6 @@ struct ConfigFile {
 }
 
 impl ConfigBody {
-    /// How a writer frames small blobs in this repository: not at all in
-    /// a version-1 repository (its readers know no frames).
-    pub fn framing(&self) -> Option<crate::pack::Framing> {
-        (self.version >= 2).then(crate::pack::Framing::default)
-    }
-
     /// The config object, authenticated with `mac_key` (the master
     /// secret's `MasterKey::config_mac_key`).
     pub fn encode(&self, mac_key: &Key) -> Vec<u8> {

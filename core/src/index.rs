@@ -137,7 +137,10 @@ impl IndexFile {
                 pack::check_entries(&entries, false)
                     .map_err(|d| bad(&format!("pack {pack}: {d}")))?;
             }
-            for e in body[pos..pos + len].chunks_exact(per).take(if v2 { 0 } else { count }) {
+            for e in body[pos..pos + len]
+                .chunks_exact(per)
+                .take(if v2 { 0 } else { count })
+            {
                 let kind = BlobType::from_u8(e[0]).ok_or_else(|| bad("unknown blob type"))?;
                 if e[1] & !FLAG_COMPRESSED != 0 {
                     return Err(bad("unknown blob flags"));

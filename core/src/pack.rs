@@ -435,7 +435,11 @@ pub fn decode_header(plain: &[u8], what: &str) -> Result<PackHeader> {
     let count = u32::from_le_bytes(plain[17..21].try_into().expect("4 bytes")) as usize;
     let body = &plain[21..];
     let per = if v2 { ENTRY_V2_LEN } else { HEADER_ENTRY_LEN };
-    if body.len() != count.checked_mul(per).ok_or_else(|| bad("entry count overflows"))? {
+    if body.len()
+        != count
+            .checked_mul(per)
+            .ok_or_else(|| bad("entry count overflows"))?
+    {
         return Err(bad("header length does not match its entry count"));
     }
     let mut entries = Vec::with_capacity(count);

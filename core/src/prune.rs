@@ -201,7 +201,7 @@ async fn phase1(
         let mut repacker = repack::Repacker::new(
             &session,
             keys,
-            reader.repo.config.framing(),
+            pack::Framing::of_repo(&reader.repo.config),
             reader.repo.config.compression_level,
         )?;
         let mut repacked: Vec<repack::Repacked> = Vec::new();
@@ -254,10 +254,8 @@ async fn phase1(
                 session_written = true;
             }
             for unit in pack::units(&locs, |l| &l.entry) {
-                let live: Vec<&Location> = unit
-                    .iter()
-                    .filter(|l| used.contains(&l.entry.id))
-                    .collect();
+                let live: Vec<&Location> =
+                    unit.iter().filter(|l| used.contains(&l.entry.id)).collect();
                 if live.is_empty() {
                     continue;
                 }

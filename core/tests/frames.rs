@@ -66,13 +66,25 @@ fn agent_of(reader: &Reader) -> AgentKey {
     AgentKey::new(&reader.keys.master, &reader.repo.config).0
 }
 
-async fn run(store: &Store, agent: &AgentKey, src: &Path, cache: &Path, o: impl Fn(&mut BackupOptions)) -> SnapshotId {
+async fn run(
+    store: &Store,
+    agent: &AgentKey,
+    src: &Path,
+    cache: &Path,
+    o: impl Fn(&mut BackupOptions),
+) -> SnapshotId {
     let mut opts = BackupOptions::new("srv".into(), cache.to_owned());
     o(&mut opts);
-    backup(store.clone(), agent, &[src.to_owned()], &opts, Arc::new(Progress::default()))
-        .await
-        .unwrap()
-        .snapshot_id
+    backup(
+        store.clone(),
+        agent,
+        &[src.to_owned()],
+        &opts,
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap()
+    .snapshot_id
 }
 
 /// Every file under `a` equals the one at the same place under `b`, and
@@ -97,7 +109,12 @@ fn same_tree(a: &Path, b: &Path) {
     assert_eq!(fa, fb, "the same names");
     for f in fa {
         if a.join(&f).is_file() {
-            assert_eq!(std::fs::read(a.join(&f)).unwrap(), std::fs::read(b.join(&f)).unwrap(), "{}", f.display());
+            assert_eq!(
+                std::fs::read(a.join(&f)).unwrap(),
+                std::fs::read(b.join(&f)).unwrap(),
+                "{}",
+                f.display()
+            );
         }
     }
 }
@@ -113,7 +130,13 @@ fn framed_locations(reader: &Reader) -> Vec<Location> {
 }
 
 async fn stored_bytes(store: &Store) -> u64 {
-    store.list("data/").await.unwrap().iter().map(|o| o.size).sum()
+    store
+        .list("data/")
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.size)
+        .sum()
 }
 
 /// Backup of many small files into a new (version 2) repository, then a
@@ -126,18 +149,29 @@ async fn many_small_files_round_trip_through_frames() {
     let src = dir.path().join("src");
     small_tree(&src, 1, 600);
     let local = dir.path().join("repo");
-    for url in [local.to_str().unwrap().to_owned(), format!("memory://frames-{}", rand::random::<u64>())] {
+    for url in [
+        local.to_str().unwrap().to_owned(),
+        format!("memory://frames-{}", rand::random::<u64>()),
+    ] {
         let store = Store::open(&url, true).unwrap();
         let (repo, keys) = support::init(&store, PASS).await;
         assert_eq!(repo.config.version, 2);
         let agent = AgentKey::new(&keys.master, &repo.config).0;
-        let id = run(&store, &agent, &src, &dir.path().join("cache"), |o| o.workers = 2).await;
+        let id = run(&store, &agent, &src, &dir.path().join("cache"), |o| {
+            o.workers = 2
+        })
+        .await;
         let reader = Reader::open(store.clone(), PASS).await.unwrap();
         let framed = framed_locations(&reader);
         let frames: std::collections::HashSet<(PackId, u32)> =
             framed.iter().map(|l| (l.pack, l.entry.offset)).collect();
         assert!(framed.len() > 300, "{} framed blobs", framed.len());
-        assert!(frames.len() * 20 < framed.len(), "{} frames for {} blobs", frames.len(), framed.len());
+        assert!(
+            frames.len() * 20 < framed.len(),
+            "{} frames for {} blobs",
+            frames.len(),
+            framed.len()
+        );
         let snap = reader.find_snapshot(&id.to_hex()).await.unwrap();
         let target = dir.path().join(format!("restored-{}", url.len()));
         support::restore_all(&reader, &snap, &target).await;
@@ -147,7 +181,9 @@ async fn many_small_files_round_trip_through_frames() {
         let space = *reader.indexes.spaces.keys().next().unwrap();
         let raw = reader.read_blob_at(space, l).await.unwrap();
         assert_eq!(raw.len(), l.entry.raw_len as usize);
-        let report = pulih_core::verify::verify(&reader, Some(100.0)).await.unwrap();
+        let report = pulih_core::verify::verify(&reader, Some(100.0))
+            .await
+            .unwrap();
         assert!(report.ok(), "{:?}", report.problems);
         assert!(report.blobs_read > 500, "{report:?}");
         if url.starts_with('/') {
@@ -164,7 +200,11 @@ async fn forget_and_prune_repack_partly_dead_frames() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     small_tree(&src, 2, 400);
-    let store = Store::open(&format!("memory://frames-prune-{}", rand::random::<u64>()), true).unwrap();
+    let store = Store::open(
+        &format!("memory://frames-prune-{}", rand::random::<u64>()),
+        true,
+    )
+    .unwrap();
     let (repo, keys) = support::init(&store, PASS).await;
     let agent = AgentKey::new(&keys.master, &repo.config).0;
     let cache = dir.path().join("cache");
@@ -172,7 +212,10 @@ async fn forget_and_prune_repack_partly_dead_frames() {
     // Half the files go: every frame loses some of its blobs.
     let mut gone = 0;
     for i in (0..400).step_by(2) {
-        let f = src.join(format!("d{}", i % 7)).join(format!("e{}", i % 3)).join(format!("f{i}.txt"));
+        let f = src
+            .join(format!("d{}", i % 7))
+            .join(format!("e{}", i % 3))
+            .join(format!("f{i}.txt"));
         std::fs::remove_file(f).unwrap();
         gone += 1;
     }
@@ -180,10 +223,21 @@ async fn forget_and_prune_repack_partly_dead_frames() {
     let kept = run(&store, &agent, &src, &cache, |o| o.workers = 1).await;
     let reader = Reader::open(store.clone(), PASS).await.unwrap();
     let before = framed_locations(&reader).len();
-    forget(&reader, &KeepPolicy { last: 1, ..Default::default() }, UtcOffset::UTC, false)
-        .await
-        .unwrap();
-    let mut opts = PruneOptions { grace_s: 60, ..Default::default() };
+    forget(
+        &reader,
+        &KeepPolicy {
+            last: 1,
+            ..Default::default()
+        },
+        UtcOffset::UTC,
+        false,
+    )
+    .await
+    .unwrap();
+    let mut opts = PruneOptions {
+        grace_s: 60,
+        ..Default::default()
+    };
     let reader = Reader::open(store.clone(), PASS).await.unwrap();
     let r1 = prune(&reader, &opts).await.unwrap();
     assert!(r1.repacked_packs >= 1 && r1.new_packs >= 1, "{r1:?}");
@@ -198,7 +252,9 @@ async fn forget_and_prune_repack_partly_dead_frames() {
         "live blobs only, still framed: {before} framed blobs before, {} after",
         after.len()
     );
-    let report = pulih_core::verify::verify(&reader, Some(100.0)).await.unwrap();
+    let report = pulih_core::verify::verify(&reader, Some(100.0))
+        .await
+        .unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     let snap = reader.find_snapshot(&kept.to_hex()).await.unwrap();
     let target = dir.path().join("restored");
@@ -213,7 +269,11 @@ async fn a_tampered_frame_is_caught_by_verify_and_restore() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     small_tree(&src, 3, 100);
-    let store = Store::open(&format!("memory://frames-tamper-{}", rand::random::<u64>()), true).unwrap();
+    let store = Store::open(
+        &format!("memory://frames-tamper-{}", rand::random::<u64>()),
+        true,
+    )
+    .unwrap();
     let (repo, keys) = support::init(&store, PASS).await;
     let agent = AgentKey::new(&keys.master, &repo.config).0;
     let id = run(&store, &agent, &src, &dir.path().join("cache"), |_| {}).await;
@@ -223,10 +283,24 @@ async fn a_tampered_frame_is_caught_by_verify_and_restore() {
     let mut bytes = store.get(&name).await.unwrap().to_vec();
     bytes[l.entry.offset as usize + l.entry.stored_len as usize / 2] ^= 0x10;
     store.put(&name, bytes.into()).await.unwrap();
-    let report = pulih_core::verify::verify(&reader, Some(100.0)).await.unwrap();
-    let hits: Vec<&String> = report.problems.iter().filter(|p| p.contains(&l.pack.to_string()) && p.contains("does not authenticate")).collect();
-    let in_frame = framed_locations(&reader).iter().filter(|m| m.pack == l.pack && m.entry.offset == l.entry.offset).count();
-    assert_eq!(hits.len(), in_frame, "each blob of the frame is reported: {:?}", report.problems);
+    let report = pulih_core::verify::verify(&reader, Some(100.0))
+        .await
+        .unwrap();
+    let hits: Vec<&String> = report
+        .problems
+        .iter()
+        .filter(|p| p.contains(&l.pack.to_string()) && p.contains("does not authenticate"))
+        .collect();
+    let in_frame = framed_locations(&reader)
+        .iter()
+        .filter(|m| m.pack == l.pack && m.entry.offset == l.entry.offset)
+        .count();
+    assert_eq!(
+        hits.len(),
+        in_frame,
+        "each blob of the frame is reported: {:?}",
+        report.problems
+    );
     let snap = reader.find_snapshot(&id.to_hex()).await.unwrap();
     let err = pulih_core::restore::restore(
         &reader,
@@ -238,16 +312,43 @@ async fn a_tampered_frame_is_caught_by_verify_and_restore() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(err.contains("does not authenticate") && err.contains(&l.pack.to_string()), "{err}");
+    assert!(
+        err.contains("does not authenticate") && err.contains(&l.pack.to_string()),
+        "{err}"
+    );
 }
 
 /// Small files alike across files, each with little to compress alone (a
 /// few hundred bytes to a few KiB of manual pages, scripts, package lists).
 fn alike_tree(root: &Path, n: usize) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(4);
-    let words = ["usr", "lib", "share", "doc", "copyright", "Depends", "libc6", "Version",
-        "Maintainer", "Debian", "Section", "optional", "Priority", "amd64", "Description",
-        "the", "of", "and", "package", "files", "config", "GNU", "General", "Public", "License"];
+    let words = [
+        "usr",
+        "lib",
+        "share",
+        "doc",
+        "copyright",
+        "Depends",
+        "libc6",
+        "Version",
+        "Maintainer",
+        "Debian",
+        "Section",
+        "optional",
+        "Priority",
+        "amd64",
+        "Description",
+        "the",
+        "of",
+        "and",
+        "package",
+        "files",
+        "config",
+        "GNU",
+        "General",
+        "Public",
+        "License",
+    ];
     for i in 0..n {
         let dir = root.join(format!("p{}", i % 50));
         std::fs::create_dir_all(&dir).unwrap();
@@ -255,12 +356,18 @@ fn alike_tree(root: &Path, n: usize) {
         let body: String = (0..lines)
             .map(|_| {
                 let k = rng.gen_range(3..10);
-                let mut l: Vec<&str> = (0..k).map(|_| words[rng.gen_range(0..words.len())]).collect();
+                let mut l: Vec<&str> = (0..k)
+                    .map(|_| words[rng.gen_range(0..words.len())])
+                    .collect();
                 l.push("\n");
                 l.join(" ")
             })
             .collect();
-        std::fs::write(dir.join(format!("f{i}")), format!("Package: pkg{i}\n{body}")).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i}")),
+            format!("Package: pkg{i}\n{body}"),
+        )
+        .unwrap();
     }
 }
 
@@ -273,7 +380,11 @@ async fn frames_store_many_small_files_in_fewer_bytes() {
     alike_tree(&src, 2000);
     let mut sizes = HashMap::new();
     for framed in [true, false] {
-        let store = Store::open(&format!("memory://frames-size-{}", rand::random::<u64>()), true).unwrap();
+        let store = Store::open(
+            &format!("memory://frames-size-{}", rand::random::<u64>()),
+            true,
+        )
+        .unwrap();
         let (repo, keys) = support::init(&store, PASS).await;
         let agent = AgentKey::new(&keys.master, &repo.config).0;
         let cache = dir.path().join(format!("cache-{framed}"));
@@ -288,7 +399,10 @@ async fn frames_store_many_small_files_in_fewer_bytes() {
     let (with, without) = (sizes[&true], sizes[&false]);
     eprintln!("packs: {with} bytes with frames, {without} without");
     // Measured 727 KB vs 1,081 KB.
-    assert!(with * 4 < without * 3, "{with} with frames vs {without} without");
+    assert!(
+        with * 4 < without * 3,
+        "{with} with frames vs {without} without"
+    );
 }
 
 /// A version-1 repository (the committed fixture, copied) backed up into
@@ -299,17 +413,38 @@ async fn a_version_1_repository_is_written_in_version_1() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repo-v1");
-    assert!(std::process::Command::new("cp").arg("-a").arg(&fixture).arg(&repo).status().unwrap().success());
+    assert!(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&fixture)
+            .arg(&repo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let store = Store::open(repo.to_str().unwrap(), false).unwrap();
-    let reader = Reader::open(store.clone(), "format fixture, not a secret").await.unwrap();
+    let reader = Reader::open(store.clone(), "format fixture, not a secret")
+        .await
+        .unwrap();
     assert_eq!(reader.repo.config.version, 1);
-    let indexes_before: Vec<String> = store.list("index/").await.unwrap().into_iter().map(|o| o.key).collect();
+    let indexes_before: Vec<String> = store
+        .list("index/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
     let src = dir.path().join("src");
     small_tree(&src, 5, 200);
     let agent = agent_of(&reader);
     let id = run(&store, &agent, &src, &dir.path().join("cache"), |_| {}).await;
-    let reader = Reader::open(store.clone(), "format fixture, not a secret").await.unwrap();
-    assert!(framed_locations(&reader).is_empty(), "no frame in a version-1 repository");
+    let reader = Reader::open(store.clone(), "format fixture, not a secret")
+        .await
+        .unwrap();
+    assert!(
+        framed_locations(&reader).is_empty(),
+        "no frame in a version-1 repository"
+    );
     for o in store.list("index/").await.unwrap() {
         if !indexes_before.contains(&o.key) {
             let b = store.get(&o.key).await.unwrap();
@@ -318,10 +453,16 @@ async fn a_version_1_repository_is_written_in_version_1() {
     }
     let master = reader.keys.master.clone();
     for (p, size) in reader.repo.list_packs().await.unwrap() {
-        let (_, h) = reader.repo.read_pack_header(&p, size, |s| Some(master.space(s))).await.unwrap();
+        let (_, h) = reader
+            .repo
+            .read_pack_header(&p, size, |s| Some(master.space(s)))
+            .await
+            .unwrap();
         assert!(h.unwrap().entries.iter().all(|e| !e.is_framed()));
     }
-    let report = pulih_core::verify::verify(&reader, Some(100.0)).await.unwrap();
+    let report = pulih_core::verify::verify(&reader, Some(100.0))
+        .await
+        .unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     let snap = reader.find_snapshot(&id.to_hex()).await.unwrap();
     let target = dir.path().join("restored");
@@ -333,13 +474,27 @@ async fn a_version_1_repository_is_written_in_version_1() {
 /// a message that says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_format_version_is_refused() {
-    let store = Store::open(&format!("memory://frames-v3-{}", rand::random::<u64>()), true).unwrap();
+    let store = Store::open(
+        &format!("memory://frames-v3-{}", rand::random::<u64>()),
+        true,
+    )
+    .unwrap();
     let (_, keys) = support::init(&store, PASS).await;
     let bytes = store.get(pulih_core::layout::CONFIG).await.unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     v["body"]["version"] = 3.into();
-    store.put(pulih_core::layout::CONFIG, serde_json::to_vec(&v).unwrap().into()).await.unwrap();
-    let err = pulih_core::repo::Repo::open(store.clone()).await.err().unwrap().to_string();
+    store
+        .put(
+            pulih_core::layout::CONFIG,
+            serde_json::to_vec(&v).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let err = pulih_core::repo::Repo::open(store.clone())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("format version 3 is not supported"), "{err}");
     drop(keys);
 }

@@ -46,6 +46,12 @@ impl Default for Framing {
 }
 
 impl Framing {
+    /// How a writer frames small blobs in a repository: not at all in a
+    /// version-1 repository (its readers know no frames).
+    pub fn of_repo(config: &crate::config::ConfigBody) -> Option<Framing> {
+        (config.version >= 2).then(Framing::default)
+    }
+
     /// Whether a blob of `len` raw bytes goes into a frame.
     pub fn frames(&self, len: usize) -> bool {
         len < self.max_blob
@@ -118,9 +124,10 @@ impl Unit {
         } else {
             blob_aad(pack, &e.id, e.kind, e.flags, e.raw_len)
         };
-        let plain = crypto::open(pk, counter_nonce(e.offset as u64), &aad, ct).ok_or_else(|| {
-            Error::corrupt(what(), "does not authenticate (damaged or tampered with)")
-        })?;
+        let plain =
+            crypto::open(pk, counter_nonce(e.offset as u64), &aad, ct).ok_or_else(|| {
+                Error::corrupt(what(), "does not authenticate (damaged or tampered with)")
+            })?;
         let compressed = e.flags & FLAG_COMPRESSED != 0;
         let raw = if !framed {
             let raw = if compressed {
@@ -146,7 +153,10 @@ impl Unit {
                 zstd::stream::read::Decoder::with_buffer(&plain[..])
                     .and_then(|mut d| d.read_exact(&mut out))
                     .map_err(|err| {
-                        Error::corrupt(what(), format!("does not decompress to {need} bytes: {err}"))
+                        Error::corrupt(
+                            what(),
+                            format!("does not decompress to {need} bytes: {err}"),
+                        )
                     })?;
                 out
             } else {
@@ -241,8 +251,7 @@ pub fn check_entries(entries: &[PackEntry], contiguous: bool) -> std::result::Re
             ));
         }
         for e in unit {
-            if e.kind != first.kind || e.flags != first.flags || e.stored_len != first.stored_len
-            {
+            if e.kind != first.kind || e.flags != first.flags || e.stored_len != first.stored_len {
                 return Err(format!(
                     "blobs of the frame at offset {lo} disagree on type, flags or length"
                 ));
@@ -338,7 +347,11 @@ mod tests {
         let mut comp = zstd::bulk::Compressor::new(3).unwrap();
         let mut out = Vec::new();
         let flags = compress_frame(&mut comp, &f.raw, &mut out);
-        let stored = if flags & FLAG_COMPRESSED != 0 { &out[..] } else { &f.raw[..] };
+        let stored = if flags & FLAG_COMPRESSED != 0 {
+            &out[..]
+        } else {
+            &f.raw[..]
+        };
         w.add_frame(stored, flags, &f.members);
         (session, w.finish(&sp))
     }
@@ -346,14 +359,24 @@ mod tests {
     #[test]
     fn small_similar_blobs_compress_better_in_one_frame() {
         let blobs: Vec<Vec<u8>> = (0..64)
-            .map(|i| format!("#!/bin/sh\n# script {i}\nset -eu\nexec /usr/lib/pulih/run --job {i} \"$@\"\n").repeat(3).into_bytes())
+            .map(|i| {
+                format!(
+                    "#!/bin/sh\n# script {i}\nset -eu\nexec /usr/lib/pulih/run --job {i} \"$@\"\n"
+                )
+                .repeat(3)
+                .into_bytes()
+            })
             .collect();
         let mut comp = zstd::bulk::Compressor::new(3).unwrap();
         let mut out = Vec::new();
         let alone: usize = blobs
             .iter()
             .map(|b| {
-                if compress(&mut comp, b, &mut out) & FLAG_COMPRESSED != 0 { out.len() } else { b.len() }
+                if compress(&mut comp, b, &mut out) & FLAG_COMPRESSED != 0 {
+                    out.len()
+                } else {
+                    b.len()
+                }
             })
             .sum();
         let (_, p) = framed_pack(&blobs);
@@ -369,22 +392,34 @@ mod tests {
         let (session, p) = framed_pack(&blobs);
         let key = session.pack_key(&p.id);
         let e = p.header.entries[2].clone();
-        assert_eq!((e.flags & FLAG_FRAMED, e.inner, e.raw_len), (FLAG_FRAMED, 2000, 1000));
+        assert_eq!(
+            (e.flags & FLAG_FRAMED, e.inner, e.raw_len),
+            (FLAG_FRAMED, 2000, 1000)
+        );
         // One flipped byte: the frame does not authenticate.
         let mut bad = unit_bytes(&p, &e).to_vec();
         bad[3] ^= 1;
-        let err = open_blob(&key, &p.id, &e, &bad, &sp).unwrap_err().to_string();
-        assert!(err.contains("does not authenticate") && err.contains(&p.id.to_string()), "{err}");
+        let err = open_blob(&key, &p.id, &e, &bad, &sp)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not authenticate") && err.contains(&p.id.to_string()),
+            "{err}"
+        );
         // An entry pointing elsewhere in the frame: the hash catches it.
         let mut moved = e.clone();
         moved.inner = 1000;
-        let err = open_blob(&key, &p.id, &moved, unit_bytes(&p, &e), &sp).unwrap_err().to_string();
+        let err = open_blob(&key, &p.id, &moved, unit_bytes(&p, &e), &sp)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not hash"), "{err}");
         // Past the frame's end, and past the format's limit: errors.
         moved.inner = 4900;
         assert!(open_blob(&key, &p.id, &moved, unit_bytes(&p, &e), &sp).is_err());
         moved.inner = MAX_FRAME_RAW;
-        let err = open_blob(&key, &p.id, &moved, unit_bytes(&p, &e), &sp).unwrap_err().to_string();
+        let err = open_blob(&key, &p.id, &moved, unit_bytes(&p, &e), &sp)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("largest frame"), "{err}");
         // The headers' checks refuse what would make a reader go astray.
         let mut es = p.header.entries.clone();
