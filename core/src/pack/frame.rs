@@ -148,10 +148,15 @@ impl Unit {
                 ));
             }
             let need = need as usize;
-            let raw = if compressed {
+            if compressed {
                 let mut out = vec![0u8; need];
+                // The window a frame may ask of the decoder is bounded too:
+                // no frame needs more than MAX_FRAME_RAW (2^23) of it.
                 zstd::stream::read::Decoder::with_buffer(&plain[..])
-                    .and_then(|mut d| d.read_exact(&mut out))
+                    .and_then(|mut d| {
+                        d.window_log_max(MAX_FRAME_RAW.ilog2())?;
+                        d.read_exact(&mut out)
+                    })
                     .map_err(|err| {
                         Error::corrupt(
                             what(),
@@ -166,8 +171,7 @@ impl Unit {
                 }
                 plain.truncate(need);
                 plain
-            };
-            raw
+            }
         };
         Ok(Unit { raw, framed })
     }
