@@ -54,8 +54,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let corpus = std::fs::canonicalize(&args[0])?;
     let scratch = Path::new(&args[1]);
     let with_restore = args.iter().any(|a| a == "--restore");
-    println!("| choice | data/ bytes | index/ bytes | backup s | restore s |");
-    println!("|---|---|---|---|---|");
+    println!("| choice | data/ bytes | of it tree blobs | index/ bytes | backup s | restore s |");
+    println!("|---|---|---|---|---|---|");
     for choice in args[2..].iter().filter(|a| *a != "--restore") {
         let framing = if choice == "none" {
             None
@@ -89,8 +89,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
         let backup_s = t.elapsed().as_secs_f64();
+        let reader = Reader::open(store.clone(), "measure").await?;
+        let tree_bytes: u64 = reader
+            .indexes
+            .spaces
+            .values()
+            .flat_map(|i| i.iter())
+            .filter(|l| l.entry.kind == pulih_core::pack::BlobType::Tree)
+            .map(|l| l.entry.stored_len as u64)
+            .sum();
         let restore_s = if with_restore {
-            let reader = Reader::open(store.clone(), "measure").await?;
             let snap = reader.find_snapshot("latest").await?;
             let target = scratch.join("restored");
             let t = Instant::now();
@@ -109,7 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "-".into()
         };
         println!(
-            "| {choice} | {} | {} | {backup_s:.1} | {restore_s} |",
+            "| {choice} | {} | {tree_bytes} | {} | {backup_s:.1} | {restore_s} |",
             du(&repo_dir.join("data")),
             du(&repo_dir.join("index")),
         );

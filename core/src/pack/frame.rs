@@ -340,6 +340,43 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// Version-2 headers from arbitrary entries: decoding never
+        /// panics, and what it accepts keeps the frame rules (what the
+        /// fuzz target `pack_header` checks, here on every test run).
+        #[test]
+        fn garbage_v2_headers_are_refused_or_sound(
+            entries in proptest::collection::vec(proptest::collection::vec(any::<u8>(), ENTRY_V2_LEN), 0..12),
+            small in any::<bool>(),
+        ) {
+            let mut plain = vec![2u8];
+            plain.extend_from_slice(&[5; 16]);
+            plain.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+            for mut e in entries {
+                if small {
+                    // Plausible values, so some headers pass the checks.
+                    e[0] &= 1;
+                    e[1] &= 3;
+                    for i in [35, 36, 37, 39, 40, 41, 43, 44, 45, 47, 48, 49] {
+                        e[i] = 0;
+                    }
+                }
+                plain.extend_from_slice(&e);
+            }
+            if let Ok(h) = decode_header(&plain, "fuzz") {
+                let mut off = 0u64;
+                for u in units(&h.entries, |e| e) {
+                    prop_assert_eq!(u[0].offset as u64, off);
+                    for e in u {
+                        prop_assert_eq!((e.offset, e.stored_len, e.kind, e.flags), (u[0].offset, u[0].stored_len, u[0].kind, u[0].flags));
+                        prop_assert!(e.inner as u64 + e.raw_len as u64 <= MAX_FRAME_RAW as u64 || !e.is_framed());
+                    }
+                    off += u[0].stored_len as u64;
+                }
+            }
+        }
+    }
+
     fn framed_pack(blobs: &[Vec<u8>]) -> (SessionKey, FinishedPack) {
         let sp = space();
         let session = SessionKey::generate();
