@@ -196,7 +196,10 @@ pub async fn backup(
         progress.clone(),
     ));
     // Small blobs go into frames where the repository's version allows.
-    let framing = opts.framing.and(pack::Framing::of_repo(&repo.config));
+    let framing = opts
+        .framing
+        .and(pack::Framing::of_repo(&repo.config))
+        .map(pack::Framing::clamped);
     let packer = Arc::new(Mutex::new(Packer {
         session: session.clone(),
         space: space.clone(),

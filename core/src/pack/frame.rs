@@ -61,6 +61,16 @@ impl Framing {
     pub fn max_raw(&self) -> usize {
         self.target + self.max_blob
     }
+
+    /// Within the format's limit: a frame closed at `target` after a blob
+    /// below `max_blob` never passes [`MAX_FRAME_RAW`].
+    pub fn clamped(self) -> Framing {
+        let max_blob = self.max_blob.min(MAX_FRAME_RAW as usize / 2);
+        Framing {
+            max_blob,
+            target: self.target.clamp(1, MAX_FRAME_RAW as usize - max_blob),
+        }
+    }
 }
 
 pub(super) fn frame_aad(pack: &PackId, kind: BlobType, flags: u8) -> Vec<u8> {
@@ -476,6 +486,17 @@ mod tests {
         let mut es = p.header.entries.clone();
         es[3].flags = FLAG_FRAMED;
         assert!(check_entries(&es, true).is_err());
+    }
+
+    #[test]
+    fn a_framing_choice_is_kept_within_the_format_limit() {
+        let f = Framing {
+            max_blob: 64 << 20,
+            target: 64 << 20,
+        }
+        .clamped();
+        assert!(f.max_raw() <= MAX_FRAME_RAW as usize);
+        assert_eq!(Framing::default().clamped(), Framing::default());
     }
 
     #[test]
