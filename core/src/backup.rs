@@ -80,6 +80,9 @@ pub struct BackupOptions {
     /// as given: a failback backs up the DRC's copy of a server's paths
     /// (restored under a scratch directory) as the server's own paths.
     pub root: Option<PathBuf>,
+    /// How small data blobs are framed (FORMAT.md §4.1); None: never.
+    /// Only used where the repository's version allows frames.
+    pub framing: Option<pack::Framing>,
 }
 
 impl BackupOptions {
@@ -96,6 +99,7 @@ impl BackupOptions {
             readers: READERS,
             upload_concurrency: None,
             root: None,
+            framing: Some(pack::Framing::default()),
         }
     }
 }
@@ -226,6 +230,11 @@ pub async fn backup(
         upload_concurrency,
         progress.clone(),
     ));
+    // Small blobs go into frames where the repository's version allows.
+    let framing = opts
+        .framing
+        .and(pack::Framing::of_repo(&repo.config))
+        .map(pack::Framing::clamped);
     let packer = Arc::new(Mutex::new(Packer {
         session: session.clone(),
         space: space.clone(),
@@ -233,7 +242,14 @@ pub async fn backup(
         pool: pool_rx,
         tx: pack_tx,
         pack_size: opts.pack_size,
-        capacity: pack::pack_capacity(opts.pack_size, key.chunker.max_size as usize),
+        capacity: pack::pack_capacity(
+            opts.pack_size,
+            (key.chunker.max_size as usize).max(framing.map_or(0, |f| f.max_raw())),
+        ),
+        framing,
+        frame: Default::default(),
+        spare_frames: Vec::new(),
+        level: key.compression_level,
     }));
     let mut worker_handles = Vec::new();
     for _ in 0..workers {

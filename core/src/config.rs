@@ -9,7 +9,11 @@ use crate::crypto::Key;
 use crate::id::RepoId;
 use crate::{Error, Result};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// The version `init` writes: 2 (frames, FORMAT.md §4.1). Version-1
+/// repositories are read, and written in version 1 (no frames).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this build reads.
+pub const OLDEST_VERSION: u32 = 1;
 
 /// The zstd level `pulih repo init` writes into a new repository's config.
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
@@ -70,11 +74,11 @@ impl ConfigBody {
     pub fn parse_unverified(bytes: &[u8]) -> Result<ConfigBody> {
         let f: ConfigFile = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt("object `config`", e.to_string()))?;
-        if f.body.version != FORMAT_VERSION {
+        if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&f.body.version) {
             return Err(Error::corrupt(
                 "object `config`",
                 format!(
-                    "format version {} is not supported (this build reads {FORMAT_VERSION})",
+                    "format version {} is not supported (this build reads versions {OLDEST_VERSION} to {FORMAT_VERSION}; a newer Pulih wrote it: upgrade)",
                     f.body.version
                 ),
             ));

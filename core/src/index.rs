@@ -8,10 +8,14 @@ use std::collections::HashMap;
 use crate::crypto::{self, Key};
 use crate::id::{BlobId, IndexId, PackId, SessionId, SpaceId};
 use crate::keys::SpaceKeys;
-use crate::pack::{BlobType, FLAG_COMPRESSED, PackEntry, PackHeader};
+use crate::pack::{
+    self, BlobType, ENTRY_V2_LEN, FLAG_COMPRESSED, FLAG_FRAMED, PackEntry, PackHeader,
+};
 use crate::{Error, Result};
 
 pub const INDEX_MAGIC: &[u8; 8] = b"PLHINDX1";
+/// Version 2: entries carry `inner` (frames, FORMAT.md §5).
+pub const INDEX_MAGIC_V2: &[u8; 8] = b"PLHINDX2";
 const IENTRY_LEN: usize = 46;
 
 /// One pack's part of an index file.
@@ -37,9 +41,15 @@ fn body_key(space: &SpaceKeys, id: &IndexId) -> Key {
 }
 
 impl IndexFile {
+    /// Version 1 unless a blob is framed. Each pack's entries are written
+    /// in offset order (a frame's by `inner`).
     pub fn encode(&self, keys: &SpaceKeys, id: &IndexId) -> Vec<u8> {
+        let v2 = self
+            .packs
+            .iter()
+            .any(|p| p.header.entries.iter().any(PackEntry::is_framed));
         let mut clear = Vec::with_capacity(28 + 32 * self.packs.len());
-        clear.extend_from_slice(INDEX_MAGIC);
+        clear.extend_from_slice(if v2 { INDEX_MAGIC_V2 } else { INDEX_MAGIC });
         clear.extend_from_slice(&self.space.0);
         clear.extend_from_slice(&(self.packs.len() as u32).to_le_bytes());
         for p in &self.packs {
@@ -49,7 +59,13 @@ impl IndexFile {
         for p in &self.packs {
             body.extend_from_slice(&p.header.session.0);
             body.extend_from_slice(&(p.header.entries.len() as u32).to_le_bytes());
-            for e in &p.header.entries {
+            let mut entries: Vec<&PackEntry> = p.header.entries.iter().collect();
+            entries.sort_by_key(|e| (e.offset, e.inner));
+            for e in entries {
+                if v2 {
+                    pack::encode_entry_v2(e, &mut body);
+                    continue;
+                }
                 body.push(e.kind as u8);
                 body.push(e.flags);
                 body.extend_from_slice(&e.id.0);
@@ -68,7 +84,7 @@ impl IndexFile {
     /// [`IndexFile::decode`] succeeds.
     pub fn decode_clear(bytes: &[u8], id: &IndexId) -> Result<(SpaceId, Vec<PackId>, usize)> {
         let bad = |d: &str| Error::corrupt(format!("index {id}"), d.to_owned());
-        if bytes.len() < 28 || &bytes[..8] != INDEX_MAGIC {
+        if bytes.len() < 28 || (&bytes[..8] != INDEX_MAGIC && &bytes[..8] != INDEX_MAGIC_V2) {
             return Err(bad("not an index file (bad magic or truncated)"));
         }
         let space = SpaceId::from_slice(&bytes[8..24]).expect("16 bytes");
@@ -87,9 +103,16 @@ impl IndexFile {
         Ok((space, packs, end))
     }
 
-    /// Parse a decrypted index body for the given pack ids (exposed for fuzzing).
-    pub fn decode_body(body: &[u8], pack_ids: Vec<PackId>, id: &IndexId) -> Result<Vec<IndexPack>> {
+    /// Parse a decrypted index body for the given pack ids (exposed for
+    /// fuzzing); `v2`: the body of a `PLHINDX2` file.
+    pub fn decode_body(
+        body: &[u8],
+        pack_ids: Vec<PackId>,
+        id: &IndexId,
+        v2: bool,
+    ) -> Result<Vec<IndexPack>> {
         let bad = |d: &str| Error::corrupt(format!("index {id}"), d.to_owned());
+        let per = if v2 { ENTRY_V2_LEN } else { IENTRY_LEN };
         let mut packs = Vec::with_capacity(pack_ids.len());
         let mut pos = 0usize;
         for pack in pack_ids {
@@ -101,13 +124,23 @@ impl IndexFile {
                 u32::from_le_bytes(body[pos + 16..pos + 20].try_into().expect("4 bytes")) as usize;
             pos += 20;
             let len = count
-                .checked_mul(IENTRY_LEN)
+                .checked_mul(per)
                 .ok_or_else(|| bad("entry count overflows"))?;
-            if body.len() < pos + len {
+            if body.len() - pos < len {
                 return Err(bad("truncated body"));
             }
             let mut entries = Vec::with_capacity(count);
-            for e in body[pos..pos + len].chunks_exact(IENTRY_LEN) {
+            if v2 {
+                for e in body[pos..pos + len].chunks_exact(per) {
+                    entries.push(pack::decode_entry_v2(e).map_err(bad)?);
+                }
+                pack::check_entries(&entries, false)
+                    .map_err(|d| bad(&format!("pack {pack}: {d}")))?;
+            }
+            for e in body[pos..pos + len]
+                .chunks_exact(per)
+                .take(if v2 { 0 } else { count })
+            {
                 let kind = BlobType::from_u8(e[0]).ok_or_else(|| bad("unknown blob type"))?;
                 if e[1] & !FLAG_COMPRESSED != 0 {
                     return Err(bad("unknown blob flags"));
@@ -120,6 +153,7 @@ impl IndexFile {
                     offset: u(34),
                     stored_len: u(38),
                     raw_len: u(42),
+                    inner: 0,
                 });
             }
             pos += len;
@@ -143,7 +177,7 @@ impl IndexFile {
         let aad = [b"pulih/v1/index".as_slice(), &id.0, &bytes[..end]].concat();
         let body = crypto::open(&body_key(keys, id), [0; 12], &aad, &bytes[end..])
             .ok_or_else(|| bad("does not authenticate (damaged or tampered with)"))?;
-        let packs = Self::decode_body(&body, pack_ids, id)?;
+        let packs = Self::decode_body(&body, pack_ids, id, &bytes[..8] == INDEX_MAGIC_V2)?;
         Ok(IndexFile { space, packs })
     }
 }
@@ -157,7 +191,10 @@ pub struct Location {
 }
 
 /// 48 bytes per blob: id, pack number (low 24 bits) with type and flags in
-/// the top byte, offset, stored and raw length.
+/// the top byte, offset, stored and raw length. A blob in a frame
+/// ([`BIT_FRAMED`]) has the frame's number in `offset` (its offset and
+/// stored length are in [`SpaceIndex::frames`], shared by the frame's
+/// blobs) and its `inner` in `stored_len`, so frames cost no byte per blob.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     id: [u8; 32],
@@ -170,6 +207,7 @@ struct Entry {
 const PACK_MASK: u32 = 0x00FF_FFFF;
 const BIT_TREE: u32 = 1 << 24;
 const BIT_COMPRESSED: u32 = 1 << 25;
+const BIT_FRAMED: u32 = 1 << 26;
 
 /// The in-memory index of one dedup space.
 #[derive(Default)]
@@ -177,6 +215,9 @@ pub struct SpaceIndex {
     packs: Vec<(PackId, SessionId)>,
     pack_pos: HashMap<PackId, u32>,
     entries: Vec<Entry>,
+    /// (offset, stored length) of each frame: 8 bytes per frame, which
+    /// holds tens of blobs.
+    frames: Vec<(u32, u32)>,
     /// Fan-out over the ids' top `fanout_bits` bits: the entries of bucket
     /// `k` are `entries[fanout[k]..fanout[k + 1]]`. At most one bucket per
     /// two blobs (≤ 2 bytes per blob), so a lookup searches ~2 entries.
@@ -207,6 +248,7 @@ impl SpaceIndex {
         assert!(n <= PACK_MASK, "more than 16M packs in one space");
         self.packs.push((pack, header.session));
         self.pack_pos.insert(pack, n);
+        let mut last_frame: Option<(u32, u32)> = None;
         for e in &header.entries {
             let mut bits = n;
             if e.kind == BlobType::Tree {
@@ -215,11 +257,23 @@ impl SpaceIndex {
             if e.flags & FLAG_COMPRESSED != 0 {
                 bits |= BIT_COMPRESSED;
             }
+            let (offset, stored_len) = if e.is_framed() {
+                bits |= BIT_FRAMED;
+                let frame = (e.offset, e.stored_len);
+                if last_frame != Some(frame) {
+                    self.frames.push(frame);
+                    last_frame = Some(frame);
+                }
+                let k = u32::try_from(self.frames.len() - 1).expect("fewer than 4G frames");
+                (k, e.inner)
+            } else {
+                (e.offset, e.stored_len)
+            };
             self.entries.push(Entry {
                 id: e.id.0,
                 pack_and_bits: bits,
-                offset: e.offset,
-                stored_len: e.stored_len,
+                offset,
+                stored_len,
                 raw_len: e.raw_len,
             });
         }
@@ -234,6 +288,7 @@ impl SpaceIndex {
             });
             self.entries.dedup_by(|a, b| a.id == b.id);
             self.entries.shrink_to_fit();
+            self.frames.shrink_to_fit();
             self.sorted = true;
         }
         self.build_fanout();
@@ -293,6 +348,18 @@ impl SpaceIndex {
 
     fn location(&self, e: &Entry) -> Location {
         let (pack, session) = self.packs[(e.pack_and_bits & PACK_MASK) as usize];
+        let framed = e.pack_and_bits & BIT_FRAMED != 0;
+        let (offset, stored_len, inner) = if framed {
+            let (o, s) = self.frames[e.offset as usize];
+            (o, s, e.stored_len)
+        } else {
+            (e.offset, e.stored_len, 0)
+        };
+        let flags = if e.pack_and_bits & BIT_COMPRESSED != 0 {
+            FLAG_COMPRESSED
+        } else {
+            0
+        } | if framed { FLAG_FRAMED } else { 0 };
         Location {
             pack,
             session,
@@ -302,15 +369,12 @@ impl SpaceIndex {
                 } else {
                     BlobType::Data
                 },
-                flags: if e.pack_and_bits & BIT_COMPRESSED != 0 {
-                    FLAG_COMPRESSED
-                } else {
-                    0
-                },
+                flags,
                 id: BlobId(e.id),
-                offset: e.offset,
-                stored_len: e.stored_len,
+                offset,
+                stored_len,
                 raw_len: e.raw_len,
+                inner,
             },
         }
     }
@@ -330,8 +394,9 @@ impl SpaceIndex {
             .iter()
             .filter(|e| e.pack_and_bits & BIT_TREE != 0)
         {
+            let l = self.location(e).entry;
             let end = ends.entry(e.pack_and_bits & PACK_MASK).or_default();
-            *end = (*end).max(e.offset as u64 + e.stored_len as u64);
+            *end = (*end).max(l.offset as u64 + l.stored_len as u64);
         }
         ends.into_iter()
             .map(|(n, end)| (self.packs[n as usize].0, end))
@@ -393,6 +458,7 @@ mod tests {
                                 offset: *off,
                                 stored_len: sl,
                                 raw_len: rl,
+                                inner: 0,
                             };
                             *off += sl;
                             Some(e)
@@ -415,6 +481,7 @@ mod tests {
                     offset: i as u32 * 10,
                     stored_len: 10,
                     raw_len: 10,
+                    inner: 0,
                 })
                 .collect(),
         }
@@ -458,6 +525,48 @@ mod tests {
                 assert!(!idx.contains(&BlobId(near)));
             }
         }
+    }
+
+    /// A pack with frames: the index file is version 2, and the compact
+    /// in-memory index (48 bytes per blob, frames in a side table) gives
+    /// back every entry exactly as the pack header has it.
+    #[test]
+    fn framed_entries_round_trip_through_the_file_and_the_memory_index() {
+        let keys = SpaceKeys::from_secret(SpaceId([1; 16]), &Key([2; 32]));
+        let session = crate::keys::SessionKey::generate();
+        let mut w = crate::pack::PackWriter::new(&session, BlobType::Data, 0);
+        let mut comp = zstd::bulk::Compressor::new(3).unwrap();
+        let mut n = 0u8;
+        for frame in 0..4 {
+            let mut f = crate::pack::FrameBuf::default();
+            for i in 0..(frame + 2) {
+                n += 1;
+                f.push(BlobId([n; 32]), &vec![i as u8; 100 * i + 1]);
+            }
+            w.add_frame(&f.raw, 0, &f.members);
+            n += 1;
+            w.add_raw(&mut comp, BlobId([n; 32]), b"alone");
+        }
+        let p = w.finish(&keys);
+        let file = IndexFile {
+            space: keys.space,
+            packs: vec![IndexPack {
+                pack: p.id,
+                header: p.header.clone(),
+            }],
+        };
+        let id = IndexId::random();
+        let bytes = file.encode(&keys, &id);
+        assert_eq!(&bytes[..8], INDEX_MAGIC_V2);
+        assert_eq!(IndexFile::decode(&bytes, &keys, &id).unwrap(), file);
+        let mut idx = SpaceIndex::new();
+        idx.add_pack(p.id, &p.header);
+        idx.finalize();
+        assert_eq!(idx.frames.len(), 4);
+        for e in &p.header.entries {
+            assert_eq!(&idx.lookup(&e.id).unwrap().entry, e);
+        }
+        assert_eq!(SpaceIndex::entry_size(), 48);
     }
 
     proptest! {

@@ -220,7 +220,7 @@ pub async fn run(
         let list = kept
             .into_iter()
             .map(|(pack, mut header)| {
-                header.entries.sort_by_key(|e| e.offset);
+                header.entries.sort_by_key(|e| (e.offset, e.inner));
                 IndexPack { pack, header }
             })
             .collect();

@@ -6,11 +6,20 @@ use crate::id::{BlobId, PackId, SessionId, SpaceId};
 use crate::keys::{SessionKey, SpaceKeys};
 use crate::{Error, Result};
 
+mod frame;
+pub use frame::{
+    FLAG_FRAMED, FRAME_MAX_BLOB, FRAME_TARGET, FrameBuf, Framing, MAX_FRAME_RAW, Unit,
+    check_entries, need_of, same_unit, units,
+};
+
 pub const PACK_MAGIC: &[u8; 8] = b"PLHPACK1";
 /// `space_id (16) ‖ header_len (4) ‖ magic (8)`.
 pub const TRAILER_LEN: usize = 28;
-/// Bytes one header entry takes.
+/// Bytes one header entry takes (version 1).
 pub const HEADER_ENTRY_LEN: usize = 42;
+/// Bytes one header entry takes in version 2 (and one index entry in
+/// index version 2): the version-1 fields, the offset and `inner`.
+pub const ENTRY_V2_LEN: usize = 50;
 pub const FLAG_COMPRESSED: u8 = 1;
 /// Compression must save at least this share (in 1/100) to be kept.
 const MIN_SAVING_PERCENT: usize = 3;
@@ -37,7 +46,11 @@ impl BlobType {
     }
 }
 
-/// One blob of a pack.
+/// One blob of a pack. A blob alone: `offset`/`stored_len` are its own
+/// sealed bytes, `inner` is 0. A blob in a frame ([`FLAG_FRAMED`]):
+/// `offset`/`stored_len` (and type and flags) are the frame's, shared by
+/// every blob of it, and the blob's raw bytes are
+/// `inner..inner + raw_len` of the frame's decompressed bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackEntry {
     pub kind: BlobType,
@@ -46,6 +59,13 @@ pub struct PackEntry {
     pub offset: u32,
     pub stored_len: u32,
     pub raw_len: u32,
+    pub inner: u32,
+}
+
+impl PackEntry {
+    pub fn is_framed(&self) -> bool {
+        self.flags & FLAG_FRAMED != 0
+    }
 }
 
 /// The decrypted header of a pack.
@@ -85,6 +105,17 @@ fn header_aad(pack: &PackId, space: &SpaceId) -> Vec<u8> {
 pub fn compress(compressor: &mut zstd::bulk::Compressor<'_>, raw: &[u8], out: &mut Vec<u8>) -> u8 {
     out.clear();
     compress_at(compressor, raw, out, 0)
+}
+
+/// [`compress`] for a frame: no sample probe (a frame's first blob says
+/// nothing of the others), the whole is tried and kept if it pays.
+pub fn compress_frame(
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    raw: &[u8],
+    out: &mut Vec<u8>,
+) -> u8 {
+    out.clear();
+    compress_whole(compressor, raw, out, 0)
 }
 
 /// Order-0 (byte-frequency) entropy of `sample`, in bits per byte.
@@ -143,7 +174,30 @@ fn compress_at(
     {
         return 0;
     }
-    if pays(raw, buf) { FLAG_COMPRESSED } else { 0 }
+    compress_whole(compressor, raw, buf, at)
+}
+
+/// `raw` compressed into `buf[at..]` if that saves [`MIN_SAVING_PERCENT`]
+/// (flags as [`compress_at`]).
+fn compress_whole(
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    raw: &[u8],
+    buf: &mut Vec<u8>,
+    at: usize,
+) -> u8 {
+    buf.truncate(at);
+    // Amortized growth: a pack started small (prune) is not reallocated
+    // blob by blob; data packs already have the room.
+    buf.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+    let mut dst = std::io::Cursor::new(&mut *buf);
+    dst.set_position(at as u64);
+    let pays = matches!(compressor.compress_to_buffer(raw, &mut dst), Ok(n) if n * 100 <= raw.len() * (100 - MIN_SAVING_PERCENT));
+    if pays {
+        FLAG_COMPRESSED
+    } else {
+        buf.truncate(at);
+        0
+    }
 }
 
 /// The buffer capacity a data pack of `pack_size` needs so that adding its
@@ -200,7 +254,7 @@ impl PackWriter {
 
     /// The pack's length once finished: blobs, encrypted header, trailer.
     pub fn finished_len(&self) -> usize {
-        self.buf.len() + 21 + self.entries.len() * HEADER_ENTRY_LEN + TAG_LEN + TRAILER_LEN
+        self.buf.len() + 21 + self.entries.len() * ENTRY_V2_LEN + TAG_LEN + TRAILER_LEN
     }
 
     pub fn is_empty(&self) -> bool {
@@ -249,7 +303,39 @@ impl PackWriter {
             offset,
             stored_len,
             raw_len,
+            inner: 0,
         });
+        stored_len
+    }
+
+    /// Encrypt and append one frame: `stored` is the (maybe compressed,
+    /// per `flags`) concatenation of the `members`' raw bytes, in order.
+    pub fn add_frame(&mut self, stored: &[u8], flags: u8, members: &[(BlobId, u32)]) -> u32 {
+        let flags = flags | FLAG_FRAMED;
+        let offset = self.buf.len();
+        self.buf.extend_from_slice(stored);
+        let offset = u32::try_from(offset).expect("packs stay below 4 GiB");
+        let aad = frame::frame_aad(&self.id, self.kind, flags);
+        self.sealer.seal_tail(
+            counter_nonce(offset as u64),
+            &aad,
+            &mut self.buf,
+            offset as usize,
+        );
+        let stored_len = (self.buf.len() - offset as usize) as u32;
+        let mut inner = 0u32;
+        for (id, raw_len) in members {
+            self.entries.push(PackEntry {
+                kind: self.kind,
+                flags,
+                id: *id,
+                offset,
+                stored_len,
+                raw_len: *raw_len,
+                inner,
+            });
+            inner += raw_len;
+        }
         stored_len
     }
 
@@ -280,40 +366,92 @@ impl PackWriter {
     }
 }
 
+/// Version 1 unless a blob is framed (so nothing a version-1 reader
+/// cannot read is written where no frame is needed).
 fn encode_header(h: &PackHeader) -> Vec<u8> {
-    let mut out = Vec::with_capacity(21 + h.entries.len() * HEADER_ENTRY_LEN);
-    out.push(1);
+    let v2 = h.entries.iter().any(PackEntry::is_framed);
+    let per = if v2 { ENTRY_V2_LEN } else { HEADER_ENTRY_LEN };
+    let mut out = Vec::with_capacity(21 + h.entries.len() * per);
+    out.push(if v2 { 2 } else { 1 });
     out.extend_from_slice(&h.session.0);
     out.extend_from_slice(&(h.entries.len() as u32).to_le_bytes());
     for e in &h.entries {
-        out.push(e.kind as u8);
-        out.push(e.flags);
-        out.extend_from_slice(&e.id.0);
-        out.extend_from_slice(&e.stored_len.to_le_bytes());
-        out.extend_from_slice(&e.raw_len.to_le_bytes());
+        if v2 {
+            encode_entry_v2(e, &mut out);
+        } else {
+            out.push(e.kind as u8);
+            out.push(e.flags);
+            out.extend_from_slice(&e.id.0);
+            out.extend_from_slice(&e.stored_len.to_le_bytes());
+            out.extend_from_slice(&e.raw_len.to_le_bytes());
+        }
     }
     out
 }
 
-/// Parse a header's plaintext, recomputing offsets.
+/// `type ‖ flags ‖ blob_id ‖ offset ‖ stored_len ‖ raw_len ‖ inner`: a
+/// version-2 header entry and a version-2 index entry.
+pub fn encode_entry_v2(e: &PackEntry, out: &mut Vec<u8>) {
+    out.push(e.kind as u8);
+    out.push(e.flags);
+    out.extend_from_slice(&e.id.0);
+    for x in [e.offset, e.stored_len, e.raw_len, e.inner] {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// Parses one [`ENTRY_V2_LEN`]-byte entry.
+pub fn decode_entry_v2(e: &[u8]) -> std::result::Result<PackEntry, &'static str> {
+    let kind = BlobType::from_u8(e[0]).ok_or("unknown blob type")?;
+    let flags = e[1];
+    if flags & !(FLAG_COMPRESSED | FLAG_FRAMED) != 0 {
+        return Err("unknown blob flags");
+    }
+    let u = |i: usize| u32::from_le_bytes(e[i..i + 4].try_into().expect("4 bytes"));
+    let entry = PackEntry {
+        kind,
+        flags,
+        id: BlobId::from_slice(&e[2..34]).expect("32 bytes"),
+        offset: u(34),
+        stored_len: u(38),
+        raw_len: u(42),
+        inner: u(46),
+    };
+    if (entry.stored_len as usize) < TAG_LEN {
+        return Err("blob shorter than its tag");
+    }
+    Ok(entry)
+}
+
+/// Parse a header's plaintext (version 1: offsets recomputed; version 2:
+/// offsets given, checked to describe the whole pack, frames checked).
 pub fn decode_header(plain: &[u8], what: &str) -> Result<PackHeader> {
     let bad = |d: &str| Error::corrupt(what.to_owned(), d.to_owned());
-    if plain.len() < 21 || plain[0] != 1 {
+    if plain.len() < 21 || !matches!(plain[0], 1 | 2) {
         return Err(bad("header is too short or has an unknown version"));
     }
+    let v2 = plain[0] == 2;
     let session = SessionId::from_slice(&plain[1..17]).expect("16 bytes");
     let count = u32::from_le_bytes(plain[17..21].try_into().expect("4 bytes")) as usize;
     let body = &plain[21..];
+    let per = if v2 { ENTRY_V2_LEN } else { HEADER_ENTRY_LEN };
     if body.len()
         != count
-            .checked_mul(HEADER_ENTRY_LEN)
+            .checked_mul(per)
             .ok_or_else(|| bad("entry count overflows"))?
     {
         return Err(bad("header length does not match its entry count"));
     }
     let mut entries = Vec::with_capacity(count);
+    if v2 {
+        for e in body.chunks_exact(per) {
+            entries.push(decode_entry_v2(e).map_err(bad)?);
+        }
+        check_entries(&entries, true).map_err(|d| bad(&d))?;
+        return Ok(PackHeader { session, entries });
+    }
     let mut offset: u64 = 0;
-    for e in body.chunks_exact(HEADER_ENTRY_LEN) {
+    for e in body.chunks_exact(per) {
         let kind = BlobType::from_u8(e[0]).ok_or_else(|| bad("unknown blob type"))?;
         let flags = e[1];
         if flags & !FLAG_COMPRESSED != 0 {
@@ -333,6 +471,7 @@ pub fn decode_header(plain: &[u8], what: &str) -> Result<PackHeader> {
             offset: off,
             stored_len,
             raw_len,
+            inner: 0,
         });
         offset += stored_len as u64;
     }
@@ -379,7 +518,9 @@ pub fn decompress(stored: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
     zstd::bulk::decompress(stored, raw_len)
 }
 
-/// Decrypt, decompress and check one blob read from a pack.
+/// Decrypt, decompress and check one blob read from a pack: `ct` is its
+/// unit's bytes (the blob's own, or its whole frame's). A reader wanting
+/// several blobs of one frame opens it once with [`Unit::open`] instead.
 pub fn open_blob(
     pack_key: &Key,
     pack: &PackId,
@@ -387,25 +528,9 @@ pub fn open_blob(
     ct: &[u8],
     space: &SpaceKeys,
 ) -> Result<Vec<u8>> {
-    let what = || format!("blob {} in pack {pack}", entry.id);
-    let aad = blob_aad(pack, &entry.id, entry.kind, entry.flags, entry.raw_len);
-    let plain =
-        crypto::open(pack_key, counter_nonce(entry.offset as u64), &aad, ct).ok_or_else(|| {
-            Error::corrupt(what(), "does not authenticate (damaged or tampered with)")
-        })?;
-    let raw = if entry.flags & FLAG_COMPRESSED != 0 {
-        decompress(&plain, entry.raw_len as usize)
-            .map_err(|e| Error::corrupt(what(), e.to_string()))?
-    } else {
-        plain
-    };
-    if raw.len() != entry.raw_len as usize {
-        return Err(Error::corrupt(what(), "length differs from the index"));
-    }
-    if space.blob_id(&raw) != entry.id {
-        return Err(Error::corrupt(what(), "content does not hash to its id"));
-    }
-    Ok(raw)
+    let need = need_of([entry]);
+    let unit = Unit::open(pack_key, pack, entry, ct, need)?;
+    Ok(unit.blob(pack, entry, space)?.to_vec())
 }
 
 #[cfg(test)]
@@ -423,7 +548,7 @@ mod tests {
         fn header_round_trip(n in 0usize..50, seed in any::<u8>()) {
             let entries: Vec<PackEntry> = (0..n).scan(0u32, |off, i| {
                 let e = PackEntry { kind: if i % 2 == 0 { BlobType::Data } else { BlobType::Tree }, flags: (i % 2) as u8,
-                    id: BlobId([seed.wrapping_add(i as u8); 32]), offset: *off, stored_len: 16 + i as u32, raw_len: i as u32 * 3 };
+                    id: BlobId([seed.wrapping_add(i as u8); 32]), offset: *off, stored_len: 16 + i as u32, raw_len: i as u32 * 3, inner: 0 };
                 *off += e.stored_len;
                 Some(e)
             }).collect();

@@ -11,6 +11,7 @@
 
 pub(crate) mod lock;
 pub(crate) mod phase2;
+mod repack;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -22,7 +23,7 @@ use crate::id::{BlobId, IndexId, PackId, SnapshotId, SpaceId};
 use crate::index::{IndexFile, IndexPack, Location, SpaceIndex};
 use crate::keys::SessionKey;
 use crate::layout;
-use crate::pack::{self, PackHeader, PackWriter};
+use crate::pack::{self, PackHeader};
 use crate::repo::Reader;
 use crate::{Error, Result};
 
@@ -197,23 +198,43 @@ async fn phase1(
             by_pack.entry(loc.pack).or_default().push(loc);
         }
         let keys = reader.space_keys(*space);
-        let mut writers: [Option<PackWriter>; 2] = [None, None];
-        let mut sources: [HashSet<PackId>; 2] = [HashSet::new(), HashSet::new()];
-        let mut comp = zstd::bulk::Compressor::new(reader.repo.config.compression_level)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut repacker = repack::Repacker::new(
+            &session,
+            keys,
+            pack::Framing::of_repo(&reader.repo.config),
+            reader.repo.config.compression_level,
+        )?;
+        let mut repacked: Vec<repack::Repacked> = Vec::new();
         for (p, mut locs) in by_pack {
             if !packs.contains_key(&p) || pending.contains(&p) {
                 continue; // gone, or already condemned by a pending record
             }
-            locs.sort_by_key(|l| l.entry.offset);
-            let total: u64 = locs.iter().map(|l| l.entry.stored_len as u64).sum();
-            let live: Vec<&Location> = locs.iter().filter(|l| used.contains(&l.entry.id)).collect();
-            let live_bytes: u64 = live.iter().map(|l| l.entry.stored_len as u64).sum();
-            if live.is_empty() {
+            locs.sort_by_key(|l| (l.entry.offset, l.entry.inner));
+            // Bytes per unit; a frame's live share is its live blobs' share
+            // of its raw bytes.
+            let (mut total, mut live_bytes) = (0f64, 0f64);
+            let mut any_live = false;
+            for unit in pack::units(&locs, |l| &l.entry) {
+                let stored = unit[0].entry.stored_len as f64;
+                let raw: u64 = unit.iter().map(|l| l.entry.raw_len as u64).sum();
+                let live: u64 = unit
+                    .iter()
+                    .filter(|l| used.contains(&l.entry.id))
+                    .map(|l| l.entry.raw_len as u64)
+                    .sum();
+                any_live |= unit.iter().any(|l| used.contains(&l.entry.id));
+                total += stored;
+                live_bytes += if raw == 0 {
+                    if live == 0 { 0.0 } else { stored }
+                } else {
+                    stored * live as f64 / raw as f64
+                };
+            }
+            if !any_live {
                 condemned.push(p);
                 continue;
             }
-            if (total - live_bytes) as f64 <= opts.repack_unused * total as f64 {
+            if total - live_bytes <= opts.repack_unused * total {
                 let session = locs[0].session;
                 new_index.entry(*space).or_default().push(IndexPack {
                     pack: p,
@@ -232,16 +253,19 @@ async fn phase1(
                     .await?;
                 session_written = true;
             }
-            for l in live {
-                let raw = reader.read_blob_at(*space, l).await?;
-                let slot = l.entry.kind as usize;
-                let w =
-                    writers[slot].get_or_insert_with(|| PackWriter::new(&session, l.entry.kind, 0));
-                w.add_raw(&mut comp, l.entry.id, &raw);
-                sources[slot].insert(p);
-                if w.len() >= 16 << 20 {
-                    let f = writers[slot].take().expect("just used").finish(&keys);
-                    for old in sources[slot].drain() {
+            for unit in pack::units(&locs, |l| &l.entry) {
+                let live: Vec<&Location> =
+                    unit.iter().filter(|l| used.contains(&l.entry.id)).collect();
+                if live.is_empty() {
+                    continue;
+                }
+                // A frame is fetched and decompressed once for its blobs.
+                let raws = reader.read_unit(*space, &live).await?;
+                for (l, raw) in live.iter().zip(raws) {
+                    repacked.extend(repacker.add(l.entry.kind, l.entry.id, &raw, p));
+                }
+                for (f, from) in repacked.drain(..) {
+                    for old in from {
                         moves.entry(old).or_default().push(f.id);
                     }
                     put_pack(store, f, new_index.entry(*space).or_default()).await?;
@@ -251,10 +275,8 @@ async fn phase1(
             report.repacked_packs += 1;
             condemned.push(p);
         }
-        for (slot, w) in writers.into_iter().enumerate() {
-            let Some(w) = w else { continue };
-            let f = w.finish(&keys);
-            for old in sources[slot].drain() {
+        for (f, from) in repacker.finish() {
+            for old in from {
                 moves.entry(old).or_default().push(f.id);
             }
             put_pack(store, f, new_index.entry(*space).or_default()).await?;

@@ -423,23 +423,48 @@ impl Reader {
         space: SpaceId,
         loc: &crate::index::Location,
     ) -> Result<Vec<u8>> {
-        let session = self.session(loc.session).await?;
-        let e = &loc.entry;
+        let mut raws = self.read_unit(space, &[loc]).await?;
+        Ok(raws.pop().expect("one blob asked, one read"))
+    }
+
+    /// Read blobs of one unit of a pack (one blob, or blobs of one frame:
+    /// the same pack and offset), fetched, authenticated and decompressed
+    /// once; each is re-hashed.
+    pub async fn read_unit(
+        &self,
+        space: SpaceId,
+        locs: &[&crate::index::Location],
+    ) -> Result<Vec<Vec<u8>>> {
+        let Some(first) = locs.first() else {
+            return Ok(Vec::new());
+        };
+        debug_assert!(
+            locs.iter()
+                .all(|l| l.pack == first.pack && pack::same_unit(&l.entry, &first.entry))
+        );
+        let session = self.session(first.session).await?;
+        let e = &first.entry;
         let ct = self
             .repo
             .store
             .get_range(
-                &pack::pack_key_name(&loc.pack),
+                &pack::pack_key_name(&first.pack),
                 e.offset as u64..e.offset as u64 + e.stored_len as u64,
             )
             .await?;
         let keys = self.space_keys(space);
-        let pk = session.pack_key(&loc.pack);
-        let pack_id = loc.pack;
-        let entry = loc.entry.clone();
-        tokio::task::spawn_blocking(move || pack::open_blob(&pk, &pack_id, &entry, &ct, &keys))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))?
+        let pk = session.pack_key(&first.pack);
+        let pack_id = first.pack;
+        let entries: Vec<pack::PackEntry> = locs.iter().map(|l| l.entry.clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            let unit = pack::Unit::open(&pk, &pack_id, &entries[0], &ct, pack::need_of(&entries))?;
+            entries
+                .iter()
+                .map(|e| unit.blob(&pack_id, e, &keys).map(<[u8]>::to_vec))
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
     }
 
     pub async fn read_tree(&self, space: SpaceId, id: &BlobId) -> Result<Tree> {

@@ -245,7 +245,8 @@ async fn read_pack(reader: &Reader, space: SpaceId, pack: PackId) -> (usize, u64
         .map(|e| idx.and_then(|i| i.lookup(&e.id)))
         .collect();
     let len = bytes.len() as u64;
-    // Opening every blob is the work: on the blocking pool.
+    // Opening every unit (a blob, or a frame once for all its blobs) is
+    // the work: on the blocking pool.
     let checked = tokio::task::spawn_blocking(move || {
         let mut problems = Vec::new();
         for (e, loc) in header.entries.iter().zip(indexed) {
@@ -258,20 +259,31 @@ async fn read_pack(reader: &Reader, space: SpaceId, pack: PackId) -> (usize, u64
                     e.id
                 ));
             }
-            let (s, end) = (e.offset as usize, e.offset as usize + e.stored_len as usize);
-            match bytes.get(s..end) {
-                None => problems.push(format!(
-                    "pack {pack}: blob {}: beyond the end of the pack",
-                    e.id
+        }
+        for unit in pack::units(&header.entries, |e| e) {
+            let first = &unit[0];
+            let (s, end) = (
+                first.offset as usize,
+                first.offset as usize + first.stored_len as usize,
+            );
+            let opened = match bytes.get(s..end) {
+                None => Err(Error::corrupt(
+                    format!("pack {pack}"),
+                    "beyond the end of the pack",
                 )),
-                Some(ct) => {
-                    if let Err(err) = pack::open_blob(&pk, &pack, e, ct, &keys) {
-                        problems.push(format!(
-                            "pack {pack}: {} blob {}: {err}",
-                            e.kind.name(),
-                            e.id
-                        ));
-                    }
+                Some(ct) => pack::Unit::open(&pk, &pack, first, ct, pack::need_of(unit)),
+            };
+            for e in unit {
+                let blob = opened
+                    .as_ref()
+                    .map_err(|err| err.to_string())
+                    .and_then(|u| u.blob(&pack, e, &keys).map_err(|err| err.to_string()));
+                if let Err(err) = blob {
+                    problems.push(format!(
+                        "pack {pack}: {} blob {}: {err}",
+                        e.kind.name(),
+                        e.id
+                    ));
                 }
             }
         }
@@ -440,10 +452,9 @@ pub async fn check_space(
                     }
                     Err(e) => return Some(format!("pack {pack}: {e}")),
                 };
-                entries.sort_by_key(|e| e.offset);
+                entries.sort_by_key(|e| (e.offset, e.inner));
                 entries.dedup();
-                let mut in_header = header.entries;
-                in_header.sort_by_key(|e| e.offset);
+                let in_header = header.entries;
                 if entries.iter().any(|e| !in_header.contains(e)) {
                     return Some(format!(
                         "pack {pack}: the index lists blobs its header does not hold"

@@ -82,32 +82,43 @@ impl Created {
     }
 }
 
-type Arrived = (PackEntry, Vec<Target>, Bytes);
+/// One unit's bytes (a blob's, or a frame's) and the blobs wanted from it.
+type Arrived = (Vec<(PackEntry, Vec<Target>)>, Bytes);
 
 impl Sink {
-    /// Opens each blob and writes it to its places (on a blocking thread).
-    fn write(&self, pk: &Key, pack_id: &PackId, blobs: &[Arrived]) -> Result<()> {
+    /// Opens each unit once (a frame is decompressed once for all its
+    /// blobs) and writes each blob to its places (on a blocking thread).
+    fn write(&self, pk: &Key, pack_id: &PackId, units: &[Arrived]) -> Result<()> {
         self.created.wait()?;
-        for (entry, targets, ct) in blobs {
-            let raw = pack::open_blob(pk, pack_id, entry, ct, &self.keys)?;
-            for t in targets {
-                let path = &self.files[t.file].path;
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(path)
-                    .map_err(|e| Error::io(path, e))?;
-                // In pieces: see `storage::LOCAL_WRITE`.
-                let mut at = t.offset;
-                for piece in raw.chunks(crate::storage::LOCAL_WRITE) {
-                    f.write_all_at(piece, at).map_err(|e| Error::io(path, e))?;
-                    at += piece.len() as u64;
-                }
+        for (blobs, ct) in units {
+            let need = pack::need_of(blobs.iter().map(|(e, _)| e));
+            let unit = pack::Unit::open(pk, pack_id, &blobs[0].0, ct, need)?;
+            for (entry, targets) in blobs {
+                let raw = unit.blob(pack_id, entry, &self.keys)?;
+                self.write_blob(raw, targets)?;
             }
-            self.progress
-                .bytes
-                .fetch_add(raw.len() as u64 * targets.len() as u64, Ordering::Relaxed);
         }
+        Ok(())
+    }
+
+    fn write_blob(&self, raw: &[u8], targets: &[Target]) -> Result<()> {
+        for t in targets {
+            let path = &self.files[t.file].path;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            // In pieces: see `storage::LOCAL_WRITE`.
+            let mut at = t.offset;
+            for piece in raw.chunks(crate::storage::LOCAL_WRITE) {
+                f.write_all_at(piece, at).map_err(|e| Error::io(path, e))?;
+                at += piece.len() as u64;
+            }
+        }
+        self.progress
+            .bytes
+            .fetch_add(raw.len() as u64 * targets.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -178,14 +189,20 @@ async fn whole(reader: &Reader, r: Range, sink: Sink) -> Result<u64> {
     let pk = session.pack_key(&r.pack);
     let len = r.hi - r.lo;
     blocking(move || {
-        let mut arrived = Vec::with_capacity(r.blobs.len());
+        let mut arrived: Vec<Arrived> = Vec::with_capacity(r.blobs.len());
         for (entry, targets) in r.blobs {
+            if let Some((blobs, _)) = arrived.last_mut()
+                && pack::same_unit(&blobs[0].0, &entry)
+            {
+                blobs.push((entry, targets));
+                continue;
+            }
             let s = (entry.offset as u64 - r.lo) as usize;
             let e = s + entry.stored_len as usize;
             if e > span.len() {
                 return Err(truncated(&r.pack, &entry));
             }
-            arrived.push((entry, targets, span.slice(s..e)));
+            arrived.push((vec![(entry, targets)], span.slice(s..e)));
         }
         sink.write(&pk, &r.pack, &arrived)
     })
@@ -239,9 +256,15 @@ async fn stream_range(reader: &Reader, r: Range, sink: Sink, writing: &mut Writi
             let Some(ct) = arrived.take(lo, hi) else {
                 break;
             };
-            let (entry, targets) = blobs.pop_front().expect("just looked");
+            // The unit's blobs: one, or every wanted blob of a frame.
+            let mut unit = vec![blobs.pop_front().expect("just looked")];
+            while let Some((next, _)) = blobs.front()
+                && pack::same_unit(&unit[0].0, next)
+            {
+                unit.push(blobs.pop_front().expect("just looked"));
+            }
             batch_bytes += ct.len();
-            batch.push((entry, targets, ct));
+            batch.push((unit, ct));
         }
         if batch_bytes >= WRITE_BATCH || (blobs.is_empty() && !batch.is_empty()) {
             if let Some(w) = writing.take() {

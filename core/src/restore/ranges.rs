@@ -22,7 +22,7 @@ pub(super) struct Range {
     pub(super) session: SessionId,
     pub(super) lo: u64,
     pub(super) hi: u64,
-    /// In offset order.
+    /// In offset order (a frame's blobs together, by `inner`).
     pub(super) blobs: Vec<(PackEntry, Vec<Target>)>,
 }
 
@@ -55,18 +55,18 @@ pub(super) const REMOTE: Reach = Reach {
 };
 
 /// Splits each pack's blobs into ranges, each pack's in offset order (the
-/// packs in no particular order).
+/// packs in no particular order). The blobs of one frame are always in
+/// one range, which fetches the frame once.
 pub(super) fn ranges(plan: HashMap<PackId, PackPlan>, reach: Reach) -> Vec<Range> {
     let mut out = Vec::new();
     for (pack, pp) in plan {
         let mut blobs: Vec<(PackEntry, Vec<Target>)> = pp.blobs.into_values().collect();
-        blobs.sort_by_key(|(e, _)| e.offset);
+        blobs.sort_by_key(|(e, _)| (e.offset, e.inner));
         let mut cur: Option<Range> = None;
         for (e, targets) in blobs {
             let (lo, hi) = (e.offset as u64, e.offset as u64 + e.stored_len as u64);
             if let Some(r) = &mut cur
-                && lo <= r.hi + reach.max_gap
-                && hi - r.lo <= reach.max_range
+                && (lo < r.hi || (lo <= r.hi + reach.max_gap && hi - r.lo <= reach.max_range))
             {
                 r.hi = r.hi.max(hi);
                 r.blobs.push((e, targets));
@@ -99,6 +99,16 @@ mod range_tests {
             offset,
             stored_len: len,
             raw_len: len,
+            inner: 0,
+        }
+    }
+
+    fn framed(offset: u32, len: u32, inner: u32) -> PackEntry {
+        PackEntry {
+            flags: pack::FLAG_FRAMED,
+            inner,
+            raw_len: 10,
+            ..entry(offset, len)
         }
     }
 
@@ -136,6 +146,10 @@ mod range_tests {
             (entry(M + G + 1000 + G + 10 + G + 1, 10), 1),
             // Larger than max_range: read alone.
             (entry(3 * M, 3 * M), 2),
+            // A frame larger than max_range: its blobs in one range.
+            (framed(6 * M, 2 * M, 0), 1),
+            (framed(6 * M, 2 * M, 10), 2),
+            (framed(6 * M, 2 * M, 20), 1),
         ];
         let got = ranges(plan_of(PackId::random(), &blobs), LOCAL);
         let spans: Vec<(u64, u64, usize)> =
@@ -148,6 +162,7 @@ mod range_tests {
                 (m + g, m + g + 1000 + g + 10, 2),
                 (m + 3 * g + 1011, m + 3 * g + 1021, 1),
                 (3 * m, 6 * m, 1),
+                (6 * m, 8 * m, 3),
             ]
         );
         // Every blob once, with all its targets.
