@@ -5,7 +5,7 @@
 #
 #   bench/repo_bench.sh [--size BYTES] [--workdir DIR] [--tools pulih,restic,borg,rustic,bupstash] [--runs N]
 #                       [--corpus generated|debian] [--store file|s3] [--rtt 50ms] [--rate 100mbit]
-#                       [--phases all|restore]
+#                       [--phases all|restore] [--cold]
 #
 # --corpus generated (the default) is make_corpus.py's mixed corpus of
 # --size bytes; --corpus debian a Debian root of a real installation's
@@ -25,6 +25,11 @@
 #
 # --phases restore runs only the initial backup and the full restore.
 #
+# --cold drops the page cache (sync; /proc/sys/vm/drop_caches, needs root)
+# before every timed command, so each tool reads the corpus (and on
+# restore its repository) from the disk; without it the corpus's first
+# 2000 files are read once before each command (a warm cache).
+#
 # `--tools pulih,pulih-base` with PULIH_BASE_BIN=/path/to/an/older/pulih
 # measures an earlier build of Pulih beside this one in the same run (a
 # refactoring must not make the engine slower).
@@ -38,7 +43,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 size=$((1 << 30)); work=/tmp/pulih-bench; tools=pulih,restic,borg,rustic,bupstash; runs=3
-corpus_kind=generated; store=file; rtt=; rate=; phases=all
+corpus_kind=generated; store=file; rtt=; rate=; phases=all; cold=
 args=("$@")
 while [ $# -gt 0 ]; do
   case $1 in
@@ -46,6 +51,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --corpus) corpus_kind=$2; shift 2 ;; --store) store=$2; shift 2 ;;
     --rtt) rtt=$2; shift 2 ;; --rate) rate=$2; shift 2 ;; --phases) phases=$2; shift 2 ;;
+    --cold) cold=yes; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -214,7 +220,8 @@ rows=(); notes=()
 # phase beside it (pulih-netem's is not counted).
 measure() { # phase tool fn args...
   local phase=$1 tool=$2; shift 2
-  sync; cat $(find "$corpus" -type f | head -2000) >/dev/null 2>&1 || true
+  if [ -n "$cold" ]; then sync; echo 3 > /proc/sys/vm/drop_caches
+  else sync; cat $(find "$corpus" -type f | head -2000) >/dev/null 2>&1 || true; fi
   local before; before=$(repo_bytes $tool)
   local g0; g0=$(garage_ticks)
   local t0 t1; t0=$(date +%s%N)
@@ -284,7 +291,7 @@ fi
 {
   echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, corpus $bytes bytes ($(find "$corpus" -type f | wc -l) files), load before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "Corpus: $corpus_kind. Store: $setup. Phases: $([ $phases = all ] && echo "all" || echo "initial backup and full restore only")."
+  echo "Corpus: $corpus_kind. Store: $setup. Phases: $([ $phases = all ] && echo "all" || echo "initial backup and full restore only"). Page cache: $([ -n "$cold" ] && echo "dropped before every timed command (--cold)" || echo "warm (the corpus's first 2000 files read before every timed command)")."
   echo
   echo "Versions: pulih $("$pulih" --version | cut -d' ' -f2)$(for t in "${active[@]}"; do case $t in pulih-base) echo -n ", pulih-base $("$pulih_base" --version | cut -d' ' -f2) ($pulih_base)";; restic) echo -n ", $(restic version | cut -d' ' -f1-2)";; borg) echo -n ", $(borg --version)";; rustic) echo -n ", $(rustic --version)";; bupstash) echo -n ", $(bupstash version)";; esac; done)$([ $store = s3 ] && echo -n ", garage $garage_version")$([ -n "$proxy" ] && echo -n ", pulih-netem ($netem)")"
   echo
