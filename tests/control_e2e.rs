@@ -1111,3 +1111,40 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
     agent.stop();
     drop(controller);
 }
+
+/// Every `pulih` process runs with two glibc malloc arenas
+/// (cli/src/malloc.rs: it starts itself again, the same process, with
+/// `MALLOC_ARENA_MAX=2`), which keeps a restore's peak RSS near half.
+#[test]
+fn pulih_runs_with_two_malloc_arenas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Controller::start(&PULIH, tmp.path(), "");
+    let pid = c.proc.child.id();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"MALLOC_ARENA_MAX=2"),
+        "the controller's environment: {}",
+        String::from_utf8_lossy(&environ).replace('\0', " ")
+    );
+    // The same process (exec, not a child) running the same executable.
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        std::fs::canonicalize(env!("CARGO_BIN_EXE_pulih")).unwrap()
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("\nPPid:\t"), "{status}");
+    let ppid: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ppid,
+        std::process::id(),
+        "started by this test, not by a wrapper"
+    );
+}

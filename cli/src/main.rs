@@ -9,6 +9,7 @@ mod dev;
 mod drc;
 mod drill;
 mod exit;
+mod malloc;
 mod manifests;
 mod ops;
 mod plan;
@@ -95,6 +96,7 @@ fn quiet_on_broken_pipe() {
 }
 
 fn main() -> ExitCode {
+    malloc::limit_arenas();
     quiet_on_broken_pipe();
     let cli = Cli::parse();
     tracing_subscriber::fmt()

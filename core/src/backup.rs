@@ -48,7 +48,7 @@ use upload::upload_packs;
 use walk::Walker;
 
 /// Read windows for files longer than the chunker's minimum (each
-/// `max_size` + 12 MiB), shared by the readers: one, as when the walker
+/// `max_size` + 4 MiB), shared by the readers: one, as when the walker
 /// read every file itself.
 const WINDOWS: usize = 1;
 /// File readers by default. A reader mostly waits for the disk (with a
