@@ -1112,8 +1112,8 @@ fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
     drop(controller);
 }
 
-/// Every `pulih` process runs with two glibc malloc arenas
-/// (cli/src/malloc.rs: it starts itself again, the same process, with
+/// The serving and restoring commands run with two glibc malloc arenas
+/// (cli/src/malloc.rs: they start themselves again, the same process, with
 /// `MALLOC_ARENA_MAX=2`), which keeps a restore's peak RSS near half.
 #[test]
 fn pulih_runs_with_two_malloc_arenas() {

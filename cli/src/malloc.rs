@@ -3,16 +3,18 @@
 //! thread's next allocation, not for the others'. A restore's blocking
 //! threads each decrypt and decompress blobs of up to 4 MiB, so each arena
 //! keeps several MiB: peak RSS of a restore of the Debian bench tree was
-//! 141–144 MiB with glibc's default and 85 MiB with two arenas, in the
-//! same time (5.6 s vs 5.5 s; a backup's time and RSS did not change).
-//! jemalloc and mimalloc (preloaded) were worse than the default.
+//! 127–155 MiB with glibc's default and 82–89 MiB with two arenas, in the
+//! same time within the noise (docs/BENCHMARKS.md, "Peak RSS"). jemalloc
+//! and mimalloc (preloaded) were worse than glibc's default.
 //!
-//! The limit can only be set before the first allocation (or by `mallopt`,
-//! which needs `unsafe`, forbidden here), so the process starts itself
-//! again, the same executable (`/proc/self/exe`, even if the file was
-//! replaced since) with the same arguments, with `MALLOC_ARENA_MAX` set.
-//! A value the caller set is kept as it is; if the new start fails the
-//! process goes on with glibc's default.
+//! The limit can only be set when the process starts (or by `mallopt`,
+//! which needs `unsafe`, forbidden here), so the commands that restore,
+//! verify or serve (main's `reads_blobs_or_serves`) start themselves
+//! again: the same process (`exec`), the same executable
+//! (`/proc/self/exe`, even if the file was replaced since), the same
+//! arguments, with `MALLOC_ARENA_MAX` set. A value the caller set is kept
+//! as it is; if the new start fails the process goes on with glibc's
+//! default.
 
 /// Arenas: two, as measured above; more would only help many threads
 /// allocating small objects at once, which Pulih does not.

@@ -21,6 +21,17 @@ pub struct RepoArgs {
     command: RepoCommand,
 }
 
+impl RepoArgs {
+    /// A restore or a verify: many threads reading, decrypting and
+    /// writing blobs at once (see `malloc`).
+    pub fn reads_blobs(&self) -> bool {
+        matches!(
+            self.command,
+            RepoCommand::Restore(_) | RepoCommand::Verify(_)
+        )
+    }
+}
+
 #[derive(Subcommand)]
 enum RepoCommand {
     /// Create a repository and its walidata key slot.
