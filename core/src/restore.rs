@@ -31,6 +31,11 @@ pub struct RestoreOptions {
     /// Reads in flight from a local (`file://`) store. From an object
     /// store the number is measured as the restore goes.
     pub concurrency: usize,
+    /// From an object store: the most bytes of blobs that arrived and
+    /// wait to be written, over all reads (memory); a read that finds it
+    /// full waits, its bytes staying on the link. A blob larger than it
+    /// still passes, alone.
+    pub held_bytes: usize,
 }
 
 impl Default for RestoreOptions {
@@ -38,6 +43,7 @@ impl Default for RestoreOptions {
         RestoreOptions {
             include: Vec::new(),
             concurrency: 3,
+            held_bytes: content::HELD_MAX,
         }
     }
 }
@@ -138,7 +144,13 @@ pub async fn restore(
         progress,
         created,
     };
-    let fetching = content::fetch(reader, ranges::ranges(packs, reach), sink, opts.concurrency);
+    let fetching = content::fetch(
+        reader,
+        ranges::ranges(packs, reach),
+        sink,
+        opts.concurrency,
+        opts.held_bytes,
+    );
     let (made, fetched) = futures::future::join(making, fetching).await;
     // The creation's error first: a write's is only its consequence.
     made?;

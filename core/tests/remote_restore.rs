@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use pulih_core::backup::{BackupOptions, Progress, backup};
 use pulih_core::keys::AgentKey;
 use pulih_core::repo::Reader;
+use pulih_core::restore::RestoreOptions;
 use pulih_core::storage::Store;
 use pulih_core::trees::TreeLoader;
 use pulih_test_support::garage;
@@ -148,4 +149,59 @@ async fn a_restore_over_a_50ms_link_waits_for_the_trees_depth_not_for_each_direc
         .unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.trees, trees);
+}
+
+/// From an object store, the blobs waiting to be written are bounded in
+/// bytes: with room for less than one blob, every read waits for the
+/// others' writes, one blob at a time, and the restore still finishes
+/// with every byte in place (no read waits on itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_with_room_for_one_blob_at_a_time_finishes_whole() {
+    let store = Store::open(&format!("memory://held-{}", rand::random::<u64>()), true).unwrap();
+    let (repo, reader_keys) = support::init(&store, "sandi").await;
+    let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let total = make_source(&src);
+    let mut opts = BackupOptions::new("h".into(), dir.path().join("cache"));
+    opts.pack_size = 4 << 20;
+    backup(
+        store.clone(),
+        &agent,
+        std::slice::from_ref(&src),
+        &opts,
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    let reader = Reader::open(store, "sandi").await.unwrap();
+    let snap = reader.find_snapshot("latest").await.unwrap();
+    let target = dir.path().join("restored");
+    let one_at_a_time = RestoreOptions {
+        held_bytes: 1,
+        ..Default::default()
+    };
+    let restoring = pulih_core::restore::restore(
+        &reader,
+        &snap,
+        &target,
+        &one_at_a_time,
+        Arc::new(Default::default()),
+    );
+    let summary = tokio::time::timeout(Duration::from_secs(60), restoring)
+        .await
+        .expect("the restore finished (no read waits forever)")
+        .unwrap();
+    assert_eq!(summary.bytes, total);
+    let restored: PathBuf = target.join(src.strip_prefix("/").unwrap());
+    let differ = std::process::Command::new("diff")
+        .arg("-r")
+        .arg(&src)
+        .arg(&restored)
+        .status()
+        .unwrap();
+    assert!(
+        differ.success(),
+        "the restored tree differs from the source"
+    );
 }

@@ -8,7 +8,10 @@
 //! as soon as its bytes have arrived, while the rest of the range and other
 //! ranges are still coming, so a read holds about one blob (plus a batch
 //! being written), not its range. How many reads are in flight is measured
-//! as the restore goes ([`crate::inflight::Window`]).
+//! as the restore goes ([`crate::inflight::Window`]); the blobs that
+//! arrived and wait to be written are bounded in bytes ([`HELD_MAX`] by
+//! default), so a disk slower than the link holds the reads back instead
+//! of piling their bytes up in memory.
 
 use std::collections::VecDeque;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -18,6 +21,7 @@ use std::sync::atomic::Ordering;
 use bytes::{Buf, Bytes};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::RestoreProgress;
 use super::ranges::{Range, Target};
@@ -31,10 +35,17 @@ use crate::repo::Reader;
 use crate::{Error, Result};
 
 /// Reads in flight against an object store: where the window starts, and
-/// the most it grows to. Each holds about one blob (≤ the chunker's 4 MiB
-/// maximum) and a write batch, so the maximum bounds memory to ~0.3 GiB.
+/// the most it grows to. Each holds the blob arriving (≤ the chunker's 4
+/// MiB maximum) beside what [`HELD_MAX`] bounds.
 const REMOTE_START: usize = 8;
 const REMOTE_MAX: usize = 48;
+/// The most bytes of whole blobs (or frames) that arrived from an object
+/// store and wait in batches to be written, over all reads, by default
+/// (`RestoreOptions::held_bytes`). A read that
+/// finds it full hands its batch to the writers and waits, no longer
+/// reading from its connection (the store's bytes then wait in the
+/// kernel's socket buffers and on the link, not in this process).
+pub(super) const HELD_MAX: usize = 24 << 20;
 /// Blobs that arrived are written in batches of about this many bytes (one
 /// task on the blocking pool each), one batch per read at a time.
 const WRITE_BATCH: usize = 1 << 20;
@@ -145,6 +156,7 @@ pub(super) async fn fetch(
     ranges: Vec<Range>,
     sink: Sink,
     local_concurrency: usize,
+    held_max: usize,
 ) -> Result<()> {
     let remote = reader.repo.store.local_dir().is_none();
     let mut window = if remote {
@@ -152,15 +164,17 @@ pub(super) async fn fetch(
     } else {
         Window::fixed(local_concurrency.max(1))
     };
+    let held = Held::new(held_max);
     let mut todo = ranges.into_iter();
     let mut running = FuturesUnordered::new();
     loop {
         while running.len() < window.limit() {
             let Some(r) = todo.next() else { break };
             let sink = sink.clone();
+            let held = held.clone();
             running.push(async move {
                 if remote {
-                    streamed(reader, r, sink).await
+                    streamed(reader, r, sink, held).await
                 } else {
                     whole(reader, r, sink).await
                 }
@@ -212,13 +226,102 @@ async fn whole(reader: &Reader, r: Range, sink: Sink) -> Result<u64> {
 
 type Writing = Option<tokio::task::JoinHandle<Result<()>>>;
 
+/// What all reads may hold of arrived blobs waiting to be written, in
+/// KiB shares of a semaphore.
+#[derive(Clone)]
+struct Held {
+    shares: Arc<Semaphore>,
+    total: u32,
+}
+
+impl Held {
+    fn new(bytes: usize) -> Self {
+        let total = (bytes >> 10).clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize)) as u32;
+        Held {
+            shares: Arc::new(Semaphore::new(total as usize)),
+            total,
+        }
+    }
+
+    /// The shares of `len` bytes: never more than the whole, so a blob
+    /// larger than the bound still passes, alone.
+    fn shares_of(&self, len: usize) -> u32 {
+        (len.div_ceil(1 << 10)).clamp(1, self.total as usize) as u32
+    }
+}
+
+/// Blobs that arrived, waiting to be written, and their shares of what
+/// may be held (given back once they are written).
+#[derive(Default)]
+struct Batch {
+    units: Vec<Arrived>,
+    bytes: usize,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl Batch {
+    /// Hands the batch to a blocking thread once the one before it is
+    /// written.
+    async fn write(
+        &mut self,
+        sink: &Sink,
+        pk: &Key,
+        pack_id: PackId,
+        writing: &mut Writing,
+    ) -> Result<()> {
+        if let Some(w) = writing.take() {
+            w.await.map_err(|e| Error::Task(e.to_string()))??;
+        }
+        let Batch { units, held, .. } = std::mem::take(self);
+        let (sink, pk) = (sink.clone(), pk.clone());
+        *writing = Some(tokio::task::spawn_blocking(move || {
+            let done = sink.write(&pk, &pack_id, &units);
+            drop((units, held));
+            done
+        }));
+        Ok(())
+    }
+
+    /// Takes `len` bytes' share of what may be held: at once if it is
+    /// free, else after handing this batch to the writers (whose finished
+    /// writes give shares back, so a read never waits on itself).
+    async fn hold(
+        &mut self,
+        len: usize,
+        budget: &Held,
+        to: (&Sink, &Key, PackId, &mut Writing),
+    ) -> Result<()> {
+        let n = budget.shares_of(len);
+        let permit = match budget.shares.clone().try_acquire_many_owned(n) {
+            Ok(p) => p,
+            Err(_) => {
+                if !self.units.is_empty() {
+                    let (sink, pk, pack_id, writing) = to;
+                    self.write(sink, pk, pack_id, writing).await?;
+                }
+                budget
+                    .shares
+                    .clone()
+                    .acquire_many_owned(n)
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))?
+            }
+        };
+        match &mut self.held {
+            Some(h) => h.merge(permit),
+            None => self.held = Some(permit),
+        }
+        Ok(())
+    }
+}
+
 /// One range streamed: each blob written once its bytes are here, in
 /// batches, one batch at a time on the blocking pool while the next
 /// arrives. Returns the bytes received. A batch being written is waited
 /// for even when the read fails (nothing writes after the restore ends).
-async fn streamed(reader: &Reader, r: Range, sink: Sink) -> Result<u64> {
+async fn streamed(reader: &Reader, r: Range, sink: Sink, held: Held) -> Result<u64> {
     let mut writing: Writing = None;
-    let result = stream_range(reader, r, sink, &mut writing).await;
+    let result = stream_range(reader, r, sink, &held, &mut writing).await;
     if let Some(w) = writing.take() {
         let written = w.await.map_err(|e| Error::Task(e.to_string()));
         if result.is_ok() {
@@ -228,7 +331,13 @@ async fn streamed(reader: &Reader, r: Range, sink: Sink) -> Result<u64> {
     result
 }
 
-async fn stream_range(reader: &Reader, r: Range, sink: Sink, writing: &mut Writing) -> Result<u64> {
+async fn stream_range(
+    reader: &Reader,
+    r: Range,
+    sink: Sink,
+    held: &Held,
+    writing: &mut Writing,
+) -> Result<u64> {
     let session = reader.session(r.session).await?;
     let pk = session.pack_key(&r.pack);
     let pack_id = r.pack;
@@ -240,7 +349,7 @@ async fn stream_range(reader: &Reader, r: Range, sink: Sink, writing: &mut Writi
     let mut blobs: VecDeque<(PackEntry, Vec<Target>)> = r.blobs.into();
     let mut arrived = Arrivals::new(r.lo);
     let mut received = 0u64;
-    let (mut batch, mut batch_bytes): (Vec<Arrived>, usize) = (Vec::new(), 0);
+    let mut batch = Batch::default();
     let mut ended = false;
     while !blobs.is_empty() {
         match stream.next().await {
@@ -263,18 +372,14 @@ async fn stream_range(reader: &Reader, r: Range, sink: Sink, writing: &mut Writi
             {
                 unit.push(blobs.pop_front().expect("just looked"));
             }
-            batch_bytes += ct.len();
-            batch.push((unit, ct));
+            batch
+                .hold(ct.len(), held, (&sink, &pk, pack_id, writing))
+                .await?;
+            batch.bytes += ct.len();
+            batch.units.push((unit, ct));
         }
-        if batch_bytes >= WRITE_BATCH || (blobs.is_empty() && !batch.is_empty()) {
-            if let Some(w) = writing.take() {
-                w.await.map_err(|e| Error::Task(e.to_string()))??;
-            }
-            let (sink, pk, job) = (sink.clone(), pk.clone(), std::mem::take(&mut batch));
-            batch_bytes = 0;
-            *writing = Some(tokio::task::spawn_blocking(move || {
-                sink.write(&pk, &pack_id, &job)
-            }));
+        if batch.bytes >= WRITE_BATCH || (blobs.is_empty() && !batch.units.is_empty()) {
+            batch.write(&sink, &pk, pack_id, writing).await?;
         }
         if ended && !blobs.is_empty() {
             let (e, _) = blobs.front().expect("not empty");
