@@ -190,8 +190,8 @@ pub async fn backup(
     // (glibc keeps a freed block in the arena of the thread that
     // allocated it: with several readers that churn was ~10 MiB more peak
     // RSS), and each grows only to the largest chunk it carries. Readers
-    // read small files into buffers of their own (at most the chunker's
-    // minimum each), so more readers do not mean more large buffers.
+    // read small files into buffers of their own (`read::small_file`
+    // each), so more readers do not mean more large buffers.
     let readers = opts.readers.max(1);
     let buffers = 2 * workers + 2;
     let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<u8>>(buffers);

@@ -5,11 +5,12 @@
 #[path = "support/repo.rs"]
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use pulih_core::backup::{BackupOptions, BackupOutcome, Progress, backup};
+use pulih_core::chunker::Chunker;
 use pulih_core::config::ChunkerParams;
 use pulih_core::files_cache::{FilesCache, cache_file};
 use pulih_core::keys::AgentKey;
@@ -27,6 +28,21 @@ const CHUNKER: ChunkerParams = ChunkerParams {
     avg_size: 64 * 1024,
     max_size: 256 * 1024,
 };
+
+/// Every regular file below `dir`.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(files_under(&e.path()));
+        } else if t.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
+}
 
 fn random(rng: &mut StdRng, n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];
@@ -161,6 +177,7 @@ async fn one_reader_and_four_make_the_same_tree_and_files_cache_and_store_each_b
     // Each blob in exactly one pack, and the first run's new bytes are
     // exactly the data blobs' (one blob stored twice would count twice).
     let mut stored: HashMap<_, usize> = HashMap::new();
+    let mut data_ids = HashSet::new();
     let mut data_bytes = 0u64;
     let space = agent.space.clone();
     for (pack, size) in repo.list_packs().await.unwrap() {
@@ -172,12 +189,30 @@ async fn one_reader_and_four_make_the_same_tree_and_files_cache_and_store_each_b
             *stored.entry(e.id).or_default() += 1;
             if e.kind == BlobType::Data {
                 data_bytes += e.raw_len as u64;
+                data_ids.insert(e.id);
             }
         }
     }
     let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "blobs stored more than once: {twice:?}");
     assert_eq!(many.snapshot.summary.bytes_new, data_bytes);
+    // Whichever way a file was read (whole into a reader's buffer, or
+    // through a window), its chunks are those the chunker cuts from the
+    // whole file.
+    let chunker = Chunker::new(&agent.chunker_key, CHUNKER);
+    let mut cut_ids = HashSet::new();
+    for file in files_under(&src) {
+        let content = std::fs::read(&file).unwrap();
+        let mut rest = &content[..];
+        for n in chunker.cuts(&content) {
+            cut_ids.insert(space.blob_id(&rest[..n]));
+            rest = &rest[n..];
+        }
+    }
+    assert_eq!(
+        data_ids, cut_ids,
+        "the stored chunks are the chunker's cuts"
+    );
 
     // Every blob the snapshot names is there: it restores whole, hard
     // links included.

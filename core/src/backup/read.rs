@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::chunker::Chunker;
+use crate::config::ChunkerParams;
 use crate::id::BlobId;
 use crate::pack::BlobType;
 use crate::{Error, Result};
@@ -88,12 +89,24 @@ impl Drop for Window<'_> {
     }
 }
 
+/// Files of at most this many bytes are read whole into a reader's own
+/// buffer (each reader its own, so their disk waits overlap); longer ones
+/// go through a shared window. The chunker's minimum, but at least 256
+/// KiB (many files of a software tree lie between a small minimum and
+/// that), and below its maximum (a whole file in a buffer is then cut
+/// exactly as a window would cut it).
+pub(super) fn small_file(p: ChunkerParams) -> usize {
+    (p.min_size as usize)
+        .max(256 << 10)
+        .min(p.max_size as usize - 1)
+}
+
 pub(super) struct FileReader {
     blobs: Arc<Blobs>,
     chunker: Chunker,
     windows: Windows,
     progress: Arc<Progress>,
-    /// A small file's bytes (at most the chunker's minimum + 1).
+    /// A small file's bytes (at most [`small_file`] + 1).
     small: Vec<u8>,
     pub(super) tally: Tally,
 }
@@ -144,7 +157,7 @@ impl FileReader {
             }
             Err(e) => return Ok(FileRead::Skip(e.to_string())),
         }
-        let small = self.chunker.params().min_size as usize;
+        let small = small_file(self.chunker.params());
         if len <= small as u64 {
             if let Some(read) = self.read_small(&mut f, len as usize, small)? {
                 return Ok(read);
@@ -158,10 +171,12 @@ impl FileReader {
         self.read_windowed(&mut f)
     }
 
-    /// A file of at most the chunker's minimum, so one chunk, read into
-    /// this reader's own buffer (the read, the part that waits for the
-    /// disk, needs no blob buffer), then stored (copied into a blob buffer
-    /// only when it is new). None: the file is longer than `small` now.
+    /// A small file (at most `small` bytes, below the chunker's maximum,
+    /// so its cuts are those a window would give) read into this reader's
+    /// own buffer (the read, the part that waits for the disk, needs no
+    /// blob buffer), then cut and stored (each chunk copied into a blob
+    /// buffer only when it is new). None: the file is longer than `small`
+    /// now.
     fn read_small(&mut self, f: &mut File, len: usize, small: usize) -> Result<Option<FileRead>> {
         let buf = &mut self.small;
         buf.clear();
@@ -190,11 +205,17 @@ impl FileReader {
         if n == 0 {
             return Ok(Some(FileRead::Read(Vec::new(), 0)));
         }
-        debug_assert_eq!(self.chunker.next_cut(&buf[..n]), n, "one chunk");
-        let id = self
-            .blobs
-            .store(BlobType::Data, &self.small[..n], &mut self.tally)?;
-        Ok(Some(FileRead::Read(vec![id], n as u64)))
+        let mut ids = Vec::new();
+        let mut rest = &self.small[..n];
+        while !rest.is_empty() {
+            let cut = self.chunker.next_cut(rest);
+            ids.push(
+                self.blobs
+                    .store(BlobType::Data, &rest[..cut], &mut self.tally)?,
+            );
+            rest = &rest[cut..];
+        }
+        Ok(Some(FileRead::Read(ids, n as u64)))
     }
 
     /// A file of any length, read through a window and cut as it streams
