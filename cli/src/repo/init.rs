@@ -25,7 +25,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = pulih_core::config::DEFAULT_COMPRESSION_LEVEL, value_parser = clap::value_parser!(i32).range(1..=19))]
     compression_level: i32,
     /// Average chunk size in KiB (a power of two, 64–4096); min is a quarter, max four times it.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = pulih_core::config::ChunkerParams::default().avg_size / 1024)]
     chunk_size_kib: u32,
 }
 
