@@ -3,6 +3,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// What the lister found, in the order the walker descends: each source
 /// path's lstat, then (for a directory) its listing, depth first.
@@ -29,6 +30,14 @@ pub(super) const LISTED_AHEAD: usize = 64;
 /// the listing on one thread (docs/BENCHMARKS.md, "Listing ahead").
 const PREFETCHERS: usize = 4;
 
+/// A directory listing that took this long, and longer than
+/// [`PER_ENTRY_CACHED`] for each of its entries, waited for the disk: the
+/// prefetchers start.
+const SLOW_LISTING: Duration = Duration::from_millis(1);
+/// Far more than a cached entry's readdir and lstat take (~1–2 µs): a
+/// large directory listed from the cache is not taken for a disk wait.
+const PER_ENTRY_CACHED: Duration = Duration::from_micros(20);
+
 /// Directories listed (or being listed) ahead and not yet handed on:
 /// bounds the listings held, whatever the tree's width.
 const PREFETCH_AHEAD: usize = 256;
@@ -40,23 +49,21 @@ const PREFETCH_AHEAD: usize = 256;
 /// sorted, a directory's subdirectories after its listing, depth first —
 /// and the walker descends by the lister's own metadata, so the two
 /// cannot disagree. [`PREFETCHERS`] threads list the directories it will
-/// need next; it lists one itself when none has started it. Stops when
-/// the walker hangs up.
+/// need next, once a listing has waited for the disk; it lists one
+/// itself when none has started it. Stops when the walker hangs up.
 pub(super) fn list_sources(reals: &[PathBuf], tx: &crossbeam_channel::Sender<Listed>) {
+    list_with(reals, tx, SLOW_LISTING)
+}
+
+/// [`list_sources`], the prefetchers starting after a listing of `slow`.
+fn list_with(reals: &[PathBuf], tx: &crossbeam_channel::Sender<Listed>, slow: Duration) {
     let queue = Arc::new(Queue::default());
-    let prefetchers: Vec<_> = (0..PREFETCHERS)
-        .filter_map(|_| {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name("pulih-lister".into())
-                .spawn(move || queue.serve())
-                .ok()
-        })
-        .collect();
     let mut order = Order {
         queue: &queue,
         stack: Vec::new(),
         ahead: 0,
+        slow,
+        prefetchers: Vec::new(),
     };
     for p in reals {
         let meta = std::fs::symlink_metadata(p);
@@ -66,7 +73,7 @@ pub(super) fn list_sources(reals: &[PathBuf], tx: &crossbeam_channel::Sender<Lis
         }
     }
     queue.close();
-    for t in prefetchers {
+    for t in order.prefetchers {
         let _ = t.join();
     }
 }
@@ -169,10 +176,17 @@ impl Queue {
 /// still to hand on, the next on top, each with its slot once it has been
 /// given to the prefetchers.
 struct Order<'a> {
-    queue: &'a Queue,
+    queue: &'a Arc<Queue>,
     stack: Vec<(PathBuf, Option<Arc<Slot>>)>,
     /// Directories given to the prefetchers and not yet handed on.
     ahead: usize,
+    /// A listing this long waited for the disk.
+    slow: Duration,
+    /// Started once a listing waited for the disk ([`SLOW_LISTING`]):
+    /// from a warm cache one thread lists faster than several hand their
+    /// listings over (each new thread's memory is fresh pages, and this
+    /// machine's page faults on fresh memory are dear).
+    prefetchers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Order<'_> {
@@ -185,6 +199,15 @@ impl Order<'_> {
                 Some(slot) => {
                     self.ahead -= 1;
                     slot.get(&path)
+                }
+                None if self.prefetchers.is_empty() => {
+                    let t = Instant::now();
+                    let l = list_dir(&path);
+                    let entries = l.as_ref().map_or(0, |l| l.entries.len()) as u32;
+                    if t.elapsed() >= self.slow.max(PER_ENTRY_CACHED * entries) {
+                        self.start_prefetchers();
+                    }
+                    l
                 }
                 None => list_dir(&path),
             };
@@ -206,9 +229,25 @@ impl Order<'_> {
         true
     }
 
+    fn start_prefetchers(&mut self) {
+        for _ in 0..PREFETCHERS {
+            let queue = self.queue.clone();
+            match std::thread::Builder::new()
+                .name("pulih-lister".into())
+                .spawn(move || queue.serve())
+            {
+                Ok(t) => self.prefetchers.push(t),
+                Err(_) => break,
+            }
+        }
+    }
+
     /// Gives the prefetchers the directories needed soonest that they do
     /// not have yet, up to [`PREFETCH_AHEAD`] at a time.
     fn prefetch(&mut self) {
+        if self.prefetchers.is_empty() {
+            return;
+        }
         let mut batch = Vec::new();
         for (path, slot) in self.stack.iter_mut().rev().take(2 * PREFETCH_AHEAD) {
             if self.ahead + batch.len() >= PREFETCH_AHEAD {
@@ -296,8 +335,19 @@ mod tests {
         let mut want = Vec::new();
         reference(&a, &mut want);
         reference(&b, &mut want);
+        // Prefetchers from the first listing on, and (from this warm
+        // cache) none.
+        for slow in [Duration::ZERO, SLOW_LISTING] {
+            let got = listed(&[a.clone(), b.clone()], slow);
+            assert_eq!(got.len(), want.len());
+            assert!(got == want, "the listings came in another order");
+        }
+    }
+
+    fn listed(roots: &[PathBuf], slow: Duration) -> Vec<(PathBuf, Vec<std::ffi::OsString>)> {
+        let roots = roots.to_vec();
         let (tx, rx) = crossbeam_channel::bounded(LISTED_AHEAD);
-        let lister = std::thread::spawn(move || list_sources(&[a, b], &tx));
+        let lister = std::thread::spawn(move || list_with(&roots, &tx, slow));
         let mut got = Vec::new();
         let mut tops = 0;
         for l in rx {
@@ -314,8 +364,7 @@ mod tests {
         }
         lister.join().unwrap();
         assert_eq!(tops, 2);
-        assert_eq!(got.len(), want.len());
-        assert!(got == want, "the listings came in another order");
+        got
     }
 
     #[test]
@@ -324,7 +373,7 @@ mod tests {
         make_tree(dir.path());
         let (tx, rx) = crossbeam_channel::bounded(1);
         let root = dir.path().to_owned();
-        let lister = std::thread::spawn(move || list_sources(&[root], &tx));
+        let lister = std::thread::spawn(move || list_with(&[root], &tx, Duration::ZERO));
         for _ in 0..5 {
             rx.recv().unwrap();
         }
