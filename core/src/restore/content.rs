@@ -35,16 +35,16 @@ use crate::repo::Reader;
 use crate::{Error, Result};
 
 /// Reads in flight against an object store: where the window starts, and
-/// the most it grows to. Each holds the blob arriving (≤ the chunker's 4
-/// MiB maximum) beside what [`HELD_MAX`] bounds.
+/// the most it grows to. Each holds the blob arriving (≤ the chunker's
+/// maximum, 2 MiB by default) beside what [`HELD_MAX`] bounds.
 const REMOTE_START: usize = 8;
 const REMOTE_MAX: usize = 48;
 /// The most bytes of whole blobs (or frames) that arrived from an object
 /// store and wait in batches to be written, over all reads, by default
-/// (`RestoreOptions::held_bytes`). A read that
-/// finds it full hands its batch to the writers and waits, no longer
-/// reading from its connection (the store's bytes then wait in the
-/// kernel's socket buffers and on the link, not in this process).
+/// (`RestoreOptions::held_bytes`). A read that finds it full hands its
+/// batch to the writers and waits, no longer reading from its connection
+/// (the store's bytes then wait in the kernel's socket buffers and on the
+/// link, not in this process).
 pub(super) const HELD_MAX: usize = 24 << 20;
 /// Blobs that arrived are written in batches of about this many bytes (one
 /// task on the blocking pool each), one batch per read at a time.
