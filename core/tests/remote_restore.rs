@@ -49,11 +49,10 @@ fn make_source(root: &Path) -> u64 {
     bytes
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restore_over_a_50ms_link_waits_for_the_trees_depth_not_for_each_directory() {
-    let g = garage::Garage::start();
-    let direct = Store::open_with(&g.url("lambat"), true, Some((&g.key_id, &g.secret))).unwrap();
-    let (repo, reader_keys) = support::init(&direct, "sandi").await;
+/// A new repository in `store` holding one backup of [`make_source`]:
+/// the scratch directory, the source's path and its bytes.
+async fn backed_up(store: &Store) -> (tempfile::TempDir, PathBuf, u64) {
+    let (repo, reader_keys) = support::init(store, "sandi").await;
     let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
@@ -61,7 +60,7 @@ async fn a_restore_over_a_50ms_link_waits_for_the_trees_depth_not_for_each_direc
     let mut opts = BackupOptions::new("h".into(), dir.path().join("cache"));
     opts.pack_size = 4 << 20;
     backup(
-        direct.clone(),
+        store.clone(),
         &agent,
         std::slice::from_ref(&src),
         &opts,
@@ -69,6 +68,14 @@ async fn a_restore_over_a_50ms_link_waits_for_the_trees_depth_not_for_each_direc
     )
     .await
     .unwrap();
+    (dir, src, total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_over_a_50ms_link_waits_for_the_trees_depth_not_for_each_directory() {
+    let g = garage::Garage::start();
+    let direct = Store::open_with(&g.url("lambat"), true, Some((&g.key_id, &g.secret))).unwrap();
+    let (dir, src, total) = backed_up(&direct).await;
 
     // The reader's side of the link is 50 ms away.
     let link = Link::start(
@@ -158,22 +165,7 @@ async fn a_restore_over_a_50ms_link_waits_for_the_trees_depth_not_for_each_direc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_with_room_for_one_blob_at_a_time_finishes_whole() {
     let store = Store::open(&format!("memory://held-{}", rand::random::<u64>()), true).unwrap();
-    let (repo, reader_keys) = support::init(&store, "sandi").await;
-    let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    let total = make_source(&src);
-    let mut opts = BackupOptions::new("h".into(), dir.path().join("cache"));
-    opts.pack_size = 4 << 20;
-    backup(
-        store.clone(),
-        &agent,
-        std::slice::from_ref(&src),
-        &opts,
-        Arc::new(Progress::default()),
-    )
-    .await
-    .unwrap();
+    let (dir, src, total) = backed_up(&store).await;
     let reader = Reader::open(store, "sandi").await.unwrap();
     let snap = reader.find_snapshot("latest").await.unwrap();
     let target = dir.path().join("restored");
