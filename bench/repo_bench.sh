@@ -82,7 +82,6 @@ if [ -n "$rtt$rate" ] && [ ! -x "$netem" ]; then
   (cd "$here/.." && cargo build --release -p pulih-test-support --bin pulih-netem)
 fi
 if [ $store = s3 ]; then command -v garage >/dev/null || { echo "--store s3 needs garage (docs: /work/shared/TOOLS.md)" >&2; exit 1; }; fi
-corpus=$work/corpus
 mkdir -p "$work"
 if [ $corpus_kind = generated ]; then
   pristine=$work/pristine
@@ -93,17 +92,39 @@ else
   pristine=$work/debian-pristine
   "$here/corpus/debian.sh" "$pristine" >&2
 fi
-if [ -e "$corpus" ] || [ -e "$work/out" ] || [ -e "$work/repos" ] || [ -e "$work/garage" ]; then
-  rm -rf "$corpus" "$work/repos" "$work/out" "$work/cache" "$work/garage"
-  # This disk's ext4 has no journal: for 60 s after a delete (300 s while
-  # the inode table is dirty) it will not reuse a deleted inode, and each
-  # new file scans past them (perf: 70 % of a restore's time in
-  # recently_deleted after an rm -rf of earlier runs' trees). Let the
-  # window pass, so no tool's restore pays for the previous run's cleanup.
-  sync; echo "waiting 65 s after deleting the previous run's files" >&2; sleep 65
+# Everything a run writes (the corpus's copy, repositories, Garage's data,
+# restores) goes to a filesystem made new for the run: an ext4 image like
+# this machine's disk (no journal) on a loop device under $work/run. This
+# disk's ext4 has no journal, and for 60 s after a delete (360 s while the
+# inode table is dirty) it will not reuse a deleted inode: each new file
+# scans past them (perf: 70-80 % of a restore's time in recently_deleted,
+# 5x its system time, after an rm -rf of an earlier run's trees), a cost
+# set by when the previous run's files were deleted, not by the tool. A
+# fresh filesystem has no deleted inodes. Without root or a loop device,
+# a plain directory and a wait of 65 s after deleting the previous run's
+# files (which leaves the 360 s case).
+run=$work/run
+mountpoint -q "$run" && umount "$run"
+rm -f "$work/run.img"
+if [ -e "$run" ] || [ -e "$work/corpus" ] || [ -e "$work/out" ] || [ -e "$work/repos" ] || [ -e "$work/garage" ]; then
+  rm -rf "$run" "$work/corpus" "$work/repos" "$work/out" "$work/cache" "$work/garage"   # (the last four: older layouts)
+  deleted=yes
 fi
+mkdir -p "$run"
+scratch="a fresh ext4 filesystem (no journal, like this disk) on a loop device, made for this run"
+if [ "$(id -u)" = 0 ] && truncate -s 48G "$work/run.img" \
+   && mkfs.ext4 -q -F -O ^has_journal -N 2000000 -E lazy_itable_init=0 "$work/run.img" \
+   && mount -o loop "$work/run.img" "$run"; then :
+else
+  rm -f "$work/run.img"
+  scratch="a directory on this machine's disk (no root or loop device: a new filesystem could not be made)"
+  if [ -n "${deleted:-}" ]; then
+    sync; echo "waiting 65 s after deleting the previous run's files" >&2; sleep 65
+  fi
+fi
+corpus=$run/corpus
 cp -a "$pristine" "$corpus"   # every run starts from the same bytes
-rm -f "$work/pulih.key" "$work/pulih-base.key" "$work/bupstash.key"; mkdir -p "$work/repos" "$work/out" "$work/cache"
+rm -f "$work/pulih.key" "$work/pulih-base.key" "$work/bupstash.key"; mkdir -p "$run/repos" "$run/out" "$run/cache"
 export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench RUSTIC_PASSWORD=bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 echo bench > "$work/pass"; chmod 600 "$work/pass"
 bytes=$(du -sb "$corpus" | cut -f1)
@@ -131,7 +152,7 @@ stop_servers() { for p in $netem_pid $garage_pid; do kill "$p" 2>/dev/null || tr
 trap stop_servers EXIT
 . "$here/garage.sh"
 if [ $store = s3 ]; then
-  g=$work/garage
+  g=$run/garage
   buckets=(); for t in "${active[@]}"; do buckets+=("bench-$t"); done
   garage_start "$g" "${buckets[@]}"
   endpoint=$garage_endpoint
@@ -155,13 +176,13 @@ gcol=; [ $store = s3 ] && gcol=yes   # the table's garage cpu column
 
 repo() { # tool: where its repository is (s3: through $endpoint)
   case $store:$1 in
-    file:*) echo "$work/repos/$1" ;;
+    file:*) echo "$run/repos/$1" ;;
     s3:pulih|s3:pulih-base) echo "s3://bench-$1/repo?endpoint=http://$endpoint&region=garage" ;;
     s3:restic) echo "s3:http://$endpoint/bench-$1/repo" ;;
   esac
 }
 rustic_repo() { # rustic's repository flags (s3: a profile per endpoint, written below)
-  if [ $store = s3 ]; then echo "-P $work/garage/rustic-${endpoint##*:}"; else echo "-r $work/repos/rustic"; fi
+  if [ $store = s3 ]; then echo "-P $run/garage/rustic-${endpoint##*:}"; else echo "-r $run/repos/rustic"; fi
 }
 init() {
   local r; r=$(repo $1)
@@ -177,8 +198,8 @@ init() {
 backup() {
   local r n=$2; r=$(repo $1)
   case $1 in
-    pulih) "$pulih" repo backup --repo "$r" --agent-key "$work/pulih.key" --cache-dir "$work/cache/pulih" --json "$corpus" >/dev/null ;;
-    pulih-base) "$pulih_base" repo backup --repo "$r" --agent-key "$work/pulih-base.key" --cache-dir "$work/cache/pulih-base" --json "$corpus" >/dev/null ;;
+    pulih) "$pulih" repo backup --repo "$r" --agent-key "$work/pulih.key" --cache-dir "$run/cache/pulih" --json "$corpus" >/dev/null ;;
+    pulih-base) "$pulih_base" repo backup --repo "$r" --agent-key "$work/pulih-base.key" --cache-dir "$run/cache/pulih-base" --json "$corpus" >/dev/null ;;
     restic) restic -r "$r" backup -q "$corpus" ;;
     borg) borg create --compression zstd,3 "$r::s$n" "$corpus" ;;
     rustic) rustic $(rustic_repo) backup "$corpus" >/dev/null 2>&1 ;;
@@ -186,7 +207,7 @@ backup() {
   esac
 }
 restore() {
-  local r o=$work/out/$1; r=$(repo $1)
+  local r o=$run/out/$1; r=$(repo $1)
   rm -rf "$o"; mkdir -p "$o"
   case $1 in
     pulih) "$pulih" repo restore --repo "$r" --passphrase-file "$work/pass" latest --target "$o" >/dev/null ;;
@@ -199,20 +220,20 @@ restore() {
   esac
 }
 restored_root() { # where the corpus lands under the restore dir
-  case $1 in pulih|pulih-base|restic|rustic|borg) echo "$work/out/$1$corpus" ;; bupstash) echo "$work/out/$1" ;; esac
+  case $1 in pulih|pulih-base|restic|rustic|borg) echo "$run/out/$1$corpus" ;; bupstash) echo "$run/out/$1" ;; esac
 }
 repo_bytes() { # tool: bytes in its repository (s3: Garage's count of its bucket)
   if [ $store = s3 ]; then
     curl -sf -H "Authorization: Bearer $admin_token" "http://127.0.0.1:$admin_port/v2/GetBucketInfo?globalAlias=bench-$1" \
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes"])'
   else
-    du -sb "$work/repos/$1" | cut -f1
+    du -sb "$run/repos/$1" | cut -f1
   fi
 }
 garage_ticks() { if [ -n "$garage_pid" ]; then awk '{print $14 + $15}' "/proc/$garage_pid/stat"; else echo 0; fi; }
 
 export -f init backup restore repo rustic_repo
-export work corpus pulih pulih_base
+export work run corpus pulih pulih_base
 rows=(); notes=()
 # Wall time from the clock in milliseconds (time's %e has 10 ms steps, too
 # coarse for a no-change run); CPU time (user + sys, the tool and its
@@ -291,7 +312,7 @@ fi
 {
   echo "Run $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, corpus $bytes bytes ($(find "$corpus" -type f | wc -l) files), load before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  echo "Corpus: $corpus_kind. Store: $setup. Phases: $([ $phases = all ] && echo "all" || echo "initial backup and full restore only"). Page cache: $([ -n "$cold" ] && echo "dropped before every timed command (--cold)" || echo "warm (the corpus's first 2000 files read before every timed command)")."
+  echo "Corpus: $corpus_kind. Store: $setup. Written to: $scratch. Phases: $([ $phases = all ] && echo "all" || echo "initial backup and full restore only"). Page cache: $([ -n "$cold" ] && echo "dropped before every timed command (--cold)" || echo "warm (the corpus's first 2000 files read before every timed command)")."
   echo
   echo "Versions: pulih $("$pulih" --version | cut -d' ' -f2)$(for t in "${active[@]}"; do case $t in pulih-base) echo -n ", pulih-base $("$pulih_base" --version | cut -d' ' -f2) ($pulih_base)";; restic) echo -n ", $(restic version | cut -d' ' -f1-2)";; borg) echo -n ", $(borg --version)";; rustic) echo -n ", $(rustic --version)";; bupstash) echo -n ", $(bupstash version)";; esac; done)$([ $store = s3 ] && echo -n ", garage $garage_version")$([ -n "$proxy" ] && echo -n ", pulih-netem ($netem)")"
   echo
