@@ -301,7 +301,7 @@ if [ $store = s3 ]; then
   else setup+="; initial backup direct to Garage, full restore through pulih-netem (rtt ${rtt:-0}, rate ${rate:-unlimited})"; fi
   [ ${#no_s3[@]} -gt 0 ] && setup+="; skipped (no S3 backend): ${no_s3[*]}"
 else
-  setup="file: a directory on this machine's disk"
+  setup="file: a directory beside the corpus"
 fi
 ztext=$corpus/teks/0000.txt; zlabel=text
 ddfile=$(find "$corpus/besar" -type f 2>/dev/null | head -1 || true)
