@@ -210,8 +210,10 @@ restore() {
   local r o=$run/out/$1; r=$(repo $1)
   rm -rf "$o"; mkdir -p "$o"
   case $1 in
-    pulih) "$pulih" repo restore --repo "$r" --passphrase-file "$work/pass" latest --target "$o" >/dev/null ;;
-    pulih-base) "$pulih_base" repo restore --repo "$r" --passphrase-file "$work/pass" latest --target "$o" >/dev/null ;;
+    # --keep-set-id: the peers restore set-ID bits, and the check below compares modes.
+    pulih) "$pulih" repo restore --repo "$r" --passphrase-file "$work/pass" latest --target "$o" --keep-set-id >/dev/null ;;
+    pulih-base) "$pulih_base" repo restore --repo "$r" --passphrase-file "$work/pass" latest --target "$o" \
+                  $("$pulih_base" repo restore --help | grep -q -- --keep-set-id && echo --keep-set-id) >/dev/null ;;
     restic) restic -r "$r" restore latest --target "$o" -q ;;
     borg) (cd "$o" && borg extract "$r::s$2") ;;
     rustic) rustic $(rustic_repo) restore latest "$o" >/dev/null 2>&1 ;;

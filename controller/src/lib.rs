@@ -67,11 +67,39 @@ fn admin_token(path: &Path) -> Result<String> {
     Ok(token)
 }
 
+/// The state dir holds the database, tokens and keys: made (or
+/// tightened to) 0700.
+fn private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create state dir {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make state dir {} private (0700)", dir.display()))
+}
+
+/// The database made (or tightened to) 0600 before SQLite opens it;
+/// SQLite gives its -wal and -shm files the database's mode.
+fn private_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private (0600)", path.display()))
+}
+
 /// Opens the state, binds the listener and serves until `cancel`.
 pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Result<Running> {
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("cannot create state dir {}", config.state_dir.display()))?;
+    private_dir(&config.state_dir)?;
     let db = config.state_dir.join("controller.db");
+    private_file(&db)?;
     let store = Arc::new(store::sqlite::SqliteStore::open(&db)?);
     let token = admin_token(&config.admin_token_path())?;
     let objects = store::StateStore::objects(store.as_ref())?;
@@ -201,4 +229,49 @@ pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Resul
         state: shared,
         task,
     })
+}
+
+#[cfg(test)]
+mod private_state_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// Review finding (issue 20, 8): the state dir and the database were
+    /// created 0755/0644. A fresh start makes them 0700/0600 (the -wal
+    /// and -shm files follow the database), and a start over an older,
+    /// looser state dir tightens it.
+    #[tokio::test]
+    async fn controller_state_is_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for loose in [false, true] {
+            if loose {
+                std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+                let db = state.join("controller.db");
+                std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+            let mut config = ControllerConfig::new(state.clone());
+            config.listen = "127.0.0.1:0".parse().unwrap();
+            let cancel = CancellationToken::new();
+            let running = start(config, cancel.clone()).await.unwrap();
+            assert_eq!(mode(&state), 0o700, "state dir (loose before: {loose})");
+            for f in [
+                "controller.db",
+                "controller.db-wal",
+                "controller.db-shm",
+                "admin.token",
+            ] {
+                let p = state.join(f);
+                if p.exists() {
+                    assert_eq!(mode(&p), 0o600, "{f} (loose before: {loose})");
+                } else {
+                    assert_ne!(f, "controller.db", "the database exists");
+                }
+            }
+            cancel.cancel();
+            running.task.await.unwrap().unwrap();
+        }
+    }
 }

@@ -197,12 +197,32 @@ impl FilesCache {
     }
 
     /// Write atomically (temporary file, then rename); a cache of an
-    /// earlier version beside it is removed.
+    /// earlier version beside it is removed. The cache names every
+    /// backed-up path: it is readable by its owner only (0600, in a
+    /// directory made 0700).
     pub fn save(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir, e))?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, self.encode()).map_err(|e| Error::io(&tmp, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
+        // A temporary file left by an older version keeps its mode on open.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(&self.encode())
+            .map_err(|e| Error::io(&tmp, e))?;
+        drop(f);
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         let _ = std::fs::remove_file(legacy_json_file(path));
         Ok(())
@@ -213,6 +233,30 @@ impl FilesCache {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Review finding (issue 20, 8): the cache was written 0644 and lists
+    /// every backed-up path. It is written 0600, also over an older 0644
+    /// cache, in a directory made 0700.
+    #[test]
+    fn files_cache_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache/agent/files.bin");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let cache = FilesCache::default();
+        cache.save(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(path.with_extension("tmp"), b"left over").unwrap();
+        std::fs::set_permissions(
+            path.with_extension("tmp"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        cache.save(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
 
     proptest! {
         #[test]

@@ -188,8 +188,10 @@ impl AgentKey {
         })
     }
 
+    /// Reads an agent key file, refusing one other users can read (as
+    /// every secret file: [`crate::storage::read_secret_file`]).
     pub fn load(path: &Path) -> Result<AgentKey> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::storage::read_secret_file(path)?;
         AgentKey::parse(&text, path)
     }
 }

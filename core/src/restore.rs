@@ -36,6 +36,12 @@ pub struct RestoreOptions {
     /// full waits, its bytes staying on the link. A blob larger than it
     /// still passes, alone.
     pub held_bytes: usize,
+    /// Keep the set-user-ID and set-group-ID bits of files. Dropped by
+    /// default: a snapshot is only as trustworthy as the server that wrote
+    /// it, and a restore as root would otherwise recreate a set-user-ID
+    /// root program that server put there. Directories keep theirs (a
+    /// directory's set-group-ID bit only passes its group on).
+    pub keep_set_id: bool,
 }
 
 impl Default for RestoreOptions {
@@ -44,6 +50,7 @@ impl Default for RestoreOptions {
             include: Vec::new(),
             concurrency: 3,
             held_bytes: content::HELD_MAX,
+            keep_set_id: false,
         }
     }
 }
@@ -55,6 +62,9 @@ pub struct RestoreSummary {
     pub symlinks: u64,
     pub bytes: u64,
     pub duration_s: f64,
+    /// Files whose set-user-ID or set-group-ID bit was not restored
+    /// ([`RestoreOptions::keep_set_id`]).
+    pub set_id_dropped: u64,
 }
 
 #[derive(Default)]
@@ -165,11 +175,13 @@ pub async fn restore(
     // Metadata: files and links, then directories deepest first.
     let root = fs::is_root_user();
     for p in files.iter().chain(links.iter()) {
-        fs::set_meta(&p.path, &p.node, root)?;
+        if fs::set_meta(&p.path, &p.node, root, opts.keep_set_id)? {
+            summary.set_id_dropped += 1;
+        }
     }
     dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
     for d in &dirs {
-        fs::set_meta(&d.path, &d.node, root)?;
+        fs::set_meta(&d.path, &d.node, root, true)?;
     }
     phase("metadata set");
     summary.duration_s = started.elapsed().as_secs_f64();

@@ -109,3 +109,81 @@ async fn overlapping_sources_and_hard_links_restore_once_and_a_second_restore_re
     );
     assert_eq!(std::fs::read(&link).unwrap(), std::fs::read(&a).unwrap());
 }
+
+/// Review finding (issue 20, 8): a set-user-ID root program in a snapshot
+/// came back set-user-ID from a restore as root. A snapshot is only as
+/// trustworthy as the server that wrote it: set-ID bits of files are left
+/// off unless the restore asks for them; a directory keeps its
+/// set-group-ID bit (it only passes its group on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_leaves_set_id_bits_off_files_unless_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let store = Store::open(&format!("memory://setid-{}", rand::random::<u64>()), true).unwrap();
+    let (repo, reader_keys) = support::init(&store, "sandi").await;
+    let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("srv");
+    let shared = src.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let modes = [
+        ("suid", 0o4755),
+        ("sgid", 0o2755),
+        ("both", 0o6711),
+        ("plain", 0o755),
+    ];
+    for (name, mode) in modes {
+        let p = src.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\necho {name}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let mode_of = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+    // The source really carries the bits (a filesystem mounted nosuid
+    // would not keep them, and the test would prove nothing).
+    assert_eq!(mode_of(&src.join("suid")), 0o4755);
+    assert_eq!(mode_of(&shared), 0o2775);
+
+    let out = backup(
+        store.clone(),
+        &agent,
+        std::slice::from_ref(&src),
+        &BackupOptions::new("srv".into(), dir.path().join("cache")),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let reader = Reader::open(store.clone(), "sandi").await.unwrap();
+    let snap = reader.snapshots().await.unwrap().pop().unwrap();
+
+    for keep in [false, true] {
+        let target = dir.path().join(format!("restore-{keep}"));
+        let opts = pulih_core::restore::RestoreOptions {
+            keep_set_id: keep,
+            ..Default::default()
+        };
+        let s = pulih_core::restore::restore(
+            &reader,
+            &snap,
+            &target,
+            &opts,
+            Arc::new(pulih_core::restore::RestoreProgress::default()),
+        )
+        .await
+        .unwrap();
+        for (name, mode) in modes {
+            let want = if keep { mode } else { mode & 0o777 };
+            assert_eq!(
+                mode_of(&rooted(&target, &src.join(name))),
+                want,
+                "{name} (keep_set_id {keep})"
+            );
+        }
+        assert_eq!(
+            mode_of(&rooted(&target, &shared)),
+            0o2775,
+            "a directory keeps its set-group-ID bit"
+        );
+        assert_eq!(s.set_id_dropped, if keep { 0 } else { 3 });
+    }
+}

@@ -303,3 +303,20 @@ async fn an_agent_key_checks_its_own_space_and_names_a_missing_or_truncated_pack
     );
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
 }
+
+/// Review finding (issue 20, 8): the agent daemon loaded an agent key
+/// every user of its host could read (only the CLI refused it). Loading
+/// a key file refuses it, whoever loads it.
+#[tokio::test]
+async fn an_agent_key_other_users_can_read_is_refused_by_every_loader() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_store, repo, reader, dir) = setup("keymode").await;
+    let (_, text) = AgentKey::new(&reader.master, &repo.config);
+    let path = dir.path().join("agent.key");
+    std::fs::write(&path, &text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = AgentKey::load(&path).unwrap_err().to_string();
+    assert!(err.contains("readable by every user"), "{err}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    AgentKey::load(&path).unwrap();
+}

@@ -237,6 +237,13 @@ impl PdRole {
             .with_context(|| format!("restoring {} beside itself", p.display()))?;
             staged.files += s.files;
             staged.bytes += s.bytes;
+            if s.set_id_dropped > 0 {
+                tracing::warn!(
+                    path = %p.display(),
+                    files = s.set_id_dropped,
+                    "failback restored files without their set-user-ID/set-group-ID bits"
+                );
+            }
             let restored = tmp.join(p.strip_prefix("/").unwrap_or(p));
             staged.restored.push(
                 std::fs::symlink_metadata(&restored)

@@ -127,6 +127,12 @@ impl PdRole {
             Arc::new(pulih_core::restore::RestoreProgress::default()),
         )
         .await?;
+        if s.set_id_dropped > 0 {
+            tracing::warn!(
+                files = s.set_id_dropped,
+                "restored without their set-user-ID/set-group-ID bits"
+            );
+        }
         Ok((Some(snap.id.to_hex()), s.files, s.bytes, Vec::new()))
     }
 }

@@ -26,6 +26,11 @@ pub struct RestoreArgs {
     /// Restore only this backed-up path and what is below it (repeatable).
     #[arg(long)]
     include: Vec<String>,
+    /// Keep the set-user-ID and set-group-ID bits of files (left off by
+    /// default: a snapshot is only as trustworthy as the server that wrote
+    /// it; a restore as root would recreate its set-user-ID root programs).
+    #[arg(long)]
+    keep_set_id: bool,
     #[arg(long)]
     json: bool,
 }
@@ -46,6 +51,7 @@ pub async fn run(a: RestoreArgs) -> Result<u8> {
     };
     let opts = RestoreOptions {
         include: a.include,
+        keep_set_id: a.keep_set_id,
         ..Default::default()
     };
     let r = restore(&reader, &snap, &a.target, &opts, progress).await;
@@ -55,7 +61,7 @@ pub async fn run(a: RestoreArgs) -> Result<u8> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"snapshot_id": snap.id.to_hex(), "files": s.files, "dirs": s.dirs, "symlinks": s.symlinks, "bytes": s.bytes, "duration_s": s.duration_s})
+            serde_json::json!({"snapshot_id": snap.id.to_hex(), "files": s.files, "dirs": s.dirs, "symlinks": s.symlinks, "bytes": s.bytes, "duration_s": s.duration_s, "set_id_dropped": s.set_id_dropped})
         );
     } else {
         println!(
@@ -67,6 +73,13 @@ pub async fn run(a: RestoreArgs) -> Result<u8> {
             s.symlinks,
             human(s.bytes),
             s.duration_s
+        );
+    }
+    if s.set_id_dropped > 0 {
+        eprintln!(
+            "note: {} files were restored without their set-user-ID/set-group-ID bits \
+             (kept only with --keep-set-id)",
+            s.set_id_dropped
         );
     }
     Ok(exit::OK)

@@ -107,7 +107,12 @@ pub(super) fn is_root_user() -> bool {
         .unwrap_or(false)
 }
 
-pub(super) fn set_meta(path: &Path, node: &Node, root: bool) -> Result<()> {
+/// The set-user-ID and set-group-ID bits.
+const SET_ID: u32 = 0o6000;
+
+/// Sets owner (as root), mode and times. Without `keep_set_id` the mode's
+/// set-ID bits are left off; returns whether the node had any.
+pub(super) fn set_meta(path: &Path, node: &Node, root: bool, keep_set_id: bool) -> Result<bool> {
     if root {
         std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))
             .map_err(|e| Error::io(path, e))?;
@@ -116,14 +121,20 @@ pub(super) fn set_meta(path: &Path, node: &Node, root: bool) -> Result<()> {
         node.mtime_ns.div_euclid(1_000_000_000),
         node.mtime_ns.rem_euclid(1_000_000_000) as u32,
     );
+    let mut dropped = false;
     if node.kind == NodeKind::Symlink {
         filetime::set_symlink_file_times(path, mtime, mtime).map_err(|e| Error::io(path, e))?;
     } else {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
+        let mut mode = node.mode;
+        if !keep_set_id && mode & SET_ID != 0 {
+            mode &= !SET_ID;
+            dropped = true;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(path, e))?;
         filetime::set_file_times(path, mtime, mtime).map_err(|e| Error::io(path, e))?;
     }
-    Ok(())
+    Ok(dropped)
 }
 
 #[cfg(test)]

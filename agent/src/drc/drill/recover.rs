@@ -132,10 +132,13 @@ impl Run<'_> {
                     Arc::new(pulih_core::restore::RestoreProgress::default()),
                 )
                 .await?;
-                let detail = format!(
+                let mut detail = format!(
                     "{} files, {} bytes; every blob authenticated (AES-256-GCM)",
                     s.files, s.bytes
                 );
+                if s.set_id_dropped > 0 {
+                    detail += &format!("; set-ID bits left off {} files", s.set_id_dropped);
+                }
                 Ok((s, detail))
             })
             .await?;
