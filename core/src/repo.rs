@@ -473,9 +473,18 @@ impl Reader {
     }
 
     /// All snapshots, oldest first.
+    /// Every snapshot that authenticates. One that does not (junk any
+    /// writer of the agency can put under `snapshots/`) is skipped with a
+    /// warning, so it cannot stop another server's restore; `verify`
+    /// names it.
     pub async fn snapshots(&self) -> Result<Vec<ListedSnapshot>> {
         let master = self.keys.master.clone();
-        list_snapshots(&self.repo, |s| Some(master.space(s))).await
+        let (listed, unreadable) =
+            list_readable_snapshots(&self.repo, |s| Some(master.space(s))).await?;
+        for (name, e) in &unreadable {
+            tracing::warn!(object = %name, error = %e, "skipped a snapshot that does not authenticate (run `verify`)");
+        }
+        Ok(listed)
     }
 
     /// Find a snapshot by id, unique id prefix, or `latest`.
@@ -510,6 +519,20 @@ pub async fn list_snapshots(
     repo: &Repo,
     keys: impl Fn(SpaceId) -> Option<SpaceKeys>,
 ) -> Result<Vec<ListedSnapshot>> {
+    let (listed, unreadable) = list_readable_snapshots(repo, keys).await?;
+    match unreadable.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(listed),
+    }
+}
+
+/// As [`list_snapshots`], but a snapshot object that is not one or does
+/// not authenticate is set aside (its name and why) instead of failing
+/// the listing. A store that cannot be listed or read still fails it.
+pub async fn list_readable_snapshots(
+    repo: &Repo,
+    keys: impl Fn(SpaceId) -> Option<SpaceKeys>,
+) -> Result<(Vec<ListedSnapshot>, Vec<(String, Error)>)> {
     let ids = repo.list_ids(crate::layout::SNAPSHOTS).await?;
     let stored: HashMap<FileId, i64> = ids.iter().map(|(id, o)| (*id, o.modified)).collect();
     let names = ids
@@ -517,11 +540,24 @@ pub async fn list_snapshots(
         .map(|(id, _)| crate::snapshot::snapshot_key_name(id))
         .collect();
     let mut out = Vec::new();
+    let mut unreadable = Vec::new();
     for (name, bytes) in repo.get_many(names).await? {
         let id: SnapshotId = name.trim_start_matches(crate::layout::SNAPSHOTS).parse()?;
-        let space = Snapshot::space_of(&bytes, &id)?;
+        let space = match Snapshot::space_of(&bytes, &id) {
+            Ok(s) => s,
+            Err(e) => {
+                unreadable.push((name, e));
+                continue;
+            }
+        };
         let Some(k) = keys(space) else { continue };
-        let snapshot = Snapshot::decode(&bytes, &k, &id)?;
+        let snapshot = match Snapshot::decode(&bytes, &k, &id) {
+            Ok(s) => s,
+            Err(e) => {
+                unreadable.push((name, e));
+                continue;
+            }
+        };
         out.push(ListedSnapshot {
             id,
             space,
@@ -532,5 +568,5 @@ pub async fn list_snapshots(
     out.sort_by(|a, b| {
         (a.snapshot.time_ns(), a.stored_at).cmp(&(b.snapshot.time_ns(), b.stored_at))
     });
-    Ok(out)
+    Ok((out, unreadable))
 }

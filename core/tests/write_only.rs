@@ -320,3 +320,71 @@ async fn an_agent_key_other_users_can_read_is_refused_by_every_loader() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     AgentKey::load(&path).unwrap();
 }
+
+/// Review finding (issue 20, 3): one junk object under `snapshots/` (any
+/// agent of the agency can write one) stopped `snapshots` and every
+/// restore of every server. A reader skips what does not authenticate
+/// and goes on; `verify` names it.
+#[tokio::test]
+async fn a_junk_snapshot_object_does_not_stop_another_servers_restore() {
+    let (store, repo, reader_keys, dir) = setup("junk-snapshot").await;
+    let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let src = dir.path().join("srv");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("data.txt"), SECRET_TEXT).unwrap();
+    let out = backup(
+        store.clone(),
+        &agent,
+        std::slice::from_ref(&src),
+        &opts(dir.path(), "cache"),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+
+    // Another agent's junk: a bad magic, and a snapshot-shaped object of
+    // the victim's space that does not authenticate.
+    let junk_name = |id: pulih_core::id::SnapshotId| pulih_core::snapshot::snapshot_key_name(&id);
+    let garbage = junk_name(pulih_core::id::SnapshotId::random());
+    store
+        .put(
+            &garbage,
+            bytes::Bytes::from_static(b"not a snapshot at all"),
+        )
+        .await
+        .unwrap();
+    let real = store
+        .get(&pulih_core::snapshot::snapshot_key_name(&out.snapshot_id))
+        .await
+        .unwrap();
+    let mut forged = real.to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let forged_name = junk_name(pulih_core::id::SnapshotId::random());
+    store
+        .put(&forged_name, bytes::Bytes::from(forged))
+        .await
+        .unwrap();
+
+    let reader = Reader::open(store.clone(), "sandi").await.unwrap();
+    let snaps = reader.snapshots().await.unwrap();
+    assert_eq!(snaps.len(), 1, "only the real snapshot");
+    let latest = reader.find_snapshot("latest").await.unwrap();
+    assert_eq!(latest.id, out.snapshot_id);
+    let target = dir.path().join("restore");
+    support::restore_all(&reader, &latest, &target).await;
+    assert_eq!(
+        std::fs::read(target.join(src.join("data.txt").strip_prefix("/").unwrap())).unwrap(),
+        SECRET_TEXT.as_bytes()
+    );
+
+    let report = pulih_core::verify::verify(&reader, None).await.unwrap();
+    for name in [&garbage, &forged_name] {
+        let id = name.rsplit('/').next().unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains(id)),
+            "verify names {name}: {:?}",
+            report.problems
+        );
+    }
+}
