@@ -135,6 +135,9 @@ async fn prune_frees_space_repacks_and_rescues_what_a_concurrent_backup_used() {
     std::fs::create_dir_all(&src).unwrap();
     random_file(&src.join("keep.bin"), 2_000_000);
     random_file(&src.join("gone.bin"), 2_000_000);
+    run_backup(&store, &agent, &src, dir.path()).await;
+    // `late.bin` in a backup of its own, so its packs never hold
+    // `gone.bin`'s bytes (a rescued pack keeps what else it holds).
     random_file(&src.join("late.bin"), 600_000);
     let old = run_backup(&store, &agent, &src, dir.path()).await;
     std::fs::remove_file(src.join("gone.bin")).unwrap();
