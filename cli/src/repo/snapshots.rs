@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use pulih_core::repo::{ListedSnapshot, Reader, Repo, list_snapshots};
+use pulih_core::repo::{ListedSnapshot, Reader, Repo, list_readable_snapshots};
 
 use super::{Passphrase, RepoUrl, human, load_agent_key};
 use crate::exit;
@@ -40,7 +40,14 @@ pub async fn run(a: SnapshotsArgs) -> Result<u8> {
             let repo = Repo::open(store).await?;
             repo.check_agent_key(&key)?;
             let sp = key.space.clone();
-            list_snapshots(&repo, |s| (s == sp.space).then(|| sp.clone())).await?
+            let (listed, unreadable) =
+                list_readable_snapshots(&repo, |s| (s == sp.space).then(|| sp.clone())).await?;
+            for (name, e) in unreadable {
+                eprintln!(
+                    "warning: skipped {name}, which does not authenticate: {e} (`pulih repo verify` names such objects)"
+                );
+            }
+            listed
         }
         (None, Some(f)) => {
             let pass = Passphrase { file: f.clone() }.read()?;
