@@ -8,23 +8,8 @@ use serde::Deserialize;
 
 /// Writes `bytes` to `path` atomically (temp file + rename), mode 0600.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    // A temporary file left behind keeps its own mode on open.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot make {} private (0600)", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    pulih_core::storage::write_private_atomic(path, bytes, true)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A JSON state file; None when there is none.

@@ -201,29 +201,14 @@ impl FilesCache {
     /// backed-up path: it is readable by its owner only (0600, in a
     /// directory made 0700).
     pub fn save(&self, path: &Path) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        use std::os::unix::fs::DirBuilderExt;
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| Error::io(dir, e))?;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
-        // A temporary file left by an older version keeps its mode on open.
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(&self.encode())
-            .map_err(|e| Error::io(&tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        crate::storage::write_private_atomic(path, &self.encode(), false)?;
         let _ = std::fs::remove_file(legacy_json_file(path));
         Ok(())
     }

@@ -63,6 +63,32 @@ pub fn read_secret_file(path: &std::path::Path) -> Result<String> {
     Ok(s.trim_end_matches(['\n', '\r']).to_owned())
 }
 
+/// Writes `bytes` to `path` atomically (a temporary file beside it, then a
+/// rename), readable by its owner only (0600, also where a temporary file
+/// was left behind with another mode). `durable` syncs the bytes before
+/// the rename.
+pub fn write_private_atomic(path: &std::path::Path, bytes: &[u8], durable: bool) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    // A temporary file left behind keeps its own mode on open.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    if durable {
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
 impl Store {
     /// Open a store from a repository URL. `create` makes a missing local
     /// directory (for `init`).
