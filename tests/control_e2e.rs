@@ -828,6 +828,134 @@ async fn bad_input_on_the_api_gets_a_stable_4xx_and_changes_nothing() {
     }
 }
 
+/// Enrols `server` through the API; returns the agent's credential.
+async fn enrol(http: &reqwest::Client, api: &str, admin: &str, server: &str) -> String {
+    use reqwest::Method as M;
+    let (_, t) = call(
+        http,
+        M::POST,
+        &format!("{api}/servers/{server}/enroll-token"),
+        Some(admin),
+        None,
+    )
+    .await;
+    let facts = serde_json::json!({"hostname": server, "os": "linux", "agent_version": "t"});
+    let body = serde_json::json!({"server": server, "token": t["token"], "facts": facts});
+    let (s, e) = call(
+        http,
+        M::POST,
+        &format!("{api}/agents/enroll"),
+        None,
+        Some(("application/json", body.to_string().into_bytes())),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    e["credential"].as_str().unwrap().to_string()
+}
+
+/// Review finding (issue 20, 8): the controller believed an agent that
+/// reported a kept snapshot, so a compromised server could stay green
+/// (RPO met, Pasal 9 report) while it replicated nothing. The controller
+/// now checks the agency's repository itself: a snapshot the store does
+/// not hold, or one another run already reported, makes the run failed;
+/// a finish time in the future counts as now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replication_reporting_a_snapshot_the_store_does_not_hold_is_recorded_as_failed() {
+    use reqwest::Method as M;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let Controller {
+        proc: _controller,
+        url: base,
+        token,
+        ..
+    } = Controller::start(&PULIH, dir, "");
+    let admin = std::fs::read_to_string(token).unwrap().trim().to_string();
+    let api = format!("{base}/api/v1");
+    let http = reqwest::Client::new();
+    let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
+    let manifests =
+        agencies(&dir.join("drc")) + &server_manifest("srv-a", "dinkes", Path::new("/srv/a"));
+    let apply = serde_json::json!({"files": [{"name": "m.yaml", "content": manifests}]});
+    let (s, body) = call(
+        &http,
+        M::POST,
+        &format!("{api}/manifests"),
+        Some(&admin),
+        json(apply),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+
+    // One real snapshot in the agency's repository, as srv-a's agent writes it.
+    let repo = dir.join("drc").join("dinkes");
+    std::fs::create_dir_all(dir.join("drc")).unwrap();
+    let (pass, key, src) = (dir.join("pass"), dir.join("agent.key"), dir.join("src"));
+    write_secret(&pass, "walidata dinkes");
+    repo::init_with_agent_key(&PULIH, &repo, &pass, &key);
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("data.txt"), "rekam medis").unwrap();
+    repo::backup_tagged(&PULIH, &repo, &key, "srv-a", &src);
+    let real = repo::snapshots(&PULIH, &repo, &pass)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let cred = enrol(&http, &api, &admin, "srv-a").await;
+    let report = |run_key: &'static str, snapshot: String, finished: &'static str| {
+        let body = serde_json::json!({
+            "trigger": "schedule", "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": finished, "state": "succeeded", "snapshot_id": snapshot,
+        });
+        let (http, api, cred) = (&http, &api, &cred);
+        async move {
+            let url = format!("{api}/agents/srv-a/runs/{run_key}/result");
+            let (s, b) = call(http, M::POST, &url, Some(cred), json(body)).await;
+            assert_eq!(s, 200, "{run_key}: {b}");
+        }
+    };
+    report("sched-real", real.clone(), "2026-01-01T00:00:05Z").await;
+    report("sched-fake", "ab".repeat(32), "2099-01-01T00:00:00Z").await;
+    report("sched-again", real.clone(), "2099-01-01T00:00:00Z").await;
+    // The outbox may deliver a result twice: the same run is not "another".
+    report("sched-real", real.clone(), "2026-01-01T00:00:05Z").await;
+
+    let (_, runs) = call(
+        &http,
+        M::GET,
+        &format!("{api}/runs?server=srv-a"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let by_key: BTreeMap<&str, &serde_json::Value> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["run_key"].as_str().unwrap(), r))
+        .collect();
+    assert_eq!(by_key["sched-real"]["state"], "succeeded", "{runs}");
+    for (run_key, why) in [
+        ("sched-fake", "holds no snapshot"),
+        ("sched-again", "already reported by run sched-real"),
+    ] {
+        let r = by_key[run_key];
+        assert_eq!(r["state"], "failed", "{r}");
+        let errors = r["errors"].to_string();
+        assert!(errors.contains(why), "{run_key}: {errors}");
+        let finished = parse_time(r["finished_at"].as_str().unwrap());
+        assert!(finished <= unix_now() + 5, "not in the future: {r}");
+    }
+    let (_, servers) = call(&http, M::GET, &format!("{api}/servers"), Some(&admin), None).await;
+    let a = &servers.as_array().unwrap()[0];
+    assert_eq!(
+        a["last_success"].as_str(),
+        Some("2026-01-01T00:00:05Z"),
+        "{a}"
+    );
+    assert_eq!(a["rpo_met"], false, "{a}");
+}
+
 /// Retention on the controller's own schedule, with the maintenance key the
 /// walidata gave it (it can forget and prune, not read): each server's
 /// `retention` applies, the freed packs go after the grace period, what is

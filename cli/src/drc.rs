@@ -84,7 +84,7 @@ pub struct FailoverArgs {
 #[derive(Args)]
 #[group(required = true, multiple = false)]
 struct KeyArgs {
-    /// File holding the walidata passphrase (must not be world-readable).
+    /// File holding the walidata passphrase (readable by its owner only).
     #[arg(
         long = "passphrase-file",
         env = "PULIH_PASSPHRASE_FILE",

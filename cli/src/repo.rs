@@ -74,7 +74,7 @@ pub struct RepoUrl {
 /// `--passphrase-file F` / `PULIH_PASSPHRASE_FILE`.
 #[derive(Args, Clone)]
 pub struct Passphrase {
-    /// File holding the walidata passphrase (must not be world-readable).
+    /// File holding the walidata passphrase (readable by its owner only).
     #[arg(
         long = "passphrase-file",
         env = "PULIH_PASSPHRASE_FILE",
@@ -96,8 +96,7 @@ impl RepoUrl {
 }
 
 pub fn load_agent_key(path: &std::path::Path) -> Result<AgentKey> {
-    // The agent key is a secret: refuse a world-readable one.
-    read_secret_file(path)?;
+    // A secret: `AgentKey::load` refuses one others can read.
     Ok(AgentKey::load(path)?)
 }
 

@@ -42,8 +42,8 @@ pub struct ControllerConfig {
     /// the target's URL (used by `pulih dev`).
     #[serde(default)]
     pub dev_store_root: Option<PathBuf>,
-    /// Serve HTTPS with this certificate chain (PEM) and key (PEM, not
-    /// world-readable); both or neither. Without them the API is plain HTTP,
+    /// Serve HTTPS with this certificate chain (PEM) and key (PEM, readable
+    /// by its owner only); both or neither. Without them the API is plain HTTP,
     /// for loopback and `pulih dev` only.
     #[serde(default)]
     pub tls_cert_file: Option<PathBuf>,

@@ -17,6 +17,7 @@ pub mod error;
 pub mod maintenance;
 pub mod openapi;
 pub mod recovery;
+pub mod repo_check;
 pub mod state;
 pub mod store;
 pub mod workers;

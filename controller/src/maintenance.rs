@@ -12,7 +12,6 @@ use pulih_core::keys::MaintenanceKeyFile;
 use pulih_core::maintenance::MaintenanceReport;
 use pulih_core::prune::PruneOptions;
 use pulih_core::repo::{ListedSnapshot, Repo};
-use pulih_core::storage::{Store, read_secret_file};
 use pulih_model::api::MaintenanceRun;
 use pulih_model::state::MaintenanceState;
 
@@ -67,8 +66,17 @@ pub async fn execute(st: Shared, queued: Vec<(i64, String)>) {
                 MaintenanceState::Succeeded,
                 serde_json::to_string(r).unwrap_or_default(),
                 format!(
-                    "{pd}: {} of {} snapshots forgotten, {} packs condemned, {} deleted, {} bytes freed",
-                    r.forgotten, r.snapshots, r.condemned_packs, r.deleted_packs, r.bytes_deleted
+                    "{pd}: {} of {} snapshots forgotten, {} packs condemned, {} deleted, {} bytes freed{}",
+                    r.forgotten,
+                    r.snapshots,
+                    r.condemned_packs,
+                    r.deleted_packs,
+                    r.bytes_deleted,
+                    if r.held_back.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; held back: {}", r.held_back.join("; "))
+                    }
                 ),
             ),
             Err(Skip(why)) => (
@@ -84,6 +92,7 @@ pub async fn execute(st: Shared, queued: Vec<(i64, String)>) {
         };
         match &outcome {
             Err(Fail(_)) => tracing::warn!(%detail, "maintenance"),
+            Ok(r) if !r.held_back.is_empty() => tracing::warn!(%detail, "maintenance"),
             _ => tracing::info!(%detail, "maintenance"),
         }
         if let Err(e) = st.store.finish_maintenance(id, state, &json, t) {
@@ -151,15 +160,8 @@ async fn run_pd(st: &Shared, pd: &str) -> Result<MaintenanceReport, NotDone> {
         )));
     }
     let key = MaintenanceKeyFile::load(&key_path)?;
-    let creds = match (&cfg.s3_access_key_id_file, &cfg.s3_secret_access_key_file) {
-        (Some(a), Some(s)) => Some((read_secret_file(a)?, read_secret_file(s)?)),
-        _ => None,
-    };
-    let store = Store::open_with(
-        &url,
-        false,
-        creds.as_ref().map(|(a, s)| (a.as_str(), s.as_str())),
-    )?;
+    let store =
+        crate::repo_check::open_store(&st.config, &url).map_err(|e| Fail(format!("{e:#}")))?;
     let repo = Repo::open(store).await?;
     let offset = utc_offset(cfg.timezone);
     let policy_for = move |s: &ListedSnapshot| {
@@ -206,6 +208,14 @@ pub fn view(r: MaintenanceRow) -> MaintenanceRun {
         deleted_packs: n("deleted_packs"),
         rescued_packs: n("rescued_packs"),
         bytes_deleted: n("bytes_deleted"),
+        held_back: report["held_back"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
         error: report["error"].as_str().map(str::to_string),
     }
 }

@@ -219,6 +219,13 @@ pub trait StateStore: Send + Sync + 'static {
         result: &RunResult,
         now: i64,
     ) -> StoreResult<()>;
+    /// The (server, run key) of a replication other than `except_run`
+    /// that already reported `snapshot` (hex) as its own.
+    fn snapshot_reported(
+        &self,
+        snapshot: &str,
+        except_run: &str,
+    ) -> StoreResult<Option<(String, String)>>;
     /// Runs in state `running` started after `since` among `servers`.
     fn running_count(&self, servers: &[String], since: i64) -> StoreResult<u64>;
     fn run(&self, run_key: &str) -> StoreResult<Option<RunRow>>;

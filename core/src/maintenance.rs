@@ -15,9 +15,10 @@ use crate::keys::{MaintenanceKey, MaintenanceKeyFile, SpaceKeys};
 use crate::layout;
 use crate::pack::PackHeader;
 use crate::prune::PruneOptions;
+use crate::prune::holdback::Holdback;
 use crate::prune::lock::{self, MovesBody};
 use crate::prune::phase2;
-use crate::repo::{ListedSnapshot, LoadedIndexes, Repo, list_snapshots};
+use crate::repo::{ListedSnapshot, LoadedIndexes, Repo, Unreadable, list_readable_snapshots};
 use crate::{Error, Result};
 
 /// What a maintenance run did.
@@ -35,6 +36,9 @@ pub struct MaintenanceReport {
     /// Spaces not pruned because a snapshot there lists no packs (written
     /// by an agent older than the `packs` field).
     pub spaces_not_pruned: Vec<String>,
+    /// Objects that did not authenticate, set aside, and what each held
+    /// back (FORMAT.md §11).
+    pub held_back: Vec<String>,
 }
 
 /// The keys of a space as the maintenance key has them: the metadata key
@@ -105,15 +109,16 @@ impl Usage {
 /// Old pack → (new packs, when the move was recorded), and the records.
 type Moves = HashMap<PackId, (Vec<PackId>, i64)>;
 
+/// The moves records, the packs each names, and those set aside.
 async fn load_moves(
     repo: &Repo,
     key: &MaintenanceKey,
-) -> Result<(Moves, Vec<(String, Vec<PackId>)>)> {
+) -> Result<(Moves, Vec<(String, Vec<PackId>)>, Vec<Unreadable>)> {
     let mut moves: Moves = HashMap::new();
     let mut files = Vec::new();
-    for (name, body) in
-        lock::read::<MovesBody>(&repo.store, key, layout::MOVES_LOCKS, "maintenance").await?
-    {
+    let (records, unreadable) =
+        lock::read::<MovesBody>(&repo.store, key, layout::MOVES_LOCKS).await?;
+    for (name, body) in records {
         files.push((name, body.moves.keys().copied().collect()));
         for (old, new) in body.moves {
             let e = moves.entry(old).or_insert((Vec::new(), body.created));
@@ -121,7 +126,7 @@ async fn load_moves(
             e.1 = e.1.max(body.created);
         }
     }
-    Ok((moves, files))
+    Ok((moves, files, unreadable))
 }
 
 /// Forget by the policy `policy_for` gives each (space, host, paths) group
@@ -144,7 +149,9 @@ pub async fn run(
     let mk = &key.key;
     let keys = |s: SpaceId| Some(space_keys(mk, s));
     let mut report = MaintenanceReport::default();
-    let snaps = list_snapshots(repo, keys).await?;
+    // A snapshot that does not authenticate is in no group, so never
+    // forgotten; the others' retention goes on.
+    let (snaps, unreadable) = list_readable_snapshots(repo, keys).await?;
     report.snapshots = snaps.len();
     let decisions = plan_each(&snaps, policy_for, offset);
     for d in decisions.iter().filter(|d| !d.keep) {
@@ -153,18 +160,27 @@ pub async fn run(
     }
     report.decisions = decisions;
     if !prune {
+        let mut hold = Holdback::default();
+        hold.snapshots(&unreadable);
+        report.held_back = hold.into_notes();
         return Ok(report);
     }
 
     let store = &repo.store;
     let mut packs = repo.list_packs().await?;
-    let (moves, moves_files) = load_moves(repo, mk).await?;
+    let mut hold = Holdback::default();
+    let (moves, moves_files, bad_moves) = load_moves(repo, mk).await?;
+    hold.moves_records(&bad_moves);
     // Snapshots as they are now (forgotten ones gone, new ones included).
-    let snaps = list_snapshots(repo, keys).await?;
+    let (snaps, unreadable) = list_readable_snapshots(repo, keys).await?;
+    hold.snapshots(&unreadable);
     let usage = Usage::of(&snaps, &moves);
+    let mut indexes = LoadedIndexes::load(repo, keys).await?;
+    hold.indexes(&indexes);
 
     // Phase 2: records past the grace period.
-    let records = phase2::records(store, mk, opts, "maintenance").await?;
+    let records = phase2::records(store, mk, opts).await?;
+    hold.prune_records(&records.unreadable);
     let pending = records.pending;
     let headers = phase2::due_headers(repo, &records.due, &packs, |s| space_keys(mk, s)).await?;
     let done = phase2::settle(
@@ -172,31 +188,33 @@ pub async fn run(
         records.due,
         headers,
         &mut packs,
-        |space, p, _| usage.uses(space, p),
+        |space, p, _| hold.holds(space) || usage.uses(space, p),
         |s| space_keys(mk, s),
     )
     .await?;
     report.deleted_packs += done.deleted_packs;
     report.rescued_packs += done.rescued_packs;
     report.bytes_deleted += done.bytes_deleted;
+    if done.rescued_packs > 0 {
+        // The rescued packs' new index must be among those read.
+        indexes = LoadedIndexes::load(repo, keys).await?;
+    }
 
     // Phase 1: condemn the unused packs of each space.
-    let indexes = LoadedIndexes::load(repo, keys).await?;
-    if let Some((id, e)) = indexes.damaged.first() {
-        return Err(Error::corrupt(
-            format!("index {id}"),
-            format!("{e}; run `pulih repo verify` and `repair-index` first: maintenance stopped"),
-        ));
+    if !hold.keeps_unindexed() {
+        let (n, bytes) =
+            phase2::delete_unindexed(store, &packs, &indexes.indexed_packs, &pending, opts).await?;
+        report.deleted_unindexed_packs += n;
+        report.bytes_deleted += bytes;
     }
-    let (n, bytes) =
-        phase2::delete_unindexed(store, &packs, &indexes.indexed_packs, &pending, opts).await?;
-    report.deleted_unindexed_packs += n;
-    report.bytes_deleted += bytes;
     let mut condemned = Vec::new();
     let mut rewritten: HashSet<SpaceId> = HashSet::new();
     for (space, idx) in &indexes.spaces {
         if usage.unknown.contains(space) {
             report.spaces_not_pruned.push(space.to_hex());
+            continue;
+        }
+        if hold.holds(*space) {
             continue;
         }
         let mut by_pack: BTreeMap<PackId, PackHeader> = BTreeMap::new();
@@ -238,12 +256,16 @@ pub async fn run(
     }
     // Moves records nothing reaches any more.
     for (name, olds) in moves_files {
-        if usage.unknown.is_empty() && !olds.iter().any(|p| usage.reachable.contains(p)) {
+        if usage.unknown.is_empty()
+            && !hold.holds_any()
+            && !olds.iter().any(|p| usage.reachable.contains(p))
+        {
             store.delete(&name).await?;
             report.moves_records_deleted += 1;
         }
     }
     report.spaces_not_pruned.sort();
+    report.held_back = hold.into_notes();
     Ok(report)
 }
 

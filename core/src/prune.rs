@@ -9,6 +9,7 @@
 //! no repacking). Both share the lock records ([`lock`]), phase 2 and the
 //! clean-up of unindexed packs ([`phase2`]).
 
+pub(crate) mod holdback;
 pub(crate) mod lock;
 pub(crate) mod phase2;
 mod repack;
@@ -19,13 +20,14 @@ use futures::StreamExt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::Result;
 use crate::id::{BlobId, IndexId, PackId, SnapshotId, SpaceId};
 use crate::index::{IndexFile, IndexPack, Location, SpaceIndex};
 use crate::keys::SessionKey;
 use crate::layout;
 use crate::pack::{self, PackHeader};
-use crate::repo::Reader;
-use crate::{Error, Result};
+use crate::prune::holdback::Holdback;
+use crate::repo::{Reader, list_readable_snapshots};
 
 #[derive(Clone, Debug)]
 pub struct PruneOptions {
@@ -56,24 +58,37 @@ pub struct PruneReport {
     pub rescued_packs: usize,
     pub deleted_unindexed_packs: usize,
     pub bytes_deleted: u64,
+    /// Objects that did not authenticate, set aside, and what each held
+    /// back (FORMAT.md §11).
+    pub held_back: Vec<String>,
 }
 
 /// Blobs referenced by every snapshot, per space. `extra` is consulted for
-/// blobs the index no longer lists (condemned packs).
+/// blobs the index no longer lists (condemned packs). A snapshot that does
+/// not authenticate, or whose trees an index does not list, holds its
+/// space back (`hold`) instead of stopping the prune.
 async fn referenced(
     reader: &Reader,
     extra: &HashMap<SpaceId, SpaceIndex>,
+    hold: &mut Holdback,
 ) -> Result<HashMap<SpaceId, HashSet<BlobId>>> {
     let mut used: HashMap<SpaceId, HashSet<BlobId>> = HashMap::new();
     let mut roots: HashMap<SpaceId, Vec<(SnapshotId, BlobId)>> = HashMap::new();
-    for s in reader.snapshots().await? {
+    let master = reader.keys.master.clone();
+    let (listed, unreadable) =
+        list_readable_snapshots(&reader.repo, |s| Some(master.space(s))).await?;
+    hold.snapshots(&unreadable);
+    for s in listed {
         roots
             .entry(s.space)
             .or_default()
             .push((s.id, s.snapshot.tree));
     }
-    for (space, roots) in roots {
-        let set = used.entry(space).or_default();
+    'space: for (space, roots) in roots {
+        if hold.holds(space) {
+            continue;
+        }
+        let mut set = HashSet::new();
         let indexes = reader
             .index(space)
             .into_iter()
@@ -92,15 +107,14 @@ async fn referenced(
             }
         }
         while !level.is_empty() {
-            for (t, sid) in &level {
-                if loader.lookup(t).is_none() {
-                    return Err(Error::corrupt(
-                        format!("snapshot {sid}"),
-                        format!(
-                            "tree {t} is in no index: run `verify`, then `repair-index`; prune stopped"
-                        ),
-                    ));
-                }
+            if let Some((t, sid)) = level.iter().find(|(t, _)| loader.lookup(t).is_none()) {
+                hold.space(
+                    space,
+                    format!(
+                        "snapshot {sid}: tree {t} is in no index (run `verify`, then `repair-index`)"
+                    ),
+                );
+                continue 'space;
             }
             let ids: Vec<BlobId> = level.iter().map(|(t, _)| *t).collect();
             let mut trees = loader.load(&ids).await?;
@@ -119,6 +133,7 @@ async fn referenced(
             level = next;
         }
         set.extend(walked);
+        used.insert(space, set);
     }
     Ok(used)
 }
@@ -133,7 +148,10 @@ pub async fn prune(reader: &Reader, opts: &PruneOptions) -> Result<PruneReport> 
 
     // Phase 2: delete what earlier runs condemned, unless a snapshot written
     // since needs it.
-    let records = phase2::records(store, &master.maintenance(), opts, "prune").await?;
+    let records = phase2::records(store, &master.maintenance(), opts).await?;
+    let mut hold = Holdback::default();
+    hold.prune_records(&records.unreadable);
+    hold.indexes(&reader.indexes);
     let pending = records.pending;
     if !records.due.is_empty() {
         let headers =
@@ -143,13 +161,14 @@ pub async fn prune(reader: &Reader, opts: &PruneOptions) -> Result<PruneReport> 
             condemned.entry(*space).or_default().add_pack(*p, h);
         }
         condemned.values_mut().for_each(SpaceIndex::finalize);
-        let used = referenced(reader, &condemned).await?;
+        let used = referenced(reader, &condemned, &mut hold).await?;
         let needed = |space: SpaceId, p: &PackId, h: &PackHeader| {
             let live = reader.index(space);
-            h.entries.iter().any(|e| {
-                used.get(&space).is_some_and(|u| u.contains(&e.id))
-                    && live.is_none_or(|i| i.lookup(&e.id).is_none_or(|l| l.pack == *p))
-            })
+            hold.holds(space)
+                || h.entries.iter().any(|e| {
+                    used.get(&space).is_some_and(|u| u.contains(&e.id))
+                        && live.is_none_or(|i| i.lookup(&e.id).is_none_or(|l| l.pack == *p))
+                })
         };
         let done = phase2::settle(store, records.due, headers, &mut packs, needed, |s| {
             master.space(s)
@@ -161,10 +180,11 @@ pub async fn prune(reader: &Reader, opts: &PruneOptions) -> Result<PruneReport> 
         if report.rescued_packs > 0 {
             // The rescued packs must be in the index phase 1 reads.
             let fresh = Reader::with_keys(reader.repo.clone(), reader.keys.clone()).await?;
-            return Box::pin(phase1(&fresh, opts, packs, pending, report)).await;
+            hold.indexes(&fresh.indexes);
+            return Box::pin(phase1(&fresh, opts, packs, pending, report, hold)).await;
         }
     }
-    phase1(reader, opts, packs, pending, report).await
+    phase1(reader, opts, packs, pending, report, hold).await
 }
 
 async fn phase1(
@@ -173,16 +193,19 @@ async fn phase1(
     packs: HashMap<PackId, u64>,
     pending: HashSet<PackId>,
     mut report: PruneReport,
+    mut hold: Holdback,
 ) -> Result<PruneReport> {
     let store = &reader.repo.store;
-    let used = referenced(reader, &HashMap::new()).await?;
+    let used = referenced(reader, &HashMap::new(), &mut hold).await?;
 
     // Unindexed packs old enough that no running backup can own them.
-    let (n, bytes) =
-        phase2::delete_unindexed(store, &packs, &reader.indexes.indexed_packs, &pending, opts)
-            .await?;
-    report.deleted_unindexed_packs += n;
-    report.bytes_deleted += bytes;
+    if !hold.keeps_unindexed() {
+        let (n, bytes) =
+            phase2::delete_unindexed(store, &packs, &reader.indexes.indexed_packs, &pending, opts)
+                .await?;
+        report.deleted_unindexed_packs += n;
+        report.bytes_deleted += bytes;
+    }
 
     let session = SessionKey::generate();
     let mut session_written = false;
@@ -191,6 +214,9 @@ async fn phase1(
     // Old pack → the new packs its live blobs went to (FORMAT.md §11).
     let mut moves: BTreeMap<PackId, Vec<PackId>> = BTreeMap::new();
     for (space, idx) in &reader.indexes.spaces {
+        if hold.holds(*space) {
+            continue; // its index files stay as they are
+        }
         let none = HashSet::new();
         let used = used.get(space).unwrap_or(&none);
         let mut by_pack: HashMap<PackId, Vec<Location>> = HashMap::new();
@@ -322,9 +348,12 @@ async fn phase1(
         )
         .await?;
     }
-    for (id, _) in &reader.indexes.files {
-        store.delete(&layout::index(id)).await?;
+    for (id, space) in &reader.indexes.files {
+        if !hold.holds(*space) {
+            store.delete(&layout::index(id)).await?;
+        }
     }
+    report.held_back = hold.into_notes();
     Ok(report)
 }
 

@@ -219,6 +219,8 @@ pub struct LoadedIndexes {
     pub files: Vec<(IndexId, SpaceId)>,
     /// Index files that could not be read, with the reason.
     pub damaged: Vec<(IndexId, Error)>,
+    /// The spaces the clear headers of damaged index files name.
+    pub damaged_spaces: HashSet<SpaceId>,
 }
 
 impl LoadedIndexes {
@@ -255,7 +257,10 @@ impl LoadedIndexes {
                     }
                     out.files.push((id, space));
                 }
-                Err(e) => out.damaged.push((id, e)),
+                Err(e) => {
+                    out.damaged.push((id, e));
+                    out.damaged_spaces.insert(space);
+                }
             }
         }
         for idx in out.spaces.values_mut() {
@@ -481,8 +486,8 @@ impl Reader {
         let master = self.keys.master.clone();
         let (listed, unreadable) =
             list_readable_snapshots(&self.repo, |s| Some(master.space(s))).await?;
-        for (name, e) in &unreadable {
-            tracing::warn!(object = %name, error = %e, "skipped a snapshot that does not authenticate (run `verify`)");
+        for u in &unreadable {
+            tracing::warn!(object = %u.name, error = %u.error, "skipped a snapshot that does not authenticate (run `verify`)");
         }
         Ok(listed)
     }
@@ -521,8 +526,26 @@ pub async fn list_snapshots(
 ) -> Result<Vec<ListedSnapshot>> {
     let (listed, unreadable) = list_readable_snapshots(repo, keys).await?;
     match unreadable.into_iter().next() {
-        Some((_, e)) => Err(e),
+        Some(u) => Err(u.error),
         None => Ok(listed),
+    }
+}
+
+/// An object that was listed but is not what its prefix says or does not
+/// authenticate: set aside, with why (FORMAT.md §11, "What does not
+/// authenticate").
+#[derive(Debug)]
+pub struct Unreadable {
+    /// Its object name.
+    pub name: String,
+    /// The dedup space its clear header names, when it names one.
+    pub space: Option<SpaceId>,
+    pub error: Error,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.error)
     }
 }
 
@@ -532,7 +555,7 @@ pub async fn list_snapshots(
 pub async fn list_readable_snapshots(
     repo: &Repo,
     keys: impl Fn(SpaceId) -> Option<SpaceKeys>,
-) -> Result<(Vec<ListedSnapshot>, Vec<(String, Error)>)> {
+) -> Result<(Vec<ListedSnapshot>, Vec<Unreadable>)> {
     let ids = repo.list_ids(crate::layout::SNAPSHOTS).await?;
     let stored: HashMap<FileId, i64> = ids.iter().map(|(id, o)| (*id, o.modified)).collect();
     let names = ids
@@ -545,16 +568,24 @@ pub async fn list_readable_snapshots(
         let id: SnapshotId = name.trim_start_matches(crate::layout::SNAPSHOTS).parse()?;
         let space = match Snapshot::space_of(&bytes, &id) {
             Ok(s) => s,
-            Err(e) => {
-                unreadable.push((name, e));
+            Err(error) => {
+                unreadable.push(Unreadable {
+                    name,
+                    space: None,
+                    error,
+                });
                 continue;
             }
         };
         let Some(k) = keys(space) else { continue };
         let snapshot = match Snapshot::decode(&bytes, &k, &id) {
             Ok(s) => s,
-            Err(e) => {
-                unreadable.push((name, e));
+            Err(error) => {
+                unreadable.push(Unreadable {
+                    name,
+                    space: Some(space),
+                    error,
+                });
                 continue;
             }
         };

@@ -11,8 +11,11 @@
 
 mod content;
 mod fs;
+mod measure;
 mod ranges;
 mod walk;
+
+pub use measure::{Expanded, measure};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -42,7 +45,20 @@ pub struct RestoreOptions {
     /// root program that server put there. Directories keep theirs (a
     /// directory's set-group-ID bit only passes its group on).
     pub keep_set_id: bool,
+    /// The most names (files, directories, symlinks, each place it
+    /// appears) a restore plans: its plan holds a few hundred bytes of
+    /// memory per name. A snapshot that expands to more is refused before
+    /// anything is written.
+    pub max_entries: u64,
+    /// Refuse, before anything is written, a restore whose file bytes
+    /// (from the trees) exceed the free space where it goes. Off for a
+    /// restore over the files it replaces (a failback in place).
+    pub check_space: bool,
 }
+
+/// [`RestoreOptions::max_entries`] by default: 20 million names (a plan of
+/// some gigabytes).
+pub const MAX_ENTRIES: u64 = 20_000_000;
 
 impl Default for RestoreOptions {
     fn default() -> Self {
@@ -51,6 +67,8 @@ impl Default for RestoreOptions {
             concurrency: 3,
             held_bytes: content::HELD_MAX,
             keep_set_id: false,
+            max_entries: MAX_ENTRIES,
+            check_space: true,
         }
     }
 }
@@ -92,7 +110,27 @@ pub async fn restore(
         .iter()
         .map(|i| i.trim_matches('/').to_owned())
         .collect();
+    // What the trees expand to, bounded before anything is made.
+    let need = measure(reader, space, snap.snapshot.tree, &include).await?;
+    if need.entries > opts.max_entries {
+        return Err(Error::Invalid(format!(
+            "snapshot {} expands to {} names, more than the {} a restore plans at once (a snapshot can name one directory many times: it may be damaged or hostile; raise the limit with `--max-entries` only if it is real)",
+            snap.id, need.entries, opts.max_entries
+        )));
+    }
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+    if opts.check_space {
+        let free = fs::free_bytes(target)?;
+        if need.bytes > free {
+            return Err(Error::Invalid(format!(
+                "too little disk at {}: snapshot {} expands to {} bytes of files (from its trees), {} are free",
+                target.display(),
+                snap.id,
+                need.bytes,
+                free
+            )));
+        }
+    }
 
     let walk::Plan {
         files,

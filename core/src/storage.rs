@@ -49,14 +49,22 @@ fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
     STORES.get_or_init(Default::default)
 }
 
-/// Read a secret from a file, refusing files other users can read.
+/// Read a secret from a file, refusing files other users can read: its
+/// group's members or every user (SECURITY.md, "Handling secrets").
 pub fn read_secret_file(path: &std::path::Path) -> Result<String> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.permissions().mode() & 0o004 != 0 {
+    let mode = meta.permissions().mode();
+    if mode & 0o044 != 0 {
+        let who = if mode & 0o004 != 0 {
+            "every user"
+        } else {
+            "its group"
+        };
         return Err(Error::Invalid(format!(
-            "{} is readable by every user; a secret file must not be (chmod 600 it)",
-            path.display()
+            "{} is readable by {who} (mode {:o}); a secret file must be readable by its owner only (chmod 600 it)",
+            path.display(),
+            mode & 0o777
         )));
     }
     let s = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;

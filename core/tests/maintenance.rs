@@ -239,3 +239,146 @@ async fn a_pack_the_walidata_repacked_is_followed_and_the_kept_snapshot_still_re
     let r = fx.maintain(t + 2 * 24 * 3600).await;
     assert_eq!(r.moves_records_deleted, 1, "{r:?}");
 }
+
+/// Junk any writer of the agency can put in the repository, and what
+/// prune must then hold back (FORMAT.md §11, "What does not authenticate").
+#[derive(Clone, Copy, Debug)]
+enum Junk {
+    /// Under `snapshots/`, not a snapshot at all.
+    SnapshotNoSpace,
+    /// A bit-flipped copy of a real snapshot: names the real space.
+    SnapshotOfTheSpace,
+    /// Under `index/`, not an index file.
+    IndexNoSpace,
+    /// A bit-flipped copy of a real index file: names the real space.
+    IndexOfTheSpace,
+    PruneRecord,
+    MovesRecord,
+}
+
+impl Fx {
+    /// Puts `junk`; returns its object name.
+    async fn put_junk(&self, junk: Junk) -> String {
+        use pulih_core::id::{FileId, IndexId, SnapshotId};
+        use pulih_core::layout;
+        let flipped_copy_under = |prefix: &'static str| async move {
+            let o = self.store.list(prefix).await.unwrap().remove(0);
+            let mut b = self.store.get(&o.key).await.unwrap().to_vec();
+            let last = b.len() - 1;
+            b[last] ^= 1;
+            b
+        };
+        let (name, bytes) = match junk {
+            Junk::SnapshotNoSpace => (
+                layout::snapshot(&SnapshotId::random()),
+                b"not a snapshot".to_vec(),
+            ),
+            Junk::SnapshotOfTheSpace => (
+                layout::snapshot(&SnapshotId::random()),
+                flipped_copy_under(layout::SNAPSHOTS).await,
+            ),
+            Junk::IndexNoSpace => (layout::index(&IndexId::random()), b"not an index".to_vec()),
+            Junk::IndexOfTheSpace => (
+                layout::index(&IndexId::random()),
+                flipped_copy_under(layout::INDEX).await,
+            ),
+            Junk::PruneRecord => (
+                layout::prune_lock(&FileId::random()),
+                br#"{"body":{"created":0,"packs":[]},"mac":"00"}"#.to_vec(),
+            ),
+            Junk::MovesRecord => (layout::moves_lock(&FileId::random()), b"{".to_vec()),
+        };
+        self.store.put(&name, bytes.into()).await.unwrap();
+        name
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_under_snapshots_index_or_locks_stops_no_retention_and_costs_no_blob() {
+    use pulih_core::id::PackId;
+    // (junk, reader's prune holds the space back, maintenance holds it
+    // back, unindexed packs kept, the reader's prune reads the object)
+    let cases = [
+        (Junk::SnapshotNoSpace, false, false, false, true),
+        (Junk::SnapshotOfTheSpace, true, true, false, true),
+        (Junk::IndexNoSpace, false, false, true, true),
+        (Junk::IndexOfTheSpace, true, true, true, true),
+        (Junk::PruneRecord, false, false, true, true),
+        (Junk::MovesRecord, false, true, false, false),
+    ];
+    for (junk, reader_holds, maint_holds, keeps_unindexed, reader_reads) in cases {
+        for maintenance_key in [false, true] {
+            let fx = fresh().await;
+            let mut last = Vec::new();
+            for _ in 0..3 {
+                last = random_bytes(3 << 20);
+                std::fs::write(fx.src().join("data.bin"), &last).unwrap();
+                fx.backup().await;
+            }
+            let name = fx.put_junk(junk).await;
+            // A pack no index lists, old enough for prune to delete.
+            let stray = pulih_core::layout::pack(&PackId::random());
+            fx.store
+                .put(&stray, random_bytes(1000).into())
+                .await
+                .unwrap();
+            let later = now() + 3 * 24 * 3600;
+            let case = format!("{junk:?}, maintenance key: {maintenance_key}");
+
+            let (forgotten, condemned, held_back) = if maintenance_key {
+                let r = fx.maintain(later).await;
+                (r.forgotten, r.condemned_packs, r.held_back)
+            } else {
+                let reader = Reader::open(fx.store.clone(), "sandi").await.unwrap();
+                let policy = KeepPolicy {
+                    last: 1,
+                    ..Default::default()
+                };
+                let d = forget(&reader, &policy, UtcOffset::UTC, false)
+                    .await
+                    .unwrap();
+                let reader = Reader::open(fx.store.clone(), "sandi").await.unwrap();
+                let opts = PruneOptions {
+                    now: later,
+                    ..Default::default()
+                };
+                let r = prune(&reader, &opts).await.unwrap();
+                let n = d.iter().filter(|d| !d.keep).count();
+                (n, r.condemned_packs, r.held_back)
+            };
+            assert_eq!(forgotten, 2, "forget goes on: {case}");
+            let holds = if maintenance_key {
+                maint_holds
+            } else {
+                reader_holds
+            };
+            if holds {
+                assert_eq!(condemned, 0, "the space is held back: {case}");
+            } else {
+                assert!(condemned >= 4, "two runs' packs condemned: {case}");
+            }
+            let stray_kept = fx.packs().await.contains(&stray);
+            assert_eq!(stray_kept, keeps_unindexed, "unindexed pack: {case}");
+            let id = name.rsplit(['/', '-']).next().unwrap();
+            let named = held_back.iter().any(|n| n.contains(id));
+            assert_eq!(
+                named,
+                maintenance_key || reader_reads,
+                "{case}: {held_back:?}"
+            );
+
+            // The kept snapshot restores (verify would name the junk).
+            let reader = Reader::open(fx.store.clone(), "sandi").await.unwrap();
+            let snap = reader.find_snapshot("latest").await.unwrap();
+            let target = fx.dir.path().join("restored");
+            support::restore_all(&reader, &snap, &target).await;
+            let got = std::fs::read(
+                target
+                    .join(fx.src().strip_prefix("/").unwrap())
+                    .join("data.bin"),
+            )
+            .unwrap();
+            assert!(got == last, "{case}");
+        }
+    }
+}

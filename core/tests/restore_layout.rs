@@ -187,3 +187,158 @@ async fn restore_leaves_set_id_bits_off_files_unless_asked() {
         assert_eq!(s.set_id_dropped, if keep { 0 } else { 3 });
     }
 }
+
+#[path = "support/forge.rs"]
+mod forge;
+
+/// A snapshot whose every level names the level below twice, `levels`
+/// deep, above one file of one `blob_len`-byte blob, under `/srv`.
+async fn doubling_snapshot(
+    store: &Store,
+    agent: &AgentKey,
+    levels: u32,
+    blob_len: usize,
+) -> pulih_core::id::SnapshotId {
+    let mut f = forge::Forge::new(agent);
+    let data = f.data(&vec![b'x'; blob_len]);
+    let mut t = f.tree(vec![forge::file("f", vec![data], blob_len as u64)]);
+    for _ in 0..levels {
+        t = f.tree(vec![forge::dir("a", t), forge::dir("b", t)]);
+    }
+    let root = f.tree(vec![forge::dir("srv", t)]);
+    f.snapshot(store, root, &["server=srv"], &forge::now())
+        .await
+}
+
+/// Review finding (issue 20, 4): a 4 KB snapshot whose trees name one
+/// subtree twice per level restored as 256 MiB, with a plan growing
+/// without bound, and the drill's disk check believed the total the
+/// server wrote into the snapshot. A restore now measures the expansion
+/// from the trees (each distinct tree once) and refuses, before writing
+/// anything, more names than its limit or more bytes than the target's
+/// free space; what it does restore matches the measure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_names_a_subtree_many_times_is_measured_and_bounded_before_any_write() {
+    use pulih_core::restore::{Expanded, RestoreOptions, RestoreProgress, measure, restore};
+    let store = Store::open(&format!("memory://expand-{}", rand::random::<u64>()), true).unwrap();
+    let (repo, reader_keys) = support::init(&store, "sandi").await;
+    let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let dir = tempfile::tempdir().unwrap();
+
+    // 12 levels over a 4 KiB file: 4096 files, 8191 directories below /srv.
+    let id = doubling_snapshot(&store, &agent, 12, 4096).await;
+    let reader = Reader::open(store.clone(), "sandi").await.unwrap();
+    let snap = reader.find_snapshot(&id.to_hex()).await.unwrap();
+    let stored: u64 = store
+        .list("")
+        .await
+        .unwrap()
+        .iter()
+        .filter(|o| o.key.starts_with("data/") || o.key.starts_with("snapshots/"))
+        .map(|o| o.size)
+        .sum();
+    assert!(stored < 16 << 10, "the whole snapshot is small: {stored}");
+    let need = measure(&reader, snap.space, snap.snapshot.tree, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        need,
+        Expanded {
+            entries: 1 + 3 * 4096 - 2,
+            bytes: 4096 * 4096,
+        }
+    );
+    assert_eq!(
+        snap.snapshot.summary.total_bytes, 1,
+        "what the server claimed"
+    );
+    let part = measure(&reader, snap.space, snap.snapshot.tree, &["srv/a/b".into()])
+        .await
+        .unwrap();
+    assert_eq!(part.bytes, 1024 * 4096, "an --include measures its part");
+
+    let restore_with = |opts: RestoreOptions, target: std::path::PathBuf| {
+        let (reader, snap) = (&reader, &snap);
+        async move {
+            restore(
+                reader,
+                snap,
+                &target,
+                &opts,
+                Arc::new(RestoreProgress::default()),
+            )
+            .await
+        }
+    };
+    // More names than the limit: refused before the target is made.
+    let target = dir.path().join("limited");
+    let opts = RestoreOptions {
+        max_entries: 10_000,
+        ..Default::default()
+    };
+    let err = restore_with(opts, target.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("expands to 12287 names, more than the 10000"),
+        "{err}"
+    );
+    assert!(!target.exists());
+
+    // Within the limits: restored, exactly as measured.
+    let target = dir.path().join("whole");
+    let s = restore_with(RestoreOptions::default(), target.clone())
+        .await
+        .unwrap();
+    assert_eq!((s.files, s.bytes), (4096, need.bytes));
+    assert_eq!(
+        std::fs::read(target.join("srv/a/b/a/b/a/b/a/b/a/b/a/b/f")).unwrap(),
+        vec![b'x'; 4096]
+    );
+
+    // 40 levels: 2^40 files of 4 KiB, more than any disk. With the names'
+    // limit lifted the free space refuses it, nothing written; 60 levels
+    // saturate the count instead of wrapping around.
+    for (levels, bytes) in [(40, 4096u64 << 40), (60, u64::MAX)] {
+        let id = doubling_snapshot(&store, &agent, levels, 4096).await;
+        let reader = Reader::open(store.clone(), "sandi").await.unwrap();
+        let snap = reader.find_snapshot(&id.to_hex()).await.unwrap();
+        let need = measure(&reader, snap.space, snap.snapshot.tree, &[])
+            .await
+            .unwrap();
+        assert_eq!(need.bytes, bytes, "{levels} levels");
+        let target = dir.path().join(format!("huge-{levels}"));
+        let opts = RestoreOptions {
+            max_entries: u64::MAX,
+            ..Default::default()
+        };
+        let err = restore(
+            &reader,
+            &snap,
+            &target,
+            &opts,
+            Arc::new(RestoreProgress::default()),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("too little disk"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&target).unwrap().count(),
+            0,
+            "nothing written"
+        );
+        let err = restore(
+            &reader,
+            &snap,
+            &target,
+            &RestoreOptions::default(),
+            Arc::new(RestoreProgress::default()),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("names, more than the 20000000"), "{err}");
+    }
+}

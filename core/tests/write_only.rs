@@ -314,11 +314,39 @@ async fn an_agent_key_other_users_can_read_is_refused_by_every_loader() {
     let (_, text) = AgentKey::new(&reader.master, &repo.config);
     let path = dir.path().join("agent.key");
     std::fs::write(&path, &text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = AgentKey::load(&path).unwrap_err().to_string();
-    assert!(err.contains("readable by every user"), "{err}");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, maint_text) =
+        pulih_core::keys::MaintenanceKeyFile::new(repo.config.repo_id, &reader.master);
+    let maint = dir.path().join("maintenance.key");
+    std::fs::write(&maint, &maint_text).unwrap();
+    // Readable by every user, by the group (issue 20's hardening: a
+    // service group is still other people), or both.
+    for (mode, who) in [
+        (0o644, "every user"),
+        (0o604, "every user"),
+        (0o640, "its group"),
+    ] {
+        for p in [&path, &maint] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let err = AgentKey::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("readable by {who}")),
+            "{mode:o}: {err}"
+        );
+        let Err(err) = pulih_core::keys::MaintenanceKeyFile::load(&maint) else {
+            panic!("{mode:o}: a maintenance key others can read was loaded");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains(&format!("readable by {who}")),
+            "{mode:o}: {err}"
+        );
+    }
+    for p in [&path, &maint] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     AgentKey::load(&path).unwrap();
+    pulih_core::keys::MaintenanceKeyFile::load(&maint).unwrap();
 }
 
 /// Review finding (issue 20, 3): one junk object under `snapshots/` (any

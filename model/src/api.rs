@@ -436,6 +436,10 @@ pub struct MaintenanceRun {
     pub deleted_packs: u64,
     pub rescued_packs: u64,
     pub bytes_deleted: u64,
+    /// Objects in the repository that did not authenticate, set aside,
+    /// and what each held back from the prune (FORMAT.md §11).
+    #[serde(default)]
+    pub held_back: Vec<String>,
     #[serde(default)]
     pub error: Option<String>,
 }

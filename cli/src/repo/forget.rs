@@ -121,7 +121,21 @@ fn print_prune(r: &PruneReport, json: bool) -> Result<()> {
             human(r.bytes_deleted)
         );
     }
+    print_held_back(&r.held_back);
     Ok(())
+}
+
+/// Objects that did not authenticate and what they held back, on stderr
+/// (also after `--json`): ops must see them.
+fn print_held_back(notes: &[String]) {
+    for n in notes {
+        eprintln!("warning: {n}");
+    }
+    if !notes.is_empty() {
+        eprintln!(
+            "warning: `pulih repo verify` names such objects; remove one only once it is known to be junk (FORMAT.md §11)"
+        );
+    }
 }
 
 fn prune_opts(f: &PruneFlags) -> PruneOptions {
@@ -194,9 +208,11 @@ pub async fn run_maintain(a: MaintainArgs) -> Result<u8> {
     .await?;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
+        print_held_back(&r.held_back);
         return Ok(exit::OK);
     }
     print_decisions(&r.decisions, false);
+    print_held_back(&r.held_back);
     if a.prune {
         println!(
             "prune: {} packs condemned, {} deleted, {} rescued, {} unindexed deleted; {} freed",

@@ -31,6 +31,15 @@ pub struct RestoreArgs {
     /// it; a restore as root would recreate its set-user-ID root programs).
     #[arg(long)]
     keep_set_id: bool,
+    /// The most names (files, directories, symlinks) the snapshot may
+    /// expand to; a snapshot that expands to more is refused before
+    /// anything is written (its trees can name one directory many times).
+    #[arg(long, value_name = "N", default_value_t = pulih_core::restore::MAX_ENTRIES)]
+    max_entries: u64,
+    /// Restore even when the snapshot's file bytes (counted from its
+    /// trees) exceed the free space at TARGET (a compressing filesystem).
+    #[arg(long)]
+    no_space_check: bool,
     #[arg(long)]
     json: bool,
 }
@@ -52,6 +61,8 @@ pub async fn run(a: RestoreArgs) -> Result<u8> {
     let opts = RestoreOptions {
         include: a.include,
         keep_set_id: a.keep_set_id,
+        max_entries: a.max_entries,
+        check_space: !a.no_space_check,
         ..Default::default()
     };
     let r = restore(&reader, &snap, &a.target, &opts, progress).await;

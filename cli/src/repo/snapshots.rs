@@ -42,9 +42,10 @@ pub async fn run(a: SnapshotsArgs) -> Result<u8> {
             let sp = key.space.clone();
             let (listed, unreadable) =
                 list_readable_snapshots(&repo, |s| (s == sp.space).then(|| sp.clone())).await?;
-            for (name, e) in unreadable {
+            for u in unreadable {
                 eprintln!(
-                    "warning: skipped {name}, which does not authenticate: {e} (`pulih repo verify` names such objects)"
+                    "warning: skipped {}, which does not authenticate: {} (`pulih repo verify` names such objects)",
+                    u.name, u.error
                 );
             }
             listed

@@ -7,11 +7,12 @@ use pulih_model::api::{
     EnrollRequest, EnrollResponse, HeartbeatRequest, HeartbeatResponse, Job, RunResult,
     RunStartRequest, RunStartResponse,
 };
-use pulih_model::state::RunState;
+use pulih_model::state::{JobKind, RunState};
 
 use super::{ApiJson, Authorize, Peer, internal};
 use crate::desired::assignment;
 use crate::error::ApiError;
+use crate::repo_check::Check;
 use crate::state::{Shared, new_token, token_hash};
 use crate::store::TokenCheck;
 
@@ -258,12 +259,37 @@ pub async fn result(
     }
     parse_time(&res.started_at)?;
     parse_time(&res.finished_at)?;
-    if let Some(r) = st.store.run(&run_key).map_err(internal)?
+    let row = st.store.run(&run_key).map_err(internal)?;
+    if let Some(r) = &row
         && r.server != server
     {
         return Err(ApiError::Conflict(format!(
             "run `{run_key}` belongs to another server"
         )));
+    }
+    // A replication that kept a snapshot is checked against the store
+    // (a run the controller did not queue is the agent's own schedule).
+    let mut res = res;
+    let replication = row.as_ref().is_none_or(|r| r.kind == JobKind::Replicate);
+    if replication && matches!(res.state, RunState::Succeeded | RunState::Partial) {
+        match crate::repo_check::reported_snapshot(&st, &server, &run_key, &res).await {
+            Check::Confirmed => {}
+            Check::Refuted(why) => {
+                tracing::warn!(%server, %run_key, %why, "a reported snapshot is not in the store: run recorded as failed");
+                let _ = st.store.audit(
+                    &format!("agent:{server}"),
+                    "run.refuted",
+                    &format!("{server} run {run_key}: {why}"),
+                    st.now(),
+                );
+                res.state = RunState::Failed;
+                res.errors
+                    .push(format!("not confirmed by the controller: {why}"));
+            }
+            Check::Unchecked(why) => {
+                tracing::warn!(%server, %run_key, %why, "cannot check a reported snapshot in the store; recorded as the agent reported it");
+            }
+        }
     }
     st.store
         .finish_run(&server, &run_key, &res, st.now())

@@ -141,6 +141,12 @@ CREATE TABLE plan_steps (
 CREATE INDEX plan_steps_by_run ON plan_steps (run);
 CREATE UNIQUE INDEX plan_approvals_once ON plan_steps (run, name) WHERE phase = 'approval';
 "#,
+    r#"
+ALTER TABLE runs ADD COLUMN snapshot_id TEXT;
+UPDATE runs SET snapshot_id = json_extract(result, '$.snapshot_id')
+ WHERE kind = 'replicate' AND state IN ('succeeded', 'partial') AND json_valid(result);
+CREATE INDEX runs_by_snapshot ON runs (snapshot_id) WHERE snapshot_id IS NOT NULL;
+"#,
 ];
 
 pub struct SqliteStore {
@@ -500,19 +506,42 @@ impl StateStore for SqliteStore {
                 .ok()
                 .map(|t| t.unix_timestamp())
         };
-        let started = parse(&result.started_at).unwrap_or(now);
-        let finished = parse(&result.finished_at).unwrap_or(now);
+        // An agent's clock (or a lying agent) cannot put a run in the
+        // future, where it would count as a recent success for ever.
+        let started = parse(&result.started_at).unwrap_or(now).min(now);
+        let finished = parse(&result.finished_at).unwrap_or(now).min(now);
         let scheduled = result.scheduled_for.as_deref().and_then(parse);
+        // Only a kept snapshot is recorded as this run's (it is what no
+        // other run may report again).
+        let snapshot = result
+            .snapshot_id
+            .as_deref()
+            .filter(|_| matches!(result.state, RunState::Succeeded | RunState::Partial));
         self.lock()
             .execute(
-                "INSERT INTO runs (run_key, server, trigger, state, scheduled_for, created_at, started_at, finished_at, result)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)
+                "INSERT INTO runs (run_key, server, trigger, state, scheduled_for, created_at, started_at, finished_at, result, snapshot_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)
                  ON CONFLICT (run_key) DO UPDATE SET state = excluded.state, started_at = excluded.started_at,
-                     finished_at = excluded.finished_at, result = excluded.result",
-                params![run_key, server, result.trigger, result.state.as_str(), scheduled, started, finished, json],
+                     finished_at = excluded.finished_at, result = excluded.result, snapshot_id = excluded.snapshot_id",
+                params![run_key, server, result.trigger, result.state.as_str(), scheduled, started, finished, json, snapshot],
             )
             .map_err(err)?;
         Ok(())
+    }
+
+    fn snapshot_reported(
+        &self,
+        snapshot: &str,
+        except_run: &str,
+    ) -> StoreResult<Option<(String, String)>> {
+        self.lock()
+            .prepare_cached(
+                "SELECT server, run_key FROM runs WHERE snapshot_id = ?1 AND run_key != ?2 AND kind = 'replicate' LIMIT 1",
+            )
+            .map_err(err)?
+            .query_row(params![snapshot, except_run], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(err)
     }
 
     fn running_count(&self, servers: &[String], since: i64) -> StoreResult<u64> {

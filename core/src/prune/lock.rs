@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::{FileId, PackId};
 use crate::keys::MaintenanceKey;
 use crate::layout;
+use crate::repo::Unreadable;
 use crate::storage::Store;
 use crate::{Error, Result};
 
@@ -47,30 +48,37 @@ fn lock_mac<T: Serialize>(key: &MaintenanceKey, id: &FileId, body: &T) -> String
 }
 
 /// Every record under `prefix` ([`layout::PRUNE_LOCKS`] or
-/// [`layout::MOVES_LOCKS`]) with its object name, each MAC checked; one
-/// that does not verify stops `what` ("prune", "maintenance").
+/// [`layout::MOVES_LOCKS`]) with its object name, each MAC checked. One
+/// that does not parse or verify is set aside (the second list): any
+/// writer of the agency can put junk under `locks/`, and what holding it
+/// back costs is the caller's to decide (FORMAT.md §11).
 pub(crate) async fn read<T: Serialize + DeserializeOwned>(
     store: &Store,
     key: &MaintenanceKey,
     prefix: &str,
-    what: &str,
-) -> Result<Vec<(String, T)>> {
+) -> Result<(Vec<(String, T)>, Vec<Unreadable>)> {
     let mut out = Vec::new();
+    let mut unreadable = Vec::new();
     for o in store.list(layout::LOCKS).await? {
         let Some(id) = layout::parse_id::<FileId>(&o.key, prefix) else {
             continue;
         };
-        let rec: Record<T> = serde_json::from_slice(&store.get(&o.key).await?)
-            .map_err(|e| Error::corrupt(&o.key, e.to_string()))?;
-        if lock_mac(key, &id, &rec.body) != rec.mac {
-            return Err(Error::corrupt(
-                o.key,
-                format!("its MAC does not verify: {what} stopped"),
-            ));
-        }
-        out.push((o.key, rec.body));
+        let bytes = store.get(&o.key).await?;
+        let error = match serde_json::from_slice::<Record<T>>(&bytes) {
+            Ok(rec) if lock_mac(key, &id, &rec.body) == rec.mac => {
+                out.push((o.key, rec.body));
+                continue;
+            }
+            Ok(_) => Error::corrupt(&o.key, "its MAC does not verify"),
+            Err(e) => Error::corrupt(&o.key, e.to_string()),
+        };
+        unreadable.push(Unreadable {
+            name: o.key,
+            space: None,
+            error,
+        });
     }
-    Ok(out)
+    Ok((out, unreadable))
 }
 
 /// Stores a new record under `name(id)` for a fresh id.

@@ -13,7 +13,7 @@ use crate::layout;
 use crate::pack::PackHeader;
 use crate::prune::PruneOptions;
 use crate::prune::lock::{self, PruneBody};
-use crate::repo::Repo;
+use crate::repo::{Repo, Unreadable};
 use crate::storage::Store;
 
 /// The prune records, split by the grace period.
@@ -22,20 +22,23 @@ pub(crate) struct Records {
     pub due: Vec<(String, Vec<PackId>)>,
     /// Packs of records still within it: neither deleted nor condemned again.
     pub pending: HashSet<PackId>,
+    /// Records whose MAC does not verify: set aside.
+    pub unreadable: Vec<Unreadable>,
 }
 
-/// Reads every prune record (MACs checked; a bad one stops `what`).
+/// Reads every prune record (MACs checked; a bad one is set aside).
 pub(crate) async fn records(
     store: &Store,
     key: &MaintenanceKey,
     opts: &PruneOptions,
-    what: &str,
 ) -> Result<Records> {
+    let (records, unreadable) = lock::read::<PruneBody>(store, key, layout::PRUNE_LOCKS).await?;
     let mut r = Records {
         due: Vec::new(),
         pending: HashSet::new(),
+        unreadable,
     };
-    for (name, body) in lock::read::<PruneBody>(store, key, layout::PRUNE_LOCKS, what).await? {
+    for (name, body) in records {
         if opts.now - body.created >= opts.grace_s {
             r.due.push((name, body.packs));
         } else {

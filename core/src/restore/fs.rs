@@ -137,6 +137,12 @@ pub(super) fn set_meta(path: &Path, node: &Node, root: bool, keep_set_id: bool) 
     Ok(dropped)
 }
 
+/// Bytes an unprivileged writer may still use on the filesystem of `dir`.
+pub(super) fn free_bytes(dir: &Path) -> Result<u64> {
+    let st = rustix::fs::statvfs(dir).map_err(|e| Error::io(dir, e.into()))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 #[cfg(test)]
 mod claim_tests {
     use super::*;

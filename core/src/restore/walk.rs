@@ -35,13 +35,13 @@ pub(super) struct Plan {
     pub(super) tree_fetches: usize,
 }
 
-enum Selection {
+pub(super) enum Selection {
     All,
     Partly,
     None,
 }
 
-fn select(rel: &str, include: &[String]) -> Selection {
+pub(super) fn select(rel: &str, include: &[String]) -> Selection {
     if include.is_empty() {
         return Selection::All;
     }
@@ -96,8 +96,7 @@ pub(super) async fn plan(
     }];
     // Breadth first: the next level's trees are loaded together. Each
     // level's directories are made before the next level's names in them.
-    // (Limits on a snapshot's expanded size belong here: every name
-    // passes through this loop once per place it appears.)
+    // What this expands to was measured and bounded before (`measure`).
     while !level.is_empty() {
         let ids: Vec<BlobId> = level.iter().map(|d| d.tree).collect();
         let mut trees = loader.load(&ids).await?;

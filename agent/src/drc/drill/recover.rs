@@ -33,7 +33,7 @@ impl Run<'_> {
             );
         }
         let snap = self.select_snapshot(&reader).await?;
-        self.check_disk(&snap).await?;
+        self.check_disk(&reader, &snap).await?;
         let target = self.restore(&reader, &snap).await?;
         let capture = restored::capture(&snap, &target)?;
         self.load_images(&target, &capture).await?;
@@ -83,11 +83,16 @@ impl Run<'_> {
         Ok(snap)
     }
 
-    /// Room for the snapshot on the scratch disk.
-    async fn check_disk(&mut self, snap: &ListedSnapshot) -> Result<()> {
+    /// Room for the snapshot on the scratch disk: its file bytes as its
+    /// trees expand (not the total its server claims in the snapshot).
+    async fn check_disk(&mut self, reader: &Reader, snap: &ListedSnapshot) -> Result<()> {
         let plan = self.plan;
-        let need = snap.snapshot.summary.total_bytes;
+        let claimed = snap.snapshot.summary.total_bytes;
         self.timed("check disk", async {
+            let need = pulih_core::restore::measure(reader, snap.space, snap.snapshot.tree, &[])
+                .await
+                .context("measuring the snapshot from its trees")?
+                .bytes;
             let free = free_bytes(&plan.scratch_root).with_context(|| {
                 format!(
                     "cannot tell the free disk space of {} (`df -Pk` must be on the executor's PATH and answer for it)",
@@ -98,13 +103,18 @@ impl Run<'_> {
             let want = need.saturating_add(need / 10);
             if free < want {
                 bail!(
-                    "too little disk at {}: the snapshot needs about {} bytes, {} are free",
+                    "too little disk at {}: the snapshot needs about {} bytes (from its trees), {} are free",
                     plan.scratch_root.display(),
                     want,
                     free
                 );
             }
-            Ok(((), format!("{free} bytes free, {need} needed")))
+            let claim = if claimed == need {
+                String::new()
+            } else {
+                format!(" (its server claimed {claimed})")
+            };
+            Ok(((), format!("{free} bytes free, {need} needed{claim}")))
         })
         .await
     }
