@@ -663,3 +663,145 @@ fn several_agents_back_up_into_one_repository_at_once_and_all_verify() {
         assert_eq!(list[0]["id"].as_str().unwrap(), id);
     }
 }
+
+/// Finding 1 of issue 20 for repositories from before bindings: the
+/// walidata binds the existing keys' spaces from their tags (after a
+/// dry run), and from then on another key's snapshot tagged as the
+/// server is neither listed nor restored as that server's.
+#[test]
+fn provenance_an_existing_repository_binds_its_keys_from_tags_and_then_ignores_forged_tags() {
+    let fx = Fixture::new(PULIH);
+    let other = fx.path("other.key");
+    run_ok(
+        PULIH
+            .cmd()
+            .args([
+                "repo",
+                "add-agent-key",
+                "--repo",
+                &fx.repo,
+                "--passphrase-file",
+            ])
+            .arg(&fx.pass)
+            .arg("--out")
+            .arg(&other),
+    );
+    let backup = |key: &Path, cache: &str, server: &str, text: &str| {
+        let src = fx.path(&format!("src-{cache}"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("data.txt"), text).unwrap();
+        let out = run_ok(
+            fx.backup_cmd(key, cache, &src)
+                .args(["--tag", &format!("server={server}")]),
+        );
+        (snapshot_id(&last_json(&out)), src)
+    };
+    let (real, real_src) = backup(&fx.key, "a", "simpus", "rekam medis asli");
+    backup(&other, "b", "sipkd", "anggaran");
+    let simpus_space = space_of_listed(&fx, &real);
+    let bind = |args: &[&str]| {
+        PULIH
+            .cmd()
+            .args(["repo", "bind", "--repo", &fx.repo, "--passphrase-file"])
+            .arg(&fx.pass)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let dry = bind(&["--from-tags", "--dry-run"]);
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("would bind space {simpus_space} to simpus")),
+        "{text}"
+    );
+    assert!(text.contains("to sipkd"), "{text}");
+    assert!(
+        !fx.path("repo/bindings").exists(),
+        "a dry run binds nothing"
+    );
+    let done = bind(&["--from-tags"]);
+    assert!(done.status.success(), "{}", stderr_of(&done));
+    assert!(
+        String::from_utf8_lossy(&done.stdout)
+            .contains(&format!("bound space {simpus_space} to simpus"))
+    );
+
+    // The other key now writes a snapshot tagged as simpus, received last.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (forged, _) = backup(&other, "c", "simpus", "palsu");
+    let out = run_ok(
+        PULIH
+            .cmd()
+            .args([
+                "repo",
+                "snapshots",
+                "--json",
+                "--server",
+                "simpus",
+                "--repo",
+                &fx.repo,
+            ])
+            .arg("--passphrase-file")
+            .arg(&fx.pass),
+    );
+    let listed = last_json(&out);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [real.as_str()], "not {forged}");
+    assert_eq!(listed[0]["bound_server"], "simpus");
+    let target = fx.path("r");
+    run_ok(
+        fx.restore_cmd("latest", &target)
+            .args(["--server", "simpus"]),
+    );
+    assert_eq!(
+        std::fs::read_to_string(restored(&target, &real_src).join("data.txt")).unwrap(),
+        "rekam medis asli"
+    );
+
+    // A binding is never changed: the other key's space stays sipkd's.
+    let other_space = space_of_listed(&fx, &forged);
+    let refused = bind(&["--server", "simpus", "--space", &other_space]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr_of(&refused).contains("bound to sipkd already"),
+        "{}",
+        stderr_of(&refused)
+    );
+    // A new key for a named server is bound as it is made.
+    let out = run_ok(
+        PULIH
+            .cmd()
+            .args([
+                "repo",
+                "add-agent-key",
+                "--server",
+                "arsip",
+                "--repo",
+                &fx.repo,
+                "--passphrase-file",
+            ])
+            .arg(&fx.pass)
+            .arg("--out")
+            .arg(fx.path("arsip.key")),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bound to server arsip"));
+}
+
+/// The space of snapshot `id`, as the walidata lists it.
+fn space_of_listed(fx: &Fixture, id: &str) -> String {
+    let list = pulih_test_support::repo::snapshots(&PULIH, Path::new(&fx.repo), &fx.pass);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap()["space"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

@@ -174,8 +174,18 @@ pub async fn run(a: DevArgs) -> Result<u8> {
             pulih_core::repo::Repo::init(store, &pass, &pulih_core::repo::InitOptions::default())
                 .await?;
         let _ = std::fs::remove_file(&key_file);
-        let (_, text) = pulih_core::keys::AgentKey::new(&reader.master, &repo.config);
+        let (key, text) = pulih_core::keys::AgentKey::new(&reader.master, &repo.config);
         write_secret(&key_file, &text)?;
+        // Its space is the server's (FORMAT.md §13), as `add-agent-key --server` does.
+        let binding = pulih_core::bindings::Binding {
+            server: server_name.clone(),
+            space: key.space.space,
+            role: pulih_core::bindings::Role::Agent,
+            failover: None,
+            created: time::OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        let signer = pulih_core::bindings::BindingSigner::of(&reader.master);
+        pulih_core::bindings::write(&repo.store, &signer, binding).await?;
         std::fs::create_dir_all(&keys_dir)?;
         let maint_file = keys_dir.join(format!("{pd_name}.key"));
         let _ = std::fs::remove_file(&maint_file);

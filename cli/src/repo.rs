@@ -8,6 +8,7 @@ use pulih_core::keys::AgentKey;
 use pulih_core::storage::{Store, read_secret_file};
 
 mod backup;
+mod bind;
 mod forget;
 mod init;
 mod repair_index;
@@ -52,8 +53,11 @@ enum RepoCommand {
     Prune(forget::PruneArgs),
     /// Make a new agent key (its own dedup space) for another server.
     AddAgentKey(init::AddAgentKeyArgs),
+    /// Bind a dedup space to its server (for agent keys made before
+    /// bindings; FORMAT.md §13).
+    Bind(bind::BindArgs),
     /// Make the maintenance key the controller uses for retention (no reading).
-    AddMaintenanceKey(init::AddAgentKeyArgs),
+    AddMaintenanceKey(init::AddMaintenanceKeyArgs),
     /// Grant the DRC executor's identity the `drc-drill` key slot (the
     /// walidata's consent to automated drills, in key form).
     GrantDrill(init::GrantDrillArgs),
@@ -140,6 +144,7 @@ pub async fn run(args: RepoArgs) -> Result<u8> {
         RepoCommand::Init(a) => init::run(a).await,
         RepoCommand::AddAgentKey(a) => init::add_agent_key(a).await,
         RepoCommand::AddMaintenanceKey(a) => init::add_maintenance_key(a).await,
+        RepoCommand::Bind(a) => bind::run(a).await,
         RepoCommand::GrantDrill(a) => init::grant_drill(a).await,
         RepoCommand::RevokeDrill(a) => init::revoke_drill(a).await,
         RepoCommand::Maintain(a) => forget::run_maintain(a).await,

@@ -11,7 +11,7 @@ use pulih_core::forget::KeepPolicy;
 use pulih_core::keys::MaintenanceKeyFile;
 use pulih_core::maintenance::MaintenanceReport;
 use pulih_core::prune::PruneOptions;
-use pulih_core::repo::{ListedSnapshot, Repo};
+use pulih_core::repo::Repo;
 use pulih_model::api::MaintenanceRun;
 use pulih_model::state::MaintenanceState;
 
@@ -164,13 +164,8 @@ async fn run_pd(st: &Shared, pd: &str) -> Result<MaintenanceReport, NotDone> {
         crate::repo_check::open_store(&st.config, &url).map_err(|e| Fail(format!("{e:#}")))?;
     let repo = Repo::open(store).await?;
     let offset = utc_offset(cfg.timezone);
-    let policy_for = move |s: &ListedSnapshot| {
-        s.snapshot
-            .tags
-            .iter()
-            .find_map(|t| t.strip_prefix("server="))
-            .and_then(|n| policies.get(n).cloned())
-    };
+    // By the server each space is bound to (FORMAT.md §13).
+    let policy_for = move |server: Option<&str>| server.and_then(|n| policies.get(n).cloned());
     let opts = PruneOptions {
         grace_s: cfg.grace.as_secs() as i64,
         ..Default::default()

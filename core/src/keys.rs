@@ -18,10 +18,12 @@ use crate::crypto::Key;
 use crate::id::{RepoId, SpaceId};
 use crate::{Error, Result};
 
+mod binding;
 mod identity;
 mod reader;
 mod session;
 
+pub use binding::*;
 pub use identity::*;
 pub use reader::*;
 pub use session::*;
@@ -201,6 +203,10 @@ impl AgentKey {
 pub struct MaintenanceKeyFile {
     pub repo_id: RepoId,
     pub key: MaintenanceKey,
+    /// The public half of the binding key (FORMAT.md §13): checks which
+    /// server a space belongs to, cannot bind one. None in key files made
+    /// before bindings.
+    pub bindings: Option<BindingVerifier>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -209,18 +215,29 @@ struct MaintenanceKeyText {
     pulih_maintenance_key: u32,
     repo_id: RepoId,
     maintenance_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bindings_public_key: Option<String>,
 }
 
 impl MaintenanceKeyFile {
     pub fn new(repo_id: RepoId, master: &MasterKey) -> (MaintenanceKeyFile, String) {
         let key = master.maintenance();
+        let bindings = BindingSigner::of(master).verifier();
         let text = serde_json::to_string_pretty(&MaintenanceKeyText {
             pulih_maintenance_key: 1,
             repo_id,
             maintenance_secret: key.0.to_hex(),
+            bindings_public_key: Some(bindings.to_hex()),
         })
         .expect("maintenance key serializes");
-        (MaintenanceKeyFile { repo_id, key }, text)
+        (
+            MaintenanceKeyFile {
+                repo_id,
+                key,
+                bindings: Some(bindings),
+            },
+            text,
+        )
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<MaintenanceKeyFile> {
@@ -238,9 +255,17 @@ impl MaintenanceKeyFile {
         }
         let secret = Key::from_hex(&f.maintenance_secret)
             .ok_or_else(|| bad("maintenance_secret is not 64 hex digits".into()))?;
+        let bindings = match f.bindings_public_key {
+            Some(h) => Some(
+                BindingVerifier::from_hex(&h)
+                    .ok_or_else(|| bad("bindings_public_key is not 64 hex digits".into()))?,
+            ),
+            None => None,
+        };
         Ok(MaintenanceKeyFile {
             repo_id: f.repo_id,
             key: MaintenanceKey(secret),
+            bindings,
         })
     }
 

@@ -39,6 +39,9 @@ pub const PRUNE_LOCKS: &str = "locks/prune-";
 /// Prefix of the moves records (where a repack put the live blobs).
 pub const MOVES_LOCKS: &str = "locks/moves-";
 
+/// Prefix of the bindings (which server a space belongs to, §13).
+pub const BINDINGS: &str = "bindings/";
+
 /// Prefix of `pulih benchmark`'s scratch prefixes.
 pub const BENCHMARK: &str = "benchmark/";
 
@@ -87,6 +90,11 @@ pub fn prune_lock(id: &FileId) -> String {
 /// A moves record.
 pub fn moves_lock(id: &FileId) -> String {
     format!("{MOVES_LOCKS}{id}")
+}
+
+/// A binding.
+pub fn binding(id: &FileId) -> String {
+    format!("{BINDINGS}{id}")
 }
 
 /// The id at the end of `name` under `prefix`, if `name` is one.

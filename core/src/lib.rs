@@ -12,6 +12,7 @@
 
 pub mod backup;
 pub mod bench;
+pub mod bindings;
 pub mod chunker;
 pub mod config;
 pub mod crypto;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 use time::UtcOffset;
 
+use crate::bindings::Bindings;
 use crate::crypto::Key;
 use crate::forget::{Decision, KeepPolicy, plan_each};
 use crate::id::{IndexId, PackId, SpaceId};
@@ -130,12 +131,15 @@ async fn load_moves(
 }
 
 /// Forget by the policy `policy_for` gives each (space, host, paths) group
-/// (None: keep the group whole), then (with `prune`) prune at pack
-/// granularity.
+/// by the server it counts for (None: keep the group whole), then (with
+/// `prune`) prune at pack granularity. The server is the one the group's
+/// space is bound to (FORMAT.md §13), never what an agent tags; only
+/// where the key predates bindings, or the tag names a server no binding
+/// names, does the `server=` tag count.
 pub async fn run(
     repo: &Repo,
     key: &MaintenanceKeyFile,
-    policy_for: &(dyn Fn(&ListedSnapshot) -> Option<KeepPolicy> + Sync),
+    policy_for: &(dyn Fn(Option<&str>) -> Option<KeepPolicy> + Sync),
     offset: UtcOffset,
     prune: bool,
     opts: &PruneOptions,
@@ -153,7 +157,27 @@ pub async fn run(
     // forgotten; the others' retention goes on.
     let (snaps, unreadable) = list_readable_snapshots(repo, keys).await?;
     report.snapshots = snaps.len();
-    let decisions = plan_each(&snaps, policy_for, offset);
+    let bindings = match &key.bindings {
+        Some(v) => Some(Bindings::load(&repo.store, v).await?),
+        None => None,
+    };
+    let server_of = |s: &ListedSnapshot| -> Option<String> {
+        let tagged = s
+            .snapshot
+            .tags
+            .iter()
+            .find_map(|t| t.strip_prefix("server="));
+        match &bindings {
+            Some(b) => match b.server_of(&s.space) {
+                Some(bound) => Some(bound.server.clone()),
+                None => tagged
+                    .filter(|n| !b.servers.contains(*n))
+                    .map(str::to_string),
+            },
+            None => tagged.map(str::to_string),
+        }
+    };
+    let decisions = plan_each(&snaps, |s| policy_for(server_of(s).as_deref()), offset);
     for d in decisions.iter().filter(|d| !d.keep) {
         repo.store.delete(&layout::snapshot_hex(&d.id)).await?;
         report.forgotten += 1;

@@ -40,6 +40,20 @@ pub async fn verify(reader: &Reader, read_data_percent: Option<f64>) -> Result<V
     for (id, e) in &reader.indexes.damaged {
         r.problems.push(format!("index {id}: {e}"));
     }
+    // Bindings (FORMAT.md §13): each signed with the binding key; a space
+    // bound to two servers counts for neither.
+    let verifier = crate::bindings::BindingSigner::of(&reader.keys.master).verifier();
+    let (list, unreadable) = crate::bindings::read(&reader.repo.store, &verifier).await?;
+    for u in unreadable {
+        r.problems.push(format!("binding {u}"));
+    }
+    for (space, servers) in crate::bindings::Bindings::of(list).conflicts {
+        r.problems.push(format!(
+            "space {} is bound to more than one server ({}): it counts for none",
+            space.to_hex(),
+            servers.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
     let packs = reader.repo.list_packs().await?;
     // Every indexed pack exists and is long enough for its blobs.
     let mut indexed: Vec<(SpaceId, PackId)> = Vec::new();

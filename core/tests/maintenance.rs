@@ -82,7 +82,7 @@ impl Fx {
         maintenance::run(
             &repo,
             &self.maint,
-            &|_| {
+            &|_: Option<&str>| {
                 Some(KeepPolicy {
                     last: 1,
                     ..Default::default()

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use pulih_core::bindings::Role;
 use pulih_core::repo::{Reader, pick_snapshot};
 use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
 use pulih_core::storage::Store;
@@ -37,17 +38,23 @@ impl PdRole {
         };
         let passphrase = pulih_core::storage::read_secret_file(pass_file)?;
         let reader = Reader::open(store, &passphrase).await?;
-        let snap = pick_snapshot(
-            crate::snapshots::of_server(&reader, &a.server).await?,
-            &req.snapshot,
-        )
-        .with_context(|| format!("snapshot `{}` of server {}", req.snapshot, a.server))?;
-        if !snap
-            .snapshot
-            .tags
-            .iter()
-            .any(|t| t.starts_with("failback="))
-        {
+        let own = crate::snapshots::of_server(&reader, &a.server).await?;
+        let snap = pick_snapshot(own.snapshots.clone(), &req.snapshot)
+            .with_context(|| format!("snapshot `{}` of server {}", req.snapshot, a.server))?;
+        // Made by the DRC executor: in a space it bound for a failback of
+        // this server (FORMAT.md §13); before bindings, by its tag.
+        let failback = match own.binding_of(&snap) {
+            Some(b) => b.role == Role::Failback,
+            None => {
+                own.by_tag
+                    && snap
+                        .snapshot
+                        .tags
+                        .iter()
+                        .any(|t| t.starts_with("failback="))
+            }
+        };
+        if !failback {
             bail!(
                 "snapshot {} is not a failback snapshot (made by the DRC executor); refusing to restore it in place",
                 snap.id

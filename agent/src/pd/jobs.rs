@@ -110,7 +110,9 @@ impl PdRole {
         let passphrase = pulih_core::storage::read_secret_file(pass_file)?;
         let reader = pulih_core::repo::Reader::open(store, &passphrase).await?;
         let snap = pulih_core::repo::pick_snapshot(
-            crate::snapshots::of_server(&reader, server).await?,
+            crate::snapshots::of_server(&reader, server)
+                .await?
+                .snapshots,
             &req.snapshot,
         )
         .with_context(|| format!("snapshot `{}` of server {server}", req.snapshot))?;

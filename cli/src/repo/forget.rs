@@ -200,7 +200,7 @@ pub async fn run_maintain(a: MaintainArgs) -> Result<u8> {
     let r = pulih_core::maintenance::run(
         &repo,
         &key,
-        &|_| Some(policy.clone()),
+        &|_: Option<&str>| Some(policy.clone()),
         offset,
         a.prune,
         &prune_opts(&a.prune_args),

@@ -21,6 +21,10 @@ pub struct InitArgs {
     /// Also write an agent key (mode 0600) for a first server.
     #[arg(long, value_name = "FILE")]
     agent_key_out: Option<PathBuf>,
+    /// The server that agent key is for: its space is bound to it
+    /// (FORMAT.md §13), so no other key's snapshots pass for its own.
+    #[arg(long, requires = "agent_key_out")]
+    server: Option<String>,
     /// zstd level for new data (1–19).
     #[arg(long, default_value_t = pulih_core::config::DEFAULT_COMPRESSION_LEVEL, value_parser = clap::value_parser!(i32).range(1..=19))]
     compression_level: i32,
@@ -60,11 +64,39 @@ pub async fn run(a: InitArgs) -> Result<u8> {
         repo.config.repo_id, a.repo.url
     );
     if let Some(out) = a.agent_key_out {
-        let (_, text) = AgentKey::new(&reader.master, &repo.config);
+        let (key, text) = AgentKey::new(&reader.master, &repo.config);
         write_secret(&out, &text)?;
         println!("agent key written to {}", out.display());
+        bind_new_key(&repo.store, &reader.master, &key, a.server).await?;
     }
     Ok(exit::OK)
+}
+
+/// Binds a new agent key's space to `server`, or says how to.
+async fn bind_new_key(
+    store: &Store,
+    master: &pulih_core::keys::MasterKey,
+    key: &AgentKey,
+    server: Option<String>,
+) -> Result<()> {
+    use pulih_core::bindings::{self, Binding, BindingSigner, Role};
+    let space = key.space.space.to_hex();
+    let Some(server) = server else {
+        eprintln!(
+            "note: space {space} is bound to no server; bind it (`pulih repo bind --server NAME --space {space}`) so no other key's snapshots pass for that server's"
+        );
+        return Ok(());
+    };
+    let body = Binding {
+        server: server.clone(),
+        space: key.space.space,
+        role: Role::Agent,
+        failover: None,
+        created: time::OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    bindings::write(store, &BindingSigner::of(master), body).await?;
+    println!("space {space} bound to server {server}");
+    Ok(())
 }
 
 #[derive(Args)]
@@ -76,6 +108,10 @@ pub struct AddAgentKeyArgs {
     /// Where to write the new key (mode 0600).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// The server the key is for: its space is bound to it (FORMAT.md
+    /// §13), so no other key's snapshots pass for its own.
+    #[arg(long)]
+    server: Option<String>,
 }
 
 pub async fn add_agent_key(a: AddAgentKeyArgs) -> Result<u8> {
@@ -88,10 +124,22 @@ pub async fn add_agent_key(a: AddAgentKeyArgs) -> Result<u8> {
         key.space.space,
         a.out.display()
     );
+    bind_new_key(&reader.repo.store, &reader.keys.master, &key, a.server).await?;
     Ok(exit::OK)
 }
 
-pub async fn add_maintenance_key(a: AddAgentKeyArgs) -> Result<u8> {
+#[derive(Args)]
+pub struct AddMaintenanceKeyArgs {
+    #[command(flatten)]
+    repo: RepoUrl,
+    #[command(flatten)]
+    passphrase: Passphrase,
+    /// Where to write the new key (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+pub async fn add_maintenance_key(a: AddMaintenanceKeyArgs) -> Result<u8> {
     anyhow::ensure!(!a.out.exists(), "{} already exists", a.out.display());
     let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
     let (_, text) =

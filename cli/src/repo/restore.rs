@@ -20,6 +20,11 @@ pub struct RestoreArgs {
     passphrase: Passphrase,
     /// Snapshot id (or a unique prefix of it), or `latest`.
     snapshot: String,
+    /// Choose among this server's snapshots only: those in the spaces
+    /// bound to it (FORMAT.md §13), `latest` being the one the store
+    /// received last.
+    #[arg(long)]
+    server: Option<String>,
     /// Directory to restore into; each backed-up path lands at TARGET/<its absolute path>.
     #[arg(long)]
     target: PathBuf,
@@ -46,7 +51,19 @@ pub struct RestoreArgs {
 
 pub async fn run(a: RestoreArgs) -> Result<u8> {
     let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
-    let snap = reader.find_snapshot(&a.snapshot).await?;
+    let snap = match &a.server {
+        Some(server) => {
+            let own = pulih_core::bindings::server_snapshots(&reader, server).await?;
+            if own.by_tag {
+                eprintln!(
+                    "warning: no binding names {server}: chosen by the `server=` tag, which any agent key of the agency can write (`pulih repo bind`)"
+                );
+            }
+            pulih_core::repo::pick_snapshot(own.snapshots, &a.snapshot)
+                .map_err(|e| anyhow::anyhow!("{e} (among the snapshots of server {server})"))?
+        }
+        None => reader.find_snapshot(&a.snapshot).await?,
+    };
     let progress = Arc::new(RestoreProgress::default());
     let pb = spinner("restoring");
     let ticker = {

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use chrono::Utc;
 use pulih_core::backup::{BackupOptions, Progress, backup};
+use pulih_core::bindings::{self, Binding, BindingSigner, Bindings, Role};
 use pulih_core::keys::AgentKey;
 use pulih_core::repo::{Reader, ReaderKey};
 use pulih_core::storage::Store;
@@ -172,6 +173,28 @@ impl Run<'_> {
                 // A key of its own: the DRC writes into a dedup space of
                 // its own, never one a server deduplicates against.
                 let (agent_key, _) = AgentKey::new(&reader.keys.master, &reader.repo.config);
+                // Bound to the server for this failover under the reader's
+                // binding key, so the primary restores it and nothing an
+                // agent key wrote (FORMAT.md §13). A server without bindings
+                // (a repository from before them) is still selected by tag:
+                // a first binding would hide its agent's own snapshots.
+                let signer = BindingSigner::of(&reader.keys.master);
+                let bound = Bindings::load(&reader.repo.store, &signer.verifier())
+                    .await?
+                    .servers
+                    .contains(&plan.server);
+                if bound {
+                    let b = Binding {
+                        server: plan.server.clone(),
+                        space: agent_key.space.space,
+                        role: Role::Failback,
+                        failover: Some(plan.id.clone()),
+                        created: Utc::now().timestamp(),
+                    };
+                    bindings::write(&reader.repo.store, &signer, b)
+                        .await
+                        .context("binding the failback's space to the server")?;
+                }
                 let mut opts = BackupOptions::new(
                     "drc".into(),
                     plan.scratch_root.join(format!("{}-cache", plan.id)),

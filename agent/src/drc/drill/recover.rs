@@ -64,7 +64,7 @@ impl Run<'_> {
         let snap: ListedSnapshot = self
             .timed("select snapshot", async {
                 let own = crate::snapshots::of_server(reader, &plan.server).await?;
-                let snap = pulih_core::repo::pick_snapshot(own, &plan.snapshot)
+                let snap = pulih_core::repo::pick_snapshot(own.snapshots, &plan.snapshot)
                     .with_context(|| format!("snapshot `{}`", plan.snapshot))?;
                 let detail = format!("{} of {}", snap.id, snap.snapshot.time);
                 Ok((snap, detail))
