@@ -916,7 +916,7 @@ async fn a_replication_reporting_a_snapshot_the_store_does_not_hold_is_recorded_
     };
     report("sched-real", real.clone(), "2026-01-01T00:00:05Z").await;
     report("sched-fake", "ab".repeat(32), "2099-01-01T00:00:00Z").await;
-    report("sched-again", real.clone(), "2099-01-01T00:00:00Z").await;
+    report("sched-again", real.to_uppercase(), "2099-01-01T00:00:00Z").await;
     // The outbox may deliver a result twice: the same run is not "another".
     report("sched-real", real.clone(), "2026-01-01T00:00:05Z").await;
 

@@ -178,11 +178,16 @@ impl ServerSnapshots {
     }
 }
 
-/// The snapshots of `server`: those in the spaces bound to it, or, where
-/// no binding names it, those tagged `server=<name>`; ordered by receive
+/// The snapshots of `server` written for `role`: those in the spaces
+/// bound to it for that role, or, where no binding names the server, those
+/// tagged `server=<name>` in spaces no binding names; ordered by receive
 /// time (the store's own time of each snapshot object), not by the time
 /// the writer claims.
-pub async fn server_snapshots(reader: &Reader, server: &str) -> Result<ServerSnapshots> {
+pub async fn server_snapshots(
+    reader: &Reader,
+    server: &str,
+    role: Role,
+) -> Result<ServerSnapshots> {
     let verifier = BindingSigner::of(&reader.keys.master).verifier();
     let bindings = Bindings::load(&reader.repo.store, &verifier).await?;
     let by_tag = !bindings.servers.contains(server);
@@ -193,11 +198,20 @@ pub async fn server_snapshots(reader: &Reader, server: &str) -> Result<ServerSna
         .into_iter()
         .filter(|s| {
             if by_tag {
+                // A space bound to another server is that server's, whatever
+                // its snapshots are tagged.
                 s.snapshot.tags.contains(&tag)
+                    && bindings.server_of(&s.space).is_none()
+                    && !bindings.conflicts.contains_key(&s.space)
             } else {
-                bindings
-                    .server_of(&s.space)
-                    .is_some_and(|b| b.server == server)
+                bindings.server_of(&s.space).is_some_and(|b| {
+                    b.server == server
+                        && b.role == role
+                        // A failback space holds that failover's snapshot.
+                        && b.failover.as_ref().is_none_or(|f| {
+                            s.snapshot.tags.contains(&format!("failback={f}"))
+                        })
+                })
             }
         })
         .collect();

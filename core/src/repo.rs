@@ -140,11 +140,24 @@ impl Repo {
             .await
     }
 
+    /// The objects under `prefix` named exactly as the format names them
+    /// (`data/<2 hex>/<hex id>`, `<prefix><hex id>`, lower case). Any other
+    /// name is not one: a writer could otherwise put `snapshots/x/<id>`
+    /// beside a real snapshot and give it a second listing, with a store
+    /// time of its choosing.
     pub async fn list_ids(&self, prefix: &str) -> Result<Vec<(FileId, ObjectInfo)>> {
         let mut out = Vec::new();
         for o in self.store.list(prefix).await? {
             let name = o.key.rsplit('/').next().unwrap_or_default();
-            if let Ok(id) = name.parse::<FileId>() {
+            let Ok(id) = name.parse::<FileId>() else {
+                continue;
+            };
+            let canonical = if prefix == crate::layout::DATA {
+                crate::layout::pack(&PackId(id.0))
+            } else {
+                format!("{prefix}{id}")
+            };
+            if o.key == canonical {
                 out.push((id, o));
             }
         }

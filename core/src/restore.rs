@@ -46,13 +46,13 @@ pub struct RestoreOptions {
     /// directory's set-group-ID bit only passes its group on).
     pub keep_set_id: bool,
     /// The most names (files, directories, symlinks, each place it
-    /// appears) a restore plans: its plan holds a few hundred bytes of
-    /// memory per name. A snapshot that expands to more is refused before
-    /// anything is written.
+    /// appears), and the most blob references of files, a restore plans:
+    /// its plan holds memory for each. A snapshot that expands to more is
+    /// refused before anything is written.
     pub max_entries: u64,
     /// Refuse, before anything is written, a restore whose file bytes
-    /// (from the trees) exceed the free space where it goes. Off for a
-    /// restore over the files it replaces (a failback in place).
+    /// (from the trees) exceed the free space where it goes (off only for
+    /// a filesystem that compresses).
     pub check_space: bool,
 }
 
@@ -112,11 +112,14 @@ pub async fn restore(
         .collect();
     // What the trees expand to, bounded before anything is made.
     let need = measure(reader, space, snap.snapshot.tree, &include).await?;
-    if need.entries > opts.max_entries {
-        return Err(Error::Invalid(format!(
-            "snapshot {} expands to {} names, more than the {} a restore plans at once (a snapshot can name one directory many times: it may be damaged or hostile; raise the limit with `--max-entries` only if it is real)",
-            snap.id, need.entries, opts.max_entries
-        )));
+    // The plan holds each name and each blob reference of each file.
+    for (n, what) in [(need.entries, "names"), (need.refs, "blob references")] {
+        if n > opts.max_entries {
+            return Err(Error::Invalid(format!(
+                "snapshot {} expands to {n} {what}, more than the {} a restore plans at once (a snapshot can name one directory or blob many times: it may be damaged or hostile; raise the limit (`pulih repo restore --max-entries`) only if it is real)",
+                snap.id, opts.max_entries
+            )));
+        }
     }
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     if opts.check_space {

@@ -115,7 +115,9 @@ async fn provenance_a_snapshot_tagged_as_another_server_and_dated_ahead_is_never
         "the attack this test is about"
     );
 
-    let own = server_snapshots(&reader, "simpus").await.unwrap();
+    let own = server_snapshots(&reader, "simpus", Role::Agent)
+        .await
+        .unwrap();
     assert!(!own.by_tag);
     let ids: Vec<FileId> = own.snapshots.iter().map(|s| s.id).collect();
     assert_eq!(ids, vec![real], "only the bound space's snapshot");
@@ -153,14 +155,76 @@ async fn provenance_a_snapshot_tagged_as_another_server_and_dated_ahead_is_never
         "2000-01-01T00:00:00Z",
     )
     .await;
-    let own = server_snapshots(&reader, "simpus").await.unwrap();
+    let own = server_snapshots(&reader, "simpus", Role::Agent)
+        .await
+        .unwrap();
     let latest = pulih_core::repo::pick_snapshot(own.snapshots, "latest").unwrap();
     assert_eq!(latest.id, old_dated);
 
+    // A stray object named like a snapshot one level down (found by the
+    // review): not a second listing of it, with a receive time of its own.
+    store
+        .put(&format!("snapshots/zz/{real}"), b"junk".to_vec().into())
+        .await
+        .unwrap();
+    let all = reader.snapshots().await.unwrap();
+    let mut ids: Vec<FileId> = all.iter().map(|s| s.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), all.len(), "no snapshot listed twice");
+    let own = server_snapshots(&reader, "simpus", Role::Agent)
+        .await
+        .unwrap();
+    let latest = pulih_core::repo::pick_snapshot(own.snapshots, "latest").unwrap();
+    assert_eq!(latest.id, old_dated, "latest not rolled back");
+
     // A server no binding names is selected by tag (a repository from
-    // before bindings), and says so.
-    let legacy = server_snapshots(&reader, "arsip").await.unwrap();
+    // before bindings), and says so; a space bound to another server is
+    // not its, whatever its snapshots are tagged.
+    forged(&store, &attacker, "palsu", &["server=arsip"], &forge::now()).await;
+    let legacy = server_snapshots(&reader, "arsip", Role::Agent)
+        .await
+        .unwrap();
     assert!(legacy.by_tag && legacy.snapshots.is_empty());
+
+    // A failback space: its snapshot is the server's for a failback of
+    // that failover only, never an ordinary latest.
+    let (drc, _) = AgentKey::new(&keys.master, &repo.config);
+    let body = Binding {
+        server: "simpus".into(),
+        space: drc.space.space,
+        role: Role::Failback,
+        failover: Some("fo-1".into()),
+        created: 0,
+    };
+    bindings::write(&store, &BindingSigner::of(&keys.master), body)
+        .await
+        .unwrap();
+    let back = forged(
+        &store,
+        &drc,
+        "kembali",
+        &["server=simpus", "failback=fo-1"],
+        &forge::now(),
+    )
+    .await;
+    forged(
+        &store,
+        &drc,
+        "lain",
+        &["server=simpus", "failback=fo-2"],
+        &forge::now(),
+    )
+    .await;
+    let own = server_snapshots(&reader, "simpus", Role::Agent)
+        .await
+        .unwrap();
+    assert!(own.snapshots.iter().all(|s| s.id != back));
+    let fb = server_snapshots(&reader, "simpus", Role::Failback)
+        .await
+        .unwrap();
+    let ids: Vec<FileId> = fb.snapshots.iter().map(|s| s.id).collect();
+    assert_eq!(ids, vec![back], "only the bound failover's");
 }
 
 /// Review finding (issue 20, 6): an agent's own `server=` tag picked the

@@ -246,6 +246,7 @@ async fn a_snapshot_that_names_a_subtree_many_times_is_measured_and_bounded_befo
         Expanded {
             entries: 1 + 3 * 4096 - 2,
             bytes: 4096 * 4096,
+            refs: 4096,
         }
     );
     assert_eq!(
@@ -341,4 +342,33 @@ async fn a_snapshot_that_names_a_subtree_many_times_is_measured_and_bounded_befo
         .to_string();
         assert!(err.contains("names, more than the 20000000"), "{err}");
     }
+
+    // One small file that names one blob 3000 times: few names, but the
+    // plan holds a target per reference.
+    let mut f = forge::Forge::new(&agent);
+    let data = f.data(b"x");
+    let leaf = f.tree(vec![forge::file("f", vec![data; 3000], 1)]);
+    let root = f.tree(vec![forge::dir("srv", leaf)]);
+    let id = f
+        .snapshot(&store, root, &["server=srv"], &forge::now())
+        .await;
+    let reader = Reader::open(store.clone(), "sandi").await.unwrap();
+    let snap = reader.find_snapshot(&id.to_hex()).await.unwrap();
+    let opts = RestoreOptions {
+        max_entries: 2000,
+        ..Default::default()
+    };
+    let target = dir.path().join("refs");
+    let err = restore(
+        &reader,
+        &snap,
+        &target,
+        &opts,
+        Arc::new(RestoreProgress::default()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("expands to 3000 blob references"), "{err}");
+    assert!(!target.exists());
 }

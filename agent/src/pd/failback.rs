@@ -38,7 +38,7 @@ impl PdRole {
         };
         let passphrase = pulih_core::storage::read_secret_file(pass_file)?;
         let reader = Reader::open(store, &passphrase).await?;
-        let own = crate::snapshots::of_server(&reader, &a.server).await?;
+        let own = crate::snapshots::of_server(&reader, &a.server, Role::Failback).await?;
         let snap = pick_snapshot(own.snapshots.clone(), &req.snapshot)
             .with_context(|| format!("snapshot `{}` of server {}", req.snapshot, a.server))?;
         // Made by the DRC executor: in a space it bound for a failback of

@@ -110,7 +110,7 @@ impl PdRole {
         let passphrase = pulih_core::storage::read_secret_file(pass_file)?;
         let reader = pulih_core::repo::Reader::open(store, &passphrase).await?;
         let snap = pulih_core::repo::pick_snapshot(
-            crate::snapshots::of_server(&reader, server)
+            crate::snapshots::of_server(&reader, server, pulih_core::bindings::Role::Agent)
                 .await?
                 .snapshots,
             &req.snapshot,

@@ -53,7 +53,12 @@ pub async fn run(a: RestoreArgs) -> Result<u8> {
     let reader = Reader::open(a.repo.open()?, &a.passphrase.read()?).await?;
     let snap = match &a.server {
         Some(server) => {
-            let own = pulih_core::bindings::server_snapshots(&reader, server).await?;
+            let own = pulih_core::bindings::server_snapshots(
+                &reader,
+                server,
+                pulih_core::bindings::Role::Agent,
+            )
+            .await?;
             if own.by_tag {
                 eprintln!(
                     "warning: no binding names {server}: chosen by the `server=` tag, which any agent key of the agency can write (`pulih repo bind`)"

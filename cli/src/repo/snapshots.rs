@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use pulih_core::bindings::{BindingSigner, Bindings, server_snapshots};
+use pulih_core::bindings::{BindingSigner, Bindings, Role, server_snapshots};
 use pulih_core::repo::{ListedSnapshot, Reader, Repo, list_readable_snapshots};
 
 use super::{Passphrase, RepoUrl, human, load_agent_key};
@@ -62,7 +62,7 @@ pub async fn run(a: SnapshotsArgs) -> Result<u8> {
             let reader = Reader::open(store, &pass).await?;
             match &a.server {
                 Some(server) => {
-                    let own = server_snapshots(&reader, server).await?;
+                    let own = server_snapshots(&reader, server, Role::Agent).await?;
                     if own.by_tag {
                         eprintln!(
                             "warning: no binding names {server}: listed by the `server=` tag, which any agent key of the agency can write (`pulih repo bind`)"

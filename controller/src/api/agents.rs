@@ -270,12 +270,16 @@ pub async fn result(
     // A replication that kept a snapshot is checked against the store
     // (a run the controller did not queue is the agent's own schedule).
     let mut res = res;
+    // One spelling per id, so "reported before" cannot be dodged by case.
+    if let Some(id) = &mut res.snapshot_id {
+        id.make_ascii_lowercase();
+    }
     let replication = row.as_ref().is_none_or(|r| r.kind == JobKind::Replicate);
     if replication && matches!(res.state, RunState::Succeeded | RunState::Partial) {
         match crate::repo_check::reported_snapshot(&st, &server, &run_key, &res).await {
             Check::Confirmed => {}
             Check::Refuted(why) => {
-                tracing::warn!(%server, %run_key, %why, "a reported snapshot is not in the store: run recorded as failed");
+                tracing::warn!(%server, %run_key, %why, "a reported snapshot is not confirmed by the store: run recorded as failed");
                 let _ = st.store.audit(
                     &format!("agent:{server}"),
                     "run.refuted",

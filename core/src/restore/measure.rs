@@ -25,15 +25,19 @@ pub struct Expanded {
     /// appears: what the restore's plan holds in memory.
     pub entries: u64,
     /// File bytes written: every file where it appears, a hard-linked
-    /// file once.
+    /// file once (at the largest size any of its names claims).
     pub bytes: u64,
+    /// Blob references of the files, once for every place each file
+    /// appears: the plan holds one target per reference.
+    pub refs: u64,
 }
 
-/// One distinct tree's own names and unlinked file bytes, and its
-/// subtrees (once per directory naming each).
+/// One distinct tree's own names, unlinked file bytes and blob
+/// references, and its subtrees (once per directory naming each).
 struct Sums {
     entries: u64,
     bytes: u64,
+    refs: u64,
     subs: Vec<BlobId>,
 }
 
@@ -63,11 +67,13 @@ pub async fn measure(
     let mut total = Expanded::default();
     // Hard-link id → its file's size, counted once.
     let mut linked: HashMap<u64, u64> = HashMap::new();
-    let mut file = |node: &Node, bytes: &mut u64| {
+    let mut file = |node: &Node, bytes: &mut u64, refs: &mut u64| {
         let size = node.size.unwrap_or(0);
+        *refs = refs.saturating_add(node.content.as_ref().map_or(0, |c| c.len() as u64));
         match node.link_id {
             Some(l) => {
-                linked.entry(l).or_insert(size);
+                let s = linked.entry(l).or_insert(size);
+                *s = (*s).max(size);
             }
             None => *bytes = bytes.saturating_add(size),
         }
@@ -100,7 +106,7 @@ pub async fn measure(
                         total.entries = total.entries.saturating_add(1);
                         match node.kind {
                             NodeKind::Dir => whole.push(subtree(node, &t)?),
-                            NodeKind::File => file(node, &mut total.bytes),
+                            NodeKind::File => file(node, &mut total.bytes, &mut total.refs),
                             NodeKind::Symlink => {}
                         }
                     }
@@ -122,6 +128,7 @@ pub async fn measure(
             let mut s = Sums {
                 entries: tree.nodes.len() as u64,
                 bytes: 0,
+                refs: 0,
                 subs: Vec::new(),
             };
             for node in &tree.nodes {
@@ -133,7 +140,7 @@ pub async fn measure(
                             next.push(sub);
                         }
                     }
-                    NodeKind::File => file(node, &mut s.bytes),
+                    NodeKind::File => file(node, &mut s.bytes, &mut s.refs),
                     NodeKind::Symlink => {}
                 }
             }
@@ -142,11 +149,12 @@ pub async fn measure(
         level = next;
     }
 
-    let mut memo: HashMap<BlobId, (u64, u64)> = HashMap::new();
+    let mut memo: HashMap<BlobId, [u64; 3]> = HashMap::new();
     for w in &whole {
-        let (e, b) = expand(*w, &sums, &mut memo)?;
+        let [e, b, r] = expand(*w, &sums, &mut memo)?;
         total.entries = total.entries.saturating_add(e);
         total.bytes = total.bytes.saturating_add(b);
+        total.refs = total.refs.saturating_add(r);
     }
     total.bytes = linked
         .values()
@@ -154,14 +162,14 @@ pub async fn measure(
     Ok(total)
 }
 
-/// The expanded (entries, unlinked bytes) below tree `root`, each
+/// The expanded [entries, unlinked bytes, refs] below tree `root`, each
 /// distinct tree computed once (post-order, without recursion: a
 /// snapshot's depth is the writer's to choose).
 fn expand(
     root: BlobId,
     sums: &HashMap<BlobId, Sums>,
-    memo: &mut HashMap<BlobId, (u64, u64)>,
-) -> Result<(u64, u64)> {
+    memo: &mut HashMap<BlobId, [u64; 3]>,
+) -> Result<[u64; 3]> {
     let mut stack: Vec<(BlobId, usize)> = vec![(root, 0)];
     let mut open: HashSet<BlobId> = HashSet::from([root]);
     while let Some(&(t, i)) = stack.last() {
@@ -186,13 +194,13 @@ fn expand(
             }
             continue;
         }
-        let (mut e, mut b) = (s.entries, s.bytes);
+        let mut sum = [s.entries, s.bytes, s.refs];
         for c in &s.subs {
-            let (ce, cb) = memo[c];
-            e = e.saturating_add(ce);
-            b = b.saturating_add(cb);
+            for (a, b) in sum.iter_mut().zip(memo[c]) {
+                *a = a.saturating_add(b);
+            }
         }
-        memo.insert(t, (e, b));
+        memo.insert(t, sum);
         open.remove(&t);
         stack.pop();
     }

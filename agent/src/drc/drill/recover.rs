@@ -63,7 +63,12 @@ impl Run<'_> {
         let plan = self.plan;
         let snap: ListedSnapshot = self
             .timed("select snapshot", async {
-                let own = crate::snapshots::of_server(reader, &plan.server).await?;
+                let own = crate::snapshots::of_server(
+                    reader,
+                    &plan.server,
+                    pulih_core::bindings::Role::Agent,
+                )
+                .await?;
                 let snap = pulih_core::repo::pick_snapshot(own.snapshots, &plan.snapshot)
                     .with_context(|| format!("snapshot `{}`", plan.snapshot))?;
                 let detail = format!("{} of {}", snap.id, snap.snapshot.time);
