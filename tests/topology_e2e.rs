@@ -280,7 +280,8 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         cetc.join("controller.toml"),
         format!(
             "state_dir = \"/var/lib/pulih\"\npusat_data_subnets = [{pd1_subnet:?}, {pd2_subnet:?}]\n\
-             drc_subnets = [{drc_subnet:?}]\nschedule_jitter = \"0s\"\n"
+             drc_subnets = [{drc_subnet:?}]\nschedule_jitter = \"0s\"\n\
+             # Across the test's Docker networks, in plain HTTP: said so.\ninsecure_http = true\n"
         ),
     )
     .unwrap();
@@ -361,7 +362,7 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
             format!(
                 "controller = {curl:?}\nserver = {name:?}\nstate_dir = \"/var/lib/pulih/state\"\n\
                  agent_key_file = \"/etc/pulih/agent.key\"\nenroll_token_file = \"/etc/pulih/enroll.token\"\n\
-                 heartbeat_interval = \"1s\"\n"
+                 heartbeat_interval = \"1s\"\ninsecure_http = true\n"
             ),
         )
         .unwrap();
@@ -455,7 +456,7 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
             "controller = \"http://controller:8080\"\ntarget = \"drc\"\nstate_dir = \"/var/lib/pulih/state\"\n\
              identity_file = \"/etc/pulih/drc-drill.key\"\nenroll_token_file = \"/etc/pulih/enroll.token\"\n\
              scratch_dir = {:?}\nheartbeat_interval = \"1s\"\nservice_network = {svc_net:?}\n\
-             switch_hook = [\"/etc/pulih/switch\"]\n",
+             switch_hook = [\"/etc/pulih/switch\"]\ninsecure_http = true\n",
             scratch.display().to_string()
         ),
     )

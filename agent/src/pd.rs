@@ -47,6 +47,7 @@ impl Agent {
             name: &config.server,
             bind_address: config.bind_address,
             ca_file: config.ca_file.as_deref(),
+            insecure_http: config.insecure_http,
             state_dir: &config.state_dir,
             enroll_token_file: config.enroll_token_file.clone(),
             no_token: format!(

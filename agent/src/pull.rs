@@ -74,6 +74,8 @@ pub(crate) struct Settings<'a> {
     pub name: &'a str,
     pub bind_address: Option<IpAddr>,
     pub ca_file: Option<&'a Path>,
+    /// Plain HTTP to a controller off loopback (`insecure_http`).
+    pub insecure_http: bool,
     /// Credential and outbox.
     pub state_dir: &'a Path,
     pub enroll_token_file: Option<PathBuf>,
@@ -97,7 +99,13 @@ pub(crate) struct Pull<R: Role> {
 impl<R: Role> Pull<R> {
     pub fn new(s: Settings<'_>, delivery: R::Delivery, role: R) -> Result<Pull<R>> {
         let outbox = Outbox::create(s.state_dir, delivery)?;
-        let mut client = Client::new(s.controller, s.name, s.bind_address, s.ca_file)?;
+        let mut client = Client::new(
+            s.controller,
+            s.name,
+            s.bind_address,
+            s.ca_file,
+            s.insecure_http,
+        )?;
         let enrolment = Enrolment::load(s.state_dir, s.enroll_token_file, s.no_token, &mut client)?;
         Ok(Pull {
             role,

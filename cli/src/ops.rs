@@ -46,6 +46,10 @@ pub struct Conn {
     /// PEM certificates to trust for the controller's HTTPS (its own CA).
     #[arg(long, env = "PULIH_CA_FILE", value_name = "FILE", global = true)]
     pub ca_file: Option<PathBuf>,
+    /// Allow plain http:// to a controller that is not on loopback (the
+    /// token then crosses the network in clear).
+    #[arg(long, env = "PULIH_INSECURE_HTTP", global = true)]
+    pub insecure_http: bool,
 }
 
 /// `pulih dev`'s default state dir.
@@ -72,6 +76,14 @@ pub struct ApiFailure {
 }
 
 impl Conn {
+    fn options(&self) -> pulih_client::Options<'_> {
+        pulih_client::Options {
+            ca_file: self.ca_file.as_deref(),
+            insecure_http: self.insecure_http,
+            ..Default::default()
+        }
+    }
+
     fn base(&self) -> String {
         match &self.controller {
             Some(c) => c.clone(),
@@ -86,7 +98,7 @@ impl Conn {
     pub fn connect_with(&self, token_file: &Path) -> Result<Api> {
         let token = pulih_core::storage::read_secret_file(token_file)
             .with_context(|| format!("token file {}", token_file.display()))?;
-        Api::with_ca(&self.base(), token.trim(), self.ca_file.as_deref())
+        Api::with_ca(&self.base(), token.trim(), self.options())
     }
 
     pub fn connect(&self) -> Result<Api> {
@@ -105,20 +117,16 @@ impl Conn {
                 )
             })?
         };
-        Api::with_ca(&base, token.trim(), self.ca_file.as_deref())
+        Api::with_ca(&base, token.trim(), self.options())
     }
 }
 
 impl Api {
     pub fn new(base: &str, token: &str) -> Result<Api> {
-        Self::with_ca(base, token, None)
+        Self::with_ca(base, token, Default::default())
     }
 
-    pub fn with_ca(base: &str, token: &str, ca_file: Option<&std::path::Path>) -> Result<Api> {
-        let options = pulih_client::Options {
-            ca_file,
-            ..Default::default()
-        };
+    pub fn with_ca(base: &str, token: &str, options: pulih_client::Options<'_>) -> Result<Api> {
         Ok(Api(pulih_client::Client::new(base, Some(token), options)?))
     }
 

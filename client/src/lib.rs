@@ -74,6 +74,36 @@ pub struct Options<'a> {
     pub bind: Option<std::net::IpAddr>,
     /// PEM certificates to trust besides the system's (DKIS's own CA).
     pub ca_file: Option<&'a Path>,
+    /// Allow plain `http://` to a controller that is not on loopback
+    /// (tokens then cross the network in clear); logged when used.
+    pub insecure_http: bool,
+}
+
+/// Plain HTTP carries bearer tokens and enrolment secrets in clear: it is
+/// refused to anything but a loopback host unless `insecure` says so (and
+/// then logged).
+pub fn check_plain_http(url: &str, insecure: bool) -> Result<(), ClientError> {
+    let u = reqwest::Url::parse(url)
+        .map_err(|e| ClientError::Setup(format!("controller URL `{url}`: {e}")))?;
+    if u.scheme() != "http" {
+        return Ok(());
+    }
+    let host = u.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare == "localhost"
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    if !insecure {
+        return Err(ClientError::Setup(format!(
+            "refusing plain HTTP to {url}: tokens would cross the network in clear; use https:// (the controller's tls_cert_file), or allow it explicitly (--insecure-http, or insecure_http = true in the agent's config)"
+        )));
+    }
+    tracing::warn!(%url, "plain HTTP to a controller that is not on loopback: tokens cross the network in clear (insecure_http)");
+    Ok(())
 }
 
 /// A client of one controller, with one bearer token (or none yet).
@@ -111,6 +141,7 @@ fn trust_ca(
 impl Client {
     /// A client of the controller at `url` (`http(s)://host:port`).
     pub fn new(url: &str, token: Option<&str>, o: Options<'_>) -> Result<Client, ClientError> {
+        check_plain_http(url, o.insecure_http)?;
         let mut b =
             reqwest::Client::builder().timeout(o.timeout.unwrap_or(Duration::from_secs(60)));
         if let Some(t) = o.connect_timeout {
@@ -227,6 +258,7 @@ impl AgentClient {
         server: &str,
         bind: Option<std::net::IpAddr>,
         ca_file: Option<&Path>,
+        insecure_http: bool,
     ) -> Result<AgentClient, ClientError> {
         let client = Client::new(
             url,
@@ -236,6 +268,7 @@ impl AgentClient {
                 connect_timeout: Some(Duration::from_secs(5)),
                 bind,
                 ca_file,
+                insecure_http,
             },
         )?;
         Ok(AgentClient {
@@ -401,5 +434,33 @@ mod tests {
         std::fs::remove_file(&dir).unwrap();
         assert!(matches!(e, ClientError::Setup(_)), "{e}");
         assert!(!e.is_retryable());
+    }
+
+    /// Hardening (issue 20): plain HTTP only on loopback unless asked.
+    #[test]
+    fn plain_http_off_loopback_is_refused_unless_allowed() {
+        for url in [
+            "http://127.0.0.1:7300",
+            "http://localhost:7300",
+            "http://[::1]:7300",
+            "https://pulih.bontangkota.go.id",
+            "https://10.0.0.5:8443",
+        ] {
+            check_plain_http(url, false).unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+        for url in [
+            "http://10.0.0.5:8080",
+            "http://pulih.bontangkota.go.id",
+            "http://[fd00::1]:80",
+        ] {
+            let e = check_plain_http(url, false).unwrap_err().to_string();
+            assert!(
+                e.contains("refusing plain HTTP") && e.contains("--insecure-http"),
+                "{url}: {e}"
+            );
+            check_plain_http(url, true).unwrap();
+            let refused = Client::new(url, Some("t"), Options::default());
+            assert!(matches!(refused, Err(ClientError::Setup(_))), "{url}");
+        }
     }
 }

@@ -47,6 +47,10 @@ pub struct ControllerConfig {
     /// for loopback and `pulih dev` only.
     #[serde(default)]
     pub tls_cert_file: Option<PathBuf>,
+    /// Serve plain HTTP on an address that is not loopback (tokens then
+    /// cross the network in clear); refused otherwise, logged when set.
+    #[serde(default)]
+    pub insecure_http: bool,
     #[serde(default)]
     pub tls_key_file: Option<PathBuf>,
     /// A second secret, apart from the admin token, that a real failover
@@ -127,6 +131,7 @@ impl ControllerConfig {
     pub fn new(state_dir: PathBuf) -> Self {
         ControllerConfig {
             listen: default_listen(),
+            insecure_http: false,
             state_dir,
             admin_token_file: None,
             pusat_data_subnets: Vec::new(),

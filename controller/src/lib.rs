@@ -135,6 +135,16 @@ pub async fn start(config: ControllerConfig, cancel: CancellationToken) -> Resul
         }
         _ => anyhow::bail!("set both tls_cert_file and tls_key_file, or neither"),
     };
+    // Plain HTTP carries the admin token, agents' credentials and
+    // enrolment secrets in clear: loopback only, unless asked (and logged).
+    if tls.is_none() && !config.listen.ip().is_loopback() {
+        anyhow::ensure!(
+            config.insecure_http,
+            "refusing to serve plain HTTP on {} (not a loopback address): tokens would cross the network in clear; set tls_cert_file and tls_key_file, or insecure_http = true to accept that",
+            config.listen
+        );
+        tracing::warn!(listen = %config.listen, "serving plain HTTP off loopback (insecure_http): tokens cross the network in clear");
+    }
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     listener.set_nonblocking(true)?;

@@ -36,7 +36,16 @@ impl Pulih {
         let mut c = self.cmd();
         c.env("PULIH_CONTROLLER", url)
             .env("PULIH_TOKEN_FILE", token)
-            .env_remove("PULIH_TOKEN");
+            .env_remove("PULIH_TOKEN")
+            .env_remove("PULIH_INSECURE_HTTP");
+        // A controller on a test's own Docker network, in plain HTTP:
+        // allowed explicitly, as an operator would have to.
+        let host = url
+            .strip_prefix("http://")
+            .and_then(|r| r.split([':', '/']).next());
+        if host.is_some_and(|h| h != "localhost" && !h.starts_with("127.")) {
+            c.env("PULIH_INSECURE_HTTP", "true");
+        }
         c
     }
 }

@@ -32,6 +32,10 @@ pub struct DrcConfig {
     pub heartbeat_interval: Duration,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Allow plain `http://` to a controller that is not on loopback (its
+    /// tokens then cross the network in clear); logged at start.
+    #[serde(default)]
+    pub insecure_http: bool,
     #[serde(default)]
     pub bind_address: Option<std::net::IpAddr>,
     /// Failover: the Docker network services run on at the DRC (made if

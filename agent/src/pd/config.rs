@@ -32,6 +32,10 @@ pub struct AgentConfig {
     /// besides the system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Allow plain `http://` to a controller that is not on loopback (its
+    /// tokens then cross the network in clear); logged at start.
+    #[serde(default)]
+    pub insecure_http: bool,
     /// Source address for connections to the controller (multi-homed hosts).
     #[serde(default)]
     pub bind_address: Option<IpAddr>,
@@ -68,6 +72,7 @@ impl AgentConfig {
             enroll_token_file: None,
             heartbeat_interval: default_heartbeat(),
             ca_file: None,
+            insecure_http: false,
             bind_address: None,
             repository: None,
             hostname: None,

@@ -149,7 +149,7 @@ mod tests {
     }
 
     fn client() -> Client {
-        Client::new("http://127.0.0.1:9", "test", None, None).unwrap()
+        Client::new("http://127.0.0.1:9", "test", None, None, false).unwrap()
     }
 
     fn names(dir: &Path) -> Vec<String> {
