@@ -411,13 +411,12 @@ impl Walker {
     /// every step is finished.
     fn finish_steps(&mut self, all: bool) -> Result<()> {
         while let Some(step) = self.steps.front() {
-            if let Step::File(f) = step {
-                if let Content::Reading(seq) = f.content {
-                    let wait =
-                        all || self.reading >= READS_AHEAD || self.steps.len() >= STEPS_AHEAD;
-                    if !self.receive(seq, wait)? {
-                        return Ok(());
-                    }
+            if let Step::File(f) = step
+                && let Content::Reading(seq) = f.content
+            {
+                let wait = all || self.reading >= READS_AHEAD || self.steps.len() >= STEPS_AHEAD;
+                if !self.receive(seq, wait)? {
+                    return Ok(());
                 }
             }
             let step = self.steps.pop_front().expect("the head");

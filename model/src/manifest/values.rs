@@ -112,7 +112,7 @@ impl fmt::Display for ByteSize {
             ("MiB", 1 << 20),
             ("KiB", 1 << 10),
         ] {
-            if n % size == 0 {
+            if n.is_multiple_of(size) {
                 return write!(f, "{}{unit}", n / size);
             }
         }

@@ -152,10 +152,10 @@ impl Writer {
     fn write(&mut self, d: &[u8]) -> bool {
         let piece = self.bucket.as_ref().map_or(d.len(), |b| b.piece()).max(1);
         for p in d.chunks(piece) {
-            if let Some(b) = &self.bucket {
-                if !self.stop.wait_until(b.take(p.len(), Instant::now())) {
-                    return false;
-                }
+            if let Some(b) = &self.bucket
+                && !self.stop.wait_until(b.take(p.len(), Instant::now()))
+            {
+                return false;
             }
             if self.to.write_all(p).is_err() {
                 return false;
