@@ -14,6 +14,9 @@ use crate::repo::{ListedSnapshot, Reader, Unreadable};
 use crate::storage::Store;
 use crate::{Error, Result};
 
+/// The largest object under `bindings/` that is read.
+const MAX_BINDING: u64 = 64 << 10;
+
 /// What a space is bound for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,6 +97,17 @@ pub async fn read(
         let Some(id) = layout::parse_id::<FileId>(&o.key, layout::BINDINGS) else {
             continue;
         };
+        // A binding is a few hundred bytes: a larger object is junk, and
+        // is not read (it would cost memory on every selection).
+        if o.size > MAX_BINDING {
+            let error = Error::corrupt(&o.key, format!("{} bytes, not a binding", o.size));
+            unreadable.push(Unreadable {
+                name: o.key,
+                space: None,
+                error,
+            });
+            continue;
+        }
         match parse(&store.get(&o.key).await?, &id, verifier) {
             Ok(b) => out.push(b),
             Err(error) => unreadable.push(Unreadable {

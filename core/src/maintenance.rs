@@ -157,8 +157,22 @@ pub async fn run(
     // forgotten; the others' retention goes on.
     let (snaps, unreadable) = list_readable_snapshots(repo, keys).await?;
     report.snapshots = snaps.len();
+    // Which server each space belongs to; a binding that does not verify
+    // is named in the report (all of them failing means a key file from
+    // another repository, and retention by tags: said loudly).
+    let mut binding_notes = Vec::new();
     let bindings = match &key.bindings {
-        Some(v) => Some(Bindings::load(&repo.store, v).await?),
+        Some(v) => {
+            let (list, unreadable) = crate::bindings::read(&repo.store, v).await?;
+            if list.is_empty() && !unreadable.is_empty() {
+                binding_notes.push(format!(
+                    "no binding verifies with this maintenance key's bindings_public_key ({} do not): retention goes by the snapshots' server= tags; is the key file this repository's?",
+                    unreadable.len()
+                ));
+            }
+            binding_notes.extend(unreadable.iter().map(|u| format!("{u}; set aside")));
+            Some(Bindings::of(list))
+        }
         None => None,
     };
     let server_of = |s: &ListedSnapshot| -> Option<String> {
@@ -187,6 +201,7 @@ pub async fn run(
         let mut hold = Holdback::default();
         hold.snapshots(&unreadable);
         report.held_back = hold.into_notes();
+        report.held_back.extend(binding_notes);
         return Ok(report);
     }
 
@@ -290,6 +305,7 @@ pub async fn run(
     }
     report.spaces_not_pruned.sort();
     report.held_back = hold.into_notes();
+    report.held_back.extend(binding_notes);
     Ok(report)
 }
 

@@ -161,6 +161,22 @@ async fn provenance_a_snapshot_tagged_as_another_server_and_dated_ahead_is_never
     let latest = pulih_core::repo::pick_snapshot(own.snapshots, "latest").unwrap();
     assert_eq!(latest.id, old_dated);
 
+    // A huge object under bindings/ is set aside unread.
+    let huge = pulih_core::layout::binding(&FileId::random());
+    store
+        .put(&huge, vec![b'{'; 100 << 10].into())
+        .await
+        .unwrap();
+    let (_, unreadable) = bindings::read(&store, &BindingSigner::of(&keys.master).verifier())
+        .await
+        .unwrap();
+    assert!(
+        unreadable
+            .iter()
+            .any(|u| u.name == huge && u.error.to_string().contains("not a binding")),
+        "{unreadable:?}"
+    );
+
     // A stray object named like a snapshot one level down (found by the
     // review): not a second listing of it, with a receive time of its own.
     store
@@ -278,6 +294,30 @@ async fn provenance_retention_follows_the_bound_server_not_the_tag() {
         (r.snapshots, r.forgotten),
         (3, 2),
         "sipkd's policy applied: {r:?}"
+    );
+
+    // A key file whose binding key is another repository's verifies no
+    // binding: retention falls back to the tags, and the report says so.
+    let wrong = MaintenanceKeyFile {
+        bindings: Some(BindingSigner::of(&MasterKey(pulih_core::crypto::Key([9; 32]))).verifier()),
+        ..maint.clone()
+    };
+    let r = pulih_core::maintenance::run(
+        &Repo::open(store.clone()).await.unwrap(),
+        &wrong,
+        &policy,
+        time::UtcOffset::UTC,
+        false,
+        &PruneOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        r.held_back
+            .iter()
+            .any(|n| n.contains("no binding verifies")),
+        "{:?}",
+        r.held_back
     );
 
     // A maintenance key file from before bindings still loads (and falls

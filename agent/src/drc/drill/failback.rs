@@ -97,7 +97,12 @@ impl Run<'_> {
                 let snap_id = failover
                     .snapshot_id
                     .context("the failover's report names no snapshot")?;
-                let snap = reader.find_snapshot(&snap_id).await?;
+                // Among the server's own snapshots only: the report is an
+                // object any writer of the agency could have replaced.
+                let own = crate::snapshots::of_server(reader, &plan.server, Role::Agent).await?;
+                let snap = pulih_core::repo::pick_snapshot(own.snapshots, &snap_id).with_context(
+                    || format!("the failover's snapshot {snap_id} of {}", plan.server),
+                )?;
                 // Every path, the Docker capture's staging dir (record,
                 // image archives) included: the failback snapshot becomes
                 // the server's latest, and a drill of it needs the images.
