@@ -111,7 +111,10 @@ pub async fn restore(
         .map(|i| i.trim_matches('/').to_owned())
         .collect();
     // What the trees expand to, bounded before anything is made.
-    let need = measure(reader, space, snap.snapshot.tree, &include).await?;
+    // One loader for the measure and the walk: the walk finds the tree
+    // packs the measure fetched in its cache instead of fetching them again.
+    let mut loader = crate::trees::TreeLoader::of(reader, space);
+    let need = measure::measure_with(&mut loader, snap.snapshot.tree, &include).await?;
     // The plan holds each name and each blob reference of each file.
     for (n, what) in [(need.entries, "names"), (need.refs, "blob references")] {
         if n > opts.max_entries {
@@ -143,7 +146,15 @@ pub async fn restore(
         packs,
         mut summary,
         tree_fetches,
-    } = walk::plan(reader, space, snap.snapshot.tree, target, &include).await?;
+    } = walk::plan(
+        &mut loader,
+        reader,
+        space,
+        snap.snapshot.tree,
+        target,
+        &include,
+    )
+    .await?;
     let phase =
         |what: &str| tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: {what}");
     tracing::debug!(tree_packs = tree_fetches, "restore: tree packs fetched");

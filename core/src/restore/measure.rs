@@ -63,7 +63,16 @@ pub async fn measure(
     root: BlobId,
     include: &[String],
 ) -> Result<Expanded> {
-    let mut loader = TreeLoader::of(reader, space);
+    measure_with(&mut TreeLoader::of(reader, space), root, include).await
+}
+
+/// [`measure`] with the caller's loader: a restore's walk then finds the
+/// tree packs this pass fetched still in the loader's cache.
+pub(super) async fn measure_with(
+    loader: &mut TreeLoader<'_>,
+    root: BlobId,
+    include: &[String],
+) -> Result<Expanded> {
     let mut total = Expanded::default();
     // Hard-link id → its file's size, counted once.
     let mut linked: HashMap<u64, u64> = HashMap::new();

@@ -71,6 +71,7 @@ struct Pending {
 }
 
 pub(super) async fn plan(
+    loader: &mut TreeLoader<'_>,
     reader: &Reader,
     space: SpaceId,
     root_tree: BlobId,
@@ -83,7 +84,6 @@ pub(super) async fn plan(
             "no index covers it (run `pulih repo repair-index`)",
         )
     })?;
-    let mut loader = TreeLoader::of(reader, space);
     let mut p = Plan::default();
     let mut first_link: HashMap<u64, PathBuf> = HashMap::new();
     let mut claimed: HashMap<PathBuf, NodeKind> = HashMap::new();
