@@ -250,7 +250,15 @@ fn a_drill_restores_a_replicated_docker_app_on_an_isolated_network_and_tears_it_
     let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
     assert_eq!(kept["id"], id);
     assert!(std::fs::read_to_string(&html).unwrap().contains("PASSED"));
-    // The loaded image stays for the next drill; the test removes it.
+    // The image it loaded (the server's code) went with it; the next
+    // drill loads it again from the snapshot.
+    assert_eq!(td["images_removed"], 1, "{report:#}");
+    assert!(
+        !docker::docker_output(&["image", "inspect", &image])
+            .status
+            .success(),
+        "the drill's loaded image is gone"
+    );
     cleanup.later(&["rmi", &image]);
 
     // A health check that cannot pass fails the drill with its reason and

@@ -102,6 +102,13 @@ pub struct Teardown {
     pub containers_left: u32,
     pub networks_left: u32,
     pub volumes_left: u32,
+    /// Images the recovery loaded from the snapshot, removed again.
+    #[serde(default)]
+    pub images_removed: u32,
+    /// Images it loaded that another recovery's container used at its
+    /// end: left for that one.
+    #[serde(default)]
+    pub images_in_use: u32,
     #[serde(default)]
     pub errors: Vec<String>,
 }

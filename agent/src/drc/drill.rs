@@ -35,6 +35,7 @@ pub mod checks;
 mod containers;
 pub mod failback;
 mod images;
+pub mod isolation;
 mod recover;
 mod restored;
 mod switch;
@@ -156,6 +157,11 @@ struct Run<'a> {
     running: HashMap<String, (String, Option<IpAddr>)>,
     /// The scratch dir is this run's own (teardown removes only that).
     made_scratch: bool,
+    /// The recovery network's bridge, once its isolation rules are in.
+    bridge: Option<String>,
+    /// Images loaded from the snapshot that the engine did not hold
+    /// before, with what their tag named then.
+    loaded_images: Vec<(String, Option<String>)>,
 }
 
 impl Run<'_> {
@@ -218,6 +224,8 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan) -> DrillReport
         report,
         running: HashMap::new(),
         made_scratch: false,
+        bridge: None,
+        loaded_images: Vec::new(),
     };
     async {
         match run.recover(store, key).await {

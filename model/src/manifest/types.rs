@@ -336,6 +336,47 @@ pub struct RecoveryContainer {
     /// Containers start in ascending order (default 0).
     #[serde(default)]
     pub start_order: u32,
+    /// What the container may use at the DRC, in drills and failovers
+    /// alike (its code is the server's and is treated as hostile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ContainerLimits>,
+}
+
+/// A recovery container's limits; each unset one takes its default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerLimits {
+    /// Memory, swap included (no swap beyond it), e.g. `512MiB`
+    /// (default 2GiB, at least 6MiB). A container over it is killed and
+    /// the recovery fails, saying so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ByteSize>,
+    /// CPUs, e.g. `0.5` (default 1; at most the DRC host's CPUs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Processes and threads (default 1024, at least 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u32>,
+}
+
+impl ContainerLimits {
+    pub const DEFAULT_MEMORY: u64 = 2 << 30;
+    pub const MIN_MEMORY: u64 = 6 << 20;
+    pub const DEFAULT_CPUS: f64 = 1.0;
+    pub const DEFAULT_PIDS: u32 = 1024;
+    pub const MIN_PIDS: u32 = 16;
+
+    pub fn memory(&self) -> u64 {
+        self.memory.map_or(Self::DEFAULT_MEMORY, |m| m.0)
+    }
+
+    pub fn cpus(&self) -> f64 {
+        self.cpus.unwrap_or(Self::DEFAULT_CPUS)
+    }
+
+    pub fn pids(&self) -> u32 {
+        self.pids.unwrap_or(Self::DEFAULT_PIDS)
+    }
 }
 
 /// Restored data (a source's `dockerVolume` name or `path`) mounted at

@@ -224,6 +224,21 @@ pub(super) fn validate_recovery(
                 ),
             ));
         }
+        if let Some(l) = &c.limits {
+            let at = format!("spec.recovery.containers[{i}].limits");
+            if l.memory.is_some_and(|m| m.0 < ContainerLimits::MIN_MEMORY) {
+                d.push(s.diag(&format!("{at}.memory"), "memory must be at least 6MiB"));
+            }
+            if l.cpus.is_some_and(|c| !(c.is_finite() && c >= 0.01)) {
+                d.push(s.diag(
+                    &format!("{at}.cpus"),
+                    "cpus must be a number of CPUs of at least 0.01",
+                ));
+            }
+            if l.pids.is_some_and(|p| p < ContainerLimits::MIN_PIDS) {
+                d.push(s.diag(&format!("{at}.pids"), "pids must be at least 16"));
+            }
+        }
         if !names.insert(c.name.as_str()) {
             d.push(s.diag(
                 &format!("spec.recovery.containers[{i}].name"),

@@ -10,6 +10,9 @@ enum Undo {
     Docker(Vec<String>),
     /// `docker rm -f` of every container matching a filter.
     Containers(String),
+    /// `docker network rm`, and the executor's isolation rules of its
+    /// bridge (an nft table `pulih_<bridge>`) when it had some.
+    Network(String),
 }
 
 /// What to undo on the engine when the test ends; the last registered is
@@ -39,9 +42,10 @@ impl Cleanup {
         self.later(&["rm", "-f", name]);
     }
 
-    /// Removes network `name` at the end.
+    /// Removes network `name` at the end, with the isolation rules the
+    /// DRC executor installed for its bridge.
     pub fn network(&mut self, name: &str) {
-        self.later(&["network", "rm", name]);
+        self.0.push(Undo::Network(name.to_string()));
     }
 
     /// Tags `image` as `tag`; the tag goes at the end.
@@ -84,6 +88,34 @@ impl Drop for Cleanup {
             match undo {
                 Undo::Docker(args) => {
                     let _ = Command::new("docker").args(args).output();
+                }
+                Undo::Network(name) => {
+                    // Its bridge: the name Pulih gave it, else `br-<id>`.
+                    let seen = Command::new("docker")
+                        .args([
+                            "network",
+                            "inspect",
+                            "-f",
+                            r#"{{.Id}} {{index .Options "com.docker.network.bridge.name"}}"#,
+                            name,
+                        ])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                        .unwrap_or_default();
+                    let bridge = match seen.split_once(' ') {
+                        Some((_, b)) if b.starts_with("pd-") => b.to_string(),
+                        Some((id, _)) if id.len() >= 12 => format!("br-{}", &id[..12]),
+                        _ => String::new(),
+                    };
+                    let _ = Command::new("docker")
+                        .args(["network", "rm", name])
+                        .output();
+                    if !bridge.is_empty() {
+                        let table = format!("pulih_{}", bridge.replace('-', "_"));
+                        let _ = Command::new("nft")
+                            .args(["delete", "table", "inet", &table])
+                            .output();
+                    }
                 }
                 Undo::Containers(filter) => {
                     let ids = Command::new("docker")

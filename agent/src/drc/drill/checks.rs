@@ -110,12 +110,38 @@ async fn still_running(docker: &Docker, container: &str) -> Result<(), String> {
     let state = info.state.unwrap_or_default();
     if state.running == Some(true) {
         Ok(())
+    } else if state.oom_killed == Some(true) {
+        let limit = info.host_config.and_then(|h| h.memory).unwrap_or(0);
+        Err(format!(
+            "the container was killed for going over its memory limit ({limit} bytes; spec.recovery.containers[].limits.memory) (exit code {})",
+            state.exit_code.unwrap_or(-1)
+        ))
     } else {
         Err(format!(
             "the container stopped (exit code {})",
             state.exit_code.unwrap_or(-1)
         ))
     }
+}
+
+/// Whether a running container is at its process limit (a check that
+/// cannot exec or answer may be why): a note for the failed check.
+async fn at_pids_limit(docker: &Docker, container: &str) -> Option<String> {
+    use futures::StreamExt;
+    let opts = bollard::query_parameters::StatsOptionsBuilder::default()
+        .stream(false)
+        .one_shot(true)
+        .build();
+    let stats = docker.stats(container, Some(opts)).next().await?.ok()?;
+    let pids = stats.pids_stats?;
+    let (current, limit) = (pids.current?, pids.limit?);
+    // Near it counts: the processes that found the limit may be gone
+    // by the time the engine counts.
+    (limit > 0 && current.saturating_mul(10) >= limit.saturating_mul(9)).then(|| {
+        format!(
+            "; the container is at its process limit or close to it ({current} of {limit}; spec.recovery.containers[].limits.pids)"
+        )
+    })
 }
 
 /// Runs a check until it passes or its timeout ends: (ok, attempts, detail).
@@ -146,10 +172,11 @@ pub async fn run(
                     return (false, attempts, format!("{why}; {stopped}"));
                 }
                 if start.elapsed() >= timeout {
+                    let pids = at_pids_limit(docker, container).await.unwrap_or_default();
                     return (
                         false,
                         attempts,
-                        format!("not healthy within {}s: {why}", timeout.as_secs()),
+                        format!("not healthy within {}s: {why}{pids}", timeout.as_secs()),
                     );
                 }
             }

@@ -12,11 +12,11 @@ use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, Network
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use pulih_core::repo::ListedSnapshot;
 use pulih_model::drill::{DockerCapture, RecoveryKind};
-use pulih_model::manifest::RecoveryContainer;
 use pulih_model::manifest::port::PortMapping;
+use pulih_model::manifest::{ContainerLimits, RecoveryContainer};
 
 use super::restored::under;
-use super::{Run, checks};
+use super::{Run, checks, isolation};
 
 impl Run<'_> {
     /// Starts the recovery spec's containers group by group (start order),
@@ -111,8 +111,15 @@ impl Run<'_> {
         } else {
             Some(port_bindings(&c.ports))
         };
+        let bridge = self.bridge.clone();
+        let limits = c.limits.clone().unwrap_or_default();
+        let (host_config, confined) = confinement(&limits, internal);
         let ip = self
             .timed(&format!("start {}", c.name), async {
+                // A firewall reload may have flushed the rules since the
+                // network was made: no container starts without them.
+                let bridge = bridge.context("internal: no recovery network was made")?;
+                isolation::check(&bridge).await?;
                 let body = ContainerCreateBody {
                     image: Some(c.image.clone()),
                     hostname: Some(c.name.clone()),
@@ -124,7 +131,7 @@ impl Run<'_> {
                         binds: Some(binds),
                         network_mode: Some(network.clone()),
                         port_bindings: ports.clone(),
-                        ..Default::default()
+                        ..host_config
                     }),
                     networking_config: Some(NetworkingConfig {
                         endpoints_config: Some(HashMap::from([(
@@ -137,13 +144,21 @@ impl Run<'_> {
                     }),
                     ..Default::default()
                 };
-                docker
+                let made = docker
                     .create_container(
                         Some(CreateContainerOptionsBuilder::default().name(&name).build()),
                         body,
                     )
                     .await
                     .with_context(|| format!("cannot create container {name}"))?;
+                // The engine drops a limit the kernel cannot enforce and
+                // only warns: a container without its limits does not run.
+                if !made.warnings.is_empty() {
+                    bail!(
+                        "container {name}: the engine would not apply all of its limits: {}",
+                        made.warnings.join("; ")
+                    );
+                }
                 docker
                     .start_container(&name, None)
                     .await
@@ -156,7 +171,7 @@ impl Run<'_> {
                     .and_then(|e| e.ip_address)
                     .and_then(|a| a.parse::<IpAddr>().ok());
                 let detail = format!(
-                    "{} from {} at {}",
+                    "{} from {} at {}; {confined}",
                     name,
                     c.image,
                     ip.map_or("no address".to_string(), |a| a.to_string())
@@ -167,6 +182,59 @@ impl Run<'_> {
         self.running.insert(c.name.clone(), (name, ip));
         Ok(())
     }
+}
+
+/// Docker's default capabilities without the ones a recovered app has no
+/// use for and an attacker has (raw packets, device nodes, file
+/// capabilities). Not one is added beyond the engine's defaults.
+const CAPABILITIES: [&str; 11] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// An address nothing answers on (TEST-NET-1): a drill's embedded DNS
+/// forwards names it does not know there, not to the DRC's resolver.
+const NO_RESOLVER: &str = "192.0.2.1";
+
+/// How a recovered container is held (its code is the server's, treated
+/// as hostile): memory with no swap beyond it, CPUs (at most the host's),
+/// processes, no privileges, the capabilities above only, no privilege
+/// gained through exec; and the step's detail saying so.
+fn confinement(limits: &ContainerLimits, drill: bool) -> (HostConfig, String) {
+    let host_cpus = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+    let cpus = limits.cpus().min(host_cpus);
+    let memory = limits.memory();
+    let pids = limits.pids();
+    let config = HostConfig {
+        memory: Some(memory as i64),
+        memory_swap: Some(memory as i64),
+        nano_cpus: Some((cpus * 1e9) as i64),
+        pids_limit: Some(i64::from(pids)),
+        privileged: Some(false),
+        cap_drop: Some(vec!["ALL".into()]),
+        cap_add: Some(CAPABILITIES.iter().map(|c| c.to_string()).collect()),
+        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        dns: drill.then(|| vec![NO_RESOLVER.to_string()]),
+        ..Default::default()
+    };
+    let capped = if cpus < limits.cpus() {
+        format!(" (asked {}, the host has {host_cpus})", limits.cpus())
+    } else {
+        String::new()
+    };
+    let detail = format!(
+        "limits: {memory} bytes of memory, {cpus} CPUs{capped}, {pids} processes; no added capabilities"
+    );
+    (config, detail)
 }
 
 /// Published ports (manifest `ports`, parsed by the model) as the engine

@@ -45,6 +45,8 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan, report_id: &st
         report,
         running: Default::default(),
         made_scratch: true,
+        bridge: None,
+        loaded_images: Vec::new(),
     };
     async {
         match run.fail_back(store, key).await {

@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
 use futures::StreamExt;
-use pulih_model::drill::DockerCapture;
+use pulih_model::drill::{DockerCapture, Teardown};
 use serde::Deserialize;
 
 use super::Run;
@@ -134,6 +134,7 @@ impl Run<'_> {
         let docker = self.docker.clone();
         self.timed("load images", async {
             let mut loaded = Vec::new();
+            let mut fresh = Vec::new();
             let mut local = Vec::new();
             let mut wanted: Vec<&str> = plan.recovery.containers.iter().map(|c| c.image.as_str()).collect();
             wanted.sort();
@@ -146,6 +147,9 @@ impl Run<'_> {
                             bail!("the archive of {image} is not a file: {}", archive.display());
                         }
                         check_archive(&archive, image, &saved.id)?;
+                        // What the tag named before: a drill's teardown
+                        // removes what it loaded and gives the tag back.
+                        let before = docker.inspect_image(image).await.ok().and_then(|i| i.id);
                         load_image(&docker, &archive).await?;
                         let got = docker.inspect_image(image).await.with_context(|| {
                             format!("the replicated archive of {image} did not hold that image")
@@ -156,6 +160,9 @@ impl Run<'_> {
                                 got.id,
                                 saved.id
                             );
+                        }
+                        if before.as_deref() != Some(saved.id.as_str()) {
+                            fresh.push((image.to_string(), before));
                         }
                         loaded.push(image);
                     }
@@ -169,9 +176,48 @@ impl Run<'_> {
             if !local.is_empty() {
                 detail.push_str(&format!("; not replicated, the DRC's own copy used: {local:?}"));
             }
-            Ok(((), detail))
+            Ok((fresh, detail))
         })
         .await
+        .map(|fresh| self.loaded_images = fresh)
+    }
+
+    /// Removes the images this recovery loaded that the engine did not
+    /// hold before, and gives their tags back to what they named before;
+    /// an image another recovery's container uses now is left (counted).
+    pub(super) async fn remove_loaded_images(&mut self, t: &mut Teardown) {
+        for (image, before) in std::mem::take(&mut self.loaded_images) {
+            let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                .force(false)
+                .build();
+            match self.docker.remove_image(&image, Some(opts), None).await {
+                Ok(_) => t.images_removed += 1,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => {
+                    t.images_in_use += 1;
+                    continue;
+                }
+                Err(e) => {
+                    t.errors.push(format!("remove image {image}: {e}"));
+                    continue;
+                }
+            }
+            if let Some(old) = before {
+                let (repo, tag) = match image.rsplit_once(':') {
+                    Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+                    _ => (image.clone(), "latest".to_string()),
+                };
+                let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
+                    .repo(&repo)
+                    .tag(&tag)
+                    .build();
+                if let Err(e) = self.docker.tag_image(&old, Some(opts)).await {
+                    t.errors
+                        .push(format!("give tag {image} back to {old}: {e}"));
+                }
+            }
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use pulih_core::repo::{ListedSnapshot, Reader, ReaderKey};
 use pulih_core::storage::Store;
 use pulih_model::drill::RecoveryKind;
 
-use super::{LABEL, Run, SERVICE_LABEL, free_bytes, restored};
+use super::{LABEL, Run, SERVICE_LABEL, free_bytes, isolation, restored};
 
 impl Run<'_> {
     /// Recovers the plan's server, step by step; the first step that fails
@@ -163,51 +163,104 @@ impl Run<'_> {
     }
 
     /// The recovery's network: a drill's own internal one, a plan run's
-    /// shared internal one, or the DRC's service network (a failover's).
+    /// shared internal one, or the DRC's service network (a failover's);
+    /// walled off from the DRC host by the executor's own rules
+    /// (`isolation.rs`) before any container joins it.
     async fn network(&mut self) -> Result<()> {
         let plan = self.plan;
         let docker = self.docker.clone();
         let network = plan.network();
         let internal = plan.kind == RecoveryKind::Drill;
-        self.timed("network", async {
-            let shared = !internal || plan.plan_drill().is_some();
-            if shared && docker.inspect_network(&network, None).await.is_ok() {
-                let what = if internal {
-                    "the plan run's internal network, existing"
-                } else {
-                    "the DRC's service network, existing"
-                };
-                return Ok(((), format!("{network} ({what})")));
-            }
-            // A drill's network carries the drill's label (teardown removes
-            // it), a plan drill's the run's (the run's teardown removes it);
-            // the service network is shared and kept.
-            let labels = match (internal, plan.plan_drill()) {
-                (true, Some(run)) => {
-                    let mut l = plan.labels();
-                    l.insert(LABEL.to_string(), run.to_string());
-                    l
+        let scope = if internal {
+            isolation::Scope::Drill
+        } else {
+            isolation::Scope::Service
+        };
+        let walls = if internal {
+            "no route out, no way to the DRC host or another drill's network"
+        } else {
+            "no way to the DRC host's own services"
+        };
+        let bridge = self
+            .timed("network", async {
+                let shared = !internal || plan.plan_drill().is_some();
+                if shared && let Ok(net) = docker.inspect_network(&network, None).await {
+                    let bridge = isolation::bridge_of(&net).with_context(|| {
+                        format!(
+                            "network {network} exists but is not a bridge network: the executor cannot wall it off from the DRC host; remove it or name another"
+                        )
+                    })?;
+                    isolation::install(&bridge, scope).await?;
+                    let what = if internal {
+                        "the plan run's internal network, existing"
+                    } else {
+                        "the DRC's service network, existing"
+                    };
+                    let table = isolation::table_for(&bridge);
+                    return Ok((bridge, format!("{network} ({what}; {walls}: nft table inet {table})")));
                 }
-                (true, None) => plan.labels(),
-                (false, _) => HashMap::from([(SERVICE_LABEL.to_string(), "true".to_string())]),
-            };
-            docker
-                .create_network(NetworkCreateRequest {
-                    name: network.clone(),
-                    driver: Some("bridge".into()),
-                    internal: Some(internal),
-                    labels: Some(labels),
-                    ..Default::default()
-                })
-                .await
-                .with_context(|| format!("cannot create network {network}"))?;
-            let what = if internal {
-                "internal: no route out"
-            } else {
-                "the DRC's service network, created"
-            };
-            Ok(((), format!("{network} ({what})")))
-        })
-        .await
+                // A drill's network carries the drill's label (teardown removes
+                // it), a plan drill's the run's (the run's teardown removes it);
+                // the service network is shared and kept.
+                let labels = match (internal, plan.plan_drill()) {
+                    (true, Some(run)) => {
+                        let mut l = plan.labels();
+                        l.insert(LABEL.to_string(), run.to_string());
+                        l
+                    }
+                    (true, None) => plan.labels(),
+                    (false, _) => HashMap::from([(SERVICE_LABEL.to_string(), "true".to_string())]),
+                };
+                // The bridge is named here and its rules are in place
+                // before the engine makes it: no moment without them. An
+                // interface of that name already there would be adopted
+                // by the engine (and is not ours).
+                let bridge = isolation::bridge_for(&network);
+                if isolation::link_exists(&bridge) {
+                    bail!("cannot create network {network}: an interface named {bridge} already exists on the host");
+                }
+                isolation::install(&bridge, scope).await?;
+                let made = docker
+                    .create_network(NetworkCreateRequest {
+                        name: network.clone(),
+                        driver: Some("bridge".into()),
+                        internal: Some(internal),
+                        labels: Some(labels),
+                        options: Some(HashMap::from([(
+                            isolation::BRIDGE_OPTION.to_string(),
+                            bridge.clone(),
+                        )])),
+                        ..Default::default()
+                    })
+                    .await
+                    .with_context(|| format!("cannot create network {network}"));
+                if let Err(e) = made {
+                    // Nothing joined a bridge that was never made.
+                    let _ = isolation::remove(&bridge).await;
+                    return Err(e);
+                }
+                // The engine must have used the name the rules match.
+                let net = docker
+                    .inspect_network(&network, None)
+                    .await
+                    .with_context(|| format!("cannot inspect network {network}"))?;
+                if isolation::bridge_of(&net).as_deref() != Some(bridge.as_str())
+                    || !isolation::link_exists(&bridge)
+                {
+                    bail!(
+                        "network {network} was not made on bridge {bridge} as asked: its isolation rules would not apply"
+                    );
+                }
+                let what = if internal {
+                    "internal"
+                } else {
+                    "the DRC's service network, created"
+                };
+                let table = isolation::table_for(&bridge);
+                Ok((bridge, format!("{network} ({what}; {walls}: nft table inet {table})")))
+            })
+            .await?;
+        self.bridge = Some(bridge);
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use pulih_model::drill::Teardown;
 
-use super::{LABEL, OWNER_LABEL, PLAN_LABEL, Run, label_filter};
+use super::{LABEL, OWNER_LABEL, PLAN_LABEL, Run, isolation, label_filter};
 use crate::docker;
 
 impl Run<'_> {
@@ -50,7 +50,7 @@ impl Run<'_> {
     pub(super) async fn teardown(&mut self) {
         let began = self.at();
         let id = self.plan.id.clone();
-        let docker = &self.docker;
+        let docker = &self.docker.clone();
         let mut t = Teardown::default();
         let filter = label_filter(&id);
         match docker
@@ -94,11 +94,7 @@ impl Run<'_> {
         {
             Ok(list) => {
                 for n in list {
-                    let Some(nid) = n.id else { continue };
-                    match docker.remove_network(&nid).await {
-                        Ok(()) => t.networks_removed += 1,
-                        Err(e) => t.errors.push(format!("remove network {nid}: {e}")),
-                    }
+                    remove_network(docker, &n, &mut t).await;
                 }
             }
             Err(e) => t.errors.push(format!("list networks: {e}")),
@@ -124,6 +120,7 @@ impl Run<'_> {
             }
             Err(e) => t.errors.push(format!("list volumes: {e}")),
         }
+        self.remove_loaded_images(&mut t).await;
         let scratch = self.plan.scratch();
         t.scratch_removed = match std::fs::remove_dir_all(&scratch) {
             _ if !self.made_scratch => true,
@@ -144,10 +141,12 @@ impl Run<'_> {
             Err(e) => t.errors.push(format!("count what is left: {e}")),
         }
         let detail = format!(
-            "removed {} containers, {} networks, {} volumes and the scratch data; left: {} containers, {} networks, {} volumes",
+            "removed {} containers, {} networks, {} volumes, {} loaded images ({} in use by another recovery, left) and the scratch data; left: {} containers, {} networks, {} volumes",
             t.containers_removed,
             t.networks_removed,
             t.volumes_removed,
+            t.images_removed,
+            t.images_in_use,
             t.containers_left,
             t.networks_left,
             t.volumes_left
@@ -240,8 +239,11 @@ pub async fn sweep_orphaned_drills(owner: &str, scratch_root: &Path) -> Result<V
         ))
         .await?;
     for n in networks {
-        if let (Some(id), Some(name)) = (drill_id(n.labels.as_ref()), n.name) {
-            docker.remove_network(&name).await?;
+        if let (Some(id), Some(name)) = (drill_id(n.labels.as_ref()), n.name.as_ref()) {
+            docker.remove_network(name).await?;
+            if let Some(bridge) = isolation::bridge_of_listed(&n) {
+                isolation::remove(&bridge).await?;
+            }
             swept.insert(id);
         }
     }
@@ -256,6 +258,26 @@ pub async fn sweep_orphaned_drills(owner: &str, scratch_root: &Path) -> Result<V
         }
     }
     Ok(swept.into_iter().collect())
+}
+
+/// Removes a recovery network, then its isolation rules (its containers
+/// are gone by now); counted in `t`.
+async fn remove_network(docker: &Docker, n: &bollard::models::Network, t: &mut Teardown) {
+    let Some(nid) = n.id.as_deref() else { return };
+    match docker.remove_network(nid).await {
+        Ok(()) => t.networks_removed += 1,
+        Err(e) => {
+            t.errors.push(format!("remove network {nid}: {e}"));
+            return;
+        }
+    }
+    if let Some(bridge) = isolation::bridge_of_listed(n)
+        && let Err(e) = isolation::remove(&bridge).await
+    {
+        t.errors.push(format!(
+            "remove the isolation rules of bridge {bridge}: {e:#}"
+        ));
+    }
 }
 
 /// A drill's id (or a drill plan run's, or a drill of one): never a
@@ -310,11 +332,8 @@ pub async fn teardown_plan_run(run: &str, scratch_root: &Path) -> Teardown {
         .await
     {
         Ok(list) => {
-            for nid in list.into_iter().filter_map(|n| n.id) {
-                match docker.remove_network(&nid).await {
-                    Ok(()) => t.networks_removed += 1,
-                    Err(e) => t.errors.push(format!("remove network {nid}: {e}")),
-                }
+            for n in list {
+                remove_network(&docker, &n, &mut t).await;
             }
         }
         Err(e) => t.errors.push(format!("list networks: {e}")),
