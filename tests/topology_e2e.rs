@@ -429,6 +429,10 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     // dir at the same path inside and out (the engine resolves bind
     // mounts of restored data on the host).
     let executor = site.name("executor");
+    let engine_pid = std::fs::read_to_string("/var/run/docker.pid")
+        .expect("the Docker engine's pid file")
+        .trim()
+        .to_string();
     let scratch = dir.join("executor/scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     std::fs::copy(&garage.cluster.key_id, xetc.join("s3.id")).unwrap();
@@ -470,6 +474,18 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         "drc-executor",
         "--network",
         &drc_net,
+        // Its isolation rules go to the Docker host's network namespace
+        // (the engine's own, where the recovery bridges are).
+        "--pid",
+        "host",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--cap-add",
+        "SYS_PTRACE",
+        "-e",
+        &format!("PULIH_FIREWALL_PID={engine_pid}"),
         "-e",
         "PULIH_LOG=info",
         "-e",

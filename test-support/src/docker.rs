@@ -11,6 +11,37 @@ use std::process::{Command, Output};
 pub use cleanup::Cleanup;
 pub use scope::Scope;
 
+/// Removes network `name`, whatever its outcome, and the isolation rules
+/// the DRC executor installed for its bridge (nft table `pulih_<bridge>`;
+/// the bridge is the one Pulih named, else Docker's `br-<id>`).
+pub fn remove_network(name: &str) {
+    let seen = Command::new("docker")
+        .args([
+            "network",
+            "inspect",
+            "-f",
+            r#"{{.Id}} {{index .Options "com.docker.network.bridge.name"}}"#,
+            name,
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let bridge = match seen.split_once(' ') {
+        Some((_, b)) if b.starts_with("pd-") => b.to_string(),
+        Some((id, _)) if id.len() >= 12 => format!("br-{}", &id[..12]),
+        _ => String::new(),
+    };
+    let _ = Command::new("docker")
+        .args(["network", "rm", name])
+        .output();
+    if !bridge.is_empty() {
+        let table = format!("pulih_{}", bridge.replace('-', "_"));
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &table])
+            .output();
+    }
+}
+
 /// `docker ARGS`, whatever its outcome.
 pub fn docker_output(args: &[&str]) -> Output {
     Command::new("docker")

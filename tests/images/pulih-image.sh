@@ -26,10 +26,15 @@ mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/var/lib/pulih"
 chmod 1777 "$root/tmp"
 cp "$bb" "$root/bin/busybox"
 # df: the DRC executor asks it for the free space before a restore.
-for a in sh cat echo sleep ls grep test true wget head mkdir rm chmod kill df; do ln -s busybox "$root/bin/$a"; done
+# nsenter: the DRC executor in a container installs its isolation rules in
+# the Docker host's network namespace (PULIH_FIREWALL_PID), with nft.
+for a in sh cat echo sleep ls grep test true wget head mkdir rm chmod kill df nsenter; do ln -s busybox "$root/bin/$a"; done
 cp "$bin" "$root/bin/pulih"
-# Every library the binary links, and the loader, at the paths ldd names.
-ldd "$bin" | grep -o '/[^ ]*' | while read -r lib; do
+nft=$(command -v nft || true)
+[[ -n "$nft" ]] || { echo "pulih-image.sh: needs nft (apt-get install nftables)" >&2; exit 1; }
+cp "$nft" "$root/bin/nft"
+# Every library the binaries link, and the loader, at the paths ldd names.
+{ ldd "$bin"; ldd "$nft"; } | grep -o '/[^ ]*' | sort -u | while read -r lib; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done

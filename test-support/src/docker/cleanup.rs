@@ -89,34 +89,7 @@ impl Drop for Cleanup {
                 Undo::Docker(args) => {
                     let _ = Command::new("docker").args(args).output();
                 }
-                Undo::Network(name) => {
-                    // Its bridge: the name Pulih gave it, else `br-<id>`.
-                    let seen = Command::new("docker")
-                        .args([
-                            "network",
-                            "inspect",
-                            "-f",
-                            r#"{{.Id}} {{index .Options "com.docker.network.bridge.name"}}"#,
-                            name,
-                        ])
-                        .output()
-                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                        .unwrap_or_default();
-                    let bridge = match seen.split_once(' ') {
-                        Some((_, b)) if b.starts_with("pd-") => b.to_string(),
-                        Some((id, _)) if id.len() >= 12 => format!("br-{}", &id[..12]),
-                        _ => String::new(),
-                    };
-                    let _ = Command::new("docker")
-                        .args(["network", "rm", name])
-                        .output();
-                    if !bridge.is_empty() {
-                        let table = format!("pulih_{}", bridge.replace('-', "_"));
-                        let _ = Command::new("nft")
-                            .args(["delete", "table", "inet", &table])
-                            .output();
-                    }
-                }
+                Undo::Network(name) => super::remove_network(name),
                 Undo::Containers(filter) => {
                     let ids = Command::new("docker")
                         .args(["ps", "-aq", "--filter", filter])

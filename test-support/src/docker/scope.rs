@@ -120,7 +120,7 @@ impl Drop for Scope {
             let _ = docker_output(&["rm", "-f", "-v", c]);
         }
         for net in &self.networks {
-            let _ = docker_output(&["network", "rm", net]);
+            super::remove_network(net);
         }
     }
 }

@@ -13,6 +13,13 @@
 //! (iptables-legacy, iptables-nft or Docker's nftables backend), so the
 //! rules hold on any engine. The executor needs `nft` and CAP_NET_ADMIN;
 //! without them a recovery fails at its network step and says why.
+//!
+//! An executor in a container of its own (its own network namespace) sets
+//! `PULIH_FIREWALL_PID` to a process in the Docker host's network
+//! namespace (with `--pid=host`: the engine's, `/var/run/docker.pid`): the
+//! rules then go there through
+//! `nsenter --net` (CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_PTRACE), and the host's
+//! interfaces are read from that process's `/proc/PID/net/dev`.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -80,9 +87,36 @@ pub fn table_for(bridge: &str) -> String {
     format!("pulih_{}", bridge.replace('-', "_"))
 }
 
-/// Whether an interface of this name exists on the host.
-pub fn link_exists(bridge: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(bridge).exists()
+/// The environment variable naming a process in the Docker host's network
+/// namespace, for an executor that runs in a namespace of its own.
+pub const FIREWALL_PID_ENV: &str = "PULIH_FIREWALL_PID";
+
+/// The process whose network namespace the rules go to: `PULIH_FIREWALL_PID`,
+/// else this process's own.
+fn firewall_pid() -> Result<Option<u32>> {
+    match std::env::var(FIREWALL_PID_ENV) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map(Some)
+            .with_context(|| format!("{FIREWALL_PID_ENV}={v:?} is not a process id")),
+        _ => Ok(None),
+    }
+}
+
+/// Whether an interface of this name exists in the Docker host's network
+/// namespace.
+pub fn link_exists(bridge: &str) -> Result<bool> {
+    let dev = match firewall_pid()? {
+        Some(pid) => format!("/proc/{pid}/net/dev"),
+        None => "/proc/self/net/dev".to_string(),
+    };
+    let text = std::fs::read_to_string(&dev)
+        .with_context(|| format!("cannot read the host's interfaces from {dev}"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .any(|(name, _)| name.trim() == bridge))
 }
 
 /// The ruleset for `bridge`: one table, replaced as a whole in one
@@ -111,7 +145,15 @@ fn ruleset(bridge: &str, scope: Scope) -> Result<String> {
 }
 
 async fn nft(args: &[&str], input: Option<&str>) -> Result<String> {
-    let mut cmd = tokio::process::Command::new("nft");
+    let mut cmd = match firewall_pid()? {
+        Some(pid) => {
+            let mut c = tokio::process::Command::new("nsenter");
+            c.arg(format!("--target={pid}"))
+                .args(["--net", "--", "nft"]);
+            c
+        }
+        None => tokio::process::Command::new("nft"),
+    };
     cmd.args(args)
         .stdin(if input.is_some() {
             Stdio::piped()
@@ -122,15 +164,20 @@ async fn nft(args: &[&str], input: Option<&str>) -> Result<String> {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd.spawn().context(
-        "cannot run `nft` (nftables): the DRC executor walls each recovery network off from the DRC host with it; install nftables (apt-get install nftables)",
+        "cannot run `nft` (nftables; through `nsenter` when PULIH_FIREWALL_PID is set): the DRC executor walls each recovery network off from the DRC host with it; install nftables (apt-get install nftables)",
     )?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin.write_all(text.as_bytes()).await?;
     }
     let out = child.wait_with_output().await?;
     if !out.status.success() {
+        let needs = if firewall_pid()?.is_some() {
+            "an executor in a container needs --pid=host and CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_SYS_PTRACE to install its isolation rules in the host's network namespace"
+        } else {
+            "the DRC executor needs root or CAP_NET_ADMIN to install its isolation rules"
+        };
         bail!(
-            "`nft {}` failed: {} (the DRC executor needs root or CAP_NET_ADMIN to install its isolation rules)",
+            "`nft {}` failed: {} ({needs})",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );

@@ -216,7 +216,7 @@ impl Run<'_> {
                 // interface of that name already there would be adopted
                 // by the engine (and is not ours).
                 let bridge = isolation::bridge_for(&network);
-                if isolation::link_exists(&bridge) {
+                if isolation::link_exists(&bridge)? {
                     bail!("cannot create network {network}: an interface named {bridge} already exists on the host");
                 }
                 isolation::install(&bridge, scope).await?;
@@ -245,7 +245,7 @@ impl Run<'_> {
                     .await
                     .with_context(|| format!("cannot inspect network {network}"))?;
                 if isolation::bridge_of(&net).as_deref() != Some(bridge.as_str())
-                    || !isolation::link_exists(&bridge)
+                    || !isolation::link_exists(&bridge)?
                 {
                     bail!(
                         "network {network} was not made on bridge {bridge} as asked: its isolation rules would not apply"
