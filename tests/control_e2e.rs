@@ -1276,3 +1276,176 @@ fn pulih_runs_with_two_malloc_arenas() {
         "started by this test, not by a wrapper"
     );
 }
+
+/// Review (issue 20, 1 and 8): with the agency's maintenance key the
+/// controller confirms a reported snapshot only if it authenticates, was
+/// written in a space bound to the reporting server and reached the store
+/// after the run was queued. Server B reporting A's fresh snapshot first
+/// no longer frames A (B's report fails, A's counts); a junk object, a
+/// snapshot B wrote tagged as A, and an old snapshot reported for a new
+/// run all fail, each saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provenance_the_controller_confirms_only_a_reporting_servers_own_fresh_snapshot() {
+    use reqwest::Method as M;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let repo = dir.join("drc").join("dinkes");
+    std::fs::create_dir_all(dir.join("drc")).unwrap();
+    let keys_dir = dir.join("maintenance-keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    let pass = dir.join("pass");
+    write_secret(&pass, "walidata dinkes");
+    let (key_a, key_b) = (dir.join("a.key"), dir.join("b.key"));
+    run_ok(
+        PULIH
+            .cmd()
+            .args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--agent-key-out")
+            .arg(&key_a)
+            .args(["--server", "srv-a"]),
+    );
+    run_ok(
+        PULIH
+            .cmd()
+            .args(["repo", "add-agent-key", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--out")
+            .arg(&key_b)
+            .args(["--server", "srv-b"]),
+    );
+    run_ok(
+        PULIH
+            .cmd()
+            .args(["repo", "add-maintenance-key", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--out")
+            .arg(keys_dir.join("dinkes.key")),
+    );
+    let Controller {
+        proc: _controller,
+        url: base,
+        token,
+        ..
+    } = Controller::start(
+        &PULIH,
+        dir,
+        &format!(
+            "[maintenance]\nschedule = \"0 0 1 1 *\"\nkeys_dir = {:?}\n",
+            keys_dir.display().to_string()
+        ),
+    );
+    let admin = std::fs::read_to_string(token).unwrap().trim().to_string();
+    let api = format!("{base}/api/v1");
+    let http = reqwest::Client::new();
+    let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
+    let manifests = agencies(&dir.join("drc"))
+        + &server_manifest("srv-a", "dinkes", Path::new("/srv/a"))
+        + &server_manifest("srv-b", "dinkes", Path::new("/srv/b"));
+    let apply = serde_json::json!({"files": [{"name": "m.yaml", "content": manifests}]});
+    let (s, body) = call(
+        &http,
+        M::POST,
+        &format!("{api}/manifests"),
+        Some(&admin),
+        json(apply),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("data.txt"), "rekam medis").unwrap();
+    let newest = || {
+        repo::snapshots(&PULIH, &repo, &pass)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect::<BTreeSet<_>>()
+    };
+    let mut known = newest();
+    let mut backup = |key: &Path, tag: &str| {
+        repo::backup_tagged(&PULIH, &repo, key, tag, &src);
+        let now = newest();
+        let new: Vec<String> = now.difference(&known).cloned().collect();
+        known = now;
+        assert_eq!(new.len(), 1, "{new:?}");
+        new[0].clone()
+    };
+    let a_own = backup(&key_a, "srv-a");
+    let b_as_a = backup(&key_b, "srv-a");
+    let a_old = backup(&key_a, "srv-a");
+    // The store received a_old an hour ago (a file:// store's time is the
+    // file's; a writer there can set it, which is what the gateway fixes).
+    let old = repo.join("snapshots").join(&a_old);
+    assert!(old.exists(), "{}", old.display());
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    // Junk any writer of the agency can put under snapshots/.
+    let junk = "cd".repeat(32);
+    std::fs::write(repo.join("snapshots").join(&junk), b"not a snapshot").unwrap();
+
+    let cred_a = enrol(&http, &api, &admin, "srv-a").await;
+    let cred_b = enrol(&http, &api, &admin, "srv-b").await;
+    let report = |server: &'static str, cred: &String, run_key: String, snapshot: &str| {
+        let body = serde_json::json!({
+            "trigger": "schedule", "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": "2026-01-01T00:00:05Z", "state": "succeeded", "snapshot_id": snapshot,
+        });
+        let (http, api, cred) = (&http, &api, cred.clone());
+        async move {
+            let url = format!("{api}/agents/{server}/runs/{run_key}/result");
+            let (s, b) = call(http, M::POST, &url, Some(&cred), json(body)).await;
+            assert_eq!(s, 200, "{run_key}: {b}");
+        }
+    };
+    // B reports A's snapshot first; then A reports it.
+    report("srv-b", &cred_b, "b-steals".into(), &a_own).await;
+    report("srv-a", &cred_a, "a-own".into(), &a_own).await;
+    report("srv-a", &cred_a, "a-junk".into(), &junk).await;
+    report("srv-a", &cred_a, "a-forged".into(), &b_as_a).await;
+    // A run the controller queues now, answered with the hour-old snapshot.
+    let (s, q) = call(
+        &http,
+        M::POST,
+        &format!("{api}/servers/srv-a/replicate"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{q}");
+    let queued = q["run_key"].as_str().unwrap().to_string();
+    report("srv-a", &cred_a, queued.clone(), &a_old).await;
+
+    let (_, runs) = call(&http, M::GET, &format!("{api}/runs"), Some(&admin), None).await;
+    let by_key: BTreeMap<&str, &serde_json::Value> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["run_key"].as_str().unwrap(), r))
+        .collect();
+    assert_eq!(by_key["a-own"]["state"], "succeeded", "{runs}");
+    for (run_key, why) in [
+        ("b-steals", "bound to server srv-a".to_string()),
+        ("a-junk", "does not authenticate".to_string()),
+        ("a-forged", "bound to server srv-b".to_string()),
+        (queued.as_str(), "before this run was queued".to_string()),
+    ] {
+        let r = by_key[run_key];
+        assert_eq!(r["state"], "failed", "{r}");
+        let errors = r["errors"].to_string();
+        assert!(errors.contains(&why), "{run_key}: {errors}");
+    }
+}

@@ -52,6 +52,69 @@ fn space_keys(key: &MaintenanceKey, space: SpaceId) -> SpaceKeys {
     }
 }
 
+/// What the maintenance key tells of one snapshot (a server reported it
+/// as its replication's): the space it was written in, the server that
+/// space is bound to (FORMAT.md §13), whether the repository binds that
+/// server at all, its `server=` tag, its claimed time and the store's own
+/// time of the object.
+#[derive(Debug, Clone)]
+pub struct CheckedSnapshot {
+    pub space: SpaceId,
+    pub bound_to: Option<String>,
+    /// Bindings of the repository name the reporting server's spaces.
+    pub server_bound: bool,
+    pub tagged: Option<String>,
+    pub time: String,
+    pub stored_at: i64,
+}
+
+/// Reads and authenticates snapshot `id` with the maintenance key, and
+/// finds which server its space is bound to (`server` is the one that
+/// reported it). `Ok(None)`: the store holds no such snapshot. An object
+/// that does not authenticate is an error.
+pub async fn check_snapshot(
+    repo: &Repo,
+    key: &MaintenanceKeyFile,
+    id: &crate::id::SnapshotId,
+    server: &str,
+) -> Result<Option<CheckedSnapshot>> {
+    if key.repo_id != repo.config.repo_id {
+        return Err(Error::KeyMismatch {
+            key_repo: key.repo_id.to_hex(),
+            repo: repo.config.repo_id.to_hex(),
+        });
+    }
+    let name = layout::snapshot(id);
+    let Some(info) = repo.store.info(&name).await? else {
+        return Ok(None);
+    };
+    let bytes = repo.store.get(&name).await?;
+    let space = crate::snapshot::Snapshot::space_of(&bytes, id)?;
+    let snapshot = crate::snapshot::Snapshot::decode(&bytes, &space_keys(&key.key, space), id)?;
+    let (bound_to, server_bound) = match &key.bindings {
+        Some(v) => {
+            let b = Bindings::load(&repo.store, v).await?;
+            (
+                b.server_of(&space).map(|x| x.server.clone()),
+                b.servers.contains(server),
+            )
+        }
+        None => (None, false),
+    };
+    Ok(Some(CheckedSnapshot {
+        space,
+        bound_to,
+        server_bound,
+        tagged: snapshot
+            .tags
+            .iter()
+            .find_map(|t| t.strip_prefix("server="))
+            .map(str::to_string),
+        time: snapshot.time.clone(),
+        stored_at: info.modified,
+    }))
+}
+
 /// Which packs the snapshots use, per space, following the moves records.
 struct Usage {
     used: HashMap<SpaceId, HashSet<PackId>>,

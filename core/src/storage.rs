@@ -300,6 +300,19 @@ impl Store {
         }
     }
 
+    /// An object's size and the store's own time of it; None when absent.
+    pub async fn info(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        match self.inner.head(&ObjPath::from(key)).await {
+            Ok(m) => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: m.size,
+                modified: m.last_modified.timestamp(),
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Self::err(key, e)),
+        }
+    }
+
     pub async fn size(&self, key: &str) -> Result<u64> {
         Ok(self
             .inner

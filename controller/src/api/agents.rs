@@ -276,7 +276,8 @@ pub async fn result(
     }
     let replication = row.as_ref().is_none_or(|r| r.kind == JobKind::Replicate);
     if replication && matches!(res.state, RunState::Succeeded | RunState::Partial) {
-        match crate::repo_check::reported_snapshot(&st, &server, &run_key, &res).await {
+        let queued_at = row.as_ref().map(|r| r.created_at);
+        match crate::repo_check::reported_snapshot(&st, &server, &run_key, queued_at, &res).await {
             Check::Confirmed => {}
             Check::Refuted(why) => {
                 tracing::warn!(%server, %run_key, %why, "a reported snapshot is not confirmed by the store: run recorded as failed");

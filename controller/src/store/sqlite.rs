@@ -536,7 +536,7 @@ impl StateStore for SqliteStore {
     ) -> StoreResult<Option<(String, String)>> {
         self.lock()
             .prepare_cached(
-                "SELECT server, run_key FROM runs WHERE snapshot_id = ?1 AND run_key != ?2 AND kind = 'replicate' LIMIT 1",
+                "SELECT server, run_key FROM runs WHERE snapshot_id = ?1 AND run_key != ?2 AND kind = 'replicate' AND state IN ('succeeded', 'partial') LIMIT 1",
             )
             .map_err(err)?
             .query_row(params![snapshot, except_run], |r| Ok((r.get(0)?, r.get(1)?)))
