@@ -10,7 +10,7 @@
 //! clean-up of unindexed packs ([`phase2`]).
 
 pub(crate) mod holdback;
-pub(crate) mod lock;
+pub mod lock;
 pub(crate) mod phase2;
 mod repack;
 

@@ -57,6 +57,12 @@ fn aad(id: &SnapshotId, space: &SpaceId) -> Vec<u8> {
 impl Snapshot {
     pub fn encode(&self, keys: &SpaceKeys, id: &SnapshotId) -> Vec<u8> {
         let json = serde_json::to_vec(self).expect("snapshots serialize");
+        Self::seal_body(&json, keys, id)
+    }
+
+    /// A snapshot object holding `json` as its body, sealed as an agent
+    /// key seals one (any bytes: what a writer of the space can store).
+    pub fn seal_body(json: &[u8], keys: &SpaceKeys, id: &SnapshotId) -> Vec<u8> {
         let mut out = Vec::with_capacity(24 + json.len() + 16);
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.extend_from_slice(&keys.space.0);
@@ -64,7 +70,7 @@ impl Snapshot {
             &key(keys, id),
             [0; 12],
             &aad(id, &keys.space),
-            &json,
+            json,
         ));
         out
     }

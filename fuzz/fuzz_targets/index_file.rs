@@ -20,7 +20,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(ps) = IndexFile::decode_body(data.get(1..).unwrap_or_default(), packs, &id, v2) {
         for p in ps {
             for e in &p.header.entries {
-                assert!(!e.is_framed() || e.inner as u64 + e.raw_len as u64 <= MAX_FRAME_RAW as u64);
+                assert!(
+                    !e.is_framed() || e.inner as u64 + e.raw_len as u64 <= MAX_FRAME_RAW as u64
+                );
             }
         }
     }

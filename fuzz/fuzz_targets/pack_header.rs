@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
         for unit in units(&h.entries, |e| e) {
             assert_eq!(unit[0].offset as u64, off);
             for e in unit {
-                assert_eq!((e.offset, e.stored_len), (unit[0].offset, unit[0].stored_len));
+                assert_eq!(
+                    (e.offset, e.stored_len),
+                    (unit[0].offset, unit[0].stored_len)
+                );
                 if e.is_framed() {
                     assert!(e.inner as u64 + e.raw_len as u64 <= MAX_FRAME_RAW as u64);
                 } else {

@@ -64,21 +64,67 @@ pub(crate) async fn read<T: Serialize + DeserializeOwned>(
             continue;
         };
         let bytes = store.get(&o.key).await?;
-        let error = match serde_json::from_slice::<Record<T>>(&bytes) {
-            Ok(rec) if lock_mac(key, &id, &rec.body) == rec.mac => {
-                out.push((o.key, rec.body));
-                continue;
-            }
-            Ok(_) => Error::corrupt(&o.key, "its MAC does not verify"),
-            Err(e) => Error::corrupt(&o.key, e.to_string()),
-        };
-        unreadable.push(Unreadable {
-            name: o.key,
-            space: None,
-            error,
-        });
+        match parse::<T>(&bytes, key, &id, &o.key) {
+            Ok(body) => out.push((o.key, body)),
+            Err(error) => unreadable.push(Unreadable {
+                name: o.key,
+                space: None,
+                error,
+            }),
+        }
     }
     Ok((out, unreadable))
+}
+
+/// One record's body from its stored bytes, its MAC checked (`name` is
+/// the object's, for the error).
+fn parse<T: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+    key: &MaintenanceKey,
+    id: &FileId,
+    name: &str,
+) -> Result<T> {
+    match serde_json::from_slice::<Record<T>>(bytes) {
+        Ok(rec) if lock_mac(key, id, &rec.body) == rec.mac => Ok(rec.body),
+        Ok(_) => Err(Error::corrupt(name, "its MAC does not verify")),
+        Err(e) => Err(Error::corrupt(name, e.to_string())),
+    }
+}
+
+/// Checks stored bytes as a prune record (`moves`: as a moves record)
+/// with object id `id`, as [`read`] does: for the fuzz target.
+pub fn check_record(bytes: &[u8], key: &MaintenanceKey, id: &FileId, moves: bool) -> Result<()> {
+    if moves {
+        parse::<MovesBody>(bytes, key, id, "locks/moves").map(|_| ())
+    } else {
+        parse::<PruneBody>(bytes, key, id, "locks/prune").map(|_| ())
+    }
+}
+
+/// The stored bytes of a record with body `body_json` (a prune record's,
+/// or with `moves` a moves record's) under `id`, MAC included; None when
+/// the JSON is not such a body. For the fuzz target: what a maintenance
+/// key writes must read back.
+pub fn seal_record(
+    body_json: &[u8],
+    key: &MaintenanceKey,
+    id: &FileId,
+    moves: bool,
+) -> Option<Vec<u8>> {
+    fn seal<T: Serialize + DeserializeOwned>(
+        j: &[u8],
+        key: &MaintenanceKey,
+        id: &FileId,
+    ) -> Option<Vec<u8>> {
+        let body: T = serde_json::from_slice(j).ok()?;
+        let mac = lock_mac(key, id, &body);
+        Some(serde_json::to_vec(&Record { body, mac }).expect("serializes"))
+    }
+    if moves {
+        seal::<MovesBody>(body_json, key, id)
+    } else {
+        seal::<PruneBody>(body_json, key, id)
+    }
 }
 
 /// Stores a new record under `name(id)` for a fresh id.
