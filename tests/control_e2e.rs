@@ -1449,3 +1449,269 @@ async fn provenance_the_controller_confirms_only_a_reporting_servers_own_fresh_s
         assert!(errors.contains(&why), "{run_key}: {errors}");
     }
 }
+
+/// Ransomware signals (issue 20): a month of ordinary nights (a few files
+/// changed each night, one night a large addition of new documents) raises
+/// no flag; a night that rewrites most files with random bytes is flagged
+/// (in `servers`, the API, the audit log), its hold keeps every snapshot
+/// before it out of the controller's prune and a reader's forget, and once
+/// an operator clears it retention goes on. The runs are real backups
+/// reported through the agent API; the measures come from the snapshots
+/// and the store, read with the maintenance key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anomaly_a_mass_rewrite_is_flagged_and_holds_history_and_a_month_of_ordinary_nights_is_not()
+{
+    use reqwest::Method as M;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let repo = dir.join("drc").join("dinkes");
+    std::fs::create_dir_all(dir.join("drc")).unwrap();
+    let keys_dir = dir.join("maintenance-keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    let pass = dir.join("pass");
+    write_secret(&pass, "walidata dinkes");
+    let key = dir.join("n.key");
+    run_ok(
+        PULIH
+            .cmd()
+            .args(["repo", "init", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--agent-key-out")
+            .arg(&key)
+            .args(["--server", "srv-n"]),
+    );
+    run_ok(
+        PULIH
+            .cmd()
+            .args(["repo", "add-maintenance-key", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass)
+            .arg("--out")
+            .arg(keys_dir.join("dinkes.key")),
+    );
+    let Controller {
+        proc: _controller,
+        url: base,
+        token,
+        ..
+    } = Controller::start(
+        &PULIH,
+        dir,
+        &format!(
+            "[maintenance]\nschedule = \"0 0 1 1 *\"\nkeys_dir = {:?}\ngrace = \"1s\"\n",
+            keys_dir.display().to_string()
+        ),
+    );
+    let admin = std::fs::read_to_string(&token).unwrap().trim().to_string();
+    let api = format!("{base}/api/v1");
+    let http = reqwest::Client::new();
+    let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
+    let src = dir.join("src");
+    let manifests = agencies(&dir.join("drc"))
+        + &server_manifest("srv-n", "dinkes", &src)
+        + "  retention: {keepLast: 2}\n";
+    let apply = serde_json::json!({"files": [{"name": "m.yaml", "content": manifests}]});
+    let (s, body) = call(
+        &http,
+        M::POST,
+        &format!("{api}/manifests"),
+        Some(&admin),
+        json(apply),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let cred = enrol(&http, &api, &admin, "srv-n").await;
+
+    // An office's documents: 120 files of text, 24 KiB each.
+    std::fs::create_dir_all(&src).unwrap();
+    let words = [
+        "surat",
+        "keputusan",
+        "anggaran",
+        "pegawai",
+        "laporan",
+        "dinas",
+        "kesehatan",
+        "warga",
+        "pelayanan",
+        "rapat",
+    ];
+    let text = |seed: u64, len: usize| -> Vec<u8> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut out = Vec::with_capacity(len + 16);
+        while out.len() < len {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            out.extend_from_slice(words[(x >> 33) as usize % words.len()].as_bytes());
+            out.push(if (x >> 20).is_multiple_of(11) { b'\n' } else { b' ' });
+        }
+        out
+    };
+    for f in 0..120u64 {
+        std::fs::write(src.join(format!("dok-{f:03}.txt")), text(f, 24 << 10)).unwrap();
+    }
+    let cache = dir.join("cache");
+    let mut night = 0u32;
+    let mut nightly = |label: &str| {
+        night += 1;
+        let out = run_ok(
+            PULIH
+                .cmd()
+                .args(["repo", "backup", "--json", "--repo"])
+                .arg(&repo)
+                .arg("--agent-key")
+                .arg(&key)
+                .arg("--cache-dir")
+                .arg(&cache)
+                .args(["--tag", "server=srv-n"])
+                .arg(&src),
+        );
+        let id = last_json(&out)["snapshot_id"].as_str().unwrap().to_string();
+        (format!("{label}-{night:02}"), id)
+    };
+    let report = |run_key: String, snapshot: String| {
+        let body = serde_json::json!({
+            "trigger": "schedule", "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": "2026-01-01T00:00:05Z", "state": "succeeded", "snapshot_id": snapshot,
+        });
+        let (http, api, cred) = (&http, &api, &cred);
+        async move {
+            let url = format!("{api}/agents/srv-n/runs/{run_key}/result");
+            let (s, b) = call(http, M::POST, &url, Some(cred), json(body)).await;
+            assert_eq!(s, 200, "{run_key}: {b}");
+        }
+    };
+    let server_view = || async {
+        let (_, v) = call(
+            &http,
+            M::GET,
+            &format!("{api}/servers/srv-n"),
+            Some(&admin),
+            None,
+        )
+        .await;
+        v
+    };
+
+    // A month of nights: each changes three documents a little; night 15
+    // adds 60 new documents (half as much again).
+    let mut ids = Vec::new();
+    for n in 1..=30u64 {
+        for f in [(n * 7) % 120, (n * 13) % 120, (n * 29) % 120] {
+            let p = src.join(format!("dok-{f:03}.txt"));
+            let mut b = std::fs::read(&p).unwrap();
+            b.extend_from_slice(&text(1000 + n * 3 + f, 600));
+            std::fs::write(&p, b).unwrap();
+        }
+        if n == 15 {
+            for f in 120..180u64 {
+                std::fs::write(src.join(format!("dok-{f:03}.txt")), text(f, 24 << 10)).unwrap();
+            }
+        }
+        let (run_key, id) = nightly("night");
+        report(run_key, id.clone()).await;
+        ids.push(id);
+        let v = server_view().await;
+        assert!(v["anomaly"].is_null(), "night {n} flagged: {v:#}");
+    }
+    let (_, runs) = call(
+        &http,
+        M::GET,
+        &format!("{api}/runs?server=srv-n&limit=100"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "succeeded"),
+        "{runs:#}"
+    );
+
+    // Ransomware: nearly every document rewritten with random bytes.
+    for f in 0..170u64 {
+        let p = src.join(format!("dok-{f:03}.txt"));
+        let len = std::fs::metadata(&p).unwrap().len() as usize;
+        let noise: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
+        std::fs::write(&p, noise).unwrap();
+    }
+    let (run_key, encrypted) = nightly("ransom");
+    report(run_key.clone(), encrypted.clone()).await;
+    let v = server_view().await;
+    let reason = v["anomaly"]["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not flagged: {v:#}"));
+    assert!(reason.contains("rewritten"), "{reason}");
+    let cli = run_ok(PULIH.ops(&base, &token).args(["servers"]));
+    let listed = String::from_utf8_lossy(&cli.stdout);
+    assert!(listed.contains("ANOMALY srv-n"), "{listed}");
+    let hold = repo.join("holds").join(&encrypted);
+    assert!(hold.exists(), "the hold is in the repository");
+
+    // The controller's retention (keepLast 2) keeps every snapshot up to
+    // the flagged one; so does a reader's forget.
+    let m = last_json(&run_ok(PULIH.ops(&base, &token).args([
+        "maintenance",
+        "run",
+        "--pd",
+        "dinkes",
+        "--wait",
+        "--json",
+    ])));
+    assert_eq!(m[0]["state"], "succeeded", "{m}");
+    let alive = || {
+        repo::snapshots(&PULIH, &repo, &pass)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect::<BTreeSet<_>>()
+    };
+    let kept = alive();
+    for id in ids.iter().chain([&encrypted]) {
+        assert!(kept.contains(id), "{id} was forgotten despite the hold");
+    }
+    let out = run_ok(
+        PULIH
+            .cmd()
+            .args(["repo", "forget", "--keep-last", "1", "--json", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("held"));
+    assert_eq!(
+        alive(),
+        kept,
+        "a reader's forget keeps the held history too"
+    );
+
+    // An operator looked: cleared, the hold goes, retention goes on.
+    let out =
+        run_ok(
+            PULIH
+                .ops(&base, &token)
+                .args(["servers", "clear-anomaly", "srv-n", "--json"]),
+        );
+    let cleared = last_json(&out);
+    assert_eq!(cleared["flags"], 1, "{cleared}");
+    assert!(!hold.exists());
+    assert!(server_view().await["anomaly"].is_null());
+    run_ok(
+        PULIH
+            .cmd()
+            .args(["repo", "forget", "--keep-last", "2", "--repo"])
+            .arg(&repo)
+            .arg("--passphrase-file")
+            .arg(&pass),
+    );
+    assert_eq!(alive().len(), 2);
+}

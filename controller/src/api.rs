@@ -179,6 +179,7 @@ pub fn router(state: Shared) -> Router {
         .route(routes::SERVER, get(servers::show))
         .route(routes::SERVER_ENROLL_TOKEN, post(servers::enroll_token))
         .route(routes::SERVER_REPLICATE, post(servers::replicate))
+        .route(routes::SERVER_CLEAR_ANOMALY, post(servers::clear_anomaly))
         .route(routes::SERVER_VERIFY, post(servers::verify))
         .route(routes::MAINTENANCE, get(servers::maintenance_runs))
         .route(routes::MAINTENANCE_RUN, post(servers::maintenance_run))

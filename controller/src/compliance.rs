@@ -83,6 +83,7 @@ pub fn server_views(
                 last_drill: None,
                 drill_overdue: false,
                 failed_over: None,
+                anomaly: None,
                 facts: None,
             }
         })

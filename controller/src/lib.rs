@@ -9,6 +9,7 @@
 //! and the Pasal 9 inventory ([`compliance`]). Agents pull: the controller
 //! never dials them, and it never reads agency data.
 
+pub mod anomaly;
 pub mod api;
 pub mod compliance;
 pub mod config;

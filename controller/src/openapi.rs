@@ -68,6 +68,14 @@ const OPS: &[Op] = &[
     ),
     (
         "post",
+        routes::SERVER_CLEAR_ANOMALY,
+        "Clear a server's ransomware signal after looking: its flags, and its holds in the repository",
+        None,
+        "AnomalyCleared",
+        "admin",
+    ),
+    (
+        "post",
         routes::SERVER_VERIFY,
         "Queue a check of the server's own space in its repository (agent key: structure, headers; no data read)",
         None,
@@ -312,6 +320,7 @@ pub fn document() -> Value {
     add::<ServerView>(&mut generator, "ServerView", &mut named);
     add::<EnrollTokenResponse>(&mut generator, "EnrollTokenResponse", &mut named);
     add::<ReplicateResponse>(&mut generator, "ReplicateResponse", &mut named);
+    add::<AnomalyCleared>(&mut generator, "AnomalyCleared", &mut named);
     add::<RestoreRequest>(&mut generator, "RestoreRequest", &mut named);
     add::<Vec<MaintenanceRun>>(&mut generator, "MaintenanceRuns", &mut named);
     add::<MaintenanceRequest>(&mut generator, "MaintenanceRequest", &mut named);

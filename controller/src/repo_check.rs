@@ -77,6 +77,16 @@ pub async fn reported_snapshot(
     let Ok(id) = hex.parse::<SnapshotId>() else {
         return Check::Refuted(format!("`{hex}` is not a snapshot id"));
     };
+    // A refuted run confirms nothing: only confirmed ones count here.
+    match st.store.snapshot_reported(hex, run_key) {
+        Ok(Some((other, rk))) => {
+            return Check::Refuted(format!(
+                "snapshot {hex} was already reported by run {rk} of {other}"
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => return Check::Unchecked(format!("the controller's database: {e}")),
+    }
     let (url, pd) = {
         let d = st.desired();
         let Some(pd) = d
@@ -102,32 +112,26 @@ pub async fn reported_snapshot(
         .as_ref()
         .map(|m| m.keys_dir.join(format!("{pd}.key")))
         .filter(|p| p.exists());
-    let checked = match key_path {
-        Some(path) => with_key(store, &path, &id, server, queued_at).await,
+    match key_path {
+        Some(path) => with_key(st, store, &path, &id, server, run_key, queued_at).await,
         None => match store.exists(&layout::snapshot(&id)).await {
             Ok(true) => Check::Confirmed,
             Ok(false) => Check::Refuted(format!("the repository {url} holds no snapshot {hex}")),
             Err(e) => Check::Unchecked(format!("cannot read {url}: {e}")),
         },
-    };
-    if !matches!(checked, Check::Confirmed) {
-        return checked;
-    }
-    match st.store.snapshot_reported(hex, run_key) {
-        Ok(Some((other, rk))) => Check::Refuted(format!(
-            "snapshot {hex} was already reported by run {rk} of {other}"
-        )),
-        Ok(None) => Check::Confirmed,
-        Err(e) => Check::Unchecked(format!("the controller's database: {e}")),
     }
 }
 
-/// The checks the agency's maintenance key allows (see [`reported_snapshot`]).
+/// The checks the agency's maintenance key allows (see
+/// [`reported_snapshot`]); a confirmed run is then measured for the
+/// ransomware signals (`anomaly.rs`).
 async fn with_key(
+    st: &Shared,
     store: pulih_core::storage::Store,
     key_path: &std::path::Path,
     id: &SnapshotId,
     server: &str,
+    run_key: &str,
     queued_at: Option<i64>,
 ) -> Check {
     let key = match MaintenanceKeyFile::load(key_path) {
@@ -183,5 +187,6 @@ async fn with_key(
             c.stored_at
         ));
     }
+    crate::anomaly::observe(st, server, run_key, &repo.store, &c).await;
     Check::Confirmed
 }

@@ -226,6 +226,23 @@ pub trait StateStore: Send + Sync + 'static {
         snapshot: &str,
         except_run: &str,
     ) -> StoreResult<Option<(String, String)>>;
+    /// The ransomware signals of a confirmed replication (JSON), and the
+    /// flag it raised, if one (docs/SECURITY.md "Ransomware signals").
+    fn record_signals(
+        &self,
+        run_key: &str,
+        server: &str,
+        at: i64,
+        metrics: &str,
+        flag: Option<&str>,
+    ) -> StoreResult<()>;
+    /// The signals of `server`'s last `n` unflagged runs but `except_run`,
+    /// newest first.
+    fn recent_signals(&self, server: &str, except_run: &str, n: u32) -> StoreResult<Vec<String>>;
+    /// Server → (the newest flag no operator cleared, when).
+    fn open_anomalies(&self) -> StoreResult<std::collections::HashMap<String, (String, i64)>>;
+    /// Marks `server`'s flags cleared; how many were open.
+    fn clear_anomalies(&self, server: &str, by: &str, now: i64) -> StoreResult<u64>;
     /// Runs in state `running` started after `since` among `servers`.
     fn running_count(&self, servers: &[String], since: i64) -> StoreResult<u64>;
     fn run(&self, run_key: &str) -> StoreResult<Option<RunRow>>;

@@ -171,7 +171,13 @@ pub async fn forget(
     dry_run: bool,
 ) -> Result<Vec<Decision>> {
     let snaps = reader.snapshots().await?;
-    let decisions = plan(&snaps, policy, offset)?;
+    let mut decisions = plan(&snaps, policy, offset)?;
+    // An anomaly's hold keeps the history before it (FORMAT.md §14).
+    let (holds, bad) = crate::holds::read(&reader.repo.store).await?;
+    for u in &bad {
+        tracing::warn!(object = %u.name, error = %u.error, "not a hold, ignored");
+    }
+    crate::holds::apply(&mut decisions, &snaps, &holds);
     if !dry_run {
         for d in decisions.iter().filter(|d| !d.keep) {
             reader

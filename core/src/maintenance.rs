@@ -59,6 +59,7 @@ fn space_keys(key: &MaintenanceKey, space: SpaceId) -> SpaceKeys {
 /// time of the object.
 #[derive(Debug, Clone)]
 pub struct CheckedSnapshot {
+    pub id: crate::id::SnapshotId,
     pub space: SpaceId,
     pub bound_to: Option<String>,
     /// Bindings of the repository name the reporting server's spaces.
@@ -66,6 +67,12 @@ pub struct CheckedSnapshot {
     pub tagged: Option<String>,
     pub time: String,
     pub stored_at: i64,
+    /// What its writer says of the run (agent-controlled).
+    pub summary: crate::snapshot::Summary,
+    /// The store's sizes of the packs it names that its parent did not
+    /// (all of them without a readable parent): what the run added, as the
+    /// store has it.
+    pub new_pack_bytes: u64,
 }
 
 /// Reads and authenticates snapshot `id` with the maintenance key, and
@@ -91,6 +98,30 @@ pub async fn check_snapshot(
     let bytes = repo.store.get(&name).await?;
     let space = crate::snapshot::Snapshot::space_of(&bytes, id)?;
     let snapshot = crate::snapshot::Snapshot::decode(&bytes, &space_keys(&key.key, space), id)?;
+    let keys = space_keys(&key.key, space);
+    let before: HashSet<PackId> = match &snapshot.parent {
+        Some(p) => match repo.store.get(&layout::snapshot(p)).await {
+            Ok(b) => crate::snapshot::Snapshot::decode(&b, &keys, p)
+                .ok()
+                .and_then(|s| s.packs)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            Err(_) => HashSet::new(),
+        },
+        None => HashSet::new(),
+    };
+    let mut new_pack_bytes = 0u64;
+    for p in snapshot
+        .packs
+        .iter()
+        .flatten()
+        .filter(|p| !before.contains(*p))
+    {
+        if let Some(i) = repo.store.info(&layout::pack(p)).await? {
+            new_pack_bytes += i.size;
+        }
+    }
     let (bound_to, server_bound) = match &key.bindings {
         Some(v) => {
             let b = Bindings::load(&repo.store, v).await?;
@@ -102,6 +133,7 @@ pub async fn check_snapshot(
         None => (None, false),
     };
     Ok(Some(CheckedSnapshot {
+        id: *id,
         space,
         bound_to,
         server_bound,
@@ -112,6 +144,8 @@ pub async fn check_snapshot(
             .map(str::to_string),
         time: snapshot.time.clone(),
         stored_at: info.modified,
+        summary: snapshot.summary.clone(),
+        new_pack_bytes,
     }))
 }
 
@@ -254,7 +288,15 @@ pub async fn run(
             None => tagged.map(str::to_string),
         }
     };
-    let decisions = plan_each(&snaps, |s| policy_for(server_of(s).as_deref()), offset);
+    let mut decisions = plan_each(&snaps, |s| policy_for(server_of(s).as_deref()), offset);
+    // An anomaly's hold keeps the history before it (FORMAT.md §14).
+    let (holds, bad_holds) = crate::holds::read(&repo.store).await?;
+    crate::holds::apply(&mut decisions, &snaps, &holds);
+    binding_notes.extend(
+        bad_holds
+            .iter()
+            .map(|u| format!("{u}; not a hold, ignored")),
+    );
     for d in decisions.iter().filter(|d| !d.keep) {
         repo.store.delete(&layout::snapshot_hex(&d.id)).await?;
         report.forgotten += 1;

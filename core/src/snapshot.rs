@@ -22,6 +22,13 @@ pub struct Summary {
     /// Size of all files in the snapshot (read or not).
     #[serde(default)]
     pub total_bytes: u64,
+    /// Files read again because they changed since an earlier run saw
+    /// them (the files cache knew the path), and their bytes: what a
+    /// ransomware signal looks at (FORMAT.md §6).
+    #[serde(default)]
+    pub files_changed: u64,
+    #[serde(default)]
+    pub bytes_changed: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

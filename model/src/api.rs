@@ -340,10 +340,30 @@ pub struct ServerView {
     /// The failover that has this server running at the DRC, if any.
     #[serde(default)]
     pub failed_over: Option<String>,
+    /// A ransomware signal no operator cleared yet: why, and when
+    /// (RFC 3339); the history before it is held (`pulih servers
+    /// clear-anomaly NAME` after looking).
+    #[serde(default)]
+    pub anomaly: Option<Anomaly>,
     /// What the agent last reported (hostname, IPs, OS, Docker containers
     /// and volumes, free disk); only in `GET /servers/{name}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<Facts>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Anomaly {
+    pub reason: String,
+    pub flagged_at: String,
+}
+
+/// What `POST /servers/{name}/clear-anomaly` did.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct AnomalyCleared {
+    /// Flags marked cleared in the controller.
+    pub flags: u64,
+    /// Hold objects removed from the repository (flagged snapshot ids).
+    pub holds_removed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -17,6 +17,7 @@ pub const SERVERS: &str = "/servers";
 pub const SERVER: &str = "/servers/{name}";
 pub const SERVER_ENROLL_TOKEN: &str = "/servers/{name}/enroll-token";
 pub const SERVER_REPLICATE: &str = "/servers/{name}/replicate";
+pub const SERVER_CLEAR_ANOMALY: &str = "/servers/{name}/clear-anomaly";
 pub const SERVER_VERIFY: &str = "/servers/{name}/verify";
 pub const SERVER_RESTORE: &str = "/servers/{name}/restore";
 pub const SERVER_DRILL: &str = "/servers/{name}/drill";
@@ -65,6 +66,7 @@ pub const DOCUMENTED: &[&str] = &[
     SERVER,
     SERVER_ENROLL_TOKEN,
     SERVER_REPLICATE,
+    SERVER_CLEAR_ANOMALY,
     SERVER_VERIFY,
     SERVER_RESTORE,
     SERVER_DRILL,

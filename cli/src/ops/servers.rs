@@ -31,6 +31,28 @@ enum ServersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// After looking at a server's ransomware signal: clear it, and remove
+    /// its holds from the agency's repository (retention then goes on).
+    ClearAnomaly {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The lines under a table that name each server's open ransomware signal.
+fn anomaly_lines(servers: &[ServerView]) {
+    for s in servers {
+        if let Some(a) = &s.anomaly {
+            println!(
+                "ANOMALI / ANOMALY {} ({}): {}; riwayat sebelumnya ditahan / the history before it is held; after looking: pulih servers clear-anomaly {}",
+                s.name,
+                wita(&Some(a.flagged_at.clone())),
+                a.reason,
+                s.name
+            );
+        }
+    }
 }
 
 pub(super) fn server_rows(servers: &[ServerView]) -> Vec<Vec<String>> {
@@ -50,6 +72,7 @@ pub(super) fn server_rows(servers: &[ServerView]) -> Vec<Vec<String>> {
                 wita(&s.last_success),
                 drill_cell(s),
                 wita(&s.agent_last_seen),
+                if s.anomaly.is_some() { "ANOMALY" } else { "-" }.into(),
             ]
         })
         .collect()
@@ -64,6 +87,7 @@ pub(super) const SERVER_HEADERS: &[&str] = &[
     "LAST SUCCESS",
     "LAST DRILL",
     "AGENT SEEN",
+    "SIGNAL",
 ];
 
 /// The last drill in a table cell: state and RTO, or what is missing.
@@ -105,12 +129,34 @@ pub async fn servers(a: ServersArgs) -> Result<u8> {
                 );
             }
         }
+        Some(ServersCommand::ClearAnomaly { name, json }) => {
+            let c: pulih_model::api::AnomalyCleared = api
+                .post(
+                    &routes::path(routes::SERVER_CLEAR_ANOMALY, &[&name]),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string(&c)?);
+            } else {
+                println!(
+                    "{name}: {} signals cleared; holds removed from the repository: {}",
+                    c.flags,
+                    if c.holds_removed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        c.holds_removed.join(", ")
+                    }
+                );
+            }
+        }
         Some(ServersCommand::Show { name, json }) => {
             let v: ServerView = api.get(&routes::path(routes::SERVER, &[&name])).await?;
             if json {
                 println!("{}", serde_json::to_string(&v)?);
             } else {
                 table(SERVER_HEADERS, server_rows(std::slice::from_ref(&v)));
+                anomaly_lines(std::slice::from_ref(&v));
                 println!("evidence: {}", v.evidence);
                 match &v.facts {
                     None => println!("no agent has reported yet"),
@@ -143,6 +189,7 @@ pub async fn servers(a: ServersArgs) -> Result<u8> {
                 println!("{}", serde_json::to_string(&list)?);
             } else {
                 table(SERVER_HEADERS, server_rows(&list));
+                anomaly_lines(&list);
             }
         }
     }

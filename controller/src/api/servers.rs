@@ -43,8 +43,15 @@ fn views(st: &Shared) -> Result<(Vec<ServerView>, i64), ApiError> {
     );
     compliance::add_drills(&mut views, &d.set, &agents, &drills, t);
     let failovers = st.store.active_failovers().map_err(internal)?;
+    let anomalies = st.store.open_anomalies().map_err(internal)?;
     for v in &mut views {
         v.failed_over = failovers.get(&v.name).cloned();
+        v.anomaly = anomalies
+            .get(&v.name)
+            .map(|(reason, at)| pulih_model::api::Anomaly {
+                reason: reason.clone(),
+                flagged_at: rfc3339(*at),
+            });
     }
     Ok((views, t))
 }
@@ -89,6 +96,48 @@ pub async fn show(
         .and_then(|a| a.facts_json)
         .and_then(|j| serde_json::from_str(&j).ok());
     Ok(Json(view))
+}
+
+/// An operator looked at a ransomware signal of server `name`: its flags
+/// are cleared and its holds removed from the agency's repository, so
+/// retention goes on as before (audited `anomaly.cleared`).
+pub async fn clear_anomaly(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<pulih_model::api::AnomalyCleared>, ApiError> {
+    let actor = st.require_admin(&headers)?;
+    require_server(&st, &name)?;
+    let url = {
+        let d = st.desired();
+        let pd = d.set.servers[&name].spec().perangkat_daerah.clone();
+        crate::desired::pd_repository(&d.set, &pd, &st.config)
+            .ok_or_else(|| ApiError::Conflict(format!("{pd} has no DRC target in the manifests")))?
+    };
+    let store = crate::repo_check::open_store(&st.config, &url)
+        .map_err(|e| ApiError::Internal(format!("cannot open {url}: {e:#}")))?;
+    // The holds first: a flag cleared while its hold stays would keep
+    // the history without anyone seeing why.
+    let holds_removed = pulih_core::holds::clear(&store, &name)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot remove the holds in {url}: {e}")))?;
+    let flags = st
+        .store
+        .clear_anomalies(&name, actor, st.now())
+        .map_err(internal)?;
+    st.store
+        .audit(
+            actor,
+            "anomaly.cleared",
+            &format!("{name}: {flags} flags cleared, holds removed: {holds_removed:?}"),
+            st.now(),
+        )
+        .map_err(internal)?;
+    tracing::info!(server = %name, %actor, flags, ?holds_removed, "anomaly cleared");
+    Ok(Json(pulih_model::api::AnomalyCleared {
+        flags,
+        holds_removed,
+    }))
 }
 
 fn require_server(st: &Shared, name: &str) -> Result<(), ApiError> {

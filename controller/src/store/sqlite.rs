@@ -147,6 +147,18 @@ UPDATE runs SET snapshot_id = json_extract(result, '$.snapshot_id')
  WHERE kind = 'replicate' AND state IN ('succeeded', 'partial') AND json_valid(result);
 CREATE INDEX runs_by_snapshot ON runs (snapshot_id) WHERE snapshot_id IS NOT NULL;
 "#,
+    r#"
+CREATE TABLE signals (
+    run_key TEXT PRIMARY KEY,
+    server TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    flag TEXT,
+    cleared_at INTEGER,
+    cleared_by TEXT
+);
+CREATE INDEX signals_by_server ON signals (server, at);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -542,6 +554,61 @@ impl StateStore for SqliteStore {
             .query_row(params![snapshot, except_run], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(err)
+    }
+
+    fn record_signals(
+        &self,
+        run_key: &str,
+        server: &str,
+        at: i64,
+        metrics: &str,
+        flag: Option<&str>,
+    ) -> StoreResult<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO signals (run_key, server, at, metrics, flag) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(run_key) DO UPDATE SET at = excluded.at, metrics = excluded.metrics, flag = excluded.flag",
+                params![run_key, server, at, metrics, flag],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn recent_signals(&self, server: &str, except_run: &str, n: u32) -> StoreResult<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT metrics FROM signals WHERE server = ?1 AND run_key != ?2 AND flag IS NULL ORDER BY at DESC LIMIT ?3",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![server, except_run, n], |r| r.get::<_, String>(0))
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    fn open_anomalies(&self) -> StoreResult<std::collections::HashMap<String, (String, i64)>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT server, flag, at FROM signals WHERE flag IS NOT NULL AND cleared_at IS NULL ORDER BY at",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?))))
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    fn clear_anomalies(&self, server: &str, by: &str, now: i64) -> StoreResult<u64> {
+        let n = self
+            .lock()
+            .execute(
+                "UPDATE signals SET cleared_at = ?2, cleared_by = ?3 WHERE server = ?1 AND flag IS NOT NULL AND cleared_at IS NULL",
+                params![server, now, by],
+            )
+            .map_err(err)?;
+        Ok(n as u64)
     }
 
     fn running_count(&self, servers: &[String], since: i64) -> StoreResult<u64> {

@@ -396,9 +396,16 @@ impl Walker {
             dev: meta.dev(),
             content: content.to_vec(),
         };
-        self.cache
+        // A path an earlier run saw, read again: it changed.
+        if self
+            .cache
             .entries
-            .insert(path_key(path).into_owned(), entry);
+            .insert(path_key(path).into_owned(), entry)
+            .is_some()
+        {
+            self.summary.files_changed += 1;
+            self.summary.bytes_changed += size;
+        }
     }
 
     fn push(&mut self, step: Step) -> Result<()> {

@@ -1,0 +1,179 @@
+//! Ransomware signals (docs/SECURITY.md "Ransomware signals"): each
+//! replication the controller confirms with the agency's maintenance key
+//! is measured against the server's own history; one that looks like its
+//! files were encrypted in place is flagged, and a hold in the repository
+//! (FORMAT.md §14) keeps every snapshot before it out of any prune until an
+//! operator clears it.
+//!
+//! The measures, each a share of the server's data (`total_bytes` of the
+//! snapshot):
+//! - `rewritten`: bytes of files the agent read again because they changed
+//!   since it last saw them (`bytes_changed`). Encrypting files in place
+//!   rewrites nearly all of them; nightly work changes a few percent; adding
+//!   files rewrites nothing.
+//! - `new_stored`: bytes of the packs the snapshot names that its parent did
+//!   not, as the store has them (not as the agent says). Encrypted data
+//!   neither deduplicates nor compresses, so a rewrite by ransomware lands
+//!   in the store nearly byte for byte.
+//! - `incompressible`: stored bytes per new byte of the run (agent's
+//!   summary), 1.0 for random data.
+//!
+//! A run is flagged when (a) `rewritten` is at least 30 % and at least five
+//! times the server's median of its last 14 unflagged runs plus 5 points,
+//! and `new_stored` is at least 25 % (the rewrite is really new data); or
+//! (b) `new_stored` is at least 50 % while `incompressible` is at least
+//! 0.9 and at least ten times the median `new_stored` of its history
+//! (something the agent's own counts may hide: the store saw it). Both
+//! are far above what a month of ordinary nights or a large addition of
+//! ordinary files does (tests/control_e2e.rs `anomaly_…`); (b) also fires
+//! on a legitimate upload of already-compressed data larger than all the
+//! server held, which an operator clears.
+
+use pulih_core::maintenance::CheckedSnapshot;
+use pulih_core::storage::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::state::Shared;
+
+/// History a run is measured against.
+const HISTORY: u32 = 14;
+
+/// One run's measures.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Measures {
+    pub total_bytes: u64,
+    pub rewritten: f64,
+    pub new_stored: f64,
+    pub incompressible: f64,
+}
+
+impl Measures {
+    pub fn of(c: &CheckedSnapshot) -> Measures {
+        let s = &c.summary;
+        let total = s.total_bytes.max(1) as f64;
+        Measures {
+            total_bytes: s.total_bytes,
+            rewritten: s.bytes_changed as f64 / total,
+            new_stored: c.new_pack_bytes as f64 / total,
+            incompressible: if s.bytes_new == 0 {
+                0.0
+            } else {
+                s.bytes_stored as f64 / s.bytes_new as f64
+            },
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Why `now` is flagged against `history` (the server's recent unflagged
+/// runs), or None.
+pub fn judge(now: &Measures, history: &[Measures]) -> Option<String> {
+    let usual_rewrite = median(history.iter().map(|m| m.rewritten).collect());
+    let usual_new = median(history.iter().map(|m| m.new_stored).collect());
+    if now.rewritten >= 0.3 && now.rewritten >= 5.0 * usual_rewrite + 0.05 && now.new_stored >= 0.25
+    {
+        return Some(format!(
+            "{:.0} % of the server's data was rewritten (its usual: {:.1} %) and {:.0} % of it reached the store as new data: files encrypted in place look like this",
+            now.rewritten * 100.0,
+            usual_rewrite * 100.0,
+            now.new_stored * 100.0
+        ));
+    }
+    if now.new_stored >= 0.5 && now.incompressible >= 0.9 && now.new_stored >= 10.0 * usual_new {
+        return Some(format!(
+            "{:.0} % of the server's data reached the store as new, incompressible data (its usual: {:.1} % new)",
+            now.new_stored * 100.0,
+            usual_new * 100.0
+        ));
+    }
+    None
+}
+
+/// Measures a confirmed replication, records it, and flags it when it
+/// looks like ransomware: the hold goes to the repository first (so no
+/// prune removes the history meanwhile), then the controller's records,
+/// the audit log and the log.
+pub async fn observe(st: &Shared, server: &str, run_key: &str, store: &Store, c: &CheckedSnapshot) {
+    let now = Measures::of(c);
+    let history: Vec<Measures> = match st.store.recent_signals(server, run_key, HISTORY) {
+        Ok(rows) => rows
+            .iter()
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(%server, %run_key, error = %e, "cannot read the server's signal history");
+            return;
+        }
+    };
+    let mut flag = judge(&now, &history);
+    if let Some(why) = &flag {
+        let hold = pulih_core::holds::Hold {
+            server: server.to_string(),
+            space: c.space.to_hex(),
+            snapshot: c.id.to_hex(),
+            stored_at: c.stored_at,
+            reason: why.clone(),
+            flagged_at: st.now(),
+        };
+        if let Err(e) = pulih_core::holds::write(store, &hold).await {
+            // Still flagged where the controller keeps it; said loudly.
+            tracing::error!(%server, %run_key, error = %e, "cannot write the anomaly hold to the repository: a reader's prune there does not see it");
+            flag = Some(format!(
+                "{why} (the hold could not be written to the repository: {e})"
+            ));
+        }
+    }
+    let metrics = serde_json::to_string(&now).expect("measures serialize");
+    if let Err(e) = st
+        .store
+        .record_signals(run_key, server, st.now(), &metrics, flag.as_deref())
+    {
+        tracing::warn!(%server, %run_key, error = %e, "cannot record the run's signals");
+    }
+    if let Some(why) = flag {
+        tracing::warn!(%server, %run_key, snapshot = %c.id, %why, "ransomware signal: the history before this snapshot is held");
+        let _ = st.store.audit(
+            "controller",
+            "anomaly.flagged",
+            &format!("{server} run {run_key} snapshot {}: {why}", c.id),
+            st.now(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(rewritten: f64, new_stored: f64, incompressible: f64) -> Measures {
+        Measures {
+            total_bytes: 1 << 30,
+            rewritten,
+            new_stored,
+            incompressible,
+        }
+    }
+
+    #[test]
+    fn a_rewrite_of_most_files_is_flagged_and_ordinary_nights_and_additions_are_not() {
+        let nights: Vec<Measures> = (0..14).map(|_| m(0.02, 0.01, 0.4)).collect();
+        assert!(judge(&m(0.9, 0.85, 1.0), &nights).is_some());
+        // The agent hides the rewrite; the store still saw it.
+        assert!(judge(&m(0.0, 0.9, 1.0), &nights).is_some());
+        assert_eq!(judge(&m(0.03, 0.01, 0.4), &nights), None);
+        // A large addition of ordinary files: new, nothing rewritten.
+        assert_eq!(judge(&m(0.0, 0.3, 0.35), &nights), None);
+        // A server whose nights always rewrite a lot: measured against itself.
+        let busy: Vec<Measures> = (0..14).map(|_| m(0.4, 0.3, 0.5)).collect();
+        assert_eq!(judge(&m(0.45, 0.35, 0.5), &busy), None);
+        // No history yet: the absolute thresholds still hold.
+        assert!(judge(&m(0.95, 0.9, 1.0), &[]).is_some());
+    }
+}
