@@ -1549,7 +1549,11 @@ async fn anomaly_a_mass_rewrite_is_flagged_and_holds_history_and_a_month_of_ordi
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             out.extend_from_slice(words[(x >> 33) as usize % words.len()].as_bytes());
-            out.push(if (x >> 20).is_multiple_of(11) { b'\n' } else { b' ' });
+            out.push(if (x >> 20).is_multiple_of(11) {
+                b'\n'
+            } else {
+                b' '
+            });
         }
         out
     };
@@ -1703,6 +1707,11 @@ async fn anomaly_a_mass_rewrite_is_flagged_and_holds_history_and_a_month_of_ordi
         );
     let cleared = last_json(&out);
     assert_eq!(cleared["flags"], 1, "{cleared}");
+    assert!(!hold.exists());
+    assert!(server_view().await["anomaly"].is_null());
+    // The agent's outbox delivers that night's result again: not judged
+    // again, so the cleared flag and its hold do not come back.
+    report(run_key, encrypted).await;
     assert!(!hold.exists());
     assert!(server_view().await["anomaly"].is_null());
     run_ok(

@@ -97,9 +97,8 @@ pub fn judge(now: &Measures, history: &[Measures]) -> Option<String> {
 }
 
 /// Measures a confirmed replication, records it, and flags it when it
-/// looks like ransomware: the hold goes to the repository first (so no
-/// prune removes the history meanwhile), then the controller's records,
-/// the audit log and the log.
+/// looks like ransomware: the controller's record, the hold in the
+/// repository, the log and the audit log.
 pub async fn observe(st: &Shared, server: &str, run_key: &str, store: &Store, c: &CheckedSnapshot) {
     let now = Measures::of(c);
     let history: Vec<Measures> = match st.store.recent_signals(server, run_key, HISTORY) {
@@ -112,40 +111,45 @@ pub async fn observe(st: &Shared, server: &str, run_key: &str, store: &Store, c:
             return;
         }
     };
-    let mut flag = judge(&now, &history);
-    if let Some(why) = &flag {
-        let hold = pulih_core::holds::Hold {
-            server: server.to_string(),
-            space: c.space.to_hex(),
-            snapshot: c.id.to_hex(),
-            stored_at: c.stored_at,
-            reason: why.clone(),
-            flagged_at: st.now(),
-        };
-        if let Err(e) = pulih_core::holds::write(store, &hold).await {
-            // Still flagged where the controller keeps it; said loudly.
-            tracing::error!(%server, %run_key, error = %e, "cannot write the anomaly hold to the repository: a reader's prune there does not see it");
-            flag = Some(format!(
-                "{why} (the hold could not be written to the repository: {e})"
-            ));
-        }
-    }
+    let flag = judge(&now, &history);
     let metrics = serde_json::to_string(&now).expect("measures serialize");
-    if let Err(e) = st
+    // Once per run: a result delivered again (the agent's outbox) is not
+    // judged again, so a flag an operator cleared does not come back.
+    match st
         .store
         .record_signals(run_key, server, st.now(), &metrics, flag.as_deref())
     {
-        tracing::warn!(%server, %run_key, error = %e, "cannot record the run's signals");
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(%server, %run_key, error = %e, "cannot record the run's signals");
+            return;
+        }
     }
-    if let Some(why) = flag {
-        tracing::warn!(%server, %run_key, snapshot = %c.id, %why, "ransomware signal: the history before this snapshot is held");
-        let _ = st.store.audit(
-            "controller",
-            "anomaly.flagged",
-            &format!("{server} run {run_key} snapshot {}: {why}", c.id),
-            st.now(),
-        );
-    }
+    let Some(why) = flag else { return };
+    let hold = pulih_core::holds::Hold {
+        server: server.to_string(),
+        space: c.space.to_hex(),
+        snapshot: c.id.to_hex(),
+        stored_at: c.stored_at,
+        reason: why.clone(),
+        flagged_at: st.now(),
+    };
+    let held = match pulih_core::holds::write(store, &hold).await {
+        Ok(()) => "the history before this snapshot is held".to_string(),
+        Err(e) => {
+            // Still flagged where the controller keeps it; said loudly.
+            tracing::error!(%server, %run_key, error = %e, "cannot write the anomaly hold to the repository: retention there does not see it");
+            format!("the hold could not be written to the repository: {e}")
+        }
+    };
+    tracing::warn!(%server, %run_key, snapshot = %c.id, %why, "ransomware signal: {held}");
+    let _ = st.store.audit(
+        "controller",
+        "anomaly.flagged",
+        &format!("{server} run {run_key} snapshot {}: {why}; {held}", c.id),
+        st.now(),
+    );
 }
 
 #[cfg(test)]

@@ -228,6 +228,8 @@ pub trait StateStore: Send + Sync + 'static {
     ) -> StoreResult<Option<(String, String)>>;
     /// The ransomware signals of a confirmed replication (JSON), and the
     /// flag it raised, if one (docs/SECURITY.md "Ransomware signals").
+    /// Once per run: false (and nothing changed) when the run has them
+    /// already (its result was delivered again).
     fn record_signals(
         &self,
         run_key: &str,
@@ -235,7 +237,7 @@ pub trait StateStore: Send + Sync + 'static {
         at: i64,
         metrics: &str,
         flag: Option<&str>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// The signals of `server`'s last `n` unflagged runs but `except_run`,
     /// newest first.
     fn recent_signals(&self, server: &str, except_run: &str, n: u32) -> StoreResult<Vec<String>>;

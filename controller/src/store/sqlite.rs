@@ -563,15 +563,16 @@ impl StateStore for SqliteStore {
         at: i64,
         metrics: &str,
         flag: Option<&str>,
-    ) -> StoreResult<()> {
-        self.lock()
+    ) -> StoreResult<bool> {
+        let n = self
+            .lock()
             .execute(
                 "INSERT INTO signals (run_key, server, at, metrics, flag) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(run_key) DO UPDATE SET at = excluded.at, metrics = excluded.metrics, flag = excluded.flag",
+                 ON CONFLICT(run_key) DO NOTHING",
                 params![run_key, server, at, metrics, flag],
             )
             .map_err(err)?;
-        Ok(())
+        Ok(n == 1)
     }
 
     fn recent_signals(&self, server: &str, except_run: &str, n: u32) -> StoreResult<Vec<String>> {
