@@ -177,7 +177,7 @@ pub async fn forget(
     for u in &bad {
         tracing::warn!(object = %u.name, error = %u.error, "not a hold, ignored");
     }
-    crate::holds::apply(&mut decisions, &snaps, &holds);
+    apply_holds(&mut decisions, &snaps, &holds);
     if !dry_run {
         for d in decisions.iter().filter(|d| !d.keep) {
             reader
@@ -188,4 +188,29 @@ pub async fn forget(
         }
     }
     Ok(decisions)
+}
+
+/// Keeps what the anomaly holds keep (FORMAT.md §14): a snapshot of a hold's space received at or
+/// before the hold's snapshot is kept (reason `held`).
+pub fn apply_holds(
+    decisions: &mut [Decision],
+    snaps: &[ListedSnapshot],
+    holds: &[crate::holds::Hold],
+) {
+    if holds.is_empty() {
+        return;
+    }
+    for d in decisions.iter_mut().filter(|d| !d.keep) {
+        let Some(s) = snaps.iter().find(|s| s.id.to_hex() == d.id) else {
+            continue;
+        };
+        let space = s.space.to_hex();
+        if holds
+            .iter()
+            .any(|h| h.space == space && s.stored_at <= h.stored_at)
+        {
+            d.keep = true;
+            d.reasons.push("held");
+        }
+    }
 }

@@ -5,9 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::forget::Decision;
 use crate::id::{SnapshotId, SpaceId};
-use crate::repo::{ListedSnapshot, Unreadable};
+use crate::repo::Unreadable;
 use crate::storage::Store;
 use crate::{Error, Result, layout};
 
@@ -90,25 +89,4 @@ pub async fn clear(store: &Store, server: &str) -> Result<Vec<String>> {
         cleared.push(h.snapshot);
     }
     Ok(cleared)
-}
-
-/// Keeps what the holds keep: a snapshot of a hold's space received at or
-/// before the hold's snapshot is kept (reason `held`).
-pub fn apply(decisions: &mut [Decision], snaps: &[ListedSnapshot], holds: &[Hold]) {
-    if holds.is_empty() {
-        return;
-    }
-    for d in decisions.iter_mut().filter(|d| !d.keep) {
-        let Some(s) = snaps.iter().find(|s| s.id.to_hex() == d.id) else {
-            continue;
-        };
-        let space = s.space.to_hex();
-        if holds
-            .iter()
-            .any(|h| h.space == space && s.stored_at <= h.stored_at)
-        {
-            d.keep = true;
-            d.reasons.push("held");
-        }
-    }
 }

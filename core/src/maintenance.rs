@@ -291,7 +291,7 @@ pub async fn run(
     let mut decisions = plan_each(&snaps, |s| policy_for(server_of(s).as_deref()), offset);
     // An anomaly's hold keeps the history before it (FORMAT.md §14).
     let (holds, bad_holds) = crate::holds::read(&repo.store).await?;
-    crate::holds::apply(&mut decisions, &snaps, &holds);
+    crate::forget::apply_holds(&mut decisions, &snaps, &holds);
     binding_notes.extend(
         bad_holds
             .iter()
