@@ -982,16 +982,7 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
             .arg("--agent-key-out")
             .arg(&agent_key),
     );
-    run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "add-maintenance-key", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--out")
-            .arg(keys_dir.join("dinkes.key")),
-    );
+    repo::add_maintenance_key(&PULIH, &repo, &pass, &keys_dir.join("dinkes.key"));
 
     let src = dir.join("data").join("srv-m");
     std::fs::create_dir_all(&src).unwrap();
@@ -1296,38 +1287,10 @@ async fn provenance_the_controller_confirms_only_a_reporting_servers_own_fresh_s
     let pass = dir.join("pass");
     write_secret(&pass, "walidata dinkes");
     let (key_a, key_b) = (dir.join("a.key"), dir.join("b.key"));
-    run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "init", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--agent-key-out")
-            .arg(&key_a)
-            .args(["--server", "srv-a"]),
-    );
-    run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "add-agent-key", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--out")
-            .arg(&key_b)
-            .args(["--server", "srv-b"]),
-    );
-    run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "add-maintenance-key", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--out")
-            .arg(keys_dir.join("dinkes.key")),
-    );
+    repo::init(&PULIH, &repo, &pass);
+    repo::add_server_key(&PULIH, &repo, &pass, &key_a, "srv-a");
+    repo::add_server_key(&PULIH, &repo, &pass, &key_b, "srv-b");
+    repo::add_maintenance_key(&PULIH, &repo, &pass, &keys_dir.join("dinkes.key"));
     let Controller {
         proc: _controller,
         url: base,
@@ -1471,27 +1434,9 @@ async fn anomaly_a_mass_rewrite_is_flagged_and_holds_history_and_a_month_of_ordi
     let pass = dir.join("pass");
     write_secret(&pass, "walidata dinkes");
     let key = dir.join("n.key");
-    run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "init", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--agent-key-out")
-            .arg(&key)
-            .args(["--server", "srv-n"]),
-    );
-    run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "add-maintenance-key", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--out")
-            .arg(keys_dir.join("dinkes.key")),
-    );
+    repo::init(&PULIH, &repo, &pass);
+    repo::add_server_key(&PULIH, &repo, &pass, &key, "srv-n");
+    repo::add_maintenance_key(&PULIH, &repo, &pass, &keys_dir.join("dinkes.key"));
     let Controller {
         proc: _controller,
         url: base,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use pulih_test_support::agent::{Agent, enroll_token, wait_for_heartbeat};
 use pulih_test_support::controller::Controller;
 use pulih_test_support::manifests::{self, DINKES, agency, drc_target, server};
-use pulih_test_support::{Pulih, run_ok, wait_for, write_secret};
+use pulih_test_support::{Pulih, repo, wait_for, write_secret};
 
 const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
 
@@ -71,30 +71,12 @@ fn secrets_never_appear_in_logs_errors_api_replies_or_files_others_can_read() {
     let passphrase = format!("walidata-passphrase-{nonce:016x}");
     write_secret(&pass, &format!("{passphrase}\n"));
     let agent_key = dir.join("simpus.key");
-    run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "init", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--agent-key-out")
-            .arg(&agent_key)
-            .args(["--server", "simpus"]),
-    );
+    repo::init(&PULIH, &repo, &pass);
+    repo::add_server_key(&PULIH, &repo, &pass, &agent_key, "simpus");
     let keys_dir = dir.join("maintenance-keys");
     std::fs::create_dir_all(&keys_dir).unwrap();
     let maintenance_key = keys_dir.join("dinkes.key");
-    run_ok(
-        PULIH
-            .cmd()
-            .args(["repo", "add-maintenance-key", "--repo"])
-            .arg(&repo)
-            .arg("--passphrase-file")
-            .arg(&pass)
-            .arg("--out")
-            .arg(&maintenance_key),
-    );
+    repo::add_maintenance_key(&PULIH, &repo, &pass, &maintenance_key);
 
     let src = dir.join("data").join("simpus");
     std::fs::create_dir_all(&src).unwrap();

@@ -35,6 +35,37 @@ pub fn add_agent_key(pulih: &Pulih, repo: impl AsRef<std::ffi::OsStr>, pass: &Pa
     );
 }
 
+/// `pulih repo add-agent-key --server SERVER`: a new agent key for `repo`
+/// written to `out`, its dedup space bound to `server` (FORMAT.md §13).
+pub fn add_server_key(pulih: &Pulih, repo: &Path, pass: &Path, out: &Path, server: &str) {
+    run_ok(
+        pulih
+            .cmd()
+            .args(["repo", "add-agent-key", "--repo"])
+            .arg(repo)
+            .arg("--passphrase-file")
+            .arg(pass)
+            .arg("--out")
+            .arg(out)
+            .args(["--server", server]),
+    );
+}
+
+/// `pulih repo add-maintenance-key`: the controller's maintenance key for
+/// `repo`, written to `out`.
+pub fn add_maintenance_key(pulih: &Pulih, repo: &Path, pass: &Path, out: &Path) {
+    run_ok(
+        pulih
+            .cmd()
+            .args(["repo", "add-maintenance-key", "--repo"])
+            .arg(repo)
+            .arg("--passphrase-file")
+            .arg(pass)
+            .arg("--out")
+            .arg(out),
+    );
+}
+
 /// `pulih repo init` of `repo` with the walidata's `pass`, and an agent
 /// key for it written to `key`.
 pub fn init_with_agent_key(pulih: &Pulih, repo: &Path, pass: &Path, key: &Path) {
