@@ -1656,7 +1656,7 @@ async fn anomaly_a_mass_rewrite_is_flagged_and_holds_history_and_a_month_of_ordi
     assert!(server_view().await["anomaly"].is_null());
     // The agent's outbox delivers that night's result again: not judged
     // again, so the cleared flag and its hold do not come back.
-    report(run_key, encrypted).await;
+    report(run_key, encrypted.clone()).await;
     assert!(!hold.exists());
     assert!(server_view().await["anomaly"].is_null());
     run_ok(
@@ -1668,4 +1668,19 @@ async fn anomaly_a_mass_rewrite_is_flagged_and_holds_history_and_a_month_of_ordi
             .arg(&pass),
     );
     assert_eq!(alive().len(), 2);
+
+    // History deleted behind retention's back: the newest confirmed
+    // snapshot's object is removed; the next night says so.
+    std::fs::remove_file(repo.join("snapshots").join(&encrypted)).unwrap();
+    let (run_key, id) = nightly("night");
+    report(run_key, id.clone()).await;
+    let v = server_view().await;
+    let reason = v["anomaly"]["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not flagged: {v:#}"));
+    assert!(
+        reason.contains(&encrypted) && reason.contains("no longer in the store"),
+        "{reason}"
+    );
+    assert!(repo.join("holds").join(&id).exists());
 }

@@ -96,6 +96,35 @@ pub fn judge(now: &Measures, history: &[Measures]) -> Option<String> {
     None
 }
 
+/// Whether the server's previous confirmed snapshot has left the store
+/// although no retention run of the controller forgot it: someone with
+/// delete rights removed history (a compromised server on a store that
+/// lets it, a stolen store credential). A walidata's own `repo forget`
+/// looks the same and is cleared after looking.
+async fn disappeared(st: &Shared, server: &str, run_key: &str, store: &Store) -> Option<String> {
+    let (prev_run, prev) = st.store.previous_snapshot(server, run_key).ok()??;
+    let id: pulih_core::id::SnapshotId = prev.parse().ok()?;
+    match store.exists(&pulih_core::layout::snapshot(&id)).await {
+        Ok(false) => {}
+        _ => return None,
+    }
+    let forgotten = st.store.maintenance_runs(200).ok()?.iter().any(|m| {
+        m.report_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+            .and_then(|r| r["decisions"].as_array().cloned())
+            .is_some_and(|d| {
+                d.iter()
+                    .any(|x| x["id"] == prev.as_str() && x["keep"] == false)
+            })
+    });
+    (!forgotten).then(|| {
+        format!(
+            "snapshot {prev} of run {prev_run}, confirmed before, is no longer in the store and no retention run forgot it: history was deleted"
+        )
+    })
+}
+
 /// Measures a confirmed replication, records it, and flags it when it
 /// looks like ransomware: the controller's record, the hold in the
 /// repository, the log and the audit log.
@@ -111,7 +140,10 @@ pub async fn observe(st: &Shared, server: &str, run_key: &str, store: &Store, c:
             return;
         }
     };
-    let flag = judge(&now, &history);
+    let flag = match disappeared(st, server, run_key, store).await {
+        Some(gone) => Some(gone),
+        None => judge(&now, &history),
+    };
     let metrics = serde_json::to_string(&now).expect("measures serialize");
     // Once per run: a result delivered again (the agent's outbox) is not
     // judged again, so a flag an operator cleared does not come back.

@@ -241,6 +241,13 @@ pub trait StateStore: Send + Sync + 'static {
     /// The signals of `server`'s last `n` unflagged runs but `except_run`,
     /// newest first.
     fn recent_signals(&self, server: &str, except_run: &str, n: u32) -> StoreResult<Vec<String>>;
+    /// The (run key, snapshot) of `server`'s newest confirmed replication
+    /// but `except_run`.
+    fn previous_snapshot(
+        &self,
+        server: &str,
+        except_run: &str,
+    ) -> StoreResult<Option<(String, String)>>;
     /// Server → (the newest flag no operator cleared, when).
     fn open_anomalies(&self) -> StoreResult<std::collections::HashMap<String, (String, i64)>>;
     /// Marks `server`'s flags cleared; how many were open.

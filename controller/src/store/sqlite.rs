@@ -588,6 +588,23 @@ impl StateStore for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
 
+    fn previous_snapshot(
+        &self,
+        server: &str,
+        except_run: &str,
+    ) -> StoreResult<Option<(String, String)>> {
+        self.lock()
+            .prepare_cached(
+                "SELECT run_key, snapshot_id FROM runs WHERE server = ?1 AND run_key != ?2 AND kind = 'replicate'
+                 AND state IN ('succeeded', 'partial') AND snapshot_id IS NOT NULL
+                 ORDER BY finished_at DESC, rowid DESC LIMIT 1",
+            )
+            .map_err(err)?
+            .query_row(params![server, except_run], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(err)
+    }
+
     fn open_anomalies(&self) -> StoreResult<std::collections::HashMap<String, (String, i64)>> {
         let conn = self.lock();
         let mut stmt = conn
