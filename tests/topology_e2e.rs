@@ -334,7 +334,7 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
         // A request on the dead link (part a) is cut after 30 s, not the
         // default 5 minutes, so the run gives up within the test's wait.
         &manifests(&format!(
-            "s3://{BUCKET}/drc?endpoint=http://garage1:3900&region=garage&timeout=30s"
+            "s3://{BUCKET}/drc?endpoint=http://garage1:3900&region=garage&timeout=30s&insecure_http=true"
         )),
     );
     run_ok(PULIH.ops(&url, &token).args(["apply", "-f"]).arg(&mdir));
@@ -710,8 +710,9 @@ fn replication_survives_a_cut_network_and_a_stopped_garage_node_and_failover_run
     eprintln!("c. primary site stopped after {:?}", started.elapsed());
     // (A request Garage holds with garage3 down is cut after 30 s and sent
     // again, not after the default 2 minutes.)
-    let dinkes =
-        format!("s3://{BUCKET}/drc/dinkes?endpoint=http://garage1:3900&region=garage&timeout=30s");
+    let dinkes = format!(
+        "s3://{BUCKET}/drc/dinkes?endpoint=http://garage1:3900&region=garage&timeout=30s&insecure_http=true"
+    );
     let scratch_dir = scratch.display().to_string();
     let out = docker_output(&[
         "exec",

@@ -183,13 +183,19 @@ impl Store {
             .with_bucket_name(bucket)
             .with_virtual_hosted_style_request(false);
         let mut timeout = DEFAULT_REQUEST_TIMEOUT;
+        let mut plain_http: Option<String> = None;
+        let mut insecure_http = false;
         for (k, v) in parsed.query_pairs() {
             match &*k {
                 "endpoint" => {
+                    if v.starts_with("http://") {
+                        plain_http = Some(v.to_string());
+                    }
                     b = b
                         .with_allow_http(v.starts_with("http://"))
                         .with_endpoint(v.to_string());
                 }
+                "insecure_http" => insecure_http = v == "true",
                 "region" => b = b.with_region(v.to_string()),
                 "path_style" => b = b.with_virtual_hosted_style_request(v == "false"),
                 "timeout" => {
@@ -202,9 +208,31 @@ impl Store {
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown parameter `{other}` (known: endpoint, region, path_style, timeout)"
+                        "unknown parameter `{other}` (known: endpoint, region, path_style, timeout, insecure_http)"
                     )));
                 }
+            }
+        }
+        // Plain HTTP only on loopback, unless the URL says so: off it, the
+        // store's requests (signed, but in clear: object names, sizes,
+        // times) cross the network readable by anyone on the path.
+        if let Some(endpoint) = &plain_http {
+            let host = url::Url::parse(endpoint)
+                .ok()
+                .and_then(|u| u.host().map(|h| h.to_owned()));
+            let loopback = match &host {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !loopback && !insecure_http {
+                return Err(bad(format!(
+                    "plain http:// to {endpoint}, which is not loopback: the store's requests would cross the network in clear; use https://, or add `insecure_http=true` to the URL to allow it"
+                )));
+            }
+            if !loopback {
+                tracing::warn!(%endpoint, "plain HTTP to a store off loopback (insecure_http=true)");
             }
         }
         // Only the timeout: the other client options (allow_http, and what

@@ -226,3 +226,29 @@ fn a_bad_timeout_in_an_s3_url_is_refused() {
     };
     assert!(e.to_string().contains("timeout `soon`"), "{e}");
 }
+
+/// Hardening (issue 20): a store reached over plain http:// off loopback
+/// is refused unless its URL says `insecure_http=true`; loopback is fine.
+#[test]
+fn plain_http_to_a_store_off_loopback_needs_insecure_http() {
+    let Err(e) = Store::open(
+        "s3://b/p?endpoint=http://10.0.0.5:3900&region=garage",
+        false,
+    ) else {
+        panic!("plain http off loopback was accepted");
+    };
+    let msg = e.to_string();
+    assert!(
+        msg.contains("insecure_http=true") && msg.contains("10.0.0.5"),
+        "{msg}"
+    );
+    for ok in [
+        "s3://b/p?endpoint=http://10.0.0.5:3900&region=garage&insecure_http=true",
+        "s3://b/p?endpoint=http://127.0.0.1:3900&region=garage",
+        "s3://b/p?endpoint=http://localhost:3900&region=garage",
+        "s3://b/p?endpoint=http://[::1]:3900&region=garage",
+        "s3://b/p?endpoint=https://10.0.0.5:3900&region=garage",
+    ] {
+        assert!(Store::open(ok, false).is_ok(), "{ok}");
+    }
+}

@@ -148,9 +148,11 @@ impl Cluster {
     /// (A request Garage holds — seen with the cluster busy or a node
     /// going away — is cut after 10 s and sent again, so the test's own
     /// listings do not wait the default 2 minutes.)
+    /// The endpoint is a node's address on the test's own Docker network,
+    /// in plain HTTP: allowed explicitly (`insecure_http=true`).
     pub fn host_repo(&self, pd: &str) -> String {
         format!(
-            "s3://{BUCKET}/drc/{pd}?endpoint={}&region=garage&timeout=10s",
+            "s3://{BUCKET}/drc/{pd}?endpoint={}&region=garage&timeout=10s&insecure_http=true",
             self.host_endpoint
         )
     }
