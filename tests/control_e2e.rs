@@ -1268,6 +1268,62 @@ fn pulih_runs_with_two_malloc_arenas() {
     );
 }
 
+/// Dinkes's repository at `<dir>/drc/dinkes` (walidata passphrase in
+/// `<dir>/pass`), one agent key per `(server, key file)` bound to its
+/// server, and the maintenance key in the controller's keys dir; a
+/// controller with that `[maintenance]` (never on its own schedule) and
+/// `manifests` applied. Returns the controller, its API base
+/// (`…/api/v1`), the admin token, its file, the repository and the
+/// passphrase file.
+async fn maintained_dinkes(
+    dir: &Path,
+    keys: &[(&str, &Path)],
+    manifests: String,
+) -> (
+    Proc,
+    String,
+    String,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let repo = dir.join("drc").join("dinkes");
+    std::fs::create_dir_all(dir.join("drc")).unwrap();
+    let keys_dir = dir.join("maintenance-keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    let pass = dir.join("pass");
+    write_secret(&pass, "walidata dinkes");
+    repo::init(&PULIH, &repo, &pass);
+    for (server, key) in keys {
+        repo::add_server_key(&PULIH, &repo, &pass, key, server);
+    }
+    repo::add_maintenance_key(&PULIH, &repo, &pass, &keys_dir.join("dinkes.key"));
+    let controller = Controller::start(
+        &PULIH,
+        dir,
+        &format!(
+            "[maintenance]\nschedule = \"0 0 1 1 *\"\nkeys_dir = {:?}\ngrace = \"1s\"\n",
+            keys_dir.display().to_string()
+        ),
+    );
+    let admin = std::fs::read_to_string(&controller.token)
+        .unwrap()
+        .trim()
+        .to_string();
+    let api = format!("{}/api/v1", controller.url);
+    let apply = serde_json::json!({"files": [{"name": "m.yaml", "content": manifests}]});
+    let (s, body) = call(
+        &reqwest::Client::new(),
+        reqwest::Method::POST,
+        &format!("{api}/manifests"),
+        Some(&admin),
+        Some(("application/json", apply.to_string().into_bytes())),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    (controller.proc, api, admin, controller.token, repo, pass)
+}
+
 /// Review (issue 20, 1 and 8): with the agency's maintenance key the
 /// controller confirms a reported snapshot only if it authenticates, was
 /// written in a space bound to the reporting server and reached the store
@@ -1280,47 +1336,14 @@ async fn provenance_the_controller_confirms_only_a_reporting_servers_own_fresh_s
     use reqwest::Method as M;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let repo = dir.join("drc").join("dinkes");
-    std::fs::create_dir_all(dir.join("drc")).unwrap();
-    let keys_dir = dir.join("maintenance-keys");
-    std::fs::create_dir_all(&keys_dir).unwrap();
-    let pass = dir.join("pass");
-    write_secret(&pass, "walidata dinkes");
     let (key_a, key_b) = (dir.join("a.key"), dir.join("b.key"));
-    repo::init(&PULIH, &repo, &pass);
-    repo::add_server_key(&PULIH, &repo, &pass, &key_a, "srv-a");
-    repo::add_server_key(&PULIH, &repo, &pass, &key_b, "srv-b");
-    repo::add_maintenance_key(&PULIH, &repo, &pass, &keys_dir.join("dinkes.key"));
-    let Controller {
-        proc: _controller,
-        url: base,
-        token,
-        ..
-    } = Controller::start(
-        &PULIH,
-        dir,
-        &format!(
-            "[maintenance]\nschedule = \"0 0 1 1 *\"\nkeys_dir = {:?}\n",
-            keys_dir.display().to_string()
-        ),
-    );
-    let admin = std::fs::read_to_string(token).unwrap().trim().to_string();
-    let api = format!("{base}/api/v1");
-    let http = reqwest::Client::new();
-    let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
     let manifests = agencies(&dir.join("drc"))
         + &server_manifest("srv-a", "dinkes", Path::new("/srv/a"))
         + &server_manifest("srv-b", "dinkes", Path::new("/srv/b"));
-    let apply = serde_json::json!({"files": [{"name": "m.yaml", "content": manifests}]});
-    let (s, body) = call(
-        &http,
-        M::POST,
-        &format!("{api}/manifests"),
-        Some(&admin),
-        json(apply),
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
+    let (_controller, api, admin, _, repo, pass) =
+        maintained_dinkes(dir, &[("srv-a", &key_a), ("srv-b", &key_b)], manifests).await;
+    let http = reqwest::Client::new();
+    let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
 
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -1427,47 +1450,16 @@ async fn anomaly_a_mass_rewrite_is_flagged_and_holds_history_and_a_month_of_ordi
     use reqwest::Method as M;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let repo = dir.join("drc").join("dinkes");
-    std::fs::create_dir_all(dir.join("drc")).unwrap();
-    let keys_dir = dir.join("maintenance-keys");
-    std::fs::create_dir_all(&keys_dir).unwrap();
-    let pass = dir.join("pass");
-    write_secret(&pass, "walidata dinkes");
     let key = dir.join("n.key");
-    repo::init(&PULIH, &repo, &pass);
-    repo::add_server_key(&PULIH, &repo, &pass, &key, "srv-n");
-    repo::add_maintenance_key(&PULIH, &repo, &pass, &keys_dir.join("dinkes.key"));
-    let Controller {
-        proc: _controller,
-        url: base,
-        token,
-        ..
-    } = Controller::start(
-        &PULIH,
-        dir,
-        &format!(
-            "[maintenance]\nschedule = \"0 0 1 1 *\"\nkeys_dir = {:?}\ngrace = \"1s\"\n",
-            keys_dir.display().to_string()
-        ),
-    );
-    let admin = std::fs::read_to_string(&token).unwrap().trim().to_string();
-    let api = format!("{base}/api/v1");
-    let http = reqwest::Client::new();
-    let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
     let src = dir.join("src");
     let manifests = agencies(&dir.join("drc"))
         + &server_manifest("srv-n", "dinkes", &src)
         + "  retention: {keepLast: 2}\n";
-    let apply = serde_json::json!({"files": [{"name": "m.yaml", "content": manifests}]});
-    let (s, body) = call(
-        &http,
-        M::POST,
-        &format!("{api}/manifests"),
-        Some(&admin),
-        json(apply),
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
+    let (_controller, api, admin, token, repo, pass) =
+        maintained_dinkes(dir, &[("srv-n", &key)], manifests).await;
+    let base = api.trim_end_matches("/api/v1").to_string();
+    let http = reqwest::Client::new();
+    let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
     let cred = enrol(&http, &api, &admin, "srv-n").await;
 
     // An office's documents: 120 files of text, 24 KiB each.

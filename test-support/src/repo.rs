@@ -21,49 +21,46 @@ pub fn init(pulih: &Pulih, repo: impl AsRef<std::ffi::OsStr>, pass: &Path) {
     );
 }
 
+/// `pulih repo SUBCOMMAND --repo REPO --passphrase-file PASS --out OUT`:
+/// a key file the walidata makes.
+fn walidata_makes(
+    pulih: &Pulih,
+    subcommand: &str,
+    repo: impl AsRef<std::ffi::OsStr>,
+    pass: &Path,
+    out: &Path,
+) -> Command {
+    let mut c = pulih.cmd();
+    c.args(["repo", subcommand, "--repo"])
+        .arg(repo)
+        .arg("--passphrase-file")
+        .arg(pass)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
 /// `pulih repo add-agent-key`: a new agent key for `repo`, written to `out`.
 pub fn add_agent_key(pulih: &Pulih, repo: impl AsRef<std::ffi::OsStr>, pass: &Path, out: &Path) {
-    run_ok(
-        pulih
-            .cmd()
-            .args(["repo", "add-agent-key", "--repo"])
-            .arg(repo)
-            .arg("--passphrase-file")
-            .arg(pass)
-            .arg("--out")
-            .arg(out),
-    );
+    run_ok(&mut walidata_makes(pulih, "add-agent-key", repo, pass, out));
 }
 
 /// `pulih repo add-agent-key --server SERVER`: a new agent key for `repo`
 /// written to `out`, its dedup space bound to `server` (FORMAT.md §13).
 pub fn add_server_key(pulih: &Pulih, repo: &Path, pass: &Path, out: &Path, server: &str) {
-    run_ok(
-        pulih
-            .cmd()
-            .args(["repo", "add-agent-key", "--repo"])
-            .arg(repo)
-            .arg("--passphrase-file")
-            .arg(pass)
-            .arg("--out")
-            .arg(out)
-            .args(["--server", server]),
-    );
+    run_ok(walidata_makes(pulih, "add-agent-key", repo, pass, out).args(["--server", server]));
 }
 
 /// `pulih repo add-maintenance-key`: the controller's maintenance key for
 /// `repo`, written to `out`.
 pub fn add_maintenance_key(pulih: &Pulih, repo: &Path, pass: &Path, out: &Path) {
-    run_ok(
-        pulih
-            .cmd()
-            .args(["repo", "add-maintenance-key", "--repo"])
-            .arg(repo)
-            .arg("--passphrase-file")
-            .arg(pass)
-            .arg("--out")
-            .arg(out),
-    );
+    run_ok(&mut walidata_makes(
+        pulih,
+        "add-maintenance-key",
+        repo,
+        pass,
+        out,
+    ));
 }
 
 /// `pulih repo init` of `repo` with the walidata's `pass`, and an agent
