@@ -44,6 +44,20 @@ enum DrcCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Serve the append-only DRC gateway: an S3 endpoint for the agents,
+    /// readers and executors in front of the DRC store (create-only, one
+    /// bucket per agency, deletes only by the maintenance credential and
+    /// never under the retention floor). See docs/GATEWAY.md.
+    Serve(crate::gateway::ServeArgs),
+    /// Make the gateway key (64 hex digits, mode 0600) every issued
+    /// gateway credential is derived from.
+    GatewayKey {
+        /// Where to write it (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Issue a gateway credential for an agent, a walidata or an executor.
+    Credential(crate::gateway::CredentialArgs),
     /// Issue a one-time enrolment token for a DRC target's executor.
     EnrollToken {
         /// The DrcTarget (manifest name).
@@ -239,6 +253,9 @@ pub async fn run(a: DrcArgs) -> Result<u8> {
             };
             recover(f.common, RecoveryKind::Failover, Some(failover)).await
         }
+        DrcCommand::Serve(a) => crate::gateway::serve(a).await,
+        DrcCommand::GatewayKey { out } => crate::gateway::keygen(&out),
+        DrcCommand::Credential(a) => crate::gateway::credential(a),
         DrcCommand::Keygen { out } => {
             let (text, recipient) = pulih_core::keys::new_identity_file();
             crate::repo::write_secret(&out, &text)?;

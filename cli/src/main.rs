@@ -9,6 +9,7 @@ mod dev;
 mod drc;
 mod drill;
 mod exit;
+mod gateway;
 mod malloc;
 mod manifests;
 mod ops;

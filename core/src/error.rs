@@ -18,6 +18,10 @@ pub enum Error {
     },
     #[error("object `{0}` is missing from the repository")]
     Missing(String),
+    /// The store refused to delete an object (an append-only gateway's
+    /// retention floor, or a credential without delete): it stays.
+    #[error("the store refused to delete `{key}`: {reason}")]
+    DeleteRefused { key: String, reason: String },
     #[error(
         "{url} is not a Pulih repository (it has no `config` object); run `pulih repo init` first"
     )]

@@ -179,15 +179,32 @@ pub async fn forget(
     }
     apply_holds(&mut decisions, &snaps, &holds);
     if !dry_run {
-        for d in decisions.iter().filter(|d| !d.keep) {
-            reader
-                .repo
-                .store
-                .delete(&crate::layout::snapshot_hex(&d.id))
-                .await?;
-        }
+        delete_forgotten(&reader.repo.store, &mut decisions).await?;
     }
     Ok(decisions)
+}
+
+/// The reason a snapshot the policy let go is kept: the store refused to
+/// delete it (an append-only gateway's retention floor).
+pub const KEPT_BY_STORE: &str = "store-floor";
+
+/// Deletes the snapshots the decisions let go. One the store refuses to
+/// delete stays, and its decision says so ([`KEPT_BY_STORE`]). Returns how
+/// many were deleted.
+pub async fn delete_forgotten(store: &crate::storage::Store, decisions: &mut [Decision]) -> Result<usize> {
+    let mut n = 0;
+    for d in decisions.iter_mut().filter(|d| !d.keep) {
+        if store
+            .delete_if_allowed(&crate::layout::snapshot_hex(&d.id))
+            .await?
+        {
+            n += 1;
+        } else {
+            d.keep = true;
+            d.reasons.push(KEPT_BY_STORE);
+        }
+    }
+    Ok(n)
 }
 
 /// Keeps what the anomaly holds keep (FORMAT.md §14): a snapshot of a hold's space received at or

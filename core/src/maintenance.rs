@@ -34,6 +34,9 @@ pub struct MaintenanceReport {
     pub deleted_unindexed_packs: usize,
     pub bytes_deleted: u64,
     pub moves_records_deleted: usize,
+    /// Index files and moves records the store refused to delete (an
+    /// append-only gateway's retention floor): they stay until it allows.
+    pub kept_by_store: usize,
     /// Spaces not pruned because a snapshot there lists no packs (written
     /// by an agent older than the `packs` field).
     pub spaces_not_pruned: Vec<String>,
@@ -297,10 +300,7 @@ pub async fn run(
             .iter()
             .map(|u| format!("{u}; not a hold, ignored")),
     );
-    for d in decisions.iter().filter(|d| !d.keep) {
-        repo.store.delete(&layout::snapshot_hex(&d.id)).await?;
-        report.forgotten += 1;
-    }
+    report.forgotten += crate::forget::delete_forgotten(&repo.store, &mut decisions).await?;
     report.decisions = decisions;
     if !prune {
         let mut hold = Holdback::default();
@@ -332,7 +332,12 @@ pub async fn run(
         records.due,
         headers,
         &mut packs,
-        |space, p, _| hold.holds(space) || usage.uses(space, p),
+        // A condemned pack some index still lists (one the store refused
+        // to delete) is kept: deleting it would leave that index naming
+        // blobs that are gone, which a backup could then dedup against.
+        |space, p, _| {
+            hold.holds(space) || usage.uses(space, p) || indexes.indexed_packs.contains(p)
+        },
         |s| space_keys(mk, s),
     )
     .await?;
@@ -394,8 +399,8 @@ pub async fn run(
         lock::write_prune(store, mk, opts.now, condemned).await?;
     }
     for (id, space) in &indexes.files {
-        if rewritten.contains(space) {
-            store.delete(&layout::index(id)).await?;
+        if rewritten.contains(space) && !store.delete_if_allowed(&layout::index(id)).await? {
+            report.kept_by_store += 1;
         }
     }
     // Moves records nothing reaches any more.
@@ -404,8 +409,11 @@ pub async fn run(
             && !hold.holds_any()
             && !olds.iter().any(|p| usage.reachable.contains(p))
         {
-            store.delete(&name).await?;
-            report.moves_records_deleted += 1;
+            if store.delete_if_allowed(&name).await? {
+                report.moves_records_deleted += 1;
+            } else {
+                report.kept_by_store += 1;
+            }
         }
     }
     report.spaces_not_pruned.sort();

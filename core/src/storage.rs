@@ -185,6 +185,7 @@ impl Store {
         let mut timeout = DEFAULT_REQUEST_TIMEOUT;
         let mut plain_http: Option<String> = None;
         let mut insecure_http = false;
+        let mut ca: Option<String> = None;
         for (k, v) in parsed.query_pairs() {
             match &*k {
                 "endpoint" => {
@@ -196,6 +197,7 @@ impl Store {
                         .with_endpoint(v.to_string());
                 }
                 "insecure_http" => insecure_http = v == "true",
+                "ca" => ca = Some(v.to_string()),
                 "region" => b = b.with_region(v.to_string()),
                 "path_style" => b = b.with_virtual_hosted_style_request(v == "false"),
                 "timeout" => {
@@ -208,7 +210,7 @@ impl Store {
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown parameter `{other}` (known: endpoint, region, path_style, timeout, insecure_http)"
+                        "unknown parameter `{other}` (known: endpoint, region, path_style, timeout, insecure_http, ca)"
                     )));
                 }
             }
@@ -241,6 +243,23 @@ impl Store {
             object_store::aws::AmazonS3ConfigKey::Client(object_store::ClientConfigKey::Timeout),
             format!("{}ms", timeout.as_millis()),
         );
+        // A private CA (e.g. the DKIS CA of an append-only gateway): trusted
+        // beside the system's roots.
+        if let Some(ca) = &ca {
+            let pem = std::fs::read(ca).map_err(|e| bad(format!("ca file {ca}: {e}")))?;
+            let certs = object_store::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| bad(format!("ca file {ca}: {e}")))?;
+            if certs.is_empty() {
+                return Err(bad(format!("ca file {ca} holds no PEM certificate")));
+            }
+            let mut opts = object_store::ClientOptions::new()
+                .with_allow_http(plain_http.is_some())
+                .with_timeout(timeout);
+            for c in certs {
+                opts = opts.with_root_certificate(c);
+            }
+            b = b.with_client_options(opts);
+        }
         if let Ok(f) = std::env::var("PULIH_S3_ACCESS_KEY_ID_FILE") {
             b = b.with_access_key_id(read_secret_file(f.as_ref())?);
         }
@@ -381,10 +400,29 @@ impl Store {
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {
-        self.inner
-            .delete(&ObjPath::from(key))
-            .await
-            .map_err(|e| Self::err(key, e))
+        match self.inner.delete(&ObjPath::from(key)).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::PermissionDenied { source, .. }) => {
+                Err(Error::DeleteRefused {
+                    key: key.to_owned(),
+                    reason: source.to_string(),
+                })
+            }
+            Err(e) => Err(Self::err(key, e)),
+        }
+    }
+
+    /// Deletes an object, or says it was refused (an append-only gateway
+    /// keeps everything younger than its retention floor): false then.
+    pub async fn delete_if_allowed(&self, key: &str) -> Result<bool> {
+        match self.delete(key).await {
+            Ok(()) => Ok(true),
+            Err(Error::DeleteRefused { key, reason }) => {
+                tracing::info!(%key, %reason, "the store keeps an object");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// All objects under `prefix` (e.g. `"data/"`).

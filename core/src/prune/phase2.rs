@@ -100,9 +100,11 @@ pub(crate) async fn settle(
                 .entry(space)
                 .or_default()
                 .push(IndexPack { pack: p, header });
-        } else {
+        } else if store.delete_if_allowed(&layout::pack(&p)).await? {
+            // Refused: the pack stays, listed by no index and named by no
+            // record once this one is gone; `delete_unindexed` takes it
+            // when the store allows.
             done.bytes_deleted += packs.remove(&p).unwrap_or(0);
-            store.delete(&layout::pack(&p)).await?;
             done.deleted_packs += 1;
         }
     }
@@ -144,8 +146,7 @@ pub(crate) async fn delete_unindexed(
         if !indexed.contains(p) && !pending.contains(p) {
             let name = layout::pack(p);
             let age = opts.now - listing.get(&name).copied().unwrap_or(opts.now);
-            if age >= 2 * opts.grace_s {
-                store.delete(&name).await?;
+            if age >= 2 * opts.grace_s && store.delete_if_allowed(&name).await? {
                 n += 1;
                 bytes += size;
             }

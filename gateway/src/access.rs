@@ -1,0 +1,194 @@
+//! Who may do what: the secret of an access key id ([`S3Auth`]), then,
+//! before any body is read, whether its holder may run this operation on
+//! this bucket and key ([`S3Access`]). Refused requests get 403 (or 412
+//! for a conditional overwrite), never a 5xx: object_store retries every
+//! 5xx for minutes.
+
+use std::sync::{Arc, RwLock};
+
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::path::S3Path;
+use s3s::{S3Result, s3_error};
+
+use crate::config::GatewayConfig;
+use crate::creds::{GatewayKey, Principal};
+use crate::index::Index;
+use crate::service::Upstreams;
+
+/// The gateway's state, shared by every request.
+pub struct Gateway {
+    pub(crate) config: RwLock<Arc<GatewayConfig>>,
+    pub(crate) key: GatewayKey,
+    pub(crate) maintenance_secret: RwLock<Option<String>>,
+    pub(crate) index: Index,
+    pub(crate) upstreams: Upstreams,
+}
+
+impl Gateway {
+    pub fn config(&self) -> Arc<GatewayConfig> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// Who an access key id is (None: unknown or revoked).
+    pub fn principal(&self, akid: &str) -> Option<Principal> {
+        let config = self.config();
+        if let Some(m) = &config.maintenance
+            && m.access_key == akid
+        {
+            return Some(Principal::Maintenance);
+        }
+        if config.revoked.iter().any(|r| r == akid) {
+            return None;
+        }
+        Principal::parse(akid)
+    }
+
+    /// Whether `p` may read (and write new objects in) `bucket`.
+    pub fn reaches(&self, p: &Principal, bucket: &str) -> bool {
+        let config = self.config();
+        let Some(agency) = config.agency(bucket) else {
+            return false;
+        };
+        match p {
+            Principal::Agent { agency: a, .. } | Principal::Reader { agency: a, .. } => {
+                *a == agency.name
+            }
+            Principal::Executor { target, .. } => agency.executors.iter().any(|t| t == target),
+            Principal::Maintenance => true,
+        }
+    }
+}
+
+/// The S3 authentication: a known access key id's secret.
+pub struct Auth(pub Arc<Gateway>);
+
+#[async_trait::async_trait]
+impl S3Auth for Auth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.0.principal(access_key) {
+            Some(Principal::Maintenance) => self
+                .0
+                .maintenance_secret
+                .read()
+                .expect("secret lock")
+                .clone()
+                .map(SecretKey::from)
+                .ok_or_else(|| s3_error!(InvalidAccessKeyId)),
+            Some(_) => Ok(SecretKey::from(self.0.key.secret(access_key))),
+            None => Err(s3_error!(
+                InvalidAccessKeyId,
+                "unknown or revoked access key id"
+            )),
+        }
+    }
+}
+
+/// Operations the gateway serves; every other one is refused.
+const SERVED: &[&str] = &[
+    "GetObject",
+    "HeadObject",
+    "ListObjectsV2",
+    "PutObject",
+    "DeleteObject",
+    "HeadBucket",
+];
+
+/// Refuses a key the gateway does not store: the engine's keys are short
+/// printable ASCII paths.
+pub fn check_key(key: &str) -> S3Result<()> {
+    let ok = !key.is_empty()
+        && key.len() <= 1024
+        && key.bytes().all(|b| (0x21..0x7f).contains(&b))
+        && key
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(s3_error!(
+            InvalidArgument,
+            "object key `{}` is not one the gateway stores (printable ASCII path segments, no `.`/`..`, at most 1024 bytes)",
+            key.escape_debug()
+        ))
+    }
+}
+
+/// The authorization of every request, before its body is read.
+pub struct Access(pub Arc<Gateway>);
+
+#[async_trait::async_trait]
+impl S3Access for Access {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let Some(creds) = cx.credentials() else {
+            return Err(s3_error!(AccessDenied, "a signed request is required"));
+        };
+        // SigV2 and presigned URLs: a URL that can be replayed by whoever
+        // sees it, and an older signature; the engine uses neither.
+        let auth_header = cx
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let query = cx.uri().query().unwrap_or("");
+        if auth_header.starts_with("AWS ")
+            || query.contains("X-Amz-Signature=")
+            || query.contains("Signature=")
+        {
+            return Err(s3_error!(
+                AccessDenied,
+                "only SigV4 header-signed requests are accepted"
+            ));
+        }
+        let Some(principal) = self.0.principal(&creds.access_key) else {
+            return Err(s3_error!(InvalidAccessKeyId));
+        };
+        let op = cx.s3_op().name();
+        if !SERVED.contains(&op) {
+            return Err(s3_error!(
+                AccessDenied,
+                "{op} is not served by the Pulih gateway"
+            ));
+        }
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => {
+                return Err(s3_error!(AccessDenied, "listing buckets is not served"));
+            }
+            S3Path::Bucket { bucket } => (bucket.to_string(), None),
+            S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
+        };
+        if !self.0.reaches(&principal, &bucket) {
+            // The same answer whether the bucket exists or not.
+            return Err(s3_error!(
+                AccessDenied,
+                "{principal} has no access to bucket `{bucket}`"
+            ));
+        }
+        if let Some(key) = &key {
+            check_key(key)?;
+        }
+        match op {
+            "PutObject" if cx.headers().contains_key("if-match") => {
+                return Err(s3_error!(
+                    PreconditionFailed,
+                    "objects are never overwritten here (If-Match refused)"
+                ));
+            }
+            "DeleteObject" => {
+                let own_scratch = matches!(principal, Principal::Agent { .. })
+                    && key
+                        .as_deref()
+                        .is_some_and(|k| k.starts_with(crate::service::SCRATCH));
+                if principal != Principal::Maintenance && !own_scratch {
+                    return Err(s3_error!(
+                        AccessDenied,
+                        "{principal} may not delete: objects here are deleted only by the maintenance credential"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        cx.extensions_mut().insert(principal);
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! The gateway's own configuration file (TOML). Everything that decides
+//! what a client may do — the agencies, their quotas and granted
+//! executors, the revoked credentials, the retention floor — is here and
+//! nowhere else: no API of the controller or the gateway changes it, so a
+//! stolen admin token or maintenance credential cannot shorten the floor.
+//! The file is read again when it changes (every [`RELOAD_EVERY`]), so a
+//! revocation or a new agency needs no restart.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How often the gateway looks whether its configuration file changed.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
+
+/// The default retention floor: no object younger is ever deleted.
+pub const DEFAULT_RETENTION_FLOOR_DAYS: u64 = 30;
+
+/// The default largest object one PUT may carry (the engine's packs are at
+/// most 64 MiB).
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 256 << 20;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// PEM certificate chain and private key: the gateway serves HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Plain HTTP on an address that is not loopback (refused otherwise).
+    #[serde(default)]
+    pub insecure_http: bool,
+    /// Where the gateway keeps its index (`index.sqlite`): which objects
+    /// exist, when each was received and by which credential.
+    pub state_dir: PathBuf,
+    /// The 32-byte secret (64 hex digits, mode 0600) every issued
+    /// credential's secret is derived from (`pulih drc gateway-key`).
+    pub key_file: PathBuf,
+    /// Where the objects go: `s3://BUCKET/PREFIX?endpoint=…` (credentials
+    /// from the usual `AWS_*`/`PULIH_S3_*_FILE` environment, never seen by
+    /// agents) or a directory. Agency `A`'s objects live under `A/`.
+    pub upstream: String,
+    /// No object younger than this many days is deleted, by anyone.
+    #[serde(default = "default_floor")]
+    pub retention_floor_days: u64,
+    /// The largest object one PUT may carry, bytes.
+    #[serde(default = "default_max_object")]
+    pub max_object_bytes: u64,
+    /// The one credential that may delete (the controller's maintenance, or
+    /// the walidata's own `repo prune`).
+    pub maintenance: Option<MaintenanceConfig>,
+    /// Issued credentials no longer accepted (their access key ids).
+    #[serde(default)]
+    pub revoked: Vec<String>,
+    /// One bucket per agency, named as the agency.
+    #[serde(default, rename = "agency")]
+    pub agencies: Vec<AgencyConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    pub access_key: String,
+    /// The secret, in a file readable by its owner only.
+    pub secret_file: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyConfig {
+    pub name: String,
+    /// The most bytes the agency's bucket may hold; none = no quota.
+    pub quota_bytes: Option<u64>,
+    /// DRC targets whose executor may read this agency's bucket (for
+    /// drills and failovers) and write its reports.
+    #[serde(default)]
+    pub executors: Vec<String>,
+}
+
+fn default_floor() -> u64 {
+    DEFAULT_RETENTION_FLOOR_DAYS
+}
+
+fn default_max_object() -> u64 {
+    DEFAULT_MAX_OBJECT_BYTES
+}
+
+impl GatewayConfig {
+    pub fn load(path: &Path) -> anyhow::Result<GatewayConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        let c: GatewayConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        c.validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err("set both tls_cert_file and tls_key_file, or neither".into());
+        }
+        if self.tls_cert_file.is_none() && !self.listen.ip().is_loopback() && !self.insecure_http
+        {
+            return Err(format!(
+                "refusing to serve plain HTTP on {} (not a loopback address): credentials' signatures and object names would cross the network in clear; set tls_cert_file and tls_key_file, or insecure_http = true to accept that",
+                self.listen
+            ));
+        }
+        if self.max_object_bytes == 0 {
+            return Err("max_object_bytes must be more than 0".into());
+        }
+        let mut seen = BTreeMap::new();
+        for a in &self.agencies {
+            crate::creds::check_name("agency name", &a.name)?;
+            if a.name.len() < 3 || a.name.len() > 63 {
+                return Err(format!(
+                    "agency `{}`: a bucket name has 3 to 63 characters",
+                    a.name
+                ));
+            }
+            if seen.insert(a.name.clone(), ()).is_some() {
+                return Err(format!("agency `{}` is listed twice", a.name));
+            }
+            for t in &a.executors {
+                crate::creds::check_name("executor target", t)?;
+            }
+        }
+        if let Some(m) = &self.maintenance
+            && crate::creds::Principal::parse(&m.access_key).is_some()
+        {
+            return Err(format!(
+                "maintenance access_key `{}` has the form of an issued credential; choose another",
+                m.access_key
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn agency(&self, name: &str) -> Option<&AgencyConfig> {
+        self.agencies.iter().find(|a| a.name == name)
+    }
+
+    pub fn retention_floor(&self) -> Duration {
+        Duration::from_secs(self.retention_floor_days.saturating_mul(86_400))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> Result<GatewayConfig, String> {
+        let text = format!(
+            "listen = \"127.0.0.1:9443\"\nstate_dir = \"/s\"\nkey_file = \"/k\"\nupstream = \"/u\"\n{extra}"
+        );
+        let c: GatewayConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        c.validate().map(|_| c)
+    }
+
+    #[test]
+    fn defaults_and_refusals() {
+        let c = parse("[[agency]]\nname = \"dinkes\"\n").unwrap();
+        assert_eq!(c.retention_floor_days, 30);
+        assert!(c.agency("dinkes").is_some());
+        assert!(parse("bogus = 1\n").unwrap_err().contains("bogus"));
+        assert!(
+            parse("[[agency]]\nname = \"dinkes\"\n[[agency]]\nname = \"dinkes\"\n")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(
+            parse("[[agency]]\nname = \"Din.kes\"\n")
+                .unwrap_err()
+                .contains("agency name")
+        );
+        let text = "listen = \"10.0.0.1:9443\"\nstate_dir = \"/s\"\nkey_file = \"/k\"\nupstream = \"/u\"\n";
+        let c: GatewayConfig = toml::from_str(text).unwrap();
+        assert!(c.validate().unwrap_err().contains("plain HTTP"));
+    }
+}

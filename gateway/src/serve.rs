@@ -1,0 +1,167 @@
+//! Running the gateway: load its config and keys, finish what a stop left
+//! half done, serve HTTPS until told to stop, read the config again when
+//! it changes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use s3s::service::S3ServiceBuilder;
+use tokio_util::sync::CancellationToken;
+
+use crate::access::{Access, Auth, Gateway};
+use crate::config::{GatewayConfig, RELOAD_EVERY};
+use crate::creds::GatewayKey;
+use crate::index::Index;
+use crate::service::{GatewayS3, Upstreams};
+
+fn maintenance_secret(config: &GatewayConfig) -> anyhow::Result<Option<String>> {
+    config
+        .maintenance
+        .as_ref()
+        .map(|m| pulih_core::storage::read_secret_file(&m.secret_file).map_err(Into::into))
+        .transpose()
+}
+
+/// Builds the gateway's state from its config file.
+pub fn open(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
+    let config = GatewayConfig::load(config_path)?;
+    let key = GatewayKey::load(&config.key_file)?;
+    let secret = maintenance_secret(&config)?;
+    let index = Index::open(&config.state_dir)?;
+    let upstreams = Upstreams::new(&config.upstream);
+    Ok(Arc::new(Gateway {
+        config: RwLock::new(Arc::new(config)),
+        key,
+        maintenance_secret: RwLock::new(secret),
+        index,
+        upstreams,
+    }))
+}
+
+/// Rows a stop left pending (a write never acknowledged: its upstream
+/// object, if any, is removed) or deleting (the delete is finished).
+pub async fn recover(gw: &Gateway) -> anyhow::Result<()> {
+    let rows = gw.index.unfinished()?;
+    for r in rows {
+        let store = gw
+            .upstreams
+            .get(&r.bucket)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if r.deleting {
+            crate::service::finish_delete(gw, &r.bucket, &r.key)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        } else {
+            match store.delete(&r.key).await {
+                Ok(()) | Err(pulih_core::Error::Missing(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            gw.index.release(&r.bucket, &r.key, r.size)?;
+        }
+        tracing::info!(bucket = %r.bucket, key = %r.key, deleting = r.deleting, "finished an interrupted operation");
+    }
+    Ok(())
+}
+
+fn modified(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// Reads the config again whenever its file changes; a config that does
+/// not load is logged and the last good one stays.
+async fn reload(gw: Arc<Gateway>, path: PathBuf, stop: CancellationToken) {
+    let mut seen = modified(&path);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(RELOAD_EVERY) => {}
+        }
+        let now = modified(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match GatewayConfig::load(&path).and_then(|c| Ok((maintenance_secret(&c)?, c))) {
+            Ok((secret, c)) => {
+                let old = gw.config();
+                if c.listen != old.listen
+                    || c.state_dir != old.state_dir
+                    || c.upstream != old.upstream
+                    || c.key_file != old.key_file
+                    || c.tls_cert_file != old.tls_cert_file
+                    || c.tls_key_file != old.tls_key_file
+                {
+                    tracing::warn!(
+                        "listen, state_dir, upstream, key_file and the TLS files take effect at the next start"
+                    );
+                }
+                *gw.maintenance_secret.write().expect("secret lock") = secret;
+                *gw.config.write().expect("config lock") = Arc::new(c);
+                tracing::info!(config = %path.display(), "configuration read again");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the changed configuration does not load; keeping the last one");
+            }
+        }
+    }
+}
+
+/// Serves until `stop` is cancelled. `ready` gets the bound address.
+pub async fn run(
+    config_path: &Path,
+    stop: CancellationToken,
+    ready: impl FnOnce(std::net::SocketAddr, bool),
+) -> anyhow::Result<()> {
+    let gw = open(config_path)?;
+    recover(&gw).await.context("finishing interrupted operations")?;
+    let config = gw.config();
+    let mut builder = S3ServiceBuilder::new(GatewayS3(gw.clone()));
+    builder.set_auth(Auth(gw.clone()));
+    builder.set_access(Access(gw.clone()));
+    let service = builder.build();
+
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("listening on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let cert_pem = std::fs::read(cert).with_context(|| cert.display().to_string())?;
+            let key_pem = pulih_core::storage::read_secret_file(key)?;
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem.into_bytes())
+                    .await
+                    .context("loading the TLS certificate and key")?,
+            )
+        }
+        _ => None,
+    };
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "serving plain HTTP off loopback (insecure_http = true)");
+    }
+    ready(addr, tls.is_some());
+    tracing::info!(%addr, tls = tls.is_some(), floor_days = config.retention_floor_days, "gateway serving");
+
+    tokio::spawn(reload(gw.clone(), config_path.to_owned(), stop.clone()));
+    let handle = axum_server::Handle::new();
+    {
+        let (handle, stop) = (handle.clone(), stop.clone());
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        });
+    }
+    let make = tower::make::Shared::new(service);
+    match tls {
+        Some(tls) => {
+            axum_server::from_tcp_rustls(listener, tls)?
+                .handle(handle)
+                .serve(make)
+                .await?
+        }
+        None => axum_server::from_tcp(listener)?.handle(handle).serve(make).await?,
+    }
+    Ok(())
+}

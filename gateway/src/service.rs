@@ -1,0 +1,503 @@
+//! The S3 operations the gateway serves, over the [`Index`] and the
+//! upstream store. Access was checked before a handler runs
+//! ([`crate::access`]); a handler enforces what needs the index: create
+//! only, the quota, the retention floor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+use pulih_core::storage::Store;
+use s3s::dto::{
+    DeleteObjectInput, DeleteObjectOutput, ETag, ETagCondition, GetObjectInput, GetObjectOutput,
+    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListObjectsV2Input,
+    ListObjectsV2Output, Object, Owner, PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp,
+};
+use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
+use sha2::{Digest, Sha256};
+
+use crate::access::Gateway;
+use crate::creds::Principal;
+use crate::index::{Reserve, Row};
+
+/// The key prefix `pulih benchmark` writes its scratch objects under; an
+/// agent may delete its own objects there (the engine never reads them).
+pub const SCRATCH: &str = "benchmark/";
+
+/// Keys of objects the maintenance credential writes and deletes itself
+/// within minutes (prune's lock records, anomaly holds): exempt from the
+/// floor when, and only when, the maintenance credential wrote them.
+const MAINTENANCE_OWN: &[&str] = &["locks/", "holds/"];
+
+/// The most keys one listing page carries.
+const MAX_KEYS: usize = 1000;
+
+/// The upstream store of each agency: `<upstream>/<agency>/`.
+pub struct Upstreams {
+    base: String,
+    stores: Mutex<HashMap<String, Store>>,
+}
+
+impl Upstreams {
+    pub fn new(base: &str) -> Upstreams {
+        Upstreams {
+            base: base.to_owned(),
+            stores: Mutex::default(),
+        }
+    }
+
+    /// The URL of an agency's part of the upstream store.
+    pub fn url(&self, agency: &str) -> anyhow::Result<String> {
+        if self.base.starts_with("s3://") {
+            let mut u = url::Url::parse(&self.base)?;
+            let path = format!("{}/{agency}", u.path().trim_end_matches('/'));
+            u.set_path(&path);
+            Ok(u.to_string())
+        } else {
+            let dir = self.base.strip_prefix("file://").unwrap_or(&self.base);
+            Ok(std::path::Path::new(dir)
+                .join(agency)
+                .to_string_lossy()
+                .into_owned())
+        }
+    }
+
+    pub fn get(&self, agency: &str) -> S3Result<Store> {
+        let mut stores = self.stores.lock().expect("upstream stores");
+        if let Some(s) = stores.get(agency) {
+            return Ok(s.clone());
+        }
+        let store = self
+            .url(agency)
+            .map_err(|e| e.to_string())
+            .and_then(|u| Store::open(&u, true).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                tracing::error!(agency, error = %e, "opening the upstream store");
+                s3_error!(ServiceUnavailable, "the upstream store cannot be opened")
+            })?;
+        stores.insert(agency.to_owned(), store.clone());
+        Ok(store)
+    }
+}
+
+pub struct GatewayS3(pub Arc<Gateway>);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn timestamp(ms: i64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
+fn etag(row: &Row) -> ETag {
+    ETag::Strong(row.etag.clone())
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> S3Error {
+    tracing::error!(error = %e, "{what}");
+    // 503: object_store sends the request again, which is what a passing
+    // failure of the index or the upstream store wants.
+    s3_error!(SlowDown, "{what} failed; try again")
+}
+
+fn principal<T>(req: &S3Request<T>) -> S3Result<Principal> {
+    req.extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| s3_error!(AccessDenied))
+}
+
+fn writer<T>(req: &S3Request<T>) -> String {
+    req.credentials
+        .as_ref()
+        .map(|c| c.access_key.clone())
+        .unwrap_or_default()
+}
+
+/// Reads a request body to its end (at most `len` bytes), hashing it.
+async fn read_body(body: Option<StreamingBlob>, len: u64) -> S3Result<(Bytes, String)> {
+    let mut buf = BytesMut::with_capacity(len as usize);
+    let mut hash = Sha256::new();
+    if let Some(mut body) = body {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                s3_error!(IncompleteBody, "the request body broke off: {e}")
+            })?;
+            if buf.len() as u64 + chunk.len() as u64 > len {
+                return Err(s3_error!(
+                    IncompleteBody,
+                    "the body is longer than its Content-Length"
+                ));
+            }
+            hash.update(&chunk);
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if buf.len() as u64 != len {
+        return Err(s3_error!(
+            IncompleteBody,
+            "the body is shorter than its Content-Length"
+        ));
+    }
+    Ok((buf.freeze(), hex::encode(hash.finalize())))
+}
+
+#[async_trait::async_trait]
+impl S3 for GatewayS3 {
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let received_ms = now_ms();
+        let writer = writer(&req);
+        let input = req.input;
+        let (bucket, key) = (input.bucket.clone(), input.key.clone());
+        let config = self.0.config();
+        // Checksums the gateway does not verify are refused, not passed on.
+        if input.content_md5.is_some()
+            || input.checksum_crc32.is_some()
+            || input.checksum_crc32c.is_some()
+            || input.checksum_crc64nvme.is_some()
+            || input.checksum_sha1.is_some()
+        {
+            return Err(s3_error!(
+                InvalidArgument,
+                "only x-amz-checksum-sha256 is verified here; send no other checksum"
+            ));
+        }
+        let len = input
+            .content_length
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| s3_error!(MissingContentLength))? as u64;
+        if len > config.max_object_bytes {
+            return Err(s3_error!(
+                EntityTooLarge,
+                "{len} bytes is more than the gateway's max_object_bytes ({})",
+                config.max_object_bytes
+            ));
+        }
+        let quota = config.agency(&bucket).and_then(|a| a.quota_bytes);
+        let reserve = {
+            let (b, k, w) = (bucket.clone(), key.clone(), writer.clone());
+            self.0
+                .index
+                .run(move |ix| ix.reserve(&b, &k, len, &w, quota, received_ms))
+                .await
+                .map_err(|e| internal("reserving a key in the index", e))?
+        };
+        match reserve {
+            Reserve::Busy => Err(s3_error!(
+                SlowDown,
+                "another write of this key is under way"
+            )),
+            Reserve::OverQuota { used, quota } => Err(s3_error!(
+                AccessDenied,
+                "quota exceeded: bucket `{bucket}` holds {used} of its {quota} bytes; this object has {len}"
+            )),
+            Reserve::Exists(row) => {
+                if input.if_none_match.is_some() {
+                    return Err(s3_error!(PreconditionFailed, "the object exists"));
+                }
+                // A resend after a timeout carries the same bytes: answer
+                // as the first write was answered. Anything else would be
+                // an overwrite.
+                let (_, sha) = read_body(input.body, len).await?;
+                if sha == row.sha256 && len == row.size {
+                    Ok(S3Response::new(PutObjectOutput {
+                        e_tag: Some(etag(&row)),
+                        ..Default::default()
+                    }))
+                } else {
+                    tracing::warn!(%bucket, %key, %writer, "refused an overwrite");
+                    Err(s3_error!(
+                        PreconditionFailed,
+                        "`{key}` exists; objects are never overwritten here"
+                    ))
+                }
+            }
+            Reserve::Reserved => {
+                let store = self.0.upstreams.get(&bucket);
+                let written = async {
+                    let store = store?;
+                    let (bytes, sha) = read_body(input.body, len).await?;
+                    if let Some(want) = &input.checksum_sha256 {
+                        let got = base64::engine::general_purpose::STANDARD
+                            .encode(hex::decode(&sha).expect("hex"));
+                        if *want != got {
+                            return Err(s3_error!(
+                                BadDigest,
+                                "x-amz-checksum-sha256 does not match the body"
+                            ));
+                        }
+                    }
+                    store
+                        .put(&key, bytes)
+                        .await
+                        .map_err(|e| internal("writing to the upstream store", e))?;
+                    Ok(sha)
+                }
+                .await;
+                let sha = match written {
+                    Ok(sha) => sha,
+                    Err(e) => {
+                        let (b, k) = (bucket.clone(), key.clone());
+                        if let Err(re) = self.0.index.run(move |ix| ix.release(&b, &k, len)).await {
+                            tracing::error!(error = %re, "releasing a reservation");
+                        }
+                        return Err(e);
+                    }
+                };
+                let row = Row {
+                    key: key.clone(),
+                    size: len,
+                    etag: sha[..32].to_owned(),
+                    sha256: sha,
+                    writer,
+                    received_ms,
+                };
+                let b = bucket.clone();
+                let r2 = row.clone();
+                self.0
+                    .index
+                    .run(move |ix| ix.commit(&b, &r2, len))
+                    .await
+                    .map_err(|e| internal("committing an object to the index", e))?;
+                Ok(S3Response::new(PutObjectOutput {
+                    e_tag: Some(etag(&row)),
+                    size: Some(len as i64),
+                    ..Default::default()
+                }))
+            }
+        }
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        let row = self.row(&input.bucket, &input.key).await?;
+        if let Some(ETagCondition::ETag(want)) = &input.if_match
+            && want.value() != row.etag
+        {
+            return Err(s3_error!(PreconditionFailed, "the ETag differs"));
+        }
+        let range = match &input.range {
+            Some(r) => r
+                .check(row.size)
+                .map_err(|_| s3_error!(InvalidRange))?,
+            None => 0..row.size,
+        };
+        let store = self.0.upstreams.get(&input.bucket)?;
+        let stream = if range.is_empty() {
+            futures::stream::empty().boxed()
+        } else {
+            store
+                .get_range_stream(&input.key, range.clone())
+                .await
+                .map_err(|e| internal("reading from the upstream store", e))?
+        };
+        let stream = sync_wrapper::SyncStream::new(stream.map_err(std::io::Error::other));
+        Ok(S3Response::new(GetObjectOutput {
+            body: Some(StreamingBlob::wrap(stream)),
+            content_length: Some((range.end - range.start) as i64),
+            content_range: input.range.as_ref().map(|_| {
+                format!(
+                    "bytes {}-{}/{}",
+                    range.start,
+                    range.end.saturating_sub(1),
+                    row.size
+                )
+            }),
+            e_tag: Some(etag(&row)),
+            last_modified: Some(timestamp(row.received_ms)),
+            accept_ranges: Some("bytes".into()),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let row = self.row(&req.input.bucket, &req.input.key).await?;
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(row.size as i64),
+            e_tag: Some(etag(&row)),
+            last_modified: Some(timestamp(row.received_ms)),
+            accept_ranges: Some("bytes".into()),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_bucket(
+        &self,
+        _req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let input = req.input;
+        if input.delimiter.is_some() {
+            return Err(s3_error!(
+                InvalidArgument,
+                "listing with a delimiter is not served by the Pulih gateway"
+            ));
+        }
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let after = match &input.continuation_token {
+            Some(t) => String::from_utf8(hex::decode(t).map_err(|_| {
+                s3_error!(InvalidArgument, "the continuation token is not one of ours")
+            })?)
+            .map_err(|_| s3_error!(InvalidArgument, "the continuation token is not one of ours"))?,
+            None => input.start_after.clone().unwrap_or_default(),
+        };
+        let limit = input
+            .max_keys
+            .filter(|n| *n > 0)
+            .map_or(MAX_KEYS, |n| (n as usize).min(MAX_KEYS));
+        let (b, p) = (input.bucket.clone(), prefix.clone());
+        let mut rows = self
+            .0
+            .index
+            .run(move |ix| ix.list(&b, &p, &after, limit + 1))
+            .await
+            .map_err(|e| internal("listing the index", e))?;
+        let truncated = rows.len() > limit;
+        rows.truncate(limit);
+        let next = truncated
+            .then(|| rows.last().map(|r| hex::encode(&r.key)))
+            .flatten();
+        let fetch_owner = input.fetch_owner.unwrap_or(false);
+        let contents: Vec<Object> = rows
+            .into_iter()
+            .map(|r| Object {
+                key: Some(r.key.clone()),
+                size: Some(r.size as i64),
+                last_modified: Some(timestamp(r.received_ms)),
+                e_tag: Some(etag(&r)),
+                owner: fetch_owner.then(|| Owner {
+                    id: Some(r.writer.clone()),
+                    display_name: Some(
+                        self.0
+                            .principal(&r.writer)
+                            .map_or_else(|| r.writer.clone(), |p| p.to_string()),
+                    ),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: Some(prefix),
+            key_count: Some(contents.len() as i32),
+            max_keys: Some(limit as i32),
+            is_truncated: Some(truncated),
+            continuation_token: input.continuation_token,
+            next_continuation_token: next,
+            start_after: input.start_after,
+            contents: Some(contents),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let who = principal(&req)?;
+        let akid = writer(&req);
+        let input = req.input;
+        let (bucket, key) = (input.bucket, input.key);
+        let Some(row) = self.0.index.get(&bucket, &key).map_err(|e| internal("reading the index", e))? else {
+            // As S3: deleting what is not there succeeds.
+            return Ok(S3Response::new(DeleteObjectOutput::default()));
+        };
+        let floor = self.0.config().retention_floor();
+        let age = Duration::from_millis((now_ms() - row.received_ms).max(0) as u64);
+        let own = row.writer == akid;
+        let exempt = match who {
+            Principal::Maintenance => own && MAINTENANCE_OWN.iter().any(|p| key.starts_with(p)),
+            // An agent's own benchmark scratch (access allowed no other).
+            Principal::Agent { .. } => own && key.starts_with(SCRATCH),
+            _ => false,
+        };
+        if !exempt && who != Principal::Maintenance {
+            return Err(s3_error!(
+                AccessDenied,
+                "{who} may delete only the benchmark objects it wrote"
+            ));
+        }
+        if !exempt && age < floor {
+            tracing::info!(%bucket, %key, age_s = age.as_secs(), "refused a delete under the retention floor");
+            return Err(s3_error!(
+                AccessDenied,
+                "`{key}` was received {} ago; nothing younger than the retention floor ({} days) is deleted",
+                humanize(age),
+                floor.as_secs() / 86_400
+            ));
+        }
+        let (b, k) = (bucket.clone(), key.clone());
+        if self
+            .0
+            .index
+            .run(move |ix| ix.mark_deleting(&b, &k))
+            .await
+            .map_err(|e| internal("marking a delete in the index", e))?
+            .is_none()
+        {
+            return Ok(S3Response::new(DeleteObjectOutput::default()));
+        }
+        finish_delete(&self.0, &bucket, &key).await?;
+        tracing::info!(%bucket, %key, by = %who, "deleted");
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+}
+
+/// Deletes the upstream object of a row marked deleting, then the row.
+pub(crate) async fn finish_delete(gw: &Gateway, bucket: &str, key: &str) -> S3Result<()> {
+    let store = gw.upstreams.get(bucket)?;
+    match store.delete(key).await {
+        Ok(()) | Err(pulih_core::Error::Missing(_)) => {}
+        Err(e) => return Err(internal("deleting from the upstream store", e)),
+    }
+    let (b, k) = (bucket.to_owned(), key.to_owned());
+    gw.index
+        .run(move |ix| ix.remove(&b, &k))
+        .await
+        .map_err(|e| internal("removing a row from the index", e))
+}
+
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 86_400 {
+        format!("{} days", s / 86_400)
+    } else if s >= 3600 {
+        format!("{} hours", s / 3600)
+    } else {
+        format!("{} minutes", s / 60)
+    }
+}
+
+impl GatewayS3 {
+    async fn row(&self, bucket: &str, key: &str) -> S3Result<Row> {
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        self.0
+            .index
+            .run(move |ix| ix.get(&b, &k))
+            .await
+            .map_err(|e| internal("reading the index", e))?
+            .ok_or_else(|| s3_error!(NoSuchKey))
+    }
+}
