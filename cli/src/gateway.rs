@@ -85,7 +85,9 @@ pub fn credential(a: CredentialArgs) -> Result<u8> {
         },
         _ => bail!("give one of --agent AGENCY/SERVER, --reader AGENCY or --executor TARGET"),
     };
-    let akid = principal.access_key_id().expect("issued principals have ids");
+    let akid = principal
+        .access_key_id()
+        .expect("issued principals have ids");
     if Principal::parse(&akid).as_ref() != Some(&principal) {
         bail!(
             "`{akid}` is no valid credential: agency, server and target names use lowercase letters, digits and `-` (at most 63)"

@@ -191,7 +191,10 @@ pub const KEPT_BY_STORE: &str = "store-floor";
 /// Deletes the snapshots the decisions let go. One the store refuses to
 /// delete stays, and its decision says so ([`KEPT_BY_STORE`]). Returns how
 /// many were deleted.
-pub async fn delete_forgotten(store: &crate::storage::Store, decisions: &mut [Decision]) -> Result<usize> {
+pub async fn delete_forgotten(
+    store: &crate::storage::Store,
+    decisions: &mut [Decision],
+) -> Result<usize> {
     let mut n = 0;
     for d in decisions.iter_mut().filter(|d| !d.keep) {
         if store

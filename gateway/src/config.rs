@@ -44,6 +44,10 @@ pub struct GatewayConfig {
     /// from the usual `AWS_*`/`PULIH_S3_*_FILE` environment, never seen by
     /// agents) or a directory. Agency `A`'s objects live under `A/`.
     pub upstream: String,
+    /// The upstream S3 store's credentials, in files readable by their
+    /// owner only (else the `AWS_*`/`PULIH_S3_*_FILE` environment).
+    pub upstream_access_key_id_file: Option<PathBuf>,
+    pub upstream_secret_access_key_file: Option<PathBuf>,
     /// No object younger than this many days is deleted, by anyone.
     #[serde(default = "default_floor")]
     pub retention_floor_days: u64,
@@ -93,8 +97,8 @@ impl GatewayConfig {
     pub fn load(path: &Path) -> anyhow::Result<GatewayConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let c: GatewayConfig = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let c: GatewayConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         c.validate()
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(c)
@@ -104,12 +108,16 @@ impl GatewayConfig {
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err("set both tls_cert_file and tls_key_file, or neither".into());
         }
-        if self.tls_cert_file.is_none() && !self.listen.ip().is_loopback() && !self.insecure_http
-        {
+        if self.tls_cert_file.is_none() && !self.listen.ip().is_loopback() && !self.insecure_http {
             return Err(format!(
                 "refusing to serve plain HTTP on {} (not a loopback address): credentials' signatures and object names would cross the network in clear; set tls_cert_file and tls_key_file, or insecure_http = true to accept that",
                 self.listen
             ));
+        }
+        if self.upstream_access_key_id_file.is_some()
+            != self.upstream_secret_access_key_file.is_some()
+        {
+            return Err("set both upstream_access_key_id_file and upstream_secret_access_key_file, or neither".into());
         }
         if self.max_object_bytes == 0 {
             return Err("max_object_bytes must be more than 0".into());

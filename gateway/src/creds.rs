@@ -60,9 +60,7 @@ impl Principal {
         let name = |s: &str| check_name("", s).ok().map(|_| s.to_owned());
         let serial = |s: &str| {
             // Canonical decimal only: one id, one spelling.
-            s.parse::<u32>()
-                .ok()
-                .filter(|n| n.to_string() == s)
+            s.parse::<u32>().ok().filter(|n| n.to_string() == s)
         };
         match parts.as_slice() {
             ["agent", a, s, n] => Some(Principal::Agent {

@@ -123,7 +123,10 @@ impl Index {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut c = self.conn.lock().map_err(|_| IndexError("poisoned".into()))?;
+        let mut c = self
+            .conn
+            .lock()
+            .map_err(|_| IndexError("poisoned".into()))?;
         f(&mut c)
     }
 
@@ -414,9 +417,15 @@ mod tests {
         // Reserved bytes count against the quota.
         assert!(matches!(
             ix.reserve("b", "data/2", 10, "w", Some(15), 1).unwrap(),
-            Reserve::OverQuota { used: 10, quota: 15 }
+            Reserve::OverQuota {
+                used: 10,
+                quota: 15
+            }
         ));
-        assert!(ix.get("b", "data/1").unwrap().is_none(), "pending is hidden");
+        assert!(
+            ix.get("b", "data/1").unwrap().is_none(),
+            "pending is hidden"
+        );
         ix.release("b", "data/1", 10).unwrap();
         assert_eq!(ix.usage("b").unwrap(), 0);
         committed(&ix, "data/1", 10);

@@ -30,7 +30,22 @@ pub fn open(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
     let key = GatewayKey::load(&config.key_file)?;
     let secret = maintenance_secret(&config)?;
     let index = Index::open(&config.state_dir)?;
-    let upstreams = Upstreams::new(&config.upstream);
+    let credentials = match (
+        &config.upstream_access_key_id_file,
+        &config.upstream_secret_access_key_file,
+    ) {
+        (Some(id), Some(secret)) => Some((
+            pulih_core::storage::read_secret_file(id)?,
+            pulih_core::storage::read_secret_file(secret)?,
+        )),
+        _ => None,
+    };
+    let upstreams = Upstreams::new(&config.upstream, credentials);
+    // Refuse a bad upstream URL at start, not at the first request.
+    upstreams.url("check")?;
+    if config.upstream.starts_with("s3://") {
+        pulih_core::storage::Store::open_with(&upstreams.url("check")?, false, None)?;
+    }
     Ok(Arc::new(Gateway {
         config: RwLock::new(Arc::new(config)),
         key,
@@ -115,7 +130,9 @@ pub async fn run(
     ready: impl FnOnce(std::net::SocketAddr, bool),
 ) -> anyhow::Result<()> {
     let gw = open(config_path)?;
-    recover(&gw).await.context("finishing interrupted operations")?;
+    recover(&gw)
+        .await
+        .context("finishing interrupted operations")?;
     let config = gw.config();
     let mut builder = S3ServiceBuilder::new(GatewayS3(gw.clone()));
     builder.set_auth(Auth(gw.clone()));
@@ -161,7 +178,12 @@ pub async fn run(
                 .serve(make)
                 .await?
         }
-        None => axum_server::from_tcp(listener)?.handle(handle).serve(make).await?,
+        None => {
+            axum_server::from_tcp(listener)?
+                .handle(handle)
+                .serve(make)
+                .await?
+        }
     }
     Ok(())
 }

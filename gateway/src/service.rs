@@ -38,13 +38,15 @@ const MAX_KEYS: usize = 1000;
 /// The upstream store of each agency: `<upstream>/<agency>/`.
 pub struct Upstreams {
     base: String,
+    credentials: Option<(String, String)>,
     stores: Mutex<HashMap<String, Store>>,
 }
 
 impl Upstreams {
-    pub fn new(base: &str) -> Upstreams {
+    pub fn new(base: &str, credentials: Option<(String, String)>) -> Upstreams {
         Upstreams {
             base: base.to_owned(),
+            credentials,
             stores: Mutex::default(),
         }
     }
@@ -73,7 +75,13 @@ impl Upstreams {
         let store = self
             .url(agency)
             .map_err(|e| e.to_string())
-            .and_then(|u| Store::open(&u, true).map_err(|e| e.to_string()))
+            .and_then(|u| {
+                let creds = self
+                    .credentials
+                    .as_ref()
+                    .map(|(a, s)| (a.as_str(), s.as_str()));
+                Store::open_with(&u, true, creds).map_err(|e| e.to_string())
+            })
             .map_err(|e| {
                 tracing::error!(agency, error = %e, "opening the upstream store");
                 s3_error!(ServiceUnavailable, "the upstream store cannot be opened")
@@ -127,9 +135,8 @@ async fn read_body(body: Option<StreamingBlob>, len: u64) -> S3Result<(Bytes, St
     let mut hash = Sha256::new();
     if let Some(mut body) = body {
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                s3_error!(IncompleteBody, "the request body broke off: {e}")
-            })?;
+            let chunk =
+                chunk.map_err(|e| s3_error!(IncompleteBody, "the request body broke off: {e}"))?;
             if buf.len() as u64 + chunk.len() as u64 > len {
                 return Err(s3_error!(
                     IncompleteBody,
@@ -290,9 +297,7 @@ impl S3 for GatewayS3 {
             return Err(s3_error!(PreconditionFailed, "the ETag differs"));
         }
         let range = match &input.range {
-            Some(r) => r
-                .check(row.size)
-                .map_err(|_| s3_error!(InvalidRange))?,
+            Some(r) => r.check(row.size).map_err(|_| s3_error!(InvalidRange))?,
             None => 0..row.size,
         };
         let store = self.0.upstreams.get(&input.bucket)?;
@@ -420,7 +425,12 @@ impl S3 for GatewayS3 {
         let akid = writer(&req);
         let input = req.input;
         let (bucket, key) = (input.bucket, input.key);
-        let Some(row) = self.0.index.get(&bucket, &key).map_err(|e| internal("reading the index", e))? else {
+        let Some(row) = self
+            .0
+            .index
+            .get(&bucket, &key)
+            .map_err(|e| internal("reading the index", e))?
+        else {
             // As S3: deleting what is not there succeeds.
             return Ok(S3Response::new(DeleteObjectOutput::default()));
         };

@@ -1,0 +1,413 @@
+//! The append-only gateway in front of a real Garage (issue 20, what to
+//! build 1; finding 5): what one agent's credentials (and its agent key)
+//! can do through it, and what they cannot.
+
+#[path = "../../core/tests/support/forge.rs"]
+mod forge;
+#[path = "../../core/tests/support/repo.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pulih_core::backup::{BackupOptions, Progress, backup};
+use pulih_core::bindings::{self, Binding, BindingSigner, Role, server_snapshots};
+use pulih_core::forget::{KEPT_BY_STORE, KeepPolicy, forget};
+use pulih_core::id::{FileId, SpaceId};
+use pulih_core::keys::{AgentKey, MasterKey};
+use pulih_core::repo::Reader;
+use pulih_core::storage::Store;
+use pulih_core::{Error, layout};
+use pulih_gateway::creds::{GatewayKey, Principal};
+use pulih_test_support::garage::Garage;
+use tokio_util::sync::CancellationToken;
+
+const SECRET_NAME: &str = "pin-atm-kepala-dinas.txt";
+const SECRET_TEXT: &str = "PIN 4471 dan kata sandi rekening dinas";
+
+struct Gw {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    key: GatewayKey,
+}
+
+fn secret_file(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+const MAINT_AKID: &str = "drc-maintenance";
+const MAINT_SECRET: &str = "maintenance-secret-of-the-drc-0123456789";
+
+fn config_text(dir: &Path, garage: &Garage, listen: &str, extra: &str) -> String {
+    format!(
+        "listen = \"{listen}\"\nstate_dir = \"{d}/state\"\nkey_file = \"{d}/gateway.key\"\n\
+         upstream = \"{up}\"\nupstream_access_key_id_file = \"{d}/up-id\"\nupstream_secret_access_key_file = \"{d}/up-secret\"\n\
+         {extra}\n\
+         [maintenance]\naccess_key = \"{MAINT_AKID}\"\nsecret_file = \"{d}/maint-secret\"\n\
+         [[agency]]\nname = \"dinkes\"\nexecutors = [\"drc-bontang\"]\n\
+         [[agency]]\nname = \"disdik\"\n\
+         [[agency]]\nname = \"dispar\"\nquota_bytes = 65536\n",
+        d = dir.display(),
+        up = garage.url("gw"),
+    )
+}
+
+impl Gw {
+    async fn start(garage: &Garage) -> Gw {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        secret_file(&d.join("gateway.key"), &GatewayKey::generate());
+        secret_file(&d.join("up-id"), &garage.key_id);
+        secret_file(&d.join("up-secret"), &garage.secret);
+        secret_file(&d.join("maint-secret"), MAINT_SECRET);
+        let config = d.join("gateway.toml");
+        std::fs::write(&config, config_text(d, garage, "127.0.0.1:0", "")).unwrap();
+        Self::run(dir, config).await
+    }
+
+    async fn run(dir: tempfile::TempDir, config: PathBuf) -> Gw {
+        let key = GatewayKey::load(&dir.path().join("gateway.key")).unwrap();
+        let stop = CancellationToken::new();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = {
+            let (config, stop) = (config.clone(), stop.clone());
+            tokio::spawn(async move {
+                pulih_gateway::serve::run(&config, stop, move |addr, _| {
+                    let _ = tx.send(addr);
+                })
+                .await
+            })
+        };
+        let addr = rx.await.expect("the gateway started");
+        Gw {
+            dir,
+            config,
+            addr,
+            stop,
+            task,
+            key,
+        }
+    }
+
+    /// Stops the gateway and starts it again on the same state.
+    async fn restart(self, garage: &Garage) -> Gw {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+        // The same port: clients keep their URLs.
+        let text = config_text(self.dir.path(), garage, &self.addr.to_string(), "");
+        std::fs::write(&self.config, text).unwrap();
+        Self::run(self.dir, self.config).await
+    }
+
+    fn reconfigure(&self, garage: &Garage, extra: &str) {
+        let text = config_text(self.dir.path(), garage, &self.addr.to_string(), extra);
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    fn url(&self, agency: &str) -> String {
+        format!(
+            "s3://{agency}/repo?endpoint=http://{}&region=garage",
+            self.addr
+        )
+    }
+
+    fn store_as(&self, agency: &str, akid: &str, secret: &str) -> Store {
+        Store::open_with(&self.url(agency), false, Some((akid, secret))).unwrap()
+    }
+
+    /// A store of `agency`'s bucket with an issued credential.
+    fn store(&self, agency: &str, p: &Principal) -> Store {
+        let akid = p.access_key_id().unwrap();
+        self.store_as(agency, &akid, &self.key.secret(&akid))
+    }
+}
+
+fn agent(agency: &str, server: &str) -> Principal {
+    Principal::Agent {
+        agency: agency.into(),
+        server: server.into(),
+        serial: 1,
+    }
+}
+
+fn reader(agency: &str) -> Principal {
+    Principal::Reader {
+        agency: agency.into(),
+        serial: 1,
+    }
+}
+
+async fn bind(store: &Store, master: &MasterKey, server: &str, space: SpaceId) {
+    let body = Binding {
+        server: server.into(),
+        space,
+        role: Role::Agent,
+        failover: None,
+        created: 0,
+    };
+    bindings::write(store, &BindingSigner::of(master), body)
+        .await
+        .unwrap();
+}
+
+async fn real_backup(store: &Store, key: &AgentKey, dir: &Path, server: &str) -> FileId {
+    let src = dir.join(format!("src-{server}"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join(SECRET_NAME), SECRET_TEXT.repeat(100)).unwrap();
+    let mut o = BackupOptions::new(server.into(), dir.join(format!("cache-{server}")));
+    o.tags = vec![format!("server={server}")];
+    backup(
+        store.clone(),
+        key,
+        &[src],
+        &o,
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap()
+    .snapshot_id
+}
+
+fn refused<T: std::fmt::Debug>(what: &str, r: pulih_core::Result<T>, needle: &str) {
+    match r {
+        Ok(v) => panic!("{what}: allowed ({v:?})"),
+        Err(e) => {
+            let text = format!("{e} {e:?}");
+            assert!(text.contains(needle), "{what}: {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_only_one_agents_credentials_and_key_cannot_read_destroy_replace_or_hide_history() {
+    let garage = Garage::start();
+    let gw = Gw::start(&garage).await;
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = time_now();
+
+    // The walidata of dinkes makes its repository through the gateway,
+    // and binds two servers' keys; disdik has a repository of its own.
+    let walidata = gw.store("dinkes", &reader("dinkes"));
+    let (repo, keys) = support::init(&walidata, "sandi").await;
+    let (victim_key, _) = AgentKey::new(&keys.master, &repo.config);
+    let (attacker_key, _) = AgentKey::new(&keys.master, &repo.config);
+    bind(&walidata, &keys.master, "simpus", victim_key.space.space).await;
+    bind(&walidata, &keys.master, "sipkd", attacker_key.space.space).await;
+    support::init(&gw.store("disdik", &reader("disdik")), "disdik-pass").await;
+
+    let victim = gw.store("dinkes", &agent("dinkes", "simpus"));
+    let real = real_backup(&victim, &victim_key, dir.path(), "simpus").await;
+    let real_key = layout::snapshot_hex(&real.to_hex());
+    let real_bytes = victim.get(&real_key).await.unwrap();
+
+    // The attacker holds sipkd's agent key and gateway credential.
+    let attacker = gw.store("dinkes", &agent("dinkes", "sipkd"));
+    let listed = attacker.list("snapshots/").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let t1 = time_now();
+    assert!(
+        (t0..=t1).contains(&listed[0].modified),
+        "the listing's time is the gateway's receipt: {} not in {t0}..={t1}",
+        listed[0].modified
+    );
+
+    // Reading old data or names: nothing it can fetch holds them in clear,
+    // and the session keys are wrapped to readers it is not.
+    for o in attacker.list("").await.unwrap() {
+        let b = attacker.get(&o.key).await.unwrap();
+        for needle in [SECRET_NAME.as_bytes(), &SECRET_TEXT.as_bytes()[..20]] {
+            assert!(!b.windows(needle.len()).any(|w| w == needle), "{}", o.key);
+        }
+    }
+    assert!(
+        Reader::open(attacker.clone(), "guess").await.is_err(),
+        "no passphrase, no reader"
+    );
+
+    // Destroying: no delete, of anything.
+    refused(
+        "agent deletes a snapshot",
+        attacker.delete(&real_key).await,
+        "deleted only by the maintenance credential",
+    );
+    assert!(matches!(
+        attacker.delete("config").await,
+        Err(Error::DeleteRefused { .. })
+    ));
+    // Replacing: an existing key is never written again …
+    refused(
+        "agent overwrites a snapshot",
+        attacker.put(&real_key, b"junk".to_vec().into()).await,
+        "never overwritten",
+    );
+    refused(
+        "agent overwrites the config",
+        attacker.put("config", b"{}".to_vec().into()).await,
+        "never overwritten",
+    );
+    assert_eq!(victim.get(&real_key).await.unwrap(), real_bytes);
+    // … but the same bytes again (a resend after a timeout) are answered.
+    attacker.put(&real_key, real_bytes.clone()).await.unwrap();
+
+    // Two writers of one new key at once: exactly one wins, and what is
+    // stored is the winner's.
+    let race = "data/ra/race";
+    let (a, b) = tokio::join!(
+        attacker.put(race, vec![1u8; 300_000].into()),
+        victim.put(race, vec![2u8; 300_000].into()),
+    );
+    assert!(a.is_ok() != b.is_ok(), "one wins: {a:?} {b:?}");
+    let want = if a.is_ok() { 1u8 } else { 2u8 };
+    assert!(victim.get(race).await.unwrap().iter().all(|x| *x == want));
+
+    // Another agency's bucket: no listing, reading, writing or deleting.
+    let other = gw.store("disdik", &agent("dinkes", "sipkd"));
+    refused("list disdik", other.list("").await, "no access to bucket");
+    refused("read disdik", other.get("config").await, "no access");
+    refused(
+        "write disdik",
+        other.put("x", b"x".to_vec().into()).await,
+        "no access",
+    );
+    refused("delete disdik", other.delete("config").await, "no access");
+    // Nor by naming itself something else: the secret is the gateway's.
+    let me = agent("dinkes", "sipkd").access_key_id().unwrap();
+    let as_reader = reader("disdik").access_key_id().unwrap();
+    let forged_cred = gw.store_as("disdik", &as_reader, &gw.key.secret(&me));
+    refused(
+        "a forged credential",
+        forged_cred.list("").await,
+        "Signature",
+    );
+
+    // A snapshot tagged as the victim and dated ahead, received last.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fake = forged(&attacker, &attacker_key, "palsu", &["server=simpus"]).await;
+    let rd = Reader::open(walidata.clone(), "sandi").await.unwrap();
+    let own = server_snapshots(&rd, "simpus", Role::Agent).await.unwrap();
+    let latest = pulih_core::repo::pick_snapshot(own.snapshots, "latest").unwrap();
+    assert_eq!(latest.id, real, "not the forged {fake}");
+    let target = dir.path().join("restored");
+    support::restore_all(&rd, &latest, &target).await;
+    let src = dir.path().join("src-simpus");
+    assert_eq!(
+        std::fs::read_to_string(
+            target
+                .join(src.strip_prefix("/").unwrap())
+                .join(SECRET_NAME)
+        )
+        .unwrap(),
+        SECRET_TEXT.repeat(100)
+    );
+    let forged_info = walidata
+        .info(&layout::snapshot_hex(&fake.to_hex()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(forged_info.modified <= time_now(), "2099 is not believed");
+
+    // Retention cannot drop history younger than the floor: not by the
+    // walidata's own forget, not by the maintenance credential.
+    real_backup(&victim, &victim_key, dir.path(), "simpus").await;
+    let keep_one = KeepPolicy {
+        last: 1,
+        ..Default::default()
+    };
+    let decisions = forget(&rd, &keep_one, time::UtcOffset::UTC, false)
+        .await
+        .unwrap();
+    assert!(
+        decisions.iter().any(|d| d.reasons.contains(&KEPT_BY_STORE)),
+        "{decisions:?}"
+    );
+    let maint = gw.store_as("dinkes", MAINT_AKID, MAINT_SECRET);
+    refused(
+        "maintenance deletes a young snapshot",
+        maint.delete(&real_key).await,
+        "retention floor (30 days)",
+    );
+    assert_eq!(walidata.list("snapshots/").await.unwrap().len(), 3);
+
+    // The floor is the gateway's own config: lowered there (and only
+    // there), the maintenance credential deletes.
+    gw.reconfigure(&garage, "retention_floor_days = 0");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match maint.delete(&layout::snapshot_hex(&fake.to_hex())).await {
+            Ok(()) => break,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(walidata.list("snapshots/").await.unwrap().len(), 2);
+
+    // Revoked: the attacker's credential stops working; the victim's goes on.
+    gw.reconfigure(&garage, &format!("revoked = [\"{me}\"]"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while attacker.list("snapshots/").await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revocation took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    refused("revoked", attacker.list("").await, "InvalidAccessKeyId");
+    victim.list("snapshots/").await.unwrap();
+
+    // A quota: what would go over it is refused, and nothing is stored.
+    let dispar = gw.store("dispar", &reader("dispar"));
+    dispar.put("a", vec![0u8; 40_000].into()).await.unwrap();
+    refused(
+        "over quota",
+        dispar.put("b", vec![0u8; 40_000].into()).await,
+        "quota exceeded",
+    );
+    assert_eq!(dispar.list("").await.unwrap().len(), 1);
+
+    // What the gateway stored is in Garage under the agency's prefix, and
+    // a restart keeps every object and its receive time.
+    let direct = Store::open_with(
+        &garage.url("gw/dinkes/repo"),
+        false,
+        Some((&garage.key_id, &garage.secret)),
+    )
+    .unwrap();
+    assert_eq!(
+        direct.get(&real_key).await.unwrap(),
+        real_bytes,
+        "forwarded as is"
+    );
+    let before = walidata.list("").await.unwrap();
+    let gw = gw.restart(&garage).await;
+    let walidata = gw.store("dinkes", &reader("dinkes"));
+    let after = walidata.list("").await.unwrap();
+    let pairs = |v: &[pulih_core::storage::ObjectInfo]| {
+        v.iter()
+            .map(|o| (o.key.clone(), o.size, o.modified))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pairs(&before), pairs(&after));
+    gw.stop.cancel();
+}
+
+async fn forged(store: &Store, key: &AgentKey, text: &str, tags: &[&str]) -> FileId {
+    let mut f = forge::Forge::new(key);
+    let data = f.data(text.as_bytes());
+    let leaf = f.tree(vec![forge::file("data.txt", vec![data], text.len() as u64)]);
+    let root = f.tree(vec![forge::dir("srv", leaf)]);
+    f.snapshot(store, root, tags, "2099-01-01T00:00:00Z").await
+}
+
+fn time_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
