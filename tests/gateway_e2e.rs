@@ -1,0 +1,316 @@
+//! The append-only DRC gateway as its users run it (issue 20): `pulih drc
+//! serve` over HTTPS in front of a real Garage, credentials issued with
+//! `pulih drc credential`, the walidata's, the agent's and the executor's
+//! commands pointed at it by URL alone. The honest server's restore,
+//! drill and failover get its own latest snapshot through it.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pulih_test_support::docker::{self, Cleanup, images};
+use pulih_test_support::garage::Garage;
+use pulih_test_support::manifests::{self, DISKOMINFO, agency, drc_target, server};
+use pulih_test_support::net::{free_port, http_get};
+use pulih_test_support::{Proc, Pulih, last_json, run_ok, write_secret};
+
+const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
+
+/// The DKIS CA and a certificate for 127.0.0.1 signed by it.
+fn tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let (ca_file, cert_file, key_file) = (
+        dir.join("dkis-ca.pem"),
+        dir.join("gateway.pem"),
+        dir.join("gateway.key.pem"),
+    );
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    write_secret(&key_file, &key.serialize_pem());
+    (ca_file, cert_file, key_file)
+}
+
+/// A `pulih` command holding the gateway credential in `creds`.
+fn with(creds: &Path) -> Command {
+    let mut c = PULIH.cmd();
+    c.env("PULIH_S3_ACCESS_KEY_ID_FILE", creds.join("access-key-id"))
+        .env(
+            "PULIH_S3_SECRET_ACCESS_KEY_FILE",
+            creds.join("secret-access-key"),
+        )
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    c
+}
+
+fn credential(dir: &Path, key: &Path, role: &[&str], name: &str) -> PathBuf {
+    let out = dir.join(format!("cred-{name}"));
+    run_ok(
+        PULIH
+            .cmd()
+            .args(["drc", "credential", "--key-file"])
+            .arg(key)
+            .args(role)
+            .arg("--out-dir")
+            .arg(&out),
+    );
+    out
+}
+
+#[test]
+fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway_over_https() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let image = images::busybox();
+    let svc = format!("pulih-test-gw{}-svc", std::process::id());
+    let mut cleanup = Cleanup::new();
+    cleanup.network(&svc);
+    cleanup.containers_matching(&format!("network={svc}"));
+
+    // The DRC: its gateway key, TLS from the DKIS CA, Garage upstream.
+    let gw_key = dir.join("gateway.key");
+    run_ok(
+        PULIH
+            .cmd()
+            .args(["drc", "gateway-key", "--out"])
+            .arg(&gw_key),
+    );
+    let (ca, cert, tls_key) = tls(dir);
+    write_secret(&dir.join("up-id"), &garage.key_id);
+    write_secret(&dir.join("up-secret"), &garage.secret);
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ntls_cert_file = \"{cert}\"\ntls_key_file = \"{tls_key}\"\n\
+             state_dir = \"{d}/gw-state\"\nkey_file = \"{key}\"\nupstream = \"{up}\"\n\
+             upstream_access_key_id_file = \"{d}/up-id\"\nupstream_secret_access_key_file = \"{d}/up-secret\"\n\
+             [[agency]]\nname = \"diskominfo\"\nexecutors = [\"drc\"]\n",
+            cert = cert.display(),
+            tls_key = tls_key.display(),
+            d = dir.display(),
+            key = gw_key.display(),
+            up = garage.url("drc"),
+        ),
+    )
+    .unwrap();
+    let mut gateway = Proc::spawn(
+        "gateway",
+        PULIH.cmd().args(["drc", "serve", "--config"]).arg(&config),
+        dir.join("gateway.log"),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(gateway.child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let endpoint = line
+        .trim()
+        .strip_prefix("gateway: ")
+        .unwrap_or_else(|| panic!("{line}\n{}", gateway.log_text()))
+        .to_owned();
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+    let url = format!(
+        "s3://diskominfo/repo?endpoint={endpoint}&ca={}",
+        ca.display()
+    );
+
+    let walidata = credential(dir, &gw_key, &["--reader", "diskominfo"], "walidata");
+    let portal = credential(dir, &gw_key, &["--agent", "diskominfo/portal"], "portal");
+    let executor = credential(dir, &gw_key, &["--executor", "drc"], "executor");
+    let cred_mode = std::fs::metadata(portal.join("secret-access-key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&cred_mode.permissions()) & 0o777,
+        0o600
+    );
+
+    // Without the CA the gateway's certificate is not trusted: TLS is real.
+    let untrusted = format!("s3://diskominfo/repo?endpoint={endpoint}");
+    let out = with(&walidata)
+        .args(["repo", "init", "--repo", &untrusted, "--passphrase-file"])
+        .arg(dir.join("none"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // The walidata makes the repository and the server's key through it.
+    let pass = dir.join("walidata.pass");
+    write_secret(&pass, "walidata diskominfo\n");
+    run_ok(
+        with(&walidata)
+            .args(["repo", "init", "--repo", &url, "--passphrase-file"])
+            .arg(&pass),
+    );
+    let agent_key = dir.join("portal.key");
+    run_ok(
+        with(&walidata)
+            .args(["repo", "add-agent-key", "--repo", &url, "--passphrase-file"])
+            .arg(&pass)
+            .arg("--out")
+            .arg(&agent_key)
+            .args(["--server", "portal"]),
+    );
+
+    // The agent backs the portal up, twice, with its own credential.
+    let src = dir.join("portal");
+    std::fs::create_dir_all(&src).unwrap();
+    for n in [6, 7] {
+        std::fs::write(
+            src.join("index.html"),
+            format!("<p>layanan publik: {n} formulir</p>\n"),
+        )
+        .unwrap();
+        run_ok(
+            with(&portal)
+                .args(["repo", "backup", "--repo", &url, "--agent-key"])
+                .arg(&agent_key)
+                .args(["--tag", "server=portal"])
+                .arg(&src),
+        );
+    }
+    // The agent's credential deletes nothing (`repo forget` needs a reader
+    // key anyway; the store call itself is what is refused here).
+    let listed = last_json(&run_ok(
+        with(&walidata)
+            .args([
+                "repo",
+                "snapshots",
+                "--json",
+                "--repo",
+                &url,
+                "--passphrase-file",
+            ])
+            .arg(&pass),
+    ));
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+
+    // The walidata's restore of the server's latest.
+    let target = dir.join("restored");
+    run_ok(
+        with(&walidata)
+            .args(["repo", "restore", "--repo", &url, "--passphrase-file"])
+            .arg(&pass)
+            .args(["latest", "--server", "portal", "--target"])
+            .arg(&target),
+    );
+    let restored = target
+        .join(src.strip_prefix("/").unwrap())
+        .join("index.html");
+    assert_eq!(
+        std::fs::read_to_string(restored).unwrap(),
+        "<p>layanan publik: 7 formulir</p>\n"
+    );
+
+    // The walidata's forget through the gateway: the reader credential
+    // may delete nothing, so both snapshots stay, and it says why.
+    let out = with(&walidata)
+        .args(["repo", "forget", "--repo", &url, "--passphrase-file"])
+        .arg(&pass)
+        .args(["--keep-last", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = last_json(&run_ok(
+        with(&walidata)
+            .args([
+                "repo",
+                "snapshots",
+                "--json",
+                "--repo",
+                &url,
+                "--passphrase-file",
+            ])
+            .arg(&pass),
+    ));
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+
+    // The executor's drill and failover, from the DRC through the gateway.
+    let port = free_port();
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &(drc_target(&url)
+            + &agency(DISKOMINFO, true)
+            + &server("portal", "diskominfo")
+            + &format!(
+                r#"  sources: [{{path: {src}}}]
+  recovery:
+    containers:
+      - name: web
+        image: {image}
+        command: [httpd, -f, -p, "8080", -h, /www]
+        volumes: [{{source: {src}, target: /www}}]
+        ports: ["127.0.0.1:{port}:8080"]
+    healthChecks:
+      - name: web-serves-the-portal
+        http: {{container: web, port: 8080, path: /index.html, expectStatus: 200, expectBodyContains: "7 formulir"}}
+        timeout: 10s
+"#,
+                src = src.display()
+            )),
+    );
+    let recover = |what: &str, extra: &[&str]| {
+        let out = with(&executor)
+            .args(["drc", what, "portal", "--json", "-f"])
+            .arg(&mdir)
+            .args(["--repo", &url, "--passphrase-file"])
+            .arg(&pass)
+            .args(extra)
+            .arg("--scratch-dir")
+            .arg(dir.join(format!("scratch-{what}")))
+            .output()
+            .unwrap();
+        let report = last_json(&out);
+        assert!(
+            out.status.success(),
+            "{what} failed: {report:#}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default()
+        );
+        assert_eq!(report["state"], "passed", "{report:#}");
+        report
+    };
+    let drill = recover("drill", &[]);
+    let steps = pulih_test_support::report::steps(&drill);
+    assert!(
+        steps.contains(&"restore") && steps.contains(&"start web"),
+        "{drill:#}"
+    );
+    let report = recover(
+        "failover",
+        &[
+            "--order",
+            "Surat Perintah Wali Kota Bontang No. 6/2026 (test)",
+            "--service-network",
+            &svc,
+        ],
+    );
+    let web = format!("pulih-{}-web", report["id"].as_str().unwrap());
+    assert_eq!(docker::status(&web), "running");
+    let answer = http_get("127.0.0.1", port, "/index.html");
+    assert!(answer.contains("layanan publik: 7 formulir"), "{answer}");
+
+    // Both reports were written through the gateway, by the executor's
+    // credential, and are in Garage under the agency's prefix.
+    let direct = pulih_core::storage::Store::open_with(
+        &garage.url("drc/diskominfo/repo"),
+        false,
+        Some((&garage.key_id, &garage.secret)),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let reports = rt.block_on(direct.list("reports/")).unwrap();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    gateway.child.kill().ok();
+}
