@@ -119,7 +119,7 @@ fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway
         .to_owned();
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
     let url = format!(
-        "s3://diskominfo/repo?endpoint={endpoint}&ca={}",
+        "s3://pulih/diskominfo/repo?endpoint={endpoint}&ca={}",
         ca.display()
     );
 
@@ -133,7 +133,7 @@ fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway
     );
 
     // Without the CA the gateway's certificate is not trusted: TLS is real.
-    let untrusted = format!("s3://diskominfo/repo?endpoint={endpoint}");
+    let untrusted = format!("s3://pulih/diskominfo/repo?endpoint={endpoint}");
     let out = with(&walidata)
         .args(["repo", "init", "--repo", &untrusted, "--passphrase-file"])
         .arg(dir.join("none"))
@@ -240,8 +240,10 @@ fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway
     let port = free_port();
     let mdir = manifests::write(
         &dir.join("manifests"),
-        &(drc_target(&url)
-            + &agency(DISKOMINFO, true)
+        &(drc_target(&format!(
+            "s3://pulih?endpoint={endpoint}&ca={}",
+            ca.display()
+        )) + &agency(DISKOMINFO, true)
             + &server("portal", "diskominfo")
             + &format!(
                 r#"  sources: [{{path: {src}}}]

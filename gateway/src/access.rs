@@ -44,10 +44,11 @@ impl Gateway {
         Principal::parse(akid)
     }
 
-    /// Whether `p` may read (and write new objects in) `bucket`.
-    pub fn reaches(&self, p: &Principal, bucket: &str) -> bool {
+    /// Whether `p` may read (and write new objects in) agency `agency`'s
+    /// prefix.
+    pub fn reaches(&self, p: &Principal, agency: &str) -> bool {
         let config = self.config();
-        let Some(agency) = config.agency(bucket) else {
+        let Some(agency) = config.agency(agency) else {
             return false;
         };
         match p {
@@ -114,6 +115,19 @@ pub fn check_key(key: &str) -> S3Result<()> {
     }
 }
 
+/// An object key of the bucket as (agency, key within the agency).
+pub fn split_key(key: &str) -> Option<(&str, &str)> {
+    key.split_once('/')
+        .filter(|(a, k)| !a.is_empty() && !k.is_empty())
+}
+
+/// The value of query parameter `name` (percent-decoded).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// The authorization of every request, before its body is read.
 pub struct Access(pub Arc<Gateway>);
 
@@ -150,18 +164,49 @@ impl S3Access for Access {
                 "{op} is not served by the Pulih gateway"
             ));
         }
-        let (bucket, key) = match cx.s3_path() {
+        let config = self.0.config();
+        let (bucket, agency, key) = match cx.s3_path() {
             S3Path::Root => {
                 return Err(s3_error!(AccessDenied, "listing buckets is not served"));
             }
-            S3Path::Bucket { bucket } => (bucket.to_string(), None),
-            S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
+            S3Path::Bucket { bucket } if op == "HeadBucket" => (bucket.to_string(), None, None),
+            S3Path::Bucket { bucket } => {
+                // A listing stays within one agency's prefix.
+                let prefix = query_param(query, "prefix").unwrap_or_default();
+                let agency = prefix.split_once('/').map(|(a, _)| a.to_owned());
+                let Some(agency) = agency.filter(|a| !a.is_empty()) else {
+                    return Err(s3_error!(
+                        AccessDenied,
+                        "a listing names its agency's prefix (prefix=AGENCY/…)"
+                    ));
+                };
+                (bucket.to_string(), Some(agency), None)
+            }
+            S3Path::Object { bucket, key } => {
+                let Some((agency, k)) = split_key(key) else {
+                    return Err(s3_error!(AccessDenied, "object keys here are AGENCY/KEY"));
+                };
+                (
+                    bucket.to_string(),
+                    Some(agency.to_owned()),
+                    Some(k.to_owned()),
+                )
+            }
         };
-        if !self.0.reaches(&principal, &bucket) {
-            // The same answer whether the bucket exists or not.
+        if bucket != config.bucket {
+            return Err(s3_error!(
+                NoSuchBucket,
+                "this gateway serves bucket `{}`",
+                config.bucket
+            ));
+        }
+        if let Some(agency) = &agency
+            && !self.0.reaches(&principal, agency)
+        {
+            // The same answer whether the agency exists or not.
             return Err(s3_error!(
                 AccessDenied,
-                "{principal} has no access to bucket `{bucket}`"
+                "{principal} has no access to agency `{agency}`"
             ));
         }
         if let Some(key) = &key {
@@ -176,9 +221,7 @@ impl S3Access for Access {
             }
             "DeleteObject" => {
                 let own_scratch = matches!(principal, Principal::Agent { .. })
-                    && key
-                        .as_deref()
-                        .is_some_and(|k| k.starts_with(crate::service::SCRATCH));
+                    && key.as_deref().is_some_and(crate::service::is_scratch);
                 if principal != Principal::Maintenance && !own_scratch {
                     return Err(s3_error!(
                         AccessDenied,

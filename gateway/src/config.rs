@@ -48,6 +48,11 @@ pub struct GatewayConfig {
     /// owner only (else the `AWS_*`/`PULIH_S3_*_FILE` environment).
     pub upstream_access_key_id_file: Option<PathBuf>,
     pub upstream_secret_access_key_file: Option<PathBuf>,
+    /// The one bucket the gateway serves; in it, agency `A`'s objects are
+    /// those under `A/` (a DrcTarget URL `s3://BUCKET?endpoint=…` gives
+    /// each agency's repository `s3://BUCKET/A?endpoint=…`).
+    #[serde(default = "default_bucket")]
+    pub bucket: String,
     /// No object younger than this many days is deleted, by anyone.
     #[serde(default = "default_floor")]
     pub retention_floor_days: u64,
@@ -60,7 +65,7 @@ pub struct GatewayConfig {
     /// Issued credentials no longer accepted (their access key ids).
     #[serde(default)]
     pub revoked: Vec<String>,
-    /// One bucket per agency, named as the agency.
+    /// The agencies: each one's prefix in the bucket is its name.
     #[serde(default, rename = "agency")]
     pub agencies: Vec<AgencyConfig>,
 }
@@ -83,6 +88,10 @@ pub struct AgencyConfig {
     /// drills and failovers) and write its reports.
     #[serde(default)]
     pub executors: Vec<String>,
+}
+
+fn default_bucket() -> String {
+    "pulih".into()
 }
 
 fn default_floor() -> u64 {
@@ -122,15 +131,10 @@ impl GatewayConfig {
         if self.max_object_bytes == 0 {
             return Err("max_object_bytes must be more than 0".into());
         }
+        crate::creds::check_name("bucket", &self.bucket)?;
         let mut seen = BTreeMap::new();
         for a in &self.agencies {
             crate::creds::check_name("agency name", &a.name)?;
-            if a.name.len() < 3 || a.name.len() > 63 {
-                return Err(format!(
-                    "agency `{}`: a bucket name has 3 to 63 characters",
-                    a.name
-                ));
-            }
             if seen.insert(a.name.clone(), ()).is_some() {
                 return Err(format!("agency `{}` is listed twice", a.name));
             }

@@ -123,6 +123,15 @@ async fn reload(gw: Arc<Gateway>, path: PathBuf, stop: CancellationToken) {
     }
 }
 
+/// The S3 service over a gateway's state: authentication, then access,
+/// then the handlers.
+pub fn service(gw: &Arc<Gateway>) -> s3s::service::S3Service {
+    let mut builder = S3ServiceBuilder::new(GatewayS3(gw.clone()));
+    builder.set_auth(Auth(gw.clone()));
+    builder.set_access(Access(gw.clone()));
+    builder.build()
+}
+
 /// Serves until `stop` is cancelled. `ready` gets the bound address.
 pub async fn run(
     config_path: &Path,
@@ -134,10 +143,7 @@ pub async fn run(
         .await
         .context("finishing interrupted operations")?;
     let config = gw.config();
-    let mut builder = S3ServiceBuilder::new(GatewayS3(gw.clone()));
-    builder.set_auth(Auth(gw.clone()));
-    builder.set_access(Access(gw.clone()));
-    let service = builder.build();
+    let service = service(&gw);
 
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;

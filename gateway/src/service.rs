@@ -23,9 +23,28 @@ use crate::access::Gateway;
 use crate::creds::Principal;
 use crate::index::{Reserve, Row};
 
-/// The key prefix `pulih benchmark` writes its scratch objects under; an
-/// agent may delete its own objects there (the engine never reads them).
-pub const SCRATCH: &str = "benchmark/";
+/// Whether `key` (within an agency) is one of `pulih benchmark`'s scratch
+/// objects, `[REPO/]benchmark/RUN/NAME`, which the engine never reads: an
+/// agent may delete those it wrote itself. Never a name of the engine's
+/// own directories (a repository whose prefix ends in `benchmark`).
+pub fn is_scratch(key: &str) -> bool {
+    let s: Vec<&str> = key.split('/').collect();
+    let n = s.len();
+    n >= 3
+        && s[n - 3] == "benchmark"
+        && !matches!(
+            s[n - 2],
+            "data" | "index" | "snapshots" | "keys" | "locks" | "holds" | "bindings" | "reports"
+        )
+}
+
+/// An object key of the bucket as (agency, key within it); access checked
+/// that it has both.
+fn locate(key: &str) -> S3Result<(String, String)> {
+    crate::access::split_key(key)
+        .map(|(a, k)| (a.to_owned(), k.to_owned()))
+        .ok_or_else(|| s3_error!(AccessDenied, "object keys here are AGENCY/KEY"))
+}
 
 /// Keys of objects the maintenance credential writes and deletes itself
 /// within minutes (prune's lock records, anomaly holds): exempt from the
@@ -165,7 +184,7 @@ impl S3 for GatewayS3 {
         let received_ms = now_ms();
         let writer = writer(&req);
         let input = req.input;
-        let (bucket, key) = (input.bucket.clone(), input.key.clone());
+        let (bucket, key) = locate(&input.key)?;
         let config = self.0.config();
         // Checksums the gateway does not verify are refused, not passed on.
         if input.content_md5.is_some()
@@ -290,7 +309,8 @@ impl S3 for GatewayS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let row = self.row(&input.bucket, &input.key).await?;
+        let (agency, key) = locate(&input.key)?;
+        let row = self.row(&agency, &key).await?;
         if let Some(ETagCondition::ETag(want)) = &input.if_match
             && want.value() != row.etag
         {
@@ -300,12 +320,12 @@ impl S3 for GatewayS3 {
             Some(r) => r.check(row.size).map_err(|_| s3_error!(InvalidRange))?,
             None => 0..row.size,
         };
-        let store = self.0.upstreams.get(&input.bucket)?;
+        let store = self.0.upstreams.get(&agency)?;
         let stream = if range.is_empty() {
             futures::stream::empty().boxed()
         } else {
             store
-                .get_range_stream(&input.key, range.clone())
+                .get_range_stream(&key, range.clone())
                 .await
                 .map_err(|e| internal("reading from the upstream store", e))?
         };
@@ -332,7 +352,8 @@ impl S3 for GatewayS3 {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let row = self.row(&req.input.bucket, &req.input.key).await?;
+        let (agency, key) = locate(&req.input.key)?;
+        let row = self.row(&agency, &key).await?;
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(row.size as i64),
             e_tag: Some(etag(&row)),
@@ -361,18 +382,28 @@ impl S3 for GatewayS3 {
             ));
         }
         let prefix = input.prefix.clone().unwrap_or_default();
+        // Access checked that the prefix names an agency.
+        let (agency, inner) = prefix
+            .split_once('/')
+            .map(|(a, p)| (a.to_owned(), p.to_owned()))
+            .ok_or_else(|| s3_error!(AccessDenied, "a listing names its agency's prefix"))?;
         let after = match &input.continuation_token {
             Some(t) => String::from_utf8(hex::decode(t).map_err(|_| {
                 s3_error!(InvalidArgument, "the continuation token is not one of ours")
             })?)
             .map_err(|_| s3_error!(InvalidArgument, "the continuation token is not one of ours"))?,
-            None => input.start_after.clone().unwrap_or_default(),
+            None => input
+                .start_after
+                .as_deref()
+                .and_then(|s| s.strip_prefix(&format!("{agency}/")))
+                .unwrap_or_default()
+                .to_owned(),
         };
         let limit = input
             .max_keys
             .filter(|n| *n > 0)
             .map_or(MAX_KEYS, |n| (n as usize).min(MAX_KEYS));
-        let (b, p) = (input.bucket.clone(), prefix.clone());
+        let (b, p) = (agency.clone(), inner);
         let mut rows = self
             .0
             .index
@@ -388,7 +419,7 @@ impl S3 for GatewayS3 {
         let contents: Vec<Object> = rows
             .into_iter()
             .map(|r| Object {
-                key: Some(r.key.clone()),
+                key: Some(format!("{agency}/{}", r.key)),
                 size: Some(r.size as i64),
                 last_modified: Some(timestamp(r.received_ms)),
                 e_tag: Some(etag(&r)),
@@ -423,8 +454,7 @@ impl S3 for GatewayS3 {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let who = principal(&req)?;
         let akid = writer(&req);
-        let input = req.input;
-        let (bucket, key) = (input.bucket, input.key);
+        let (bucket, key) = locate(&req.input.key)?;
         let Some(row) = self
             .0
             .index
@@ -440,7 +470,7 @@ impl S3 for GatewayS3 {
         let exempt = match who {
             Principal::Maintenance => own && MAINTENANCE_OWN.iter().any(|p| key.starts_with(p)),
             // An agent's own benchmark scratch (access allowed no other).
-            Principal::Agent { .. } => own && key.starts_with(SCRATCH),
+            Principal::Agent { .. } => own && is_scratch(&key),
             _ => false,
         };
         if !exempt && who != Principal::Maintenance {
@@ -509,5 +539,26 @@ impl GatewayS3 {
             .await
             .map_err(|e| internal("reading the index", e))?
             .ok_or_else(|| s3_error!(NoSuchKey))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_scratch;
+
+    #[test]
+    fn only_benchmark_scratch_is_scratch() {
+        assert!(is_scratch("benchmark/run1/obj-1"));
+        assert!(is_scratch("repo/benchmark/run1/obj-1"));
+        for not in [
+            "repo/data/ab/cd",
+            "benchmark/run1",
+            "benchmark/x/y/z",
+            "repo/benchmark/index/abc",
+            "repo/benchmark/snapshots/abc",
+            "config",
+        ] {
+            assert!(!is_scratch(not), "{not}");
+        }
     }
 }

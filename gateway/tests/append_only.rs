@@ -113,7 +113,7 @@ impl Gw {
 
     fn url(&self, agency: &str) -> String {
         format!(
-            "s3://{agency}/repo?endpoint=http://{}&region=garage",
+            "s3://pulih/{agency}/repo?endpoint=http://{}&region=garage",
             self.addr
         )
     }
@@ -269,7 +269,7 @@ async fn append_only_one_agents_credentials_and_key_cannot_read_destroy_replace_
 
     // Another agency's bucket: no listing, reading, writing or deleting.
     let other = gw.store("disdik", &agent("dinkes", "sipkd"));
-    refused("list disdik", other.list("").await, "no access to bucket");
+    refused("list disdik", other.list("").await, "no access to agency");
     refused("read disdik", other.get("config").await, "no access");
     refused(
         "write disdik",
@@ -277,6 +277,33 @@ async fn append_only_one_agents_credentials_and_key_cannot_read_destroy_replace_
         "no access",
     );
     refused("delete disdik", other.delete("config").await, "no access");
+    // Nor outside any agency's prefix, or in another bucket.
+    let whole = Store::open_with(
+        &format!("s3://pulih?endpoint=http://{}&region=garage", gw.addr),
+        false,
+        Some((&me_akid(), &gw.key.secret(&me_akid()))),
+    )
+    .unwrap();
+    refused(
+        "list the whole bucket",
+        whole.list("").await,
+        "names its agency",
+    );
+    refused(
+        "write outside a prefix",
+        whole.put("x", b"x".to_vec().into()).await,
+        "AGENCY/KEY",
+    );
+    let elsewhere = Store::open_with(
+        &format!(
+            "s3://garage-bucket/dinkes?endpoint=http://{}&region=garage",
+            gw.addr
+        ),
+        false,
+        Some((&me_akid(), &gw.key.secret(&me_akid()))),
+    )
+    .unwrap();
+    assert!(elsewhere.list("").await.is_err());
     // Nor by naming itself something else: the secret is the gateway's.
     let me = agent("dinkes", "sipkd").access_key_id().unwrap();
     let as_reader = reader("disdik").access_key_id().unwrap();
@@ -405,9 +432,76 @@ async fn forged(store: &Store, key: &AgentKey, text: &str, tags: &[&str]) -> Fil
     f.snapshot(store, root, tags, "2099-01-01T00:00:00Z").await
 }
 
+fn me_akid() -> String {
+    agent("dinkes", "sipkd").access_key_id().unwrap()
+}
+
 fn time_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+/// A write the gateway never acknowledged (it stopped between reserving
+/// the key and committing it) leaves nothing: at the next start the
+/// upstream object is removed and the key is free; a delete it had begun
+/// is finished. Upstream here is a directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cut_off_by_a_stop_leaves_nothing_and_a_begun_delete_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    secret_file(&d.join("gateway.key"), &GatewayKey::generate());
+    let config = d.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{d}/state\"\nkey_file = \"{d}/gateway.key\"\nupstream = \"{d}/up\"\n\
+             [[agency]]\nname = \"dinkes\"\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    // As a stop would leave them: a reserved key whose bytes reached the
+    // upstream store, and a committed object marked for deletion.
+    let index = pulih_gateway::index::Index::open(&d.join("state")).unwrap();
+    std::fs::create_dir_all(d.join("up/dinkes/repo/data")).unwrap();
+    std::fs::write(d.join("up/dinkes/repo/data/half"), b"half").unwrap();
+    std::fs::write(d.join("up/dinkes/repo/data/gone"), b"gone").unwrap();
+    index
+        .reserve("dinkes", "repo/data/half", 4, "w", None, 1)
+        .unwrap();
+    index
+        .reserve("dinkes", "repo/data/gone", 4, "w", None, 1)
+        .unwrap();
+    index
+        .commit(
+            "dinkes",
+            &pulih_gateway::index::Row {
+                key: "repo/data/gone".into(),
+                size: 4,
+                etag: "e".into(),
+                sha256: "s".into(),
+                writer: "w".into(),
+                received_ms: 1,
+            },
+            4,
+        )
+        .unwrap();
+    index.mark_deleting("dinkes", "repo/data/gone").unwrap();
+    assert_eq!(index.unfinished().unwrap().len(), 2);
+    drop(index);
+
+    let gw = Gw::run(dir, config).await;
+    assert!(!gw.dir.path().join("up/dinkes/repo/data/half").exists());
+    assert!(!gw.dir.path().join("up/dinkes/repo/data/gone").exists());
+    let store = gw.store("dinkes", &reader("dinkes"));
+    assert!(store.list("").await.unwrap().is_empty());
+    // The key is free again.
+    store
+        .put("data/half", b"whole".to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(&store.get("data/half").await.unwrap()[..], b"whole");
+    gw.stop.cancel();
 }

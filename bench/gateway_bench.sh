@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The append-only gateway's cost (issue 20): the same `pulih repo backup`
+# (initial, of one corpus) and `pulih repo restore` against Garage direct
+# and through `pulih drc serve` (HTTPS, loopback, in front of the same
+# Garage), alternating, in one run.
+#
+#   bench/gateway_bench.sh WORKDIR [--size BYTES] [--runs N]
+#
+# Needs garage (docs: ../shared/TOOLS.md), openssl (the test CA), python3.
+# Prints a Markdown table: wall seconds (median), MB/s of the corpus,
+# Garage's and the gateway's CPU seconds per run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+work=${1:?usage: gateway_bench.sh WORKDIR [--size BYTES] [--runs N]}; shift
+size=$((1 << 30)); runs=3
+while [ $# -gt 0 ]; do
+  case $1 in
+    --size) size=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    *) echo "unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+pulih=${PULIH:-$here/../target/release/pulih}
+[ -x "$pulih" ] || { echo "build it first: cargo build --release -p pulih" >&2; exit 1; }
+command -v garage >/dev/null || { echo "needs garage (../shared/TOOLS.md)" >&2; exit 1; }
+rm -rf "$work/gw-run"; run=$work/gw-run; mkdir -p "$run"
+corpus=$work/gw-corpus
+[ -d "$corpus" ] || python3 "$here/make_corpus.py" build "$corpus" --size "$size" --seed 7 >/dev/null
+bytes=$(du -sb "$corpus" | cut -f1)
+
+. "$here/garage.sh"
+gw_pid=
+cleanup() { [ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null; garage_stop; }
+trap cleanup EXIT
+garage_start "$run/garage" bench-direct bench-gw
+
+# The gateway: TLS from a throwaway CA, Garage upstream (its own bucket).
+cd "$run"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
+  -keyout ca.key -out ca.pem 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+  -keyout gw.key -out gw.csr 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' > san.ext
+openssl x509 -req -in gw.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out gw.pem 2>/dev/null
+chmod 600 gw.key
+printf '%s\n' "$AWS_ACCESS_KEY_ID" > up-id; printf '%s\n' "$AWS_SECRET_ACCESS_KEY" > up-secret; chmod 600 up-id up-secret
+"$pulih" drc gateway-key --out gw-key 2>/dev/null
+cat > gateway.toml <<TOML
+listen = "127.0.0.1:0"
+tls_cert_file = "$run/gw.pem"
+tls_key_file = "$run/gw.key"
+state_dir = "$run/gw-state"
+key_file = "$run/gw-key"
+upstream = "s3://bench-gw/?endpoint=http://$garage_endpoint&region=garage"
+upstream_access_key_id_file = "$run/up-id"
+upstream_secret_access_key_file = "$run/up-secret"
+[[agency]]
+name = "bench"
+TOML
+"$pulih" drc serve --config gateway.toml > gw.out 2> gw.log &
+gw_pid=$!
+for _ in $(seq 100); do grep -q '^gateway: ' gw.out 2>/dev/null && break; sleep 0.1; done
+gw_endpoint=$(sed -n 's/^gateway: //p' gw.out)
+[ -n "$gw_endpoint" ] || { cat gw.log >&2; exit 1; }
+"$pulih" drc credential --key-file gw-key --reader bench --out-dir cred >/dev/null 2>&1
+printf 'bench gateway\n' > pass; chmod 600 pass
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+declare -A wall
+leg() { # leg NAME RUN: init, initial backup, restore; appends "name step secs garage_s gw_s"
+  local name=$1 n=$2 url
+  case $name in
+    direct) url="s3://bench-direct/r$n?endpoint=http://$garage_endpoint&region=garage"
+            env_args=() ;;
+    gateway) url="s3://pulih/bench/r$n?endpoint=$gw_endpoint&ca=$run/ca.pem"
+            env_args=(PULIH_S3_ACCESS_KEY_ID_FILE="$run/cred/access-key-id" PULIH_S3_SECRET_ACCESS_KEY_FILE="$run/cred/secret-access-key") ;;
+  esac
+  env "${env_args[@]}" "$pulih" repo init --repo "$url" --passphrase-file pass --agent-key-out "key-$name-$n" >/dev/null
+  for step in backup restore; do
+    local g0 w0 t0 t1
+    g0=$(ticks "$garage_pid"); w0=$(ticks "$gw_pid"); t0=$(date +%s.%N)
+    if [ $step = backup ]; then
+      env "${env_args[@]}" "$pulih" repo backup --repo "$url" --agent-key "key-$name-$n" --cache-dir "cache-$name-$n" --json "$corpus" >/dev/null
+    else
+      rm -rf out; env "${env_args[@]}" "$pulih" repo restore --repo "$url" --passphrase-file pass latest --target out >/dev/null
+    fi
+    t1=$(date +%s.%N)
+    echo "$name $step $(echo "$t1 - $t0" | bc) $(( ($(ticks "$garage_pid") - g0) )) $(( ($(ticks "$gw_pid") - w0) ))" >> results.txt
+  done
+  rm -rf out "cache-$name-$n"
+}
+: > results.txt
+for n in $(seq "$runs"); do
+  if [ $((n % 2)) = 1 ]; then leg direct "$n"; leg gateway "$n"; else leg gateway "$n"; leg direct "$n"; fi
+done
+
+echo "corpus: $bytes bytes ($(find "$corpus" -type f | wc -l) files), $runs alternating runs, $(nproc) cores, garage $garage_version"
+echo
+echo "| path | step | wall s (median) | MB/s | garage CPU s | gateway CPU s |"
+echo "|---|---|---|---|---|---|"
+for name in direct gateway; do for step in backup restore; do
+  python3 - "$name" "$step" "$bytes" "$hz" < results.txt <<'PY'
+import sys, statistics
+name, step, size, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rows = [l.split() for l in sys.stdin if l.split()[:2] == [name, step]]
+w = statistics.median(float(r[2]) for r in rows)
+g = statistics.median(int(r[3]) for r in rows) / hz
+gw = statistics.median(int(r[4]) for r in rows) / hz
+label = "Garage direct (http, loopback)" if name == "direct" else "gateway (https) → Garage"
+print(f"| {label} | {step} | {w:.2f} | {size / w / 1e6:.0f} | {g:.1f} | {gw if name == 'gateway' else 0:.1f} |")
+PY
+done; done
