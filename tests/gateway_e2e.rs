@@ -8,6 +8,8 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use pulih_test_support::agent::{Agent, enroll_token, wait_for_heartbeat};
+use pulih_test_support::controller::Controller;
 use pulih_test_support::docker::{self, Cleanup, images};
 use pulih_test_support::garage::Garage;
 use pulih_test_support::manifests::{self, DISKOMINFO, agency, drc_target, server};
@@ -65,17 +67,16 @@ fn credential(dir: &Path, key: &Path, role: &[&str], name: &str) -> PathBuf {
     out
 }
 
-#[test]
-fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway_over_https() {
-    let garage = Garage::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let image = images::busybox();
-    let svc = format!("pulih-test-gw{}-svc", std::process::id());
-    let mut cleanup = Cleanup::new();
-    cleanup.network(&svc);
-    cleanup.containers_matching(&format!("network={svc}"));
+/// A running `pulih drc serve` (HTTPS with the DKIS CA, Garage upstream,
+/// agency `diskominfo` granting DrcTarget `drc`).
+struct Gw {
+    proc: Proc,
+    endpoint: String,
+    ca: PathBuf,
+    key: PathBuf,
+}
 
+fn start_gateway(dir: &Path, garage: &Garage) -> Gw {
     // The DRC: its gateway key, TLS from the DKIS CA, Garage upstream.
     let gw_key = dir.join("gateway.key");
     run_ok(
@@ -118,6 +119,27 @@ fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway
         .unwrap_or_else(|| panic!("{line}\n{}", gateway.log_text()))
         .to_owned();
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+    Gw {
+        proc: gateway,
+        endpoint,
+        ca,
+        key: gw_key,
+    }
+}
+
+#[test]
+fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway_over_https() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let image = images::busybox();
+    let svc = format!("pulih-test-gw{}-svc", std::process::id());
+    let mut cleanup = Cleanup::new();
+    cleanup.network(&svc);
+    cleanup.containers_matching(&format!("network={svc}"));
+
+    let gw = start_gateway(dir, &garage);
+    let (endpoint, ca, gw_key) = (gw.endpoint.clone(), gw.ca.clone(), gw.key.clone());
     let url = format!(
         "s3://pulih/diskominfo/repo?endpoint={endpoint}&ca={}",
         ca.display()
@@ -314,5 +336,113 @@ fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway
     let rt = tokio::runtime::Runtime::new().unwrap();
     let reports = rt.block_on(direct.list("reports/")).unwrap();
     assert_eq!(reports.len(), 2, "{reports:?}");
-    gateway.child.kill().ok();
+    gw.proc.stop();
+}
+
+/// What to build 1: "per-agent credentials issued at enrolment". A
+/// controller holding the gateway key issues the enrolling agent its
+/// gateway credential; the agent keeps it (0600) and replicates through
+/// the gateway, whose URL is only the DrcTarget's: no S3 credential is in
+/// its environment or configuration.
+#[test]
+fn enrolment_issues_the_agents_gateway_credential_and_it_replicates_through_the_gateway() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let gw = start_gateway(dir, &garage);
+    let query = format!("endpoint={}&ca={}", gw.endpoint, gw.ca.display());
+    let repo = format!("s3://pulih/diskominfo?{query}");
+
+    let walidata = credential(dir, &gw.key, &["--reader", "diskominfo"], "walidata");
+    let pass = dir.join("walidata.pass");
+    write_secret(&pass, "walidata diskominfo\n");
+    run_ok(
+        with(&walidata)
+            .args(["repo", "init", "--repo", &repo, "--passphrase-file"])
+            .arg(&pass),
+    );
+    let key = dir.join("portal.key");
+    run_ok(
+        with(&walidata)
+            .args([
+                "repo",
+                "add-agent-key",
+                "--repo",
+                &repo,
+                "--passphrase-file",
+            ])
+            .arg(&pass)
+            .arg("--out")
+            .arg(&key)
+            .args(["--server", "portal"]),
+    );
+    let src = dir.join("portal");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("index.html"), "<p>layanan publik</p>\n").unwrap();
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &(drc_target(&format!("s3://pulih?{query}"))
+            + &agency(DISKOMINFO, false)
+            + &server("portal", "diskominfo")
+            + &format!("  sources: [{{path: {}}}]\n", src.display())),
+    );
+    let controller = Controller::start(
+        &PULIH,
+        dir,
+        &format!(
+            "pusat_data_subnets = [\"127.0.0.0/8\"]\n[gateway]\nkey_file = {:?}\n",
+            gw.key.display().to_string()
+        ),
+    );
+    controller.apply(&PULIH, &mdir);
+    let (cproc, url, token) = controller.into_parts();
+    let t = enroll_token(PULIH.ops(&url, &token), "portal");
+    let agent = Agent {
+        url: &url,
+        server: "portal",
+        key: &key,
+        dir: dir.join("agent"),
+        extra: String::new(),
+    }
+    .start(&PULIH, &t);
+    wait_for_heartbeat(&PULIH, &url, &token, "portal", &[&agent, &cproc]);
+
+    let kept = dir.join("agent/state/store-credential");
+    let mode = std::fs::metadata(&kept).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert!(
+        c["access_key_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("PLH.agent.diskominfo.portal."),
+        "{c}"
+    );
+    assert!(
+        !agent
+            .log_text()
+            .contains(c["secret_access_key"].as_str().unwrap()),
+        "the secret is in no log"
+    );
+
+    let run = last_json(&run_ok(PULIH.ops(&url, &token).args([
+        "replicate",
+        "portal",
+        "--wait",
+        "--json",
+    ])));
+    assert_eq!(run["state"], "succeeded", "{run}\n{}", agent.log_text());
+    let listed = last_json(&run_ok(
+        with(&walidata)
+            .args(["repo", "snapshots", "--json", "--server", "portal"])
+            .args(["--repo", &repo, "--passphrase-file"])
+            .arg(&pass),
+    ));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    agent.stop();
+    cproc.stop();
+    gw.proc.stop();
 }

@@ -18,7 +18,6 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use pulih_client::{AgentClient as Client, ClientError};
 use pulih_core::repo::{DRC_DRILL_SLOT, ReaderKey};
-use pulih_core::storage::Store;
 use pulih_model::api::{DrcHeartbeatResponse, DrillJob, Facts};
 use pulih_model::drill::{DrillReport, RecoveryKind};
 use tokio::time::Instant;
@@ -202,7 +201,7 @@ impl DrcRole {
             scratch_root: scratch,
         };
         tracing::info!(id = %job.id, server = %job.server, kind = ?job.kind, "drc-drill key used");
-        let store = Store::open(&job.repository, false);
+        let store = crate::pull::enrol::open_store(&self.config.state_dir, &job.repository);
         let report = match (&store, job.kind) {
             _ if let Err(e) = &scratch_ok => drill::not_started(&plan, format!("{e:#}")),
             (Ok(store), RecoveryKind::Failback) => {

@@ -66,6 +66,19 @@ pub struct ControllerConfig {
     /// Retention on the controller's own schedule; off when absent.
     #[serde(default)]
     pub maintenance: Option<MaintenanceConfig>,
+    /// `[gateway]`: issue each enrolling agent (and DRC executor) its
+    /// credential for the append-only DRC gateway.
+    #[serde(default)]
+    pub gateway: Option<GatewayIssuer>,
+}
+
+/// `[gateway]`: the gateway key (`pulih drc gateway-key`, the gateway's
+/// own `key_file`) from which enrolment derives each agent's gateway
+/// credential; no secret is stored and the gateway need not be reachable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayIssuer {
+    pub key_file: PathBuf,
 }
 
 /// `[maintenance]`: forget and prune every agency repository with the
@@ -143,6 +156,7 @@ impl ControllerConfig {
             tls_cert_file: None,
             tls_key_file: None,
             failover_token_file: None,
+            gateway: None,
             approvers: Default::default(),
             maintenance: None,
         }

@@ -19,6 +19,7 @@ pub mod crypto;
 pub mod error;
 pub mod files_cache;
 pub mod forget;
+pub mod gateway_creds;
 pub mod holds;
 pub mod id;
 pub mod index;

@@ -18,7 +18,7 @@
 
 pub mod access;
 pub mod config;
-pub mod creds;
+pub use pulih_core::gateway_creds as creds;
 pub mod index;
 pub mod serve;
 pub mod service;

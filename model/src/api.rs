@@ -100,6 +100,28 @@ pub struct EnrollResponse {
     pub server: String,
     /// The agent's own credential from now on (keep it secret).
     pub credential: String,
+    /// Its credential for the append-only DRC gateway (docs/GATEWAY.md),
+    /// when the controller issues them (`[gateway] key_file`); keep it
+    /// secret. Issued once: a new enrolment issues a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_credential: Option<StoreCredential>,
+}
+
+/// An S3 access key id and secret.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreCredential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for StoreCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret never reaches a log.
+        f.debug_struct("StoreCredential")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What an agent reports about its server on every heartbeat.

@@ -35,7 +35,7 @@ impl PdRole {
             .clone()
             .unwrap_or_else(|| a.repository.clone());
         let outcome: Result<Outcome> = async {
-            let store = pulih_core::storage::Store::open(&repo_url, false)?;
+            let store = crate::pull::enrol::open_store(&self.config.state_dir, &repo_url)?;
             match (job.kind, &job.restore) {
                 (JobKind::Verify, _) => {
                     let key = pulih_core::keys::AgentKey::load(&self.config.agent_key_file)?;

@@ -33,7 +33,7 @@ impl PdRole {
             .unwrap_or_else(|| a.repository.clone());
         let outcome = async {
             let key = pulih_core::keys::AgentKey::load(&self.config.agent_key_file)?;
-            let store = pulih_core::storage::Store::open(&repo, false)?;
+            let store = crate::pull::enrol::open_store(&self.config.state_dir, &repo)?;
             let mut opts =
                 pulih_core::backup::BackupOptions::new(self.hostname.clone(), self.path("cache"));
             opts.tags = vec![format!("server={}", a.server), format!("run={run_key}")];

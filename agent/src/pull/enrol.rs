@@ -11,6 +11,26 @@ use super::facts::Host;
 use crate::state::write_atomic;
 
 const CREDENTIAL: &str = "credential";
+/// The gateway credential enrolment may bring (JSON, mode 0600).
+const STORE_CREDENTIAL: &str = "store-credential";
+
+/// Opens a repository's store with the gateway credential enrolment
+/// brought, if it brought one (docs/GATEWAY.md); otherwise with the
+/// environment's S3 credentials, as before.
+pub fn open_store(state_dir: &Path, url: &str) -> Result<pulih_core::storage::Store> {
+    let path = state_dir.join(STORE_CREDENTIAL);
+    if !path.exists() || !url.starts_with("s3://") {
+        return Ok(pulih_core::storage::Store::open(url, false)?);
+    }
+    let text = pulih_core::storage::read_secret_file(&path)?;
+    let c: pulih_model::api::StoreCredential = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a store credential", path.display()))?;
+    Ok(pulih_core::storage::Store::open_with(
+        url,
+        false,
+        Some((&c.access_key_id, &c.secret_access_key)),
+    )?)
+}
 
 pub(crate) struct Enrolment {
     credential: PathBuf,
@@ -57,6 +77,11 @@ impl Enrolment {
         let token = pulih_core::storage::read_secret_file(token_file)?;
         match client.enroll(token.trim(), host.facts().await).await {
             Ok(r) => {
+                if let Some(c) = &r.store_credential {
+                    let path = self.credential.with_file_name(STORE_CREDENTIAL);
+                    write_atomic(&path, &serde_json::to_vec(c)?)?;
+                    tracing::info!(access_key_id = %c.access_key_id, "gateway credential kept");
+                }
                 write_atomic(&self.credential, r.credential.as_bytes())?;
                 client.set_credential(r.credential);
                 tracing::info!(as_ = %r.server, "enrolled");

@@ -60,14 +60,19 @@ pub async fn enroll(
         TokenCheck::OtherServer => return Err(ApiError::WrongServer),
     }
     let credential = new_token();
+    let store_credential = gateway_credential(&st, &req.server, t)?;
     st.store
         .set_agent_credential(&req.server, &token_hash(&credential), t)
         .map_err(internal)?;
+    let issued = store_credential
+        .as_ref()
+        .map(|c| format!("; gateway credential {}", c.access_key_id))
+        .unwrap_or_default();
     st.store
         .audit(
             &format!("agent:{}", req.server),
             "agent.enroll",
-            &format!("hostname {}", req.facts.hostname),
+            &format!("hostname {}{issued}", req.facts.hostname),
             t,
         )
         .map_err(internal)?;
@@ -75,6 +80,47 @@ pub async fn enroll(
     Ok(Json(EnrollResponse {
         server: req.server,
         credential,
+        store_credential,
+    }))
+}
+
+/// The enrolling agent's (or DRC executor's) gateway credential, when the
+/// controller issues them (`[gateway] key_file`): derived from the gateway
+/// key, its serial the enrolment time, so a new enrolment gets a new one
+/// and the old can be revoked in the gateway's config.
+fn gateway_credential(
+    st: &Shared,
+    server: &str,
+    t: i64,
+) -> Result<Option<pulih_model::api::StoreCredential>, ApiError> {
+    use pulih_core::gateway_creds::{GatewayKey, Principal};
+    let Some(g) = &st.config.gateway else {
+        return Ok(None);
+    };
+    let serial = u32::try_from(t).unwrap_or(u32::MAX);
+    let principal = match server.strip_prefix("drc:") {
+        Some(target) => Principal::Executor {
+            target: target.to_owned(),
+            serial,
+        },
+        None => {
+            let d = st.desired();
+            let Some(s) = d.set.servers.get(server) else {
+                tracing::warn!(%server, "no manifest names this server: no gateway credential issued");
+                return Ok(None);
+            };
+            Principal::Agent {
+                agency: s.spec().perangkat_daerah.clone(),
+                server: server.to_owned(),
+                serial,
+            }
+        }
+    };
+    let akid = principal.access_key_id().expect("an issued principal");
+    let key = GatewayKey::load(&g.key_file).map_err(internal)?;
+    Ok(Some(pulih_model::api::StoreCredential {
+        secret_access_key: key.secret(&akid),
+        access_key_id: akid,
     }))
 }
 

@@ -1,4 +1,6 @@
-//! Issued credentials. An access key id names its holder —
+//! Credentials of the append-only DRC gateway (pulih-gateway,
+//! docs/GATEWAY.md), here so that the controller can issue them at
+//! enrolment. An access key id names its holder —
 //! `PLH.agent.<agency>.<server>.<serial>`, `PLH.reader.<agency>.<serial>`,
 //! `PLH.executor.<target>.<serial>` — and its secret is
 //! HMAC-SHA256(gateway key, access key id), so whoever holds the gateway
@@ -113,17 +115,17 @@ pub struct GatewayKey(hmac::Key);
 
 impl GatewayKey {
     /// Reads a key file: 64 hex digits, readable by its owner only.
-    pub fn load(path: &std::path::Path) -> anyhow::Result<GatewayKey> {
-        let text = pulih_core::storage::read_secret_file(path)?;
+    pub fn load(path: &std::path::Path) -> crate::Result<GatewayKey> {
+        let text = crate::storage::read_secret_file(path)?;
         let bytes = Zeroizing::new(
             hex::decode(text.trim())
                 .ok()
                 .filter(|b| b.len() == 32)
                 .ok_or_else(|| {
-                    anyhow::anyhow!(
+                    crate::Error::Invalid(format!(
                         "{}: a gateway key is 64 hex digits (make one with `pulih drc gateway-key`)",
                         path.display()
-                    )
+                    ))
                 })?,
         );
         Ok(GatewayKey(hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
