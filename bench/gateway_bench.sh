@@ -51,7 +51,7 @@ tls_cert_file = "$run/gw.pem"
 tls_key_file = "$run/gw.key"
 state_dir = "$run/gw-state"
 key_file = "$run/gw-key"
-upstream = "s3://bench-gw/?endpoint=http://$garage_endpoint&region=garage"
+upstream = "s3://bench-gw/?endpoint=http://$garage_endpoint&region=garage&unsigned_payload=true"
 upstream_access_key_id_file = "$run/up-id"
 upstream_secret_access_key_file = "$run/up-secret"
 [[agency]]
@@ -100,10 +100,10 @@ echo
 echo "| path | step | wall s (median) | MB/s | garage CPU s | gateway CPU s |"
 echo "|---|---|---|---|---|---|"
 for name in direct gateway; do for step in backup restore; do
-  python3 - "$name" "$step" "$bytes" "$hz" < results.txt <<'PY'
+  python3 - "$name" "$step" "$bytes" "$hz" "$run/results.txt" <<'PY'
 import sys, statistics
 name, step, size, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rows = [l.split() for l in sys.stdin if l.split()[:2] == [name, step]]
+rows = [l.split() for l in open(sys.argv[5]) if l.split()[:2] == [name, step]]
 w = statistics.median(float(r[2]) for r in rows)
 g = statistics.median(int(r[3]) for r in rows) / hz
 gw = statistics.median(int(r[4]) for r in rows) / hz

@@ -197,6 +197,9 @@ impl Store {
                         .with_endpoint(v.to_string());
                 }
                 "insecure_http" => insecure_http = v == "true",
+                // No SHA-256 of each body in its signature: for a sender
+                // that checked the bytes itself (the gateway, upstream).
+                "unsigned_payload" => b = b.with_unsigned_payload(v == "true"),
                 "ca" => ca = Some(v.to_string()),
                 "region" => b = b.with_region(v.to_string()),
                 "path_style" => b = b.with_virtual_hosted_style_request(v == "false"),
@@ -210,7 +213,7 @@ impl Store {
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown parameter `{other}` (known: endpoint, region, path_style, timeout, insecure_http, ca)"
+                        "unknown parameter `{other}` (known: endpoint, region, path_style, timeout, insecure_http, ca, unsigned_payload)"
                     )));
                 }
             }

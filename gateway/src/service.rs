@@ -148,10 +148,17 @@ fn writer<T>(req: &S3Request<T>) -> String {
         .unwrap_or_default()
 }
 
-/// Reads a request body to its end (at most `len` bytes), hashing it.
-async fn read_body(body: Option<StreamingBlob>, len: u64) -> S3Result<(Bytes, String)> {
+/// Reads a request body to its end (at most `len` bytes) and gives its
+/// SHA-256. A signed payload's hash (`x-amz-content-sha256`, `signed`)
+/// was checked by s3s against the bytes as they came (the last read fails
+/// on a mismatch), so it is not computed a second time.
+async fn read_body(
+    body: Option<StreamingBlob>,
+    len: u64,
+    signed: Option<String>,
+) -> S3Result<(Bytes, String)> {
     let mut buf = BytesMut::with_capacity(len as usize);
-    let mut hash = Sha256::new();
+    let mut hash = signed.is_none().then(Sha256::new);
     if let Some(mut body) = body {
         while let Some(chunk) = body.next().await {
             let chunk =
@@ -162,7 +169,9 @@ async fn read_body(body: Option<StreamingBlob>, len: u64) -> S3Result<(Bytes, St
                     "the body is longer than its Content-Length"
                 ));
             }
-            hash.update(&chunk);
+            if let Some(h) = &mut hash {
+                h.update(&chunk);
+            }
             buf.extend_from_slice(&chunk);
         }
     }
@@ -172,7 +181,19 @@ async fn read_body(body: Option<StreamingBlob>, len: u64) -> S3Result<(Bytes, St
             "the body is shorter than its Content-Length"
         ));
     }
-    Ok((buf.freeze(), hex::encode(hash.finalize())))
+    let sha = match (hash, signed) {
+        (Some(h), _) => hex::encode(h.finalize()),
+        (None, Some(signed)) => signed,
+        (None, None) => unreachable!("a hash or a signed one"),
+    };
+    Ok((buf.freeze(), sha))
+}
+
+/// The payload hash a SigV4 request signed (64 hex digits), if it signed
+/// one (not `UNSIGNED-PAYLOAD` or a streaming form).
+fn signed_payload_hash<T>(req: &S3Request<T>) -> Option<String> {
+    let v = req.headers.get("x-amz-content-sha256")?.to_str().ok()?;
+    (v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())).then(|| v.to_ascii_lowercase())
 }
 
 #[async_trait::async_trait]
@@ -183,6 +204,7 @@ impl S3 for GatewayS3 {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let received_ms = now_ms();
         let writer = writer(&req);
+        let signed = signed_payload_hash(&req);
         let input = req.input;
         let (bucket, key) = locate(&input.key)?;
         let config = self.0.config();
@@ -234,7 +256,7 @@ impl S3 for GatewayS3 {
                 // A resend after a timeout carries the same bytes: answer
                 // as the first write was answered. Anything else would be
                 // an overwrite.
-                let (_, sha) = read_body(input.body, len).await?;
+                let (_, sha) = read_body(input.body, len, signed).await?;
                 if sha == row.sha256 && len == row.size {
                     Ok(S3Response::new(PutObjectOutput {
                         e_tag: Some(etag(&row)),
@@ -252,7 +274,7 @@ impl S3 for GatewayS3 {
                 let store = self.0.upstreams.get(&bucket);
                 let written = async {
                     let store = store?;
-                    let (bytes, sha) = read_body(input.body, len).await?;
+                    let (bytes, sha) = read_body(input.body, len, signed).await?;
                     if let Some(want) = &input.checksum_sha256 {
                         let got = base64::engine::general_purpose::STANDARD
                             .encode(hex::decode(&sha).expect("hex"));
