@@ -74,6 +74,7 @@ struct Gw {
     endpoint: String,
     ca: PathBuf,
     key: PathBuf,
+    tls_key: PathBuf,
 }
 
 fn start_gateway(dir: &Path, garage: &Garage) -> Gw {
@@ -124,6 +125,7 @@ fn start_gateway(dir: &Path, garage: &Garage) -> Gw {
         endpoint,
         ca,
         key: gw_key,
+        tls_key,
     }
 }
 
@@ -442,6 +444,35 @@ fn enrolment_issues_the_agents_gateway_credential_and_it_replicates_through_the_
             .arg(&pass),
     ));
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // No secret of the gateway's in any log of the run: the gateway key,
+    // the issued secrets, Garage's own, the TLS key.
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap().trim().to_owned();
+    let tls_key = read(&gw.tls_key);
+    let secrets = [
+        read(&gw.key),
+        read(&walidata.join("secret-access-key")),
+        c["secret_access_key"].as_str().unwrap().to_owned(),
+        garage.secret.clone(),
+        tls_key.lines().nth(1).unwrap().to_owned(),
+    ];
+    for log in [&gw.proc.log, &cproc.log, &agent.log] {
+        let text = std::fs::read_to_string(log).unwrap();
+        for s in &secrets {
+            assert!(
+                s.len() >= 32 && !text.contains(s.as_str()),
+                "{}",
+                log.display()
+            );
+        }
+    }
+    // The gateway's index is its own to read.
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&dir.join("gw-state")), 0o700);
+    assert_eq!(mode(&dir.join("gw-state/index.sqlite")), 0o600);
     agent.stop();
     cproc.stop();
     gw.proc.stop();

@@ -23,6 +23,8 @@ pub struct Gateway {
     pub(crate) maintenance_secret: RwLock<Option<String>>,
     pub(crate) index: Index,
     pub(crate) upstreams: Upstreams,
+    /// Room for PUT bodies in memory, in KiB (`max_buffered_bytes`).
+    pub(crate) buffered: tokio::sync::Semaphore,
 }
 
 impl Gateway {

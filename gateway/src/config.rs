@@ -59,6 +59,10 @@ pub struct GatewayConfig {
     /// The largest object one PUT may carry, bytes.
     #[serde(default = "default_max_object")]
     pub max_object_bytes: u64,
+    /// The most bytes of PUT bodies held in memory at once (each body is
+    /// read whole before it goes upstream); a PUT waits for room.
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered_bytes: u64,
     /// The one credential that may delete (the controller's maintenance, or
     /// the walidata's own `repo prune`).
     pub maintenance: Option<MaintenanceConfig>,
@@ -102,6 +106,10 @@ fn default_max_object() -> u64 {
     DEFAULT_MAX_OBJECT_BYTES
 }
 
+fn default_max_buffered() -> u64 {
+    1 << 30
+}
+
 impl GatewayConfig {
     pub fn load(path: &Path) -> anyhow::Result<GatewayConfig> {
         let text = std::fs::read_to_string(path)
@@ -130,6 +138,12 @@ impl GatewayConfig {
         }
         if self.max_object_bytes == 0 {
             return Err("max_object_bytes must be more than 0".into());
+        }
+        if self.max_buffered_bytes < self.max_object_bytes || self.max_buffered_bytes > 1 << 40 {
+            return Err(format!(
+                "max_buffered_bytes ({}) must be at least max_object_bytes ({}) and at most 1 TiB",
+                self.max_buffered_bytes, self.max_object_bytes
+            ));
         }
         crate::creds::check_name("bucket", &self.bucket)?;
         let mut seen = BTreeMap::new();

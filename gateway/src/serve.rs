@@ -46,7 +46,9 @@ pub fn open(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
     if config.upstream.starts_with("s3://") {
         pulih_core::storage::Store::open_with(&upstreams.url("check")?, false, None)?;
     }
+    let buffered = tokio::sync::Semaphore::new((config.max_buffered_bytes / 1024) as usize);
     Ok(Arc::new(Gateway {
+        buffered,
         config: RwLock::new(Arc::new(config)),
         key,
         maintenance_secret: RwLock::new(secret),

@@ -156,14 +156,16 @@ async fn read_body(
     body: Option<StreamingBlob>,
     len: u64,
     signed: Option<String>,
+    keep: bool,
 ) -> S3Result<(Bytes, String)> {
-    let mut buf = BytesMut::with_capacity(len as usize);
+    let mut buf = BytesMut::with_capacity(if keep { len as usize } else { 0 });
+    let mut seen = 0u64;
     let mut hash = signed.is_none().then(Sha256::new);
     if let Some(mut body) = body {
         while let Some(chunk) = body.next().await {
             let chunk =
                 chunk.map_err(|e| s3_error!(IncompleteBody, "the request body broke off: {e}"))?;
-            if buf.len() as u64 + chunk.len() as u64 > len {
+            if seen + chunk.len() as u64 > len {
                 return Err(s3_error!(
                     IncompleteBody,
                     "the body is longer than its Content-Length"
@@ -172,10 +174,13 @@ async fn read_body(
             if let Some(h) = &mut hash {
                 h.update(&chunk);
             }
-            buf.extend_from_slice(&chunk);
+            seen += chunk.len() as u64;
+            if keep {
+                buf.extend_from_slice(&chunk);
+            }
         }
     }
-    if buf.len() as u64 != len {
+    if seen != len {
         return Err(s3_error!(
             IncompleteBody,
             "the body is shorter than its Content-Length"
@@ -256,7 +261,7 @@ impl S3 for GatewayS3 {
                 // A resend after a timeout carries the same bytes: answer
                 // as the first write was answered. Anything else would be
                 // an overwrite.
-                let (_, sha) = read_body(input.body, len, signed).await?;
+                let (_, sha) = read_body(input.body, len, signed, false).await?;
                 if sha == row.sha256 && len == row.size {
                     Ok(S3Response::new(PutObjectOutput {
                         e_tag: Some(etag(&row)),
@@ -274,7 +279,15 @@ impl S3 for GatewayS3 {
                 let store = self.0.upstreams.get(&bucket);
                 let written = async {
                     let store = store?;
-                    let (bytes, sha) = read_body(input.body, len, signed).await?;
+                    // Memory for the body: a PUT waits while others hold it.
+                    let kib = u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX);
+                    let _room = self
+                        .0
+                        .buffered
+                        .acquire_many(kib)
+                        .await
+                        .map_err(|e| internal("waiting for buffer room", e))?;
+                    let (bytes, sha) = read_body(input.body, len, signed, true).await?;
                     if let Some(want) = &input.checksum_sha256 {
                         let got = base64::engine::general_purpose::STANDARD
                             .encode(hex::decode(&sha).expect("hex"));
