@@ -12,7 +12,7 @@ mkdir -p bench/results
 echo "# $(nproc) cores, $(uname -r), pulih $(git rev-parse --short HEAD)" | tee "$out"
 for n in ${sizes[@]}; do
   dir=$(mktemp -d)
-  printf 'state_dir = "%s"\nlisten = "127.0.0.1:0"\npusat_data_subnets = ["10.0.0.0/8"]\n' "$dir/state" > "$dir/c.toml"
+  printf 'state_dir = "%s"\nlisten = "127.0.0.1:0"\npusat_data_subnets = ["10.0.0.0/8"]\n# every simulated agent is on loopback: one address\nrate_limit_per_second = 0\n' "$dir/state" > "$dir/c.toml"
   ./target/release/pulih controller --config "$dir/c.toml" > "$dir/out" 2> "$dir/log" &
   pid=$!
   for _ in $(seq 50); do grep -q controller: "$dir/out" 2>/dev/null && break; sleep 0.1; done

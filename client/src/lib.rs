@@ -214,7 +214,8 @@ impl Client {
                 Vec::new(),
             ),
         };
-        if status.is_server_error() {
+        // A 5xx or a rate limit (429): passing, worth another try.
+        if status.is_server_error() || status.as_u16() == 429 {
             Err(ClientError::Failed {
                 status: status.as_u16(),
                 code,

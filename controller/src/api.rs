@@ -168,6 +168,28 @@ fn limited(router: Router<Shared>, limit: usize) -> Router<Shared> {
         .layer(DefaultBodyLimit::max(limit))
 }
 
+/// Refuses a request over its address's rate ([`crate::rate_limit`]).
+async fn rate_limited(
+    axum::extract::State(limiter): axum::extract::State<
+        std::sync::Arc<crate::rate_limit::RateLimiter>,
+    >,
+    peer: Peer,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Err(wait) = limiter.check(peer.0.ip(), std::time::Instant::now()) {
+        let mut r = ApiError::RateLimited(wait.as_millis() as u64 + 1).into_response();
+        let secs = wait.as_secs() + 1;
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(secs),
+        );
+        return r;
+    }
+    next.run(req).await
+}
+
 pub fn router(state: Shared) -> Router {
     let manifests = limited(
         Router::new().route(routes::MANIFESTS, post(manifests::apply)),
@@ -210,7 +232,17 @@ pub fn router(state: Shared) -> Router {
         .route(routes::DRC_DRILL_REPORT, post(drc::report))
         .route(routes::DRC_PLAN_TEARDOWN, post(drc::plan_teardown))
         .route(routes::OPENAPI, get(crate::openapi::serve));
-    let api = manifests.merge(limited(rest, BODY_LIMIT)).with_state(state);
+    let limiter = crate::rate_limit::RateLimiter::new(
+        state.config.rate_limit_per_second,
+        state.config.rate_limit_burst,
+    );
+    let mut api = manifests.merge(limited(rest, BODY_LIMIT)).with_state(state);
+    if let Some(limiter) = limiter {
+        api = api.layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(limiter),
+            rate_limited,
+        ));
+    }
     Router::new()
         .nest(routes::PREFIX, api)
         .route(routes::HEALTHZ, get(|| async { "ok\n" }))

@@ -66,6 +66,12 @@ pub struct ControllerConfig {
     /// Retention on the controller's own schedule; off when absent.
     #[serde(default)]
     pub maintenance: Option<MaintenanceConfig>,
+    /// Requests per second one client address may make (bursts of
+    /// `rate_limit_burst`); over it, 429 `rate_limited`. 0: no limit.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_second: f64,
+    #[serde(default = "default_burst")]
+    pub rate_limit_burst: f64,
     /// `[gateway]`: issue each enrolling agent (and DRC executor) its
     /// credential for the append-only DRC gateway.
     #[serde(default)]
@@ -114,6 +120,14 @@ fn default_grace() -> Duration {
     Duration::from_secs(24 * 3600)
 }
 
+fn default_rate() -> f64 {
+    100.0
+}
+
+fn default_burst() -> f64 {
+    300.0
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7300))
 }
@@ -157,6 +171,8 @@ impl ControllerConfig {
             tls_key_file: None,
             failover_token_file: None,
             gateway: None,
+            rate_limit_per_second: default_rate(),
+            rate_limit_burst: default_burst(),
             approvers: Default::default(),
             maintenance: None,
         }

@@ -19,6 +19,8 @@ pub enum ApiError {
     PayloadTooLarge(Option<usize>),
     #[error("send the body as application/json")]
     UnsupportedMediaType,
+    #[error("too many requests from this address; try again in {0} ms")]
+    RateLimited(u64),
     #[error("missing or malformed `Authorization: Bearer TOKEN` header")]
     Unauthenticated,
     #[error("the token is not valid")]
@@ -61,6 +63,7 @@ impl ApiError {
             InvalidBody(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
             WrongServer => (StatusCode::FORBIDDEN, "wrong_server"),

@@ -17,6 +17,7 @@ pub mod desired;
 pub mod error;
 pub mod maintenance;
 pub mod openapi;
+pub mod rate_limit;
 pub mod recovery;
 pub mod repo_check;
 pub mod state;
@@ -285,5 +286,38 @@ mod private_state_tests {
             cancel.cancel();
             running.task.await.unwrap().unwrap();
         }
+    }
+
+    /// Hardening (issue 20): one address's requests over the rate limit
+    /// get 429 `rate_limited` with a Retry-After, without a token check.
+    #[tokio::test]
+    async fn requests_over_an_addresss_rate_are_refused_with_429() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ControllerConfig::new(dir.path().join("state"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.rate_limit_per_second = 0.5;
+        config.rate_limit_burst = 3.0;
+        let cancel = CancellationToken::new();
+        let running = start(config, cancel.clone()).await.unwrap();
+        let client = reqwest::Client::new();
+        let url = format!("{}/api/v1/servers", running.url);
+        let mut codes = Vec::new();
+        for _ in 0..4 {
+            let r = client
+                .get(&url)
+                .bearer_auth(&running.admin_token)
+                .send()
+                .await
+                .unwrap();
+            codes.push(r.status().as_u16());
+            if r.status().as_u16() == 429 {
+                assert!(r.headers().get("retry-after").is_some());
+                let body: serde_json::Value = r.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "rate_limited");
+            }
+        }
+        assert_eq!(codes, [200, 200, 200, 429]);
+        cancel.cancel();
+        running.task.await.unwrap().unwrap();
     }
 }
