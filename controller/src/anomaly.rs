@@ -28,6 +28,14 @@
 //! ordinary files does (tests/control_e2e.rs `anomaly_…`); (b) also fires
 //! on a legitimate upload of already-compressed data larger than all the
 //! server held, which an operator clears.
+//!
+//! A server that **stopped replicating** is flagged too ([`stopped_sweep`],
+//! every 30 s): one that has replicated before and whose last successful
+//! replication is older than twice its RPO (ransomware that stops the
+//! agent first, a dead server, a broken link). Once per stop: a new
+//! success ends it, an operator's clear acknowledges it. No hold is
+//! written: retention keeps a server's newest snapshots whatever their
+//! age, so a server that writes nothing loses nothing to it.
 
 use pulih_core::maintenance::CheckedSnapshot;
 use pulih_core::storage::Store;
@@ -184,9 +192,138 @@ pub async fn observe(st: &Shared, server: &str, run_key: &str, store: &Store, c:
     );
 }
 
+/// How many RPOs without a successful replication make a server
+/// "stopped": one late run is RPO MISSED, two in a row a signal.
+const STOPPED_AFTER_RPOS: i64 = 2;
+
+/// Why `server` counts as stopped at `now`, if it does: it succeeded at
+/// `last_success` and nothing since, for more than twice `rpo_s`.
+pub fn stopped(now: i64, last_success: i64, rpo_s: i64) -> Option<String> {
+    let late = now - last_success;
+    (late > STOPPED_AFTER_RPOS * rpo_s.max(1)).then(|| {
+        format!(
+            "stopped replicating: the last successful replication was {} ago, more than {STOPPED_AFTER_RPOS} times its RPO of {}",
+            human(late),
+            human(rpo_s)
+        )
+    })
+}
+
+fn human(s: i64) -> String {
+    match s {
+        s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
+        s if s >= 2 * 3600 => format!("{} hours", s / 3600),
+        s if s >= 120 => format!("{} minutes", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// Flags every server that stopped replicating ([`stopped`]), once per
+/// stop (its record is keyed by the last success), with a warning in the
+/// log and an `anomaly.flagged` audit entry.
+pub fn stopped_sweep(st: &Shared, now: i64) {
+    let summaries = match st.store.run_summaries() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the run summaries for the stopped-replication check");
+            return;
+        }
+    };
+    let d = st.desired();
+    for (name, server) in &d.set.servers {
+        let Some(last) = summaries.get(name).and_then(|r| r.last_success) else {
+            continue;
+        };
+        let rpo = crate::desired::rpo_seconds(server.spec()) as i64;
+        let Some(why) = stopped(now, last, rpo) else {
+            continue;
+        };
+        let key = format!("stopped:{name}:{last}");
+        match st.store.record_signals(&key, name, now, "{}", Some(&why)) {
+            Ok(true) => {
+                tracing::warn!(server = %name, %why, "ransomware signal");
+                let _ = st.store.audit(
+                    "controller",
+                    "anomaly.flagged",
+                    &format!("{name}: {why}"),
+                    now,
+                );
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(server = %name, error = %e, "cannot record a stopped server"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_stopped_after_twice_its_rpo_is_flagged_once_and_a_clear_holds() {
+        use crate::recovery::testing::{MANIFESTS, NOW, state};
+        use pulih_model::api::RunResult;
+        use pulih_model::state::RunState;
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(dir.path(), MANIFESTS);
+        let at = |t: i64| {
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .unwrap()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let ok = |t: i64| RunResult {
+            trigger: "schedule".into(),
+            scheduled_for: None,
+            started_at: at(t),
+            finished_at: at(t),
+            state: RunState::Succeeded,
+            snapshot_id: None,
+            files: 1,
+            bytes_read: 1,
+            bytes_new: 1,
+            bytes_stored: 1,
+            duration_s: 1.0,
+            errors: Vec::new(),
+        };
+        let t0 = NOW - 10 * 86_400;
+        st.store
+            .start_run("web", "run-1", "schedule", None, t0)
+            .unwrap();
+        st.store.finish_run("web", "run-1", &ok(t0), t0).unwrap();
+        // A day later (RPO 24 h by default): late, not stopped.
+        stopped_sweep(&st, t0 + 86_400 + 60);
+        assert!(st.store.open_anomalies().unwrap().is_empty());
+        // Past twice the RPO: flagged, with why; a second sweep adds nothing.
+        stopped_sweep(&st, t0 + 3 * 86_400);
+        let open = st.store.open_anomalies().unwrap();
+        let (why, _) = &open["web"];
+        assert!(
+            why.starts_with("stopped replicating: the last successful replication was 3 days ago"),
+            "{why}"
+        );
+        assert!(!open.contains_key("files"), "never replicated: not a stop");
+        stopped_sweep(&st, t0 + 4 * 86_400);
+        assert_eq!(
+            st.store
+                .clear_anomalies("web", "ops", t0 + 4 * 86_400)
+                .unwrap(),
+            1
+        );
+        // Cleared: the same stop is not flagged again.
+        stopped_sweep(&st, t0 + 5 * 86_400);
+        assert!(st.store.open_anomalies().unwrap().is_empty());
+        // It replicates again, then stops again: a new flag.
+        let t1 = t0 + 6 * 86_400;
+        st.store
+            .start_run("web", "run-2", "schedule", None, t1)
+            .unwrap();
+        st.store.finish_run("web", "run-2", &ok(t1), t1).unwrap();
+        stopped_sweep(&st, t1 + 86_400);
+        assert!(st.store.open_anomalies().unwrap().is_empty());
+        stopped_sweep(&st, t1 + 3 * 86_400);
+        assert!(st.store.open_anomalies().unwrap().contains_key("web"));
+    }
 
     fn m(rewritten: f64, new_stored: f64, incompressible: f64) -> Measures {
         Measures {

@@ -9,7 +9,7 @@ pub mod drill;
 pub mod plan;
 pub mod steps;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use pulih_model::manifest::types::RecoveryPlanSpec;
 

@@ -4,7 +4,8 @@
 //!
 //! - `recovery-schedule`, every 30 s: fails recoveries whose DRC executor
 //!   went silent, moves every open plan run on, queues the scheduled
-//!   drills that are due.
+//!   drills that are due, flags servers that stopped replicating
+//!   ([`crate::anomaly::stopped_sweep`]).
 //! - `maintenance-schedule`, on the `[maintenance]` cron (when
 //!   configured): retention and prune of every agency repository.
 //!
@@ -43,6 +44,7 @@ async fn recovery_schedule(st: Shared, w: Worker) {
         }
         plan::advance_all(&st, t);
         drill::queue_scheduled(&st, t);
+        crate::anomaly::stopped_sweep(&st, t);
         w.end(t);
         if !w.sleep(RECOVERY_INTERVAL).await {
             return;
