@@ -58,6 +58,9 @@ enum DrcCommand {
     },
     /// Issue a gateway credential for an agent, a walidata or an executor.
     Credential(crate::gateway::CredentialArgs),
+    /// Take an agency's existing repository (its objects already in the
+    /// upstream store) into the gateway's index.
+    GatewayImport(crate::gateway::ImportArgs),
     /// Issue a one-time enrolment token for a DRC target's executor.
     EnrollToken {
         /// The DrcTarget (manifest name).
@@ -256,6 +259,7 @@ pub async fn run(a: DrcArgs) -> Result<u8> {
         DrcCommand::Serve(a) => crate::gateway::serve(a).await,
         DrcCommand::GatewayKey { out } => crate::gateway::keygen(&out),
         DrcCommand::Credential(a) => crate::gateway::credential(a),
+        DrcCommand::GatewayImport(a) => crate::gateway::import(a).await,
         DrcCommand::Keygen { out } => {
             let (text, recipient) = pulih_core::keys::new_identity_file();
             crate::repo::write_secret(&out, &text)?;

@@ -113,3 +113,23 @@ pub fn credential(a: CredentialArgs) -> Result<u8> {
     );
     Ok(exit::OK)
 }
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The gateway's TOML configuration.
+    #[arg(long, env = "PULIH_GATEWAY_CONFIG", value_name = "FILE")]
+    config: PathBuf,
+    /// The agency whose existing objects (under `<upstream>/AGENCY/`) to
+    /// take into the gateway's index.
+    agency: String,
+}
+
+pub async fn import(a: ImportArgs) -> Result<u8> {
+    let gw = pulih_gateway::serve::open(&a.config)?;
+    let (n, bytes) = pulih_gateway::import::import(&gw, &a.agency).await?;
+    println!(
+        "{n} objects ({bytes} bytes) of {} taken into the index, received at the upstream store's own times",
+        a.agency
+    );
+    Ok(exit::OK)
+}

@@ -25,6 +25,9 @@ pub struct Gateway {
     pub(crate) upstreams: Upstreams,
     /// Room for PUT bodies in memory, in KiB (`max_buffered_bytes`).
     pub(crate) buffered: tokio::sync::Semaphore,
+    /// The latest time of receipt given to an object (ms): a clock now
+    /// behind it ran backwards, and no delete is trusted to it.
+    pub(crate) latest_receipt: std::sync::atomic::AtomicI64,
 }
 
 impl Gateway {

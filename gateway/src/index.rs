@@ -331,6 +331,39 @@ impl Index {
         })
     }
 
+    /// Adds committed rows for objects the index does not list (an
+    /// import); returns how many were added and their bytes.
+    pub fn import(&self, bucket: &str, rows: &[Row]) -> Result<(usize, u64)> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let (mut n, mut bytes) = (0, 0);
+            for r in rows {
+                n_added(
+                    tx.execute(
+                        "INSERT OR IGNORE INTO objects (bucket, key, state, size, etag, sha256, writer, received_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            bucket,
+                            r.key,
+                            COMMITTED,
+                            r.size as i64,
+                            r.etag,
+                            r.sha256,
+                            r.writer,
+                            r.received_ms
+                        ],
+                    )?,
+                    r.size,
+                    &mut n,
+                    &mut bytes,
+                );
+            }
+            add_usage(&tx, bucket, bytes as i64)?;
+            tx.commit()?;
+            Ok((n, bytes))
+        })
+    }
+
     /// Rows left pending or deleting by a stop, for recovery at start.
     pub fn unfinished(&self) -> Result<Vec<Unfinished>> {
         self.with(|c| {
@@ -351,9 +384,28 @@ impl Index {
         })
     }
 
+    /// The latest receive time the index holds (ms), 0 when empty: what
+    /// the gateway's clock said last.
+    pub fn latest_receipt(&self) -> Result<i64> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT COALESCE(MAX(received_ms), 0) FROM objects",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
     /// Bytes a bucket holds or has reserved.
     pub fn usage(&self, bucket: &str) -> Result<u64> {
         self.with(|c| usage_in(c, bucket))
+    }
+}
+
+fn n_added(inserted: usize, size: u64, n: &mut usize, bytes: &mut u64) {
+    if inserted == 1 {
+        *n += 1;
+        *bytes += size;
     }
 }
 

@@ -19,6 +19,7 @@
 pub mod access;
 pub mod config;
 pub use pulih_core::gateway_creds as creds;
+pub mod import;
 pub mod index;
 pub mod serve;
 pub mod service;

@@ -47,7 +47,9 @@ pub fn open(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
         pulih_core::storage::Store::open_with(&upstreams.url("check")?, false, None)?;
     }
     let buffered = tokio::sync::Semaphore::new((config.max_buffered_bytes / 1024) as usize);
+    let latest_receipt = std::sync::atomic::AtomicI64::new(index.latest_receipt()?);
     Ok(Arc::new(Gateway {
+        latest_receipt,
         buffered,
         config: RwLock::new(Arc::new(config)),
         key,

@@ -51,6 +51,10 @@ fn locate(key: &str) -> S3Result<(String, String)> {
 /// floor when, and only when, the maintenance credential wrote them.
 const MAINTENANCE_OWN: &[&str] = &["locks/", "holds/"];
 
+/// How far the clock may stand behind the latest receipt before deletes
+/// stop: more is a clock that ran backwards.
+const CLOCK_SLACK_MS: i64 = 5 * 60 * 1000;
+
 /// The most keys one listing page carries.
 const MAX_KEYS: usize = 1000;
 
@@ -330,6 +334,9 @@ impl S3 for GatewayS3 {
                     .run(move |ix| ix.commit(&b, &r2, len))
                     .await
                     .map_err(|e| internal("committing an object to the index", e))?;
+                self.0
+                    .latest_receipt
+                    .fetch_max(received_ms, std::sync::atomic::Ordering::Relaxed);
                 Ok(S3Response::new(PutObjectOutput {
                     e_tag: Some(etag(&row)),
                     size: Some(len as i64),
@@ -500,6 +507,17 @@ impl S3 for GatewayS3 {
             return Ok(S3Response::new(DeleteObjectOutput::default()));
         };
         let floor = self.0.config().retention_floor();
+        let latest = self
+            .0
+            .latest_receipt
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now_ms() + CLOCK_SLACK_MS < latest {
+            tracing::error!(%bucket, %key, latest_ms = latest, "refused a delete: the clock ran backwards");
+            return Err(s3_error!(
+                AccessDenied,
+                "the gateway's clock stands behind the latest receipt it gave: it ran backwards, and no delete is trusted to it until it is right"
+            ));
+        }
         let age = Duration::from_millis((now_ms() - row.received_ms).max(0) as u64);
         let own = row.writer == akid;
         let exempt = match who {

@@ -505,3 +505,60 @@ async fn a_write_cut_off_by_a_stop_leaves_nothing_and_a_begun_delete_is_finished
     assert_eq!(&store.get("data/half").await.unwrap()[..], b"whole");
     gw.stop.cancel();
 }
+
+/// The floor is measured on the gateway's clock; a clock set back (behind
+/// the latest receipt it gave) stops every delete rather than trust it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_that_ran_backwards_stops_every_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    secret_file(&d.join("gateway.key"), &GatewayKey::generate());
+    secret_file(&d.join("maint-secret"), MAINT_SECRET);
+    let config = d.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{d}/state\"\nkey_file = \"{d}/gateway.key\"\nupstream = \"{d}/up\"\n\
+             retention_floor_days = 0\n\
+             [maintenance]\naccess_key = \"{MAINT_AKID}\"\nsecret_file = \"{d}/maint-secret\"\n\
+             [[agency]]\nname = \"dinkes\"\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    let gw = Gw::run(dir, config).await;
+    let maint = gw.store_as("dinkes", MAINT_AKID, MAINT_SECRET);
+    maint.put("old", b"1".to_vec().into()).await.unwrap();
+    maint.delete("old").await.unwrap();
+    maint.put("old", b"1".to_vec().into()).await.unwrap();
+    // As if the clock had been an hour ahead when this was received.
+    let index = pulih_gateway::index::Index::open(&gw.dir.path().join("state")).unwrap();
+    let ahead = time_now() * 1000 + 3_600_000;
+    index
+        .reserve("dinkes", "repo/later", 1, "w", None, ahead)
+        .unwrap();
+    index
+        .commit(
+            "dinkes",
+            &pulih_gateway::index::Row {
+                key: "repo/later".into(),
+                size: 1,
+                etag: "e".into(),
+                sha256: "s".into(),
+                writer: "w".into(),
+                received_ms: ahead,
+            },
+            1,
+        )
+        .unwrap();
+    drop(index);
+    let gw = {
+        gw.stop.cancel();
+        gw.task.await.unwrap().unwrap();
+        Gw::run(gw.dir, gw.config).await
+    };
+    let maint = gw.store_as("dinkes", MAINT_AKID, MAINT_SECRET);
+    refused("delete", maint.delete("old").await, "ran backwards");
+    assert_eq!(maint.list("").await.unwrap().len(), 2);
+    gw.stop.cancel();
+}
