@@ -46,10 +46,15 @@ fn locate(key: &str) -> S3Result<(String, String)> {
         .ok_or_else(|| s3_error!(AccessDenied, "object keys here are AGENCY/KEY"))
 }
 
-/// Keys of objects the maintenance credential writes and deletes itself
-/// within minutes (prune's lock records, anomaly holds): exempt from the
-/// floor when, and only when, the maintenance credential wrote them.
-const MAINTENANCE_OWN: &[&str] = &["locks/", "holds/"];
+/// Whether `key` (within an agency, after its repository's prefix) is one
+/// of the records the maintenance credential writes and deletes itself
+/// within days — prune's lock records (`locks/…`), anomaly holds
+/// (`holds/…`): exempt from the floor when, and only when, the
+/// maintenance credential wrote them.
+fn maintenance_record(key: &str) -> bool {
+    let s: Vec<&str> = key.split('/').collect();
+    s.len() >= 2 && matches!(s[s.len() - 2], "locks" | "holds")
+}
 
 /// How far the clock may stand behind the latest receipt before deletes
 /// stop: more is a clock that ran backwards.
@@ -521,7 +526,7 @@ impl S3 for GatewayS3 {
         let age = Duration::from_millis((now_ms() - row.received_ms).max(0) as u64);
         let own = row.writer == akid;
         let exempt = match who {
-            Principal::Maintenance => own && MAINTENANCE_OWN.iter().any(|p| key.starts_with(p)),
+            Principal::Maintenance => own && maintenance_record(&key),
             // An agent's own benchmark scratch (access allowed no other).
             Principal::Agent { .. } => own && is_scratch(&key),
             _ => false,
@@ -598,6 +603,17 @@ impl GatewayS3 {
 #[cfg(test)]
 mod tests {
     use super::is_scratch;
+
+    #[test]
+    fn maintenance_records_are_the_last_two_segments() {
+        use super::maintenance_record;
+        assert!(maintenance_record("repo/locks/prune-ab"));
+        assert!(maintenance_record("locks/moves-ab"));
+        assert!(maintenance_record("a/b/holds/cd"));
+        assert!(!maintenance_record("repo/snapshots/ab"));
+        assert!(!maintenance_record("repo/locks/x/y"));
+        assert!(!maintenance_record("locks"));
+    }
 
     #[test]
     fn only_benchmark_scratch_is_scratch() {

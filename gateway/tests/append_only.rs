@@ -362,6 +362,37 @@ async fn append_only_one_agents_credentials_and_key_cannot_read_destroy_replace_
     );
     assert_eq!(walidata.list("snapshots/").await.unwrap().len(), 3);
 
+    // The controller's maintenance (forget and prune, keep 1) through the
+    // gateway, now and again past the prune's grace: it finishes, keeps
+    // what the floor keeps, and leaves a repository that verifies and
+    // restores (its own lock records it may delete).
+    let (mk, _) = pulih_core::keys::MaintenanceKeyFile::new(repo.config.repo_id, &keys.master);
+    let maint_repo = pulih_core::repo::Repo::open(gw.store_as("dinkes", MAINT_AKID, MAINT_SECRET))
+        .await
+        .unwrap();
+    for days in [0, 2] {
+        let report = pulih_core::maintenance::run(
+            &maint_repo,
+            &mk,
+            &|_: Option<&str>| Some(keep_one.clone()),
+            time::UtcOffset::UTC,
+            true,
+            &pulih_core::prune::PruneOptions {
+                now: time_now() + days * 86_400,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.forgotten, 0, "{report:?}");
+    }
+    assert_eq!(walidata.list("snapshots/").await.unwrap().len(), 3);
+    let rd = Reader::open(walidata.clone(), "sandi").await.unwrap();
+    let verified = pulih_core::verify::verify(&rd, None).await.unwrap();
+    assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+    let again = dir.path().join("restored-again");
+    support::restore_all(&rd, &latest, &again).await;
+
     // The floor is the gateway's own config: lowered there (and only
     // there), the maintenance credential deletes.
     gw.reconfigure(&garage, "retention_floor_days = 0");
@@ -374,6 +405,37 @@ async fn append_only_one_agents_credentials_and_key_cannot_read_destroy_replace_
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(walidata.list("snapshots/").await.unwrap().len(), 2);
+    // With the floor at 0 the maintenance forgets and prunes through the
+    // gateway: the forged snapshot's packs go, its own lock records too,
+    // and the victim's newest still verifies and restores.
+    for days in [0, 2] {
+        let report = pulih_core::maintenance::run(
+            &maint_repo,
+            &mk,
+            &|_: Option<&str>| Some(keep_one.clone()),
+            time::UtcOffset::UTC,
+            true,
+            &pulih_core::prune::PruneOptions {
+                now: time_now() + days * 86_400,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.kept_by_store, 0, "{report:?}");
+        if days == 2 {
+            assert!(report.deleted_packs > 0, "{report:?}");
+        }
+    }
+    assert_eq!(walidata.list("snapshots/").await.unwrap().len(), 1);
+    let locks = maint_repo.store.list("locks/").await.unwrap();
+    assert!(locks.is_empty(), "its own records went: {locks:?}");
+    let rd = Reader::open(walidata.clone(), "sandi").await.unwrap();
+    let verified = pulih_core::verify::verify(&rd, None).await.unwrap();
+    assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+    let own = server_snapshots(&rd, "simpus", Role::Agent).await.unwrap();
+    let newest = pulih_core::repo::pick_snapshot(own.snapshots, "latest").unwrap();
+    support::restore_all(&rd, &newest, &dir.path().join("restored-last")).await;
 
     // Revoked: the attacker's credential stops working; the victim's goes on.
     gw.reconfigure(&garage, &format!("revoked = [\"{me}\"]"));
@@ -407,8 +469,8 @@ async fn append_only_one_agents_credentials_and_key_cannot_read_destroy_replace_
     )
     .unwrap();
     assert_eq!(
-        direct.get(&real_key).await.unwrap(),
-        real_bytes,
+        direct.get("config").await.unwrap(),
+        walidata.get("config").await.unwrap(),
         "forwarded as is"
     );
     let before = walidata.list("").await.unwrap();
