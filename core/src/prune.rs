@@ -165,6 +165,10 @@ pub async fn prune(reader: &Reader, opts: &PruneOptions) -> Result<PruneReport> 
         let needed = |space: SpaceId, p: &PackId, h: &PackHeader| {
             let live = reader.index(space);
             hold.holds(space)
+                // An index the store refused to delete still lists it:
+                // deleting the pack would leave that index naming blobs
+                // that are gone (see maintenance.rs).
+                || reader.indexes.indexed_packs.contains(p)
                 || h.entries.iter().any(|e| {
                     used.get(&space).is_some_and(|u| u.contains(&e.id))
                         && live.is_none_or(|i| i.lookup(&e.id).is_none_or(|l| l.pack == *p))
@@ -349,8 +353,10 @@ async fn phase1(
         .await?;
     }
     for (id, space) in &reader.indexes.files {
+        // One the store refuses to delete (an append-only gateway's floor)
+        // stays; its condemned packs are then kept (above).
         if !hold.holds(*space) {
-            store.delete(&layout::index(id)).await?;
+            store.delete_if_allowed(&layout::index(id)).await?;
         }
     }
     report.held_back = hold.into_notes();

@@ -103,9 +103,13 @@ const SERVED: &[&str] = &[
 /// Refuses a key the gateway does not store: the engine's keys are short
 /// printable ASCII paths.
 pub fn check_key(key: &str) -> S3Result<()> {
+    // Only what the engine's keys use: no byte the upstream store would
+    // encode (a directory upstream names `~` as `%7E`).
     let ok = !key.is_empty()
         && key.len() <= 1024
-        && key.bytes().all(|b| (0x21..0x7f).contains(&b))
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'='))
         && key
             .split('/')
             .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
@@ -114,7 +118,7 @@ pub fn check_key(key: &str) -> S3Result<()> {
     } else {
         Err(s3_error!(
             InvalidArgument,
-            "object key `{}` is not one the gateway stores (printable ASCII path segments, no `.`/`..`, at most 1024 bytes)",
+            "object key `{}` is not one the gateway stores (letters, digits and `-_.=` in `/`-separated segments, no `.`/`..`, at most 1024 bytes)",
             key.escape_debug()
         ))
     }
@@ -142,23 +146,31 @@ impl S3Access for Access {
         let Some(creds) = cx.credentials() else {
             return Err(s3_error!(AccessDenied, "a signed request is required"));
         };
-        // SigV2 and presigned URLs: a URL that can be replayed by whoever
-        // sees it, and an older signature; the engine uses neither.
+        // Only SigV4 in the Authorization header, for service s3, with one
+        // payload hash: no SigV2, no presigned URL (replayable by whoever
+        // sees it), no `sts` scope (s3s then checks the body differently),
+        // no second x-amz-content-sha256 (s3s checks only a single one,
+        // and the gateway records it as the object's hash).
         let auth_header = cx
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let query = cx.uri().query().unwrap_or("");
-        if auth_header.starts_with("AWS ")
-            || query.contains("X-Amz-Signature=")
-            || query.contains("Signature=")
+        let scope_service = auth_header
+            .split("Credential=")
+            .nth(1)
+            .and_then(|c| c.split([',', ' ']).next())
+            .and_then(|c| c.split('/').nth(3));
+        if !auth_header.starts_with("AWS4-HMAC-SHA256 ")
+            || scope_service != Some("s3")
+            || cx.headers().get_all("x-amz-content-sha256").iter().count() > 1
         {
             return Err(s3_error!(
                 AccessDenied,
-                "only SigV4 header-signed requests are accepted"
+                "only SigV4 requests signed in the Authorization header for service s3 are accepted"
             ));
         }
+        let query = cx.uri().query().unwrap_or("");
         let Some(principal) = self.0.principal(&creds.access_key) else {
             return Err(s3_error!(InvalidAccessKeyId));
         };
@@ -218,6 +230,17 @@ impl S3Access for Access {
             check_key(key)?;
         }
         match op {
+            "PutObject"
+                if principal != Principal::Maintenance
+                    && key
+                        .as_deref()
+                        .is_some_and(crate::service::maintenance_record) =>
+            {
+                return Err(s3_error!(
+                    AccessDenied,
+                    "{principal} may not write prune or hold records: only the maintenance credential does"
+                ));
+            }
             "PutObject" if cx.headers().contains_key("if-match") => {
                 return Err(s3_error!(
                     PreconditionFailed,

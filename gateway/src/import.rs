@@ -21,6 +21,10 @@ pub async fn import(gw: &Gateway, agency: &str) -> anyhow::Result<(usize, u64)> 
         .get(agency)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listed = store.list("").await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     let rows: Vec<Row> = listed
         .into_iter()
         .filter(|o| crate::access::check_key(&o.key).is_ok())
@@ -30,7 +34,9 @@ pub async fn import(gw: &Gateway, agency: &str) -> anyhow::Result<(usize, u64)> 
             size: o.size,
             sha256: String::new(),
             writer: IMPORTED.into(),
-            received_ms: o.modified.saturating_mul(1000),
+            // Never ahead of now: a future time would stop every delete
+            // (a clock that ran backwards, as far as the gateway can tell).
+            received_ms: o.modified.saturating_mul(1000).min(now_ms),
         })
         .collect();
     let agency = agency.to_owned();

@@ -46,7 +46,7 @@ pub fn open(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
     if config.upstream.starts_with("s3://") {
         pulih_core::storage::Store::open_with(&upstreams.url("check")?, false, None)?;
     }
-    let buffered = tokio::sync::Semaphore::new((config.max_buffered_bytes / 1024) as usize);
+    let buffered = tokio::sync::Semaphore::new(config.max_buffered_bytes.div_ceil(1024) as usize);
     let latest_receipt = std::sync::atomic::AtomicI64::new(index.latest_receipt()?);
     Ok(Arc::new(Gateway {
         latest_receipt,
@@ -133,6 +133,17 @@ pub fn service(gw: &Arc<Gateway>) -> s3s::service::S3Service {
     let mut builder = S3ServiceBuilder::new(GatewayS3(gw.clone()));
     builder.set_auth(Auth(gw.clone()));
     builder.set_access(Access(gw.clone()));
+    // POST form uploads are refused, but s3s reads a form before any
+    // access check: give it no room (its default is 5 GiB per request).
+    let mut config = s3s::config::S3Config::default();
+    config.post_object_max_file_size = 0;
+    config.form_max_field_size = 1024;
+    config.form_max_fields_size = 4096;
+    config.form_max_parts = 8;
+    config.xml_max_body_size = 64 * 1024;
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        config,
+    ))));
     builder.build()
 }
 

@@ -51,7 +51,7 @@ fn locate(key: &str) -> S3Result<(String, String)> {
 /// within days — prune's lock records (`locks/…`), anomaly holds
 /// (`holds/…`): exempt from the floor when, and only when, the
 /// maintenance credential wrote them.
-fn maintenance_record(key: &str) -> bool {
+pub fn maintenance_record(key: &str) -> bool {
     let s: Vec<&str> = key.split('/').collect();
     s.len() >= 2 && matches!(s[s.len() - 2], "locks" | "holds")
 }
@@ -120,6 +120,25 @@ impl Upstreams {
 }
 
 pub struct GatewayS3(pub Arc<Gateway>);
+
+/// A reserved key, released when dropped uncommitted.
+struct Reservation {
+    index: crate::index::Index,
+    bucket: String,
+    key: String,
+    len: u64,
+    committed: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.committed
+            && let Err(e) = self.index.release(&self.bucket, &self.key, self.len)
+        {
+            tracing::error!(bucket = %self.bucket, key = %self.key, error = %e, "releasing a reservation");
+        }
+    }
+}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -285,6 +304,15 @@ impl S3 for GatewayS3 {
                 }
             }
             Reserve::Reserved => {
+                // Given back however this ends short of a commit: an error,
+                // or the request dropped (a client gone mid-way).
+                let mut reservation = Reservation {
+                    index: self.0.index.clone(),
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    len,
+                    committed: false,
+                };
                 let store = self.0.upstreams.get(&bucket);
                 let written = async {
                     let store = store?;
@@ -314,16 +342,7 @@ impl S3 for GatewayS3 {
                     Ok(sha)
                 }
                 .await;
-                let sha = match written {
-                    Ok(sha) => sha,
-                    Err(e) => {
-                        let (b, k) = (bucket.clone(), key.clone());
-                        if let Err(re) = self.0.index.run(move |ix| ix.release(&b, &k, len)).await {
-                            tracing::error!(error = %re, "releasing a reservation");
-                        }
-                        return Err(e);
-                    }
-                };
+                let sha = written?;
                 let row = Row {
                     key: key.clone(),
                     size: len,
@@ -339,6 +358,7 @@ impl S3 for GatewayS3 {
                     .run(move |ix| ix.commit(&b, &r2, len))
                     .await
                     .map_err(|e| internal("committing an object to the index", e))?;
+                reservation.committed = true;
                 self.0
                     .latest_receipt
                     .fetch_max(received_ms, std::sync::atomic::Ordering::Relaxed);
@@ -374,7 +394,16 @@ impl S3 for GatewayS3 {
             store
                 .get_range_stream(&key, range.clone())
                 .await
-                .map_err(|e| internal("reading from the upstream store", e))?
+                .map_err(|e| match e {
+                    pulih_core::Error::Missing(_) => {
+                        tracing::error!(%agency, %key, "indexed but missing upstream");
+                        s3_error!(
+                            NoSuchKey,
+                            "the object is missing from the store behind the gateway"
+                        )
+                    }
+                    e => internal("reading from the upstream store", e),
+                })?
         };
         let stream = sync_wrapper::SyncStream::new(stream.map_err(std::io::Error::other));
         Ok(S3Response::new(GetObjectOutput {

@@ -256,6 +256,26 @@ async fn append_only_one_agents_credentials_and_key_cannot_read_destroy_replace_
     // … but the same bytes again (a resend after a timeout) are answered.
     attacker.put(&real_key, real_bytes.clone()).await.unwrap();
 
+    // Nor write the maintenance's own records (a hold of its making would
+    // be taken for the controller's), nor a key the store would rename.
+    refused(
+        "agent writes a hold",
+        attacker
+            .put(&format!("holds/{}", real.to_hex()), b"{}".to_vec().into())
+            .await,
+        "only the maintenance credential",
+    );
+    refused(
+        "agent writes a prune record",
+        attacker.put("locks/prune-00", b"{}".to_vec().into()).await,
+        "only the maintenance credential",
+    );
+    refused(
+        "an odd key",
+        attacker.put("data/x~1", b"x".to_vec().into()).await,
+        "not one the gateway stores",
+    );
+
     // Two writers of one new key at once: exactly one wins, and what is
     // stored is the winner's.
     let race = "data/ra/race";
@@ -437,6 +457,8 @@ async fn append_only_one_agents_credentials_and_key_cannot_read_destroy_replace_
     let newest = pulih_core::repo::pick_snapshot(own.snapshots, "latest").unwrap();
     support::restore_all(&rd, &newest, &dir.path().join("restored-last")).await;
 
+    unsigned_post_is_refused_without_buffering(gw.addr).await;
+
     // Revoked: the attacker's credential stops working; the victim's goes on.
     gw.reconfigure(&garage, &format!("revoked = [\"{me}\"]"));
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -492,6 +514,28 @@ async fn forged(store: &Store, key: &AgentKey, text: &str, tags: &[&str]) -> Fil
     let leaf = f.tree(vec![forge::file("data.txt", vec![data], text.len() as u64)]);
     let root = f.tree(vec![forge::dir("srv", leaf)]);
     f.snapshot(store, root, tags, "2099-01-01T00:00:00Z").await
+}
+
+/// An unsigned POST form upload declaring 100 MB: refused once its file
+/// part passes the (zero) limit, without the gateway waiting for, or
+/// holding, the rest.
+async fn unsigned_post_is_refused_without_buffering(addr: SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /pulih HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary=XX\r\nContent-Length: 100000000\r\n\r\n\
+         --XX\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\ndinkes/x\r\n\
+         --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    let _ = c.write_all(&vec![b'a'; 1 << 20]).await;
+    let mut answer = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut answer))
+        .await
+        .expect("answered before the declared body was sent")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 4"), "{text}");
 }
 
 fn me_akid() -> String {
