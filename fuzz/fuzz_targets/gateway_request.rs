@@ -10,7 +10,8 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use pulih_gateway::access::{Gateway, check_key};
+use pulih_gateway::keys::check_key;
+use pulih_gateway::state::Gateway;
 use pulih_gateway::creds::Principal;
 
 struct Harness {

@@ -4,67 +4,16 @@
 //! for a conditional overwrite), never a 5xx: object_store retries every
 //! 5xx for minutes.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 
-use crate::config::GatewayConfig;
-use crate::creds::{GatewayKey, Principal};
-use crate::index::Index;
-use crate::service::Upstreams;
-
-/// The gateway's state, shared by every request.
-pub struct Gateway {
-    pub(crate) config: RwLock<Arc<GatewayConfig>>,
-    pub(crate) key: GatewayKey,
-    pub(crate) maintenance_secret: RwLock<Option<String>>,
-    pub(crate) index: Index,
-    pub(crate) upstreams: Upstreams,
-    /// Room for PUT bodies in memory, in KiB (`max_buffered_bytes`).
-    pub(crate) buffered: tokio::sync::Semaphore,
-    /// The latest time of receipt given to an object (ms): a clock now
-    /// behind it ran backwards, and no delete is trusted to it.
-    pub(crate) latest_receipt: std::sync::atomic::AtomicI64,
-}
-
-impl Gateway {
-    pub fn config(&self) -> Arc<GatewayConfig> {
-        self.config.read().expect("config lock").clone()
-    }
-
-    /// Who an access key id is (None: unknown or revoked).
-    pub fn principal(&self, akid: &str) -> Option<Principal> {
-        let config = self.config();
-        if let Some(m) = &config.maintenance
-            && m.access_key == akid
-        {
-            return Some(Principal::Maintenance);
-        }
-        if config.revoked.iter().any(|r| r == akid) {
-            return None;
-        }
-        Principal::parse(akid)
-    }
-
-    /// Whether `p` may read (and write new objects in) agency `agency`'s
-    /// prefix.
-    pub fn reaches(&self, p: &Principal, agency: &str) -> bool {
-        let config = self.config();
-        let Some(agency) = config.agency(agency) else {
-            return false;
-        };
-        match p {
-            Principal::Agent { agency: a, .. } | Principal::Reader { agency: a, .. } => {
-                *a == agency.name
-            }
-            Principal::Executor { target, .. } => agency.executors.iter().any(|t| t == target),
-            Principal::Maintenance => true,
-        }
-    }
-}
+use crate::creds::Principal;
+use crate::keys::{check_key, split_key};
+use crate::state::Gateway;
 
 /// The S3 authentication: a known access key id's secret.
 pub struct Auth(pub Arc<Gateway>);
@@ -99,36 +48,6 @@ const SERVED: &[&str] = &[
     "DeleteObject",
     "HeadBucket",
 ];
-
-/// Refuses a key the gateway does not store: the engine's keys are short
-/// printable ASCII paths.
-pub fn check_key(key: &str) -> S3Result<()> {
-    // Only what the engine's keys use: no byte the upstream store would
-    // encode (a directory upstream names `~` as `%7E`).
-    let ok = !key.is_empty()
-        && key.len() <= 1024
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'='))
-        && key
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
-    if ok {
-        Ok(())
-    } else {
-        Err(s3_error!(
-            InvalidArgument,
-            "object key `{}` is not one the gateway stores (letters, digits and `-_.=` in `/`-separated segments, no `.`/`..`, at most 1024 bytes)",
-            key.escape_debug()
-        ))
-    }
-}
-
-/// An object key of the bucket as (agency, key within the agency).
-pub fn split_key(key: &str) -> Option<(&str, &str)> {
-    key.split_once('/')
-        .filter(|(a, k)| !a.is_empty() && !k.is_empty())
-}
 
 /// The value of query parameter `name` (percent-decoded).
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -232,9 +151,7 @@ impl S3Access for Access {
         match op {
             "PutObject"
                 if principal != Principal::Maintenance
-                    && key
-                        .as_deref()
-                        .is_some_and(crate::service::maintenance_record) =>
+                    && key.as_deref().is_some_and(crate::keys::maintenance_record) =>
             {
                 return Err(s3_error!(
                     AccessDenied,
@@ -249,7 +166,7 @@ impl S3Access for Access {
             }
             "DeleteObject" => {
                 let own_scratch = matches!(principal, Principal::Agent { .. })
-                    && key.as_deref().is_some_and(crate::service::is_scratch);
+                    && key.as_deref().is_some_and(crate::keys::is_scratch);
                 if principal != Principal::Maintenance && !own_scratch {
                     return Err(s3_error!(
                         AccessDenied,

@@ -4,8 +4,8 @@
 //! it (the best there is: a writer could have set it). From then on the
 //! gateway serves them like any other; new objects get its own times.
 
-use crate::access::Gateway;
 use crate::index::Row;
+use crate::state::Gateway;
 
 /// The writer recorded for imported objects.
 pub const IMPORTED: &str = "import";
@@ -27,7 +27,7 @@ pub async fn import(gw: &Gateway, agency: &str) -> anyhow::Result<(usize, u64)> 
         .unwrap_or(0);
     let rows: Vec<Row> = listed
         .into_iter()
-        .filter(|o| crate::access::check_key(&o.key).is_ok())
+        .filter(|o| crate::keys::check_key(&o.key).is_ok())
         .map(|o| Row {
             etag: format!("import-{}-{}", o.size, o.modified),
             key: o.key,

@@ -21,5 +21,8 @@ pub mod config;
 pub use pulih_core::gateway_creds as creds;
 pub mod import;
 pub mod index;
+pub mod keys;
 pub mod serve;
 pub mod service;
+pub mod state;
+pub mod upstream;

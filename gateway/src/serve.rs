@@ -10,11 +10,13 @@ use anyhow::Context;
 use s3s::service::S3ServiceBuilder;
 use tokio_util::sync::CancellationToken;
 
-use crate::access::{Access, Auth, Gateway};
+use crate::access::{Access, Auth};
 use crate::config::{GatewayConfig, RELOAD_EVERY};
 use crate::creds::GatewayKey;
 use crate::index::Index;
-use crate::service::{GatewayS3, Upstreams};
+use crate::service::GatewayS3;
+use crate::state::Gateway;
+use crate::upstream::Upstreams;
 
 fn maintenance_secret(config: &GatewayConfig) -> anyhow::Result<Option<String>> {
     config

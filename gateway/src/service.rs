@@ -3,14 +3,12 @@
 //! ([`crate::access`]); a handler enforces what needs the index: create
 //! only, the quota, the retention floor.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
-use pulih_core::storage::Store;
 use s3s::dto::{
     DeleteObjectInput, DeleteObjectOutput, ETag, ETagCondition, GetObjectInput, GetObjectOutput,
     HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListObjectsV2Input,
@@ -19,41 +17,17 @@ use s3s::dto::{
 use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
 use sha2::{Digest, Sha256};
 
-use crate::access::Gateway;
 use crate::creds::Principal;
 use crate::index::{Reserve, Row};
-
-/// Whether `key` (within an agency) is one of `pulih benchmark`'s scratch
-/// objects, `[REPO/]benchmark/RUN/NAME`, which the engine never reads: an
-/// agent may delete those it wrote itself. Never a name of the engine's
-/// own directories (a repository whose prefix ends in `benchmark`).
-pub fn is_scratch(key: &str) -> bool {
-    let s: Vec<&str> = key.split('/').collect();
-    let n = s.len();
-    n >= 3
-        && s[n - 3] == "benchmark"
-        && !matches!(
-            s[n - 2],
-            "data" | "index" | "snapshots" | "keys" | "locks" | "holds" | "bindings" | "reports"
-        )
-}
+use crate::keys::{is_scratch, maintenance_record};
+use crate::state::Gateway;
 
 /// An object key of the bucket as (agency, key within it); access checked
 /// that it has both.
 fn locate(key: &str) -> S3Result<(String, String)> {
-    crate::access::split_key(key)
+    crate::keys::split_key(key)
         .map(|(a, k)| (a.to_owned(), k.to_owned()))
         .ok_or_else(|| s3_error!(AccessDenied, "object keys here are AGENCY/KEY"))
-}
-
-/// Whether `key` (within an agency, after its repository's prefix) is one
-/// of the records the maintenance credential writes and deletes itself
-/// within days — prune's lock records (`locks/…`), anomaly holds
-/// (`holds/…`): exempt from the floor when, and only when, the
-/// maintenance credential wrote them.
-pub fn maintenance_record(key: &str) -> bool {
-    let s: Vec<&str> = key.split('/').collect();
-    s.len() >= 2 && matches!(s[s.len() - 2], "locks" | "holds")
 }
 
 /// How far the clock may stand behind the latest receipt before deletes
@@ -62,62 +36,6 @@ const CLOCK_SLACK_MS: i64 = 5 * 60 * 1000;
 
 /// The most keys one listing page carries.
 const MAX_KEYS: usize = 1000;
-
-/// The upstream store of each agency: `<upstream>/<agency>/`.
-pub struct Upstreams {
-    base: String,
-    credentials: Option<(String, String)>,
-    stores: Mutex<HashMap<String, Store>>,
-}
-
-impl Upstreams {
-    pub fn new(base: &str, credentials: Option<(String, String)>) -> Upstreams {
-        Upstreams {
-            base: base.to_owned(),
-            credentials,
-            stores: Mutex::default(),
-        }
-    }
-
-    /// The URL of an agency's part of the upstream store.
-    pub fn url(&self, agency: &str) -> anyhow::Result<String> {
-        if self.base.starts_with("s3://") {
-            let mut u = url::Url::parse(&self.base)?;
-            let path = format!("{}/{agency}", u.path().trim_end_matches('/'));
-            u.set_path(&path);
-            Ok(u.to_string())
-        } else {
-            let dir = self.base.strip_prefix("file://").unwrap_or(&self.base);
-            Ok(std::path::Path::new(dir)
-                .join(agency)
-                .to_string_lossy()
-                .into_owned())
-        }
-    }
-
-    pub fn get(&self, agency: &str) -> S3Result<Store> {
-        let mut stores = self.stores.lock().expect("upstream stores");
-        if let Some(s) = stores.get(agency) {
-            return Ok(s.clone());
-        }
-        let store = self
-            .url(agency)
-            .map_err(|e| e.to_string())
-            .and_then(|u| {
-                let creds = self
-                    .credentials
-                    .as_ref()
-                    .map(|(a, s)| (a.as_str(), s.as_str()));
-                Store::open_with(&u, true, creds).map_err(|e| e.to_string())
-            })
-            .map_err(|e| {
-                tracing::error!(agency, error = %e, "opening the upstream store");
-                s3_error!(ServiceUnavailable, "the upstream store cannot be opened")
-            })?;
-        stores.insert(agency.to_owned(), store.clone());
-        Ok(store)
-    }
-}
 
 pub struct GatewayS3(pub Arc<Gateway>);
 
@@ -626,37 +544,5 @@ impl GatewayS3 {
             .await
             .map_err(|e| internal("reading the index", e))?
             .ok_or_else(|| s3_error!(NoSuchKey))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_scratch;
-
-    #[test]
-    fn maintenance_records_are_the_last_two_segments() {
-        use super::maintenance_record;
-        assert!(maintenance_record("repo/locks/prune-ab"));
-        assert!(maintenance_record("locks/moves-ab"));
-        assert!(maintenance_record("a/b/holds/cd"));
-        assert!(!maintenance_record("repo/snapshots/ab"));
-        assert!(!maintenance_record("repo/locks/x/y"));
-        assert!(!maintenance_record("locks"));
-    }
-
-    #[test]
-    fn only_benchmark_scratch_is_scratch() {
-        assert!(is_scratch("benchmark/run1/obj-1"));
-        assert!(is_scratch("repo/benchmark/run1/obj-1"));
-        for not in [
-            "repo/data/ab/cd",
-            "benchmark/run1",
-            "benchmark/x/y/z",
-            "repo/benchmark/index/abc",
-            "repo/benchmark/snapshots/abc",
-            "config",
-        ] {
-            assert!(!is_scratch(not), "{not}");
-        }
     }
 }
