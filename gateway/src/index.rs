@@ -87,13 +87,18 @@ CREATE TABLE IF NOT EXISTS usage (
 ";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    row_at(r, 0)
+}
+
+/// A [`Row`] from [`COLUMNS`] starting at column `at`.
+fn row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
     Ok(Row {
-        key: r.get(0)?,
-        size: r.get::<_, i64>(1)? as u64,
-        etag: r.get(2)?,
-        sha256: r.get(3)?,
-        writer: r.get(4)?,
-        received_ms: r.get(5)?,
+        key: r.get(at)?,
+        size: r.get::<_, i64>(at + 1)? as u64,
+        etag: r.get(at + 2)?,
+        sha256: r.get(at + 3)?,
+        writer: r.get(at + 4)?,
+        received_ms: r.get(at + 5)?,
     })
 }
 
@@ -159,19 +164,7 @@ impl Index {
                 .query_row(
                     &format!("SELECT state, {COLUMNS} FROM objects WHERE bucket=?1 AND key=?2"),
                     params![bucket, key],
-                    |r| {
-                        Ok((
-                            r.get(0)?,
-                            Row {
-                                key: r.get(1)?,
-                                size: r.get::<_, i64>(2)? as u64,
-                                etag: r.get(3)?,
-                                sha256: r.get(4)?,
-                                writer: r.get(5)?,
-                                received_ms: r.get(6)?,
-                            },
-                        ))
-                    },
+                    |r| Ok((r.get(0)?, row_at(r, 1)?)),
                 )
                 .optional()?;
             match found {

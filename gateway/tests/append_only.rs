@@ -390,20 +390,26 @@ async fn append_only_one_agents_credentials_and_key_cannot_read_destroy_replace_
     let maint_repo = pulih_core::repo::Repo::open(gw.store_as("dinkes", MAINT_AKID, MAINT_SECRET))
         .await
         .unwrap();
+    let maintain = |days: i64| {
+        let (maint_repo, mk, keep_one) = (&maint_repo, &mk, keep_one.clone());
+        async move {
+            pulih_core::maintenance::run(
+                maint_repo,
+                mk,
+                &|_: Option<&str>| Some(keep_one.clone()),
+                time::UtcOffset::UTC,
+                true,
+                &pulih_core::prune::PruneOptions {
+                    now: time_now() + days * 86_400,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
     for days in [0, 2] {
-        let report = pulih_core::maintenance::run(
-            &maint_repo,
-            &mk,
-            &|_: Option<&str>| Some(keep_one.clone()),
-            time::UtcOffset::UTC,
-            true,
-            &pulih_core::prune::PruneOptions {
-                now: time_now() + days * 86_400,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let report = maintain(days).await;
         assert_eq!(report.forgotten, 0, "{report:?}");
     }
     assert_eq!(walidata.list("snapshots/").await.unwrap().len(), 3);
@@ -429,19 +435,7 @@ async fn append_only_one_agents_credentials_and_key_cannot_read_destroy_replace_
     // gateway: the forged snapshot's packs go, its own lock records too,
     // and the victim's newest still verifies and restores.
     for days in [0, 2] {
-        let report = pulih_core::maintenance::run(
-            &maint_repo,
-            &mk,
-            &|_: Option<&str>| Some(keep_one.clone()),
-            time::UtcOffset::UTC,
-            true,
-            &pulih_core::prune::PruneOptions {
-                now: time_now() + days * 86_400,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let report = maintain(days).await;
         assert_eq!(report.kept_by_store, 0, "{report:?}");
         if days == 2 {
             assert!(report.deleted_packs > 0, "{report:?}");
