@@ -1128,25 +1128,11 @@ fn the_controller_forgets_and_prunes_by_each_servers_retention_with_a_maintenanc
 /// credentials never cross the wire in clear.
 #[test]
 fn the_controller_serves_https_and_agents_and_the_cli_trust_only_its_ca() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
 
     // DKIS's own CA, and the controller's certificate for 127.0.0.1.
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let ca_file = dir.join("dkis-ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    let cert_file = dir.join("controller.pem");
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    let key_file = dir.join("controller.key");
-    write_secret(&key_file, &key.serialize_pem());
+    let (ca_file, cert_file, key_file) = pulih_test_support::tls::dkis_ca(dir, "controller");
 
     let drc = dir.join("drc");
     let pass = dir.join("dinkes.pass");

@@ -18,28 +18,6 @@ use pulih_test_support::{Proc, Pulih, last_json, run_ok, write_secret};
 
 const PULIH: Pulih = Pulih::new(env!("CARGO_BIN_EXE_pulih"));
 
-/// The DKIS CA and a certificate for 127.0.0.1 signed by it.
-fn tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let (ca_file, cert_file, key_file) = (
-        dir.join("dkis-ca.pem"),
-        dir.join("gateway.pem"),
-        dir.join("gateway.key.pem"),
-    );
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    write_secret(&key_file, &key.serialize_pem());
-    (ca_file, cert_file, key_file)
-}
-
 /// A `pulih` command holding the gateway credential in `creds`.
 fn with(creds: &Path) -> Command {
     let mut c = PULIH.cmd();
@@ -51,6 +29,40 @@ fn with(creds: &Path) -> Command {
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY");
     c
+}
+
+/// The walidata (gateway credential `walidata`) makes the repository at
+/// `url` and the agent key of server `portal` bound to it; (passphrase
+/// file, agent key file).
+fn walidata_makes_portal(dir: &Path, walidata: &Path, url: &str) -> (PathBuf, PathBuf) {
+    let pass = dir.join("walidata.pass");
+    write_secret(&pass, "walidata diskominfo\n");
+    run_ok(
+        with(walidata)
+            .args(["repo", "init", "--repo", url, "--passphrase-file"])
+            .arg(&pass),
+    );
+    let key = dir.join("portal.key");
+    run_ok(
+        with(walidata)
+            .args(["repo", "add-agent-key", "--repo", url, "--passphrase-file"])
+            .arg(&pass)
+            .arg("--out")
+            .arg(&key)
+            .args(["--server", "portal"]),
+    );
+    (pass, key)
+}
+
+/// `repo snapshots --json` by the walidata through the gateway.
+fn snapshots(walidata: &Path, url: &str, pass: &Path, extra: &[&str]) -> serde_json::Value {
+    last_json(&run_ok(
+        with(walidata)
+            .args(["repo", "snapshots", "--json"])
+            .args(extra)
+            .args(["--repo", url, "--passphrase-file"])
+            .arg(pass),
+    ))
 }
 
 fn credential(dir: &Path, key: &Path, role: &[&str], name: &str) -> PathBuf {
@@ -86,7 +98,7 @@ fn start_gateway(dir: &Path, garage: &Garage) -> Gw {
             .args(["drc", "gateway-key", "--out"])
             .arg(&gw_key),
     );
-    let (ca, cert, tls_key) = tls(dir);
+    let (ca, cert, tls_key) = pulih_test_support::tls::dkis_ca(dir, "gateway-tls");
     write_secret(&dir.join("up-id"), &garage.key_id);
     write_secret(&dir.join("up-secret"), &garage.secret);
     let config = dir.join("gateway.toml");
@@ -166,22 +178,7 @@ fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway
     assert!(!out.status.success());
 
     // The walidata makes the repository and the server's key through it.
-    let pass = dir.join("walidata.pass");
-    write_secret(&pass, "walidata diskominfo\n");
-    run_ok(
-        with(&walidata)
-            .args(["repo", "init", "--repo", &url, "--passphrase-file"])
-            .arg(&pass),
-    );
-    let agent_key = dir.join("portal.key");
-    run_ok(
-        with(&walidata)
-            .args(["repo", "add-agent-key", "--repo", &url, "--passphrase-file"])
-            .arg(&pass)
-            .arg("--out")
-            .arg(&agent_key)
-            .args(["--server", "portal"]),
-    );
+    let (pass, agent_key) = walidata_makes_portal(dir, &walidata, &url);
 
     // The agent backs the portal up, twice, with its own credential.
     let src = dir.join("portal");
@@ -202,18 +199,7 @@ fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway
     }
     // The agent's credential deletes nothing (`repo forget` needs a reader
     // key anyway; the store call itself is what is refused here).
-    let listed = last_json(&run_ok(
-        with(&walidata)
-            .args([
-                "repo",
-                "snapshots",
-                "--json",
-                "--repo",
-                &url,
-                "--passphrase-file",
-            ])
-            .arg(&pass),
-    ));
+    let listed = snapshots(&walidata, &url, &pass, &[]);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
 
     // The walidata's restore of the server's latest.
@@ -246,18 +232,7 @@ fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let listed = last_json(&run_ok(
-        with(&walidata)
-            .args([
-                "repo",
-                "snapshots",
-                "--json",
-                "--repo",
-                &url,
-                "--passphrase-file",
-            ])
-            .arg(&pass),
-    ));
+    let listed = snapshots(&walidata, &url, &pass, &[]);
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
 
     // The executor's drill and failover, from the DRC through the gateway.
@@ -356,28 +331,7 @@ fn enrolment_issues_the_agents_gateway_credential_and_it_replicates_through_the_
     let repo = format!("s3://pulih/diskominfo?{query}");
 
     let walidata = credential(dir, &gw.key, &["--reader", "diskominfo"], "walidata");
-    let pass = dir.join("walidata.pass");
-    write_secret(&pass, "walidata diskominfo\n");
-    run_ok(
-        with(&walidata)
-            .args(["repo", "init", "--repo", &repo, "--passphrase-file"])
-            .arg(&pass),
-    );
-    let key = dir.join("portal.key");
-    run_ok(
-        with(&walidata)
-            .args([
-                "repo",
-                "add-agent-key",
-                "--repo",
-                &repo,
-                "--passphrase-file",
-            ])
-            .arg(&pass)
-            .arg("--out")
-            .arg(&key)
-            .args(["--server", "portal"]),
-    );
+    let (pass, key) = walidata_makes_portal(dir, &walidata, &repo);
     let src = dir.join("portal");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("index.html"), "<p>layanan publik</p>\n").unwrap();
@@ -437,12 +391,7 @@ fn enrolment_issues_the_agents_gateway_credential_and_it_replicates_through_the_
         "--json",
     ])));
     assert_eq!(run["state"], "succeeded", "{run}\n{}", agent.log_text());
-    let listed = last_json(&run_ok(
-        with(&walidata)
-            .args(["repo", "snapshots", "--json", "--server", "portal"])
-            .args(["--repo", &repo, "--passphrase-file"])
-            .arg(&pass),
-    ));
+    let listed = snapshots(&walidata, &repo, &pass, &["--server", "portal"]);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 
     // No secret of the gateway's in any log of the run: the gateway key,

@@ -43,6 +43,7 @@ pub mod pulih;
 pub mod repo;
 pub mod report;
 pub mod secret;
+pub mod tls;
 pub mod tree;
 pub mod wait;
 
