@@ -66,6 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(Framing {
                 max_blob: size(b)?,
                 target: size(t)?,
+                padded: false, // the repository's version decides
             })
         };
         let repo_dir = scratch.join(format!("repo-{}", choice.replace(':', "-")));

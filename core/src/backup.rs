@@ -233,8 +233,8 @@ pub async fn backup(
     // Small blobs go into frames where the repository's version allows.
     let framing = opts
         .framing
-        .and(pack::Framing::of_repo(&repo.config))
-        .map(pack::Framing::clamped);
+        .zip(pack::Framing::of_repo(&repo.config))
+        .map(|(asked, repo)| asked.within(repo).clamped());
     let packer = Arc::new(Mutex::new(Packer {
         session: session.clone(),
         space: space.clone(),

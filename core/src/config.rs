@@ -9,9 +9,10 @@ use crate::crypto::Key;
 use crate::id::RepoId;
 use crate::{Error, Result};
 
-/// The version `init` writes: 2 (frames, FORMAT.md §4.1). Version-1
-/// repositories are read, and written in version 1 (no frames).
-pub const FORMAT_VERSION: u32 = 2;
+/// The version `init` writes: 3 (padded frames, FORMAT.md §4.2).
+/// Version-1 and -2 repositories are read, and written in their own
+/// version (no frames in version 1, unpadded frames in version 2).
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest version this build reads.
 pub const OLDEST_VERSION: u32 = 1;
 

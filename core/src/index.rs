@@ -9,7 +9,7 @@ use crate::crypto::{self, Key};
 use crate::id::{BlobId, IndexId, PackId, SessionId, SpaceId};
 use crate::keys::SpaceKeys;
 use crate::pack::{
-    self, BlobType, ENTRY_V2_LEN, FLAG_COMPRESSED, FLAG_FRAMED, PackEntry, PackHeader,
+    self, BlobType, ENTRY_V2_LEN, FLAG_COMPRESSED, FLAG_FRAMED, FLAG_PADDED, PackEntry, PackHeader,
 };
 use crate::{Error, Result};
 
@@ -208,6 +208,7 @@ const PACK_MASK: u32 = 0x00FF_FFFF;
 const BIT_TREE: u32 = 1 << 24;
 const BIT_COMPRESSED: u32 = 1 << 25;
 const BIT_FRAMED: u32 = 1 << 26;
+const BIT_PADDED: u32 = 1 << 27;
 
 /// The in-memory index of one dedup space.
 #[derive(Default)]
@@ -256,6 +257,9 @@ impl SpaceIndex {
             }
             if e.flags & FLAG_COMPRESSED != 0 {
                 bits |= BIT_COMPRESSED;
+            }
+            if e.flags & FLAG_PADDED != 0 {
+                bits |= BIT_PADDED;
             }
             let (offset, stored_len) = if e.is_framed() {
                 bits |= BIT_FRAMED;
@@ -359,7 +363,12 @@ impl SpaceIndex {
             FLAG_COMPRESSED
         } else {
             0
-        } | if framed { FLAG_FRAMED } else { 0 };
+        } | if framed { FLAG_FRAMED } else { 0 }
+            | if e.pack_and_bits & BIT_PADDED != 0 {
+                FLAG_PADDED
+            } else {
+                0
+            };
         Location {
             pack,
             session,
@@ -541,7 +550,11 @@ mod tests {
             let mut f = crate::pack::FrameBuf::default();
             for i in 0..(frame + 2) {
                 n += 1;
-                f.push(BlobId([n; 32]), &vec![i as u8; 100 * i + 1]);
+                f.push(
+                    BlobId([n; 32]),
+                    &vec![i as u8; 100 * i + 1],
+                    &crate::pack::Framing::default(),
+                );
             }
             w.add_frame(&f.raw, 0, &f.members);
             n += 1;

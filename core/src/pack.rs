@@ -8,8 +8,8 @@ use crate::{Error, Result};
 
 mod frame;
 pub use frame::{
-    FLAG_FRAMED, FRAME_MAX_BLOB, FRAME_TARGET, FrameBuf, Framing, MAX_FRAME_RAW, Unit,
-    check_entries, need_of, same_unit, units,
+    FLAG_FRAMED, FLAG_PADDED, FRAME_MAX_BLOB, FRAME_TARGET, FrameBuf, Framing, MAX_FRAME_RAW, Unit,
+    check_entries, max_blob_len, need_of, padded_stored_len, same_unit, slot_len, units,
 };
 
 pub const PACK_MAGIC: &[u8; 8] = b"PLHPACK1";
@@ -108,14 +108,15 @@ pub fn compress(compressor: &mut zstd::bulk::Compressor<'_>, raw: &[u8], out: &m
 }
 
 /// [`compress`] for a frame: no sample probe (a frame's first blob says
-/// nothing of the others), the whole is tried and kept if it pays.
+/// nothing of the others), the whole is tried and kept if it pays. The
+/// flags returned are the frame's entries' ([`FrameBuf::flags`] too).
 pub fn compress_frame(
     compressor: &mut zstd::bulk::Compressor<'_>,
-    raw: &[u8],
+    frame: &FrameBuf,
     out: &mut Vec<u8>,
 ) -> u8 {
     out.clear();
-    compress_whole(compressor, raw, out, 0)
+    compress_whole(compressor, &frame.raw, out, 0) | frame.flags()
 }
 
 /// Order-0 (byte-frequency) entropy of `sample`, in bits per byte.
@@ -309,11 +310,16 @@ impl PackWriter {
     }
 
     /// Encrypt and append one frame: `stored` is the (maybe compressed,
-    /// per `flags`) concatenation of the `members`' raw bytes, in order.
+    /// per `flags`) concatenation of the `members`' raw bytes (or slots,
+    /// with [`FLAG_PADDED`]), in order. A padded frame's stored bytes are
+    /// padded here.
     pub fn add_frame(&mut self, stored: &[u8], flags: u8, members: &[(BlobId, u32)]) -> u32 {
         let flags = flags | FLAG_FRAMED;
         let offset = self.buf.len();
         self.buf.extend_from_slice(stored);
+        if flags & FLAG_PADDED != 0 {
+            frame::pad_stored(&mut self.buf, offset, flags & FLAG_COMPRESSED != 0);
+        }
         let offset = u32::try_from(offset).expect("packs stay below 4 GiB");
         let aad = frame::frame_aad(&self.id, self.kind, flags);
         self.sealer.seal_tail(
@@ -404,7 +410,7 @@ pub fn encode_entry_v2(e: &PackEntry, out: &mut Vec<u8>) {
 pub fn decode_entry_v2(e: &[u8]) -> std::result::Result<PackEntry, &'static str> {
     let kind = BlobType::from_u8(e[0]).ok_or("unknown blob type")?;
     let flags = e[1];
-    if flags & !(FLAG_COMPRESSED | FLAG_FRAMED) != 0 {
+    if flags & !(FLAG_COMPRESSED | FLAG_FRAMED | FLAG_PADDED) != 0 {
         return Err("unknown blob flags");
     }
     let u = |i: usize| u32::from_le_bytes(e[i..i + 4].try_into().expect("4 bytes"));

@@ -15,7 +15,7 @@ use pulih_core::forget::{KeepPolicy, forget};
 use pulih_core::id::{PackId, SnapshotId};
 use pulih_core::index::Location;
 use pulih_core::keys::AgentKey;
-use pulih_core::pack::FLAG_FRAMED;
+use pulih_core::pack::{self, FLAG_FRAMED};
 use pulih_core::prune::{PruneOptions, prune};
 use pulih_core::repo::Reader;
 use pulih_core::storage::Store;
@@ -192,7 +192,7 @@ async fn many_small_files_round_trip_through_frames() {
     ] {
         let store = Store::open(&url, true).unwrap();
         let (repo, keys) = support::init(&store, PASS).await;
-        assert_eq!(repo.config.version, 2);
+        assert_eq!(repo.config.version, 3);
         let agent = AgentKey::new(&keys.master, &repo.config).0;
         let id = run(&store, &agent, &src, &dir.path().join("cache"), |o| {
             o.workers = 2
@@ -217,7 +217,9 @@ async fn many_small_files_round_trip_through_frames() {
         let l = &framed[framed.len() / 2];
         let space = *reader.indexes.spaces.keys().next().unwrap();
         let raw = reader.read_blob_at(space, l).await.unwrap();
-        assert_eq!(raw.len(), l.entry.raw_len as usize);
+        // Its index entry gives its padded slot, not its length.
+        assert_eq!(l.entry.flags & pack::FLAG_PADDED, pack::FLAG_PADDED);
+        assert_eq!(l.entry.raw_len as usize, pack::slot_len(raw.len()));
         // Each distinct small content stored once, in a frame, although
         // 60 files share one content and two workers filled the frames.
         assert_eq!(
@@ -541,7 +543,7 @@ async fn a_newer_format_version_is_refused() {
     let (_, keys) = support::init(&store, PASS).await;
     let bytes = store.get(pulih_core::layout::CONFIG).await.unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    v["body"]["version"] = 3.into();
+    v["body"]["version"] = 4.into();
     store
         .put(
             pulih_core::layout::CONFIG,
@@ -554,6 +556,6 @@ async fn a_newer_format_version_is_refused() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("format version 3 is not supported"), "{err}");
+    assert!(err.contains("format version 4 is not supported"), "{err}");
     drop(keys);
 }

@@ -416,3 +416,136 @@ async fn a_junk_snapshot_object_does_not_stop_another_servers_restore() {
         );
     }
 }
+
+/// Finding 2 of issue 20, reduced: an agent key still confirms a guessed
+/// content by its id (inherent to deduplication, FORMAT.md §10), but it no
+/// longer learns a small file's exact size from what it can read. A PIN
+/// (4 bytes) and a password (15 bytes) take the same slot in the index; two
+/// runs that each add one small file of very different sizes write data
+/// packs of the same length; every framed entry gives a padded slot, never
+/// a length; and the reader gets every byte back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_key_learns_no_small_files_exact_size_only_its_padded_bucket() {
+    let (store, repo, reader_keys, dir) = setup("pad").await;
+    let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let run = |cache: &'static str| {
+        let (store, agent, src, o) = (
+            store.clone(),
+            agent.clone(),
+            src.clone(),
+            opts(dir.path(), cache),
+        );
+        async move {
+            backup(
+                store,
+                &agent,
+                std::slice::from_ref(&src),
+                &o,
+                Arc::new(Progress::default()),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let sp = agent.space.clone();
+    let data_packs = || async {
+        let loaded = LoadedIndexes::load(&repo, |s| (s == sp.space).then(|| sp.clone()))
+            .await
+            .unwrap();
+        let mut out = std::collections::BTreeMap::new();
+        for (pack_id, _) in loaded.spaces[&sp.space].packs() {
+            let bytes = store.get(&pack_key_name(pack_id)).await.unwrap();
+            let t = pack::parse_trailer(pack_id, &bytes).unwrap();
+            let hend = bytes.len() - pack::TRAILER_LEN;
+            let header =
+                pack::decrypt_header(&sp, pack_id, &bytes[hend - t.header_len as usize..hend])
+                    .unwrap();
+            if header.entries[0].kind == BlobType::Data {
+                out.insert(*pack_id, (bytes.len(), header.entries));
+            }
+        }
+        out
+    };
+
+    // Night 1: a PIN, a password and files of 300 different small sizes.
+    std::fs::write(src.join("pin.txt"), "4821").unwrap();
+    std::fs::write(src.join("sandi.txt"), "Bontang#2024!ok").unwrap();
+    let sizes: Vec<usize> = (0..300).map(|i| 1 + i * 37).collect();
+    for (i, n) in sizes.iter().enumerate() {
+        let body: Vec<u8> = (0..*n).map(|j| (i * 7 + j * 13 % 251) as u8).collect();
+        std::fs::write(src.join(format!("f{i:03}")), body).unwrap();
+    }
+    run("c").await;
+    let night1 = data_packs().await;
+    let entries: Vec<&pack::PackEntry> = night1.values().flat_map(|(_, es)| es).collect();
+    let framed: Vec<&&pack::PackEntry> = entries.iter().filter(|e| e.is_framed()).collect();
+    assert_eq!(framed.len(), 302, "every small file is framed");
+    let lens: std::collections::BTreeSet<u32> = framed.iter().map(|e| e.raw_len).collect();
+    for e in &framed {
+        assert_eq!(e.flags & pack::FLAG_PADDED, pack::FLAG_PADDED);
+        assert!(e.raw_len >= 256);
+        // A bucket: the slot of its own largest content, nothing finer.
+        assert_eq!(pack::slot_len(e.raw_len as usize - 4), e.raw_len as usize);
+    }
+    assert!(
+        lens.len() * 3 < sizes.len(),
+        "{} slot lengths for {} sizes",
+        lens.len(),
+        sizes.len()
+    );
+    let id_of = |text: &[u8]| sp.blob_id(text);
+    let slot_of = |text: &[u8]| {
+        let id = id_of(text);
+        framed.iter().find(|e| e.id == id).unwrap().raw_len
+    };
+    assert_eq!(slot_of(b"4821"), slot_of(b"Bontang#2024!ok"));
+
+    // Nights 2 and 3: one new small file each, 9 and 3000 bytes.
+    std::fs::write(src.join("rahasia.txt"), "PIN: 0417").unwrap();
+    run("c").await;
+    let night2 = data_packs().await;
+    std::fs::write(src.join("laporan.csv"), "x,".repeat(1500)).unwrap();
+    run("c").await;
+    let night3 = data_packs().await;
+    let new_pack = |after: &std::collections::BTreeMap<_, (usize, Vec<pack::PackEntry>)>,
+                    before: &std::collections::BTreeMap<_, _>| {
+        let added: Vec<_> = after
+            .iter()
+            .filter(|(k, _)| !before.contains_key(*k))
+            .map(|(_, v)| v.clone())
+            .collect();
+        assert_eq!(added.len(), 1, "one data pack a night");
+        added.into_iter().next().unwrap()
+    };
+    let (len2, es2) = new_pack(&night2, &night1);
+    let (len3, es3) = new_pack(&night3, &night2);
+    assert_eq!((es2.len(), es3.len()), (1, 1));
+    assert_eq!(
+        len2, len3,
+        "a 9-byte and a 3000-byte file make data packs of one length"
+    );
+    assert_eq!(es2[0].stored_len, es3[0].stored_len);
+    assert!(es2[0].raw_len != 9 + 4 && es3[0].raw_len != 3000 + 4);
+
+    // The reader gets every byte back.
+    let reader = Reader::open(store.clone(), "sandi").await.unwrap();
+    let snap = reader.find_snapshot("latest").await.unwrap();
+    let target = dir.path().join("r");
+    support::restore_all(&reader, &snap, &target).await;
+    let back = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read(back.join("pin.txt")).unwrap(), b"4821");
+    assert_eq!(
+        std::fs::read(back.join("rahasia.txt")).unwrap(),
+        b"PIN: 0417"
+    );
+    for (i, n) in sizes.iter().enumerate() {
+        assert_eq!(
+            std::fs::metadata(back.join(format!("f{i:03}")))
+                .unwrap()
+                .len() as usize,
+            *n
+        );
+    }
+}

@@ -69,9 +69,9 @@ impl Packer {
     /// Append a small blob to the open frame; a frame that is now full is
     /// taken out (with a spare buffer left in its place) for the caller to
     /// compress.
-    fn push_framed(&mut self, id: BlobId, raw: &[u8], target: usize) -> Option<FrameBuf> {
-        self.frame.push(id, raw);
-        if self.frame.raw.len() < target {
+    fn push_framed(&mut self, id: BlobId, raw: &[u8], framing: &Framing) -> Option<FrameBuf> {
+        self.frame.push(id, raw, framing);
+        if self.frame.raw.len() < framing.target {
             return None;
         }
         let spare = self.spare_frames.pop().unwrap_or_default();
@@ -126,7 +126,7 @@ impl Packer {
                 .map_err(|e| Error::Invalid(format!("zstd level {level}: {e}")))?;
             let frame = std::mem::take(&mut self.frame);
             let mut out = Vec::new();
-            let flags = pack::compress_frame(&mut comp, &frame.raw, &mut out);
+            let flags = pack::compress_frame(&mut comp, &frame, &mut out);
             let stored = if flags & pack::FLAG_COMPRESSED != 0 {
                 &out[..]
             } else {
@@ -160,10 +160,10 @@ pub(super) fn pack_worker(
             && job.kind == BlobType::Data
             && f.frames(job.data.len())
         {
-            let full = Packer::lock(packer)?.push_framed(job.id, &job.data, f.target);
+            let full = Packer::lock(packer)?.push_framed(job.id, &job.data, &f);
             let _ = spare.try_send(job.data);
             if let Some(mut frame) = full {
-                let flags = pack::compress_frame(&mut comp, &frame.raw, &mut scratch);
+                let flags = pack::compress_frame(&mut comp, &frame, &mut scratch);
                 let stored = if flags & pack::FLAG_COMPRESSED != 0 {
                     &scratch[..]
                 } else {

@@ -18,6 +18,13 @@ use crate::{Error, Result};
 
 /// Header flag bit 1: the entry is a blob inside a frame.
 pub const FLAG_FRAMED: u8 = 2;
+/// Header flag bit 2 (with [`FLAG_FRAMED`], repository version 3): the
+/// frame's blobs are in padded slots and the frame's stored bytes are
+/// padded (FORMAT.md §4.2), so neither the index nor the pack's length
+/// gives a small blob's exact length.
+pub const FLAG_PADDED: u8 = 4;
+/// Bytes of a slot's length prefix.
+const SLOT_PREFIX: usize = 4;
 /// The most raw bytes a frame may hold (a format limit: it bounds what a
 /// reader allocates for one frame, whatever a header claims). Pulih writes
 /// frames of about [`FRAME_TARGET`] plus one blob below [`FRAME_MAX_BLOB`].
@@ -34,6 +41,8 @@ pub const FRAME_TARGET: usize = 1 << 20;
 pub struct Framing {
     pub max_blob: usize,
     pub target: usize,
+    /// Padded slots and stored lengths (FORMAT.md §4.2).
+    pub padded: bool,
 }
 
 impl Default for Framing {
@@ -41,15 +50,43 @@ impl Default for Framing {
         Framing {
             max_blob: FRAME_MAX_BLOB,
             target: FRAME_TARGET,
+            padded: false,
         }
     }
 }
 
 impl Framing {
     /// How a writer frames small blobs in a repository: not at all in a
-    /// version-1 repository (its readers know no frames).
+    /// version-1 repository (its readers know no frames); padded in a
+    /// version-3 one, where only blobs shorter than the chunker's minimum
+    /// are framed (such a blob is always the last chunk of its file, which
+    /// is how a restore places it without its exact length, §4.2).
     pub fn of_repo(config: &crate::config::ConfigBody) -> Option<Framing> {
-        (config.version >= 2).then(Framing::default)
+        match config.version {
+            0 | 1 => None,
+            2 => Some(Framing::default()),
+            _ => Some(Framing {
+                max_blob: FRAME_MAX_BLOB.min(config.chunker.min_size as usize),
+                padded: true,
+                ..Framing::default()
+            }),
+        }
+    }
+
+    /// A writer's own choice (sizes) as the repository allows it: padded
+    /// as the repository's version says, and where padded, framing only
+    /// what the repository's choice frames (blobs shorter than the
+    /// chunker's minimum, §4.2).
+    pub fn within(self, repo: Framing) -> Framing {
+        Framing {
+            max_blob: if repo.padded {
+                self.max_blob.min(repo.max_blob)
+            } else {
+                self.max_blob
+            },
+            target: self.target,
+            padded: repo.padded,
+        }
     }
 
     /// Whether a blob of `len` raw bytes goes into a frame.
@@ -69,7 +106,57 @@ impl Framing {
         Framing {
             max_blob,
             target: self.target.clamp(1, MAX_FRAME_RAW as usize - max_blob),
+            padded: self.padded,
         }
+    }
+}
+
+/// `n` rounded up to a bucket: `floor` at least, and above it a multiple
+/// of 2^(⌊log₂ n⌋ − `shift`), so at most 1/2^`shift` is added.
+fn bucket(n: usize, floor: usize, shift: u32) -> usize {
+    if n <= floor {
+        return floor;
+    }
+    let g = 1usize << n.ilog2().saturating_sub(shift);
+    n.div_ceil(g) * g
+}
+
+/// The length of the slot a blob of `len` raw bytes takes in a padded
+/// frame: its 4-byte length, its bytes and zeros up to a bucket (256
+/// bytes at least, then at most 1/16 more).
+pub fn slot_len(len: usize) -> usize {
+    bucket(len + SLOT_PREFIX, 256, 4)
+}
+
+/// The stored length (before the AEAD tag) a padded frame of `len` stored
+/// bytes is brought to: 4 KiB at least, then at most 1/32 more. A
+/// compressed frame is padded with a zstd skippable frame, which takes 8
+/// bytes at least.
+pub fn padded_stored_len(len: usize, compressed: bool) -> usize {
+    let t = bucket(len, 4096, 5);
+    if compressed && t > len && t - len < 8 {
+        bucket(len + 8, 4096, 5)
+    } else {
+        t
+    }
+}
+
+/// Appends to `buf` (which holds a frame's `stored` bytes from `from` on)
+/// the padding [`padded_stored_len`] asks for: zeros after an
+/// uncompressed frame (readers stop at the last slot), a zstd skippable
+/// frame after a compressed one (decoders skip it).
+pub(super) fn pad_stored(buf: &mut Vec<u8>, from: usize, compressed: bool) {
+    let len = buf.len() - from;
+    let pad = padded_stored_len(len, compressed) - len;
+    if pad == 0 {
+        return;
+    }
+    let start = buf.len();
+    buf.resize(start + pad, 0);
+    if compressed {
+        buf[start..start + 4].copy_from_slice(&0x184D_2A50u32.to_le_bytes());
+        let n = (pad - 8) as u32;
+        buf[start + 4..start + 8].copy_from_slice(&n.to_le_bytes());
     }
 }
 
@@ -82,18 +169,38 @@ pub(super) fn frame_aad(pack: &PackId, kind: BlobType, flags: u8) -> Vec<u8> {
     aad
 }
 
-/// An open frame being filled: the blobs' raw bytes, one after another.
+/// An open frame being filled: the blobs' raw bytes, one after another
+/// (each in its slot when padded).
 #[derive(Default)]
 pub struct FrameBuf {
     pub raw: Vec<u8>,
-    /// (id, raw length) of each blob, in order.
+    /// (id, length in `raw`) of each blob, in order: its raw length, or
+    /// its slot's when padded.
     pub members: Vec<(crate::id::BlobId, u32)>,
+    /// Blobs are in padded slots (every blob of a frame, or none).
+    pub padded: bool,
 }
 
 impl FrameBuf {
-    pub fn push(&mut self, id: crate::id::BlobId, raw: &[u8]) {
-        self.raw.extend_from_slice(raw);
-        self.members.push((id, raw.len() as u32));
+    /// Appends one blob, in a padded slot (`len ‖ bytes ‖ zeros`) if
+    /// `framing` pads.
+    pub fn push(&mut self, id: crate::id::BlobId, raw: &[u8], framing: &Framing) {
+        let start = self.raw.len();
+        if framing.padded {
+            self.raw
+                .extend_from_slice(&(raw.len() as u32).to_le_bytes());
+            self.raw.extend_from_slice(raw);
+            self.raw.resize(start + slot_len(raw.len()), 0);
+        } else {
+            self.raw.extend_from_slice(raw);
+        }
+        self.padded = framing.padded;
+        self.members.push((id, (self.raw.len() - start) as u32));
+    }
+
+    /// The flags the frame's entries carry besides compression.
+    pub fn flags(&self) -> u8 {
+        FLAG_FRAMED | if self.padded { FLAG_PADDED } else { 0 }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -103,6 +210,7 @@ impl FrameBuf {
     pub fn clear(&mut self) {
         self.raw.clear();
         self.members.clear();
+        self.padded = false;
     }
 }
 
@@ -191,9 +299,17 @@ impl Unit {
         let what = || format!("blob {} in pack {pack}", e.id);
         let bytes = if self.framed {
             let (s, end) = (e.inner as usize, e.inner as usize + e.raw_len as usize);
-            self.raw
+            let slot = self
+                .raw
                 .get(s..end)
-                .ok_or_else(|| Error::corrupt(what(), "lies beyond the end of its frame"))?
+                .ok_or_else(|| Error::corrupt(what(), "lies beyond the end of its frame"))?;
+            if e.flags & FLAG_PADDED != 0 {
+                slot_bytes(slot).ok_or_else(|| {
+                    Error::corrupt(what(), "its slot's length does not fit the slot")
+                })?
+            } else {
+                slot
+            }
         } else {
             &self.raw[..]
         };
@@ -210,6 +326,24 @@ impl Unit {
 
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
+    }
+}
+
+/// A padded slot's blob: `len ‖ bytes ‖ zeros`, `None` if `len` does not
+/// fit.
+fn slot_bytes(slot: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_le_bytes(slot.get(..SLOT_PREFIX)?.try_into().ok()?) as usize;
+    slot.get(SLOT_PREFIX..SLOT_PREFIX.checked_add(len)?)
+}
+
+/// The most raw bytes the blob of entry `e` can have: its `raw_len`, or
+/// less its slot's length prefix when padded (the exact length is inside
+/// the frame).
+pub fn max_blob_len(e: &PackEntry) -> u32 {
+    if e.flags & FLAG_PADDED != 0 {
+        e.raw_len.saturating_sub(SLOT_PREFIX as u32)
+    } else {
+        e.raw_len
     }
 }
 
@@ -259,6 +393,9 @@ pub fn check_entries(entries: &[PackEntry], contiguous: bool) -> std::result::Re
         }
         end = lo + first.stored_len as u64;
         let framed = first.flags & FLAG_FRAMED != 0;
+        if first.flags & FLAG_PADDED != 0 && !framed {
+            return Err(format!("blob at offset {lo} is padded but not framed"));
+        }
         if !framed && (unit.len() > 1 || first.inner != 0) {
             return Err(format!(
                 "unframed blob at offset {lo} shares its place or has an inner offset"
@@ -269,6 +406,9 @@ pub fn check_entries(entries: &[PackEntry], contiguous: bool) -> std::result::Re
                 return Err(format!(
                     "blobs of the frame at offset {lo} disagree on type, flags or length"
                 ));
+            }
+            if e.flags & FLAG_PADDED != 0 && (e.raw_len as usize) < SLOT_PREFIX {
+                return Err(format!("padded blob {} has no room for its length", e.id));
             }
             if framed && e.inner as u64 + e.raw_len as u64 > MAX_FRAME_RAW as u64 {
                 return Err(format!(
@@ -305,7 +445,9 @@ mod tests {
         fn frames_round_trip(
             groups in proptest::collection::vec(
                 proptest::collection::vec(proptest::collection::vec(0u8..4, 0..3000), 1..8), 1..6),
+            padded in any::<bool>(),
         ) {
+            let framing = Framing { padded, ..Framing::default() };
             let sp = space();
             let session = SessionKey::generate();
             let mut w = PackWriter::new(&session, BlobType::Data, 0);
@@ -321,10 +463,10 @@ mod tests {
                 }
                 let mut f = FrameBuf::default();
                 for b in g {
-                    f.push(sp.blob_id(b), b);
+                    f.push(sp.blob_id(b), b, &framing);
                     all.push(b.clone());
                 }
-                let flags = compress(&mut comp, &f.raw, &mut out);
+                let flags = compress_frame(&mut comp, &f, &mut out);
                 let stored = if flags & FLAG_COMPRESSED != 0 { &out[..] } else { &f.raw[..] };
                 w.add_frame(stored, flags, &f.members);
             }
@@ -337,6 +479,19 @@ mod tests {
             let key = session.pack_key(&p.id);
             for (e, b) in h.entries.iter().zip(&all) {
                 prop_assert_eq!(&open_blob(&key, &p.id, e, unit_bytes(&p, e), &sp).unwrap(), b);
+                // Padded: the entry gives the slot's bucket, the pack the
+                // frame's padded length, never the blob's own length.
+                if padded && e.is_framed() {
+                    prop_assert_eq!(e.flags & FLAG_PADDED, FLAG_PADDED);
+                    prop_assert_eq!(e.raw_len as usize, slot_len(b.len()));
+                    prop_assert!(e.raw_len >= 256);
+                    let stored = e.stored_len as usize - crate::crypto::TAG_LEN;
+                    prop_assert!(stored >= 4096);
+                    prop_assert_eq!(stored, padded_stored_len(stored, false));
+                } else {
+                    prop_assert_eq!(e.flags & FLAG_PADDED, 0);
+                    prop_assert_eq!(e.raw_len as usize, b.len());
+                }
             }
             for u in units(&h.entries, |e| e) {
                 let unit = Unit::open(&key, &p.id, &u[0], unit_bytes(&p, &u[0]), need_of(u)).unwrap();
@@ -366,7 +521,7 @@ mod tests {
                 if small {
                     // Plausible values, so some headers pass the checks.
                     e[0] &= 1;
-                    e[1] &= 3;
+                    e[1] &= 7;
                     for i in [35, 36, 37, 39, 40, 41, 43, 44, 45, 47, 48, 49] {
                         e[i] = 0;
                     }
@@ -380,6 +535,7 @@ mod tests {
                     for e in u {
                         prop_assert_eq!((e.offset, e.stored_len, e.kind, e.flags), (u[0].offset, u[0].stored_len, u[0].kind, u[0].flags));
                         prop_assert!(e.inner as u64 + e.raw_len as u64 <= MAX_FRAME_RAW as u64 || !e.is_framed());
+                        prop_assert!(e.flags & FLAG_PADDED == 0 || (e.is_framed() && e.raw_len >= 4));
                     }
                     off += u[0].stored_len as u64;
                 }
@@ -393,11 +549,11 @@ mod tests {
         let mut w = PackWriter::new(&session, BlobType::Data, 0);
         let mut f = FrameBuf::default();
         for b in blobs {
-            f.push(sp.blob_id(b), b);
+            f.push(sp.blob_id(b), b, &Framing::default());
         }
         let mut comp = zstd::bulk::Compressor::new(3).unwrap();
         let mut out = Vec::new();
-        let flags = compress_frame(&mut comp, &f.raw, &mut out);
+        let flags = compress_frame(&mut comp, &f, &mut out);
         let stored = if flags & FLAG_COMPRESSED != 0 {
             &out[..]
         } else {
@@ -488,11 +644,46 @@ mod tests {
         assert!(check_entries(&es, true).is_err());
     }
 
+    /// The buckets: a floor, then at most 1/16 (slots) or 1/32 (stored)
+    /// more, so a tiny secret and its neighbours share one length and a
+    /// large blob pays little.
+    #[test]
+    fn padding_buckets_hide_small_lengths_and_cost_little() {
+        for len in [0, 1, 4, 9, 100, 252] {
+            assert_eq!(slot_len(len), 256, "{len}");
+        }
+        assert_eq!(slot_len(253), 272);
+        for len in (0..200_000).step_by(97) {
+            let s = slot_len(len);
+            assert!(
+                s >= len + 4 && s <= 256.max((len + 4) + (len + 4) / 16),
+                "{len} → {s}"
+            );
+            let t = padded_stored_len(len, true);
+            assert!(
+                t >= 4096.max(len) && t <= 4096.max(len + 8 + (len + 8) / 32),
+                "{len} → {t}"
+            );
+            assert!(
+                t == len || t - len >= 8,
+                "a skippable frame needs 8 bytes: {len} → {t}"
+            );
+            assert_eq!(padded_stored_len(t, true), t, "a padded length is a bucket");
+        }
+        // The skippable frame a compressed frame is padded with: zstd
+        // decodes past it (the frame's content first, then nothing).
+        let mut buf = zstd::bulk::compress(b"isi bingkai", 3).unwrap();
+        super::pad_stored(&mut buf, 0, true);
+        assert_eq!(buf.len(), 4096);
+        assert_eq!(zstd::decode_all(&buf[..]).unwrap(), b"isi bingkai");
+    }
+
     #[test]
     fn a_framing_choice_is_kept_within_the_format_limit() {
         let f = Framing {
             max_blob: 64 << 20,
             target: 64 << 20,
+            padded: true,
         }
         .clamped();
         assert!(f.max_raw() <= MAX_FRAME_RAW as usize);

@@ -62,7 +62,7 @@ impl<'a> Repacker<'a> {
             && kind == BlobType::Data
             && f.frames(raw.len())
         {
-            self.frame.push(id, raw);
+            self.frame.push(id, raw, &f);
             self.frame_sources.insert(from);
             if self.frame.raw.len() >= f.target {
                 return self.close_frame();
@@ -87,7 +87,7 @@ impl<'a> Repacker<'a> {
             return Vec::new();
         }
         let frame = std::mem::take(&mut self.frame);
-        let flags = pack::compress_frame(&mut self.comp, &frame.raw, &mut self.scratch);
+        let flags = pack::compress_frame(&mut self.comp, &frame, &mut self.scratch);
         let stored = if flags & pack::FLAG_COMPRESSED != 0 {
             std::mem::take(&mut self.scratch)
         } else {

@@ -115,6 +115,17 @@ impl Sink {
     fn write_blob(&self, raw: &[u8], targets: &[Target]) -> Result<()> {
         for t in targets {
             let path = &self.files[t.file].path;
+            if raw.len() as u64 != t.len {
+                return Err(Error::corrupt(
+                    format!("{}", path.display()),
+                    format!(
+                        "a data blob of {} bytes where the tree's sizes place {} bytes at offset {}",
+                        raw.len(),
+                        t.len,
+                        t.offset
+                    ),
+                ));
+            }
             let f = std::fs::OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW)

@@ -9,6 +9,9 @@ use crate::pack::PackEntry;
 pub(super) struct Target {
     pub(super) file: usize,
     pub(super) offset: u64,
+    /// The blob's length as the plan placed it (the tree's sizes and the
+    /// index's lengths); the blob opened must have it.
+    pub(super) len: u64,
 }
 
 pub(super) struct PackPlan {
@@ -121,7 +124,13 @@ mod range_tests {
                 blobs: blobs
                     .iter()
                     .map(|(e, n)| {
-                        let targets = (0..*n).map(|i| Target { file: i, offset: 0 }).collect();
+                        let targets = (0..*n)
+                            .map(|i| Target {
+                                file: i,
+                                offset: 0,
+                                len: 0,
+                            })
+                            .collect();
                         (e.id, (e.clone(), targets))
                     })
                     .collect(),

@@ -189,14 +189,21 @@ pub(super) async fn plan(
                         let size = node.size.unwrap_or(0);
                         let fi = p.files.len();
                         let mut offset = 0u64;
-                        for id in node.content.as_deref().unwrap_or_default() {
+                        let content = node.content.as_deref().unwrap_or_default();
+                        for (i, id) in content.iter().enumerate() {
                             let loc = index.lookup(id).ok_or_else(|| {
                                 Error::corrupt(
                                     format!("data blob {id} of {rel}"),
                                     "no index lists it (run `pulih repo repair-index`)",
                                 )
                             })?;
-                            let raw = loc.entry.raw_len as u64;
+                            let raw = placed_len(&loc.entry, i + 1 == content.len(), size, offset)
+                                .map_err(|d| {
+                                    Error::corrupt(
+                                        format!("tree {tree_id}"),
+                                        format!("{rel}: data blob {id} {d}"),
+                                    )
+                                })?;
                             let pp = p.packs.entry(loc.pack).or_insert_with(|| PackPlan {
                                 session: loc.session,
                                 blobs: HashMap::new(),
@@ -205,7 +212,11 @@ pub(super) async fn plan(
                                 .entry(*id)
                                 .or_insert_with(|| (loc.entry.clone(), Vec::new()))
                                 .1
-                                .push(Target { file: fi, offset });
+                                .push(Target {
+                                    file: fi,
+                                    offset,
+                                    len: raw,
+                                });
                             offset += raw;
                         }
                         if offset != size {
@@ -225,4 +236,78 @@ pub(super) async fn plan(
     }
     p.tree_fetches = loader.fetches;
     Ok(p)
+}
+
+/// The length a data blob takes in its file. The index gives it exactly,
+/// except for a padded blob (FORMAT.md §4.2): only the last chunk of a file
+/// is ever padded (it is shorter than the chunker's minimum), so its length
+/// is what the file's size leaves, which must fit its slot. The blob's
+/// bytes are checked against it when written.
+fn placed_len(
+    e: &crate::pack::PackEntry,
+    last: bool,
+    size: u64,
+    offset: u64,
+) -> std::result::Result<u64, String> {
+    if e.flags & crate::pack::FLAG_PADDED == 0 {
+        return Ok(e.raw_len as u64);
+    }
+    if !last {
+        return Err("is padded but not the file's last chunk".into());
+    }
+    let left = size
+        .checked_sub(offset)
+        .ok_or_else(|| format!("starts past the file's size {size}"))?;
+    if left > crate::pack::max_blob_len(e) as u64 {
+        return Err(format!(
+            "cannot hold the {left} bytes the file's size leaves for it"
+        ));
+    }
+    Ok(left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placed_len;
+    use crate::id::BlobId;
+    use crate::pack::{BlobType, FLAG_FRAMED, FLAG_PADDED, PackEntry};
+
+    /// A padded blob is placed by what the file's size leaves, only as the
+    /// file's last chunk and only if it fits its slot: a tree that says
+    /// otherwise is refused before anything is written.
+    #[test]
+    fn a_padded_blob_is_placed_only_as_a_files_last_chunk_that_fits_its_slot() {
+        let e = PackEntry {
+            kind: BlobType::Data,
+            flags: FLAG_FRAMED | FLAG_PADDED,
+            id: BlobId([1; 32]),
+            offset: 0,
+            stored_len: 4112,
+            raw_len: 256,
+            inner: 0,
+        };
+        assert_eq!(placed_len(&e, true, 131_072 + 9, 131_072), Ok(9));
+        assert_eq!(placed_len(&e, true, 252, 0), Ok(252));
+        assert!(
+            placed_len(&e, true, 253, 0)
+                .unwrap_err()
+                .contains("cannot hold")
+        );
+        assert!(
+            placed_len(&e, false, 9, 0)
+                .unwrap_err()
+                .contains("not the file's last")
+        );
+        assert!(
+            placed_len(&e, true, 9, 10)
+                .unwrap_err()
+                .contains("past the file's size")
+        );
+        let plain = PackEntry {
+            flags: FLAG_FRAMED,
+            raw_len: 9,
+            ..e
+        };
+        assert_eq!(placed_len(&plain, false, 0, 0), Ok(9));
+    }
 }

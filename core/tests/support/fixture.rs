@@ -1,5 +1,5 @@
 //! What the format fixtures' tests share (old_formats.rs,
-//! format_2_fixture.rs): where the fixtures are, the listing their
+//! framed_fixtures.rs): where the fixtures are, the listing their
 //! restores are compared with, and the check every fixture must pass.
 
 #![allow(dead_code)]

@@ -1,7 +1,8 @@
-//! The format-2 fixture: a small repository written once by this build
-//! (`make_format_2_fixture`, by hand) and committed under
-//! `tests/fixtures/repo-v2`, so that every later build must still list,
-//! restore and verify a repository with frames (FORMAT.md §4.1), as
+//! The format-2 and format-3 fixtures: small repositories written once
+//! each by the build of their format (`make_format_N_fixture`, by hand)
+//! and committed under `tests/fixtures/repo-vN`, so that every later build
+//! must still list, restore and verify a repository with frames (format 2,
+//! FORMAT.md §4.1) and with padded frames (format 3, §4.2), as
 //! `old_formats.rs` does for format 1. A later format change adds a
 //! fixture beside these, it does not replace one.
 
@@ -38,13 +39,43 @@ async fn a_format_2_repository_lists_restores_and_verifies() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format_3_repository_lists_restores_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = fixtures::check_fixture(3, dir.path()).await;
+    let padded = reader
+        .indexes
+        .spaces
+        .values()
+        .flat_map(|i| i.iter())
+        .filter(|l| l.entry.flags & pulih_core::pack::FLAG_PADDED != 0)
+        .count();
+    assert!(
+        padded >= 40,
+        "the fixture holds padded frames ({padded} padded blobs)"
+    );
+}
+
 /// Makes the format-2 fixture (run once, by hand, with the format-2 code:
 /// `cargo nextest run -p pulih-core --run-ignored only make_format_2`).
 /// Refuses to overwrite it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "makes the committed fixture; run by hand once per format"]
 async fn make_format_2_fixture() {
-    let out = fixture("repo-v2");
+    make_fixture(2).await;
+}
+
+/// Makes the format-3 fixture, likewise with the format-3 code
+/// (`--run-ignored only make_format_3`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "makes the committed fixture; run by hand once per format"]
+async fn make_format_3_fixture() {
+    make_fixture(3).await;
+}
+
+/// The same tree and two rounds for each format's fixture.
+async fn make_fixture(version: u32) {
+    let out = fixture(&format!("repo-v{version}"));
     assert!(
         !out.exists(),
         "{} exists: a fixture is never rewritten",
@@ -52,8 +83,9 @@ async fn make_format_2_fixture() {
     );
     assert_eq!(
         pulih_core::config::FORMAT_VERSION,
-        2,
-        "this makes format 2 only"
+        version,
+        "this build makes format {} only",
+        pulih_core::config::FORMAT_VERSION
     );
     let scratch = tempfile::tempdir().unwrap();
     let src = scratch.path().join(SOURCE.trim_start_matches('/'));
@@ -119,7 +151,7 @@ async fn make_format_2_fixture() {
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     }
     for (i, l) in expected.iter().enumerate() {
-        std::fs::write(fixture(&format!("repo-v2.snapshot-{i}.txt")), l).unwrap();
+        std::fs::write(fixture(&format!("repo-v{version}.snapshot-{i}.txt")), l).unwrap();
     }
     let _ = std::fs::remove_dir_all(out.join("locks"));
 }
