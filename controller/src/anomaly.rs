@@ -29,6 +29,11 @@
 //! on a legitimate upload of already-compressed data larger than all the
 //! server held, which an operator clears.
 //!
+//! A confirmed snapshot that **left the store** although no retention run
+//! of the controller forgot it is flagged: the server's previous one at
+//! each run ([`observe`], which also writes a hold), and every one of the
+//! last 35 days every 10 minutes ([`gone_sweep`]).
+//!
 //! A server that **stopped replicating** is flagged too ([`stopped_sweep`],
 //! every 30 s): one that has replicated before and whose last successful
 //! replication is older than twice its RPO (ransomware that stops the
@@ -116,21 +121,141 @@ async fn disappeared(st: &Shared, server: &str, run_key: &str, store: &Store) ->
         Ok(false) => {}
         _ => return None,
     }
-    let forgotten = st.store.maintenance_runs(200).ok()?.iter().any(|m| {
-        m.report_json
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
-            .and_then(|r| r["decisions"].as_array().cloned())
-            .is_some_and(|d| {
-                d.iter()
-                    .any(|x| x["id"] == prev.as_str() && x["keep"] == false)
-            })
-    });
-    (!forgotten).then(|| {
-        format!(
-            "snapshot {prev} of run {prev_run}, confirmed before, is no longer in the store and no retention run forgot it: history was deleted"
-        )
-    })
+    let since = st.now() - GONE_WINDOW_S;
+    (!forgotten_by_retention(st, since).ok()?.contains(&prev)).then(|| gone_why(&prev, &prev_run))
+}
+
+fn gone_why(snapshot: &str, run: &str) -> String {
+    format!(
+        "snapshot {snapshot} of run {run}, confirmed before, is no longer in the store and no retention run forgot it: history was deleted"
+    )
+}
+
+/// How far back the disappearance checks look: the confirmed snapshots
+/// of the last 35 days (the gateway's default retention floor, 30 days,
+/// and some), against what retention forgot since then (a forget comes
+/// after its snapshot was confirmed).
+pub const GONE_WINDOW_S: i64 = 35 * 86_400;
+
+/// Every snapshot id a retention run of the controller made at `since` or
+/// later decided to forget (its reports' decisions).
+fn forgotten_by_retention(
+    st: &Shared,
+    since: i64,
+) -> Result<std::collections::HashSet<String>, crate::store::StoreError> {
+    let mut out = std::collections::HashSet::new();
+    for j in st.store.maintenance_reports_since(since)? {
+        let Ok(r) = serde_json::from_str::<serde_json::Value>(&j) else {
+            continue;
+        };
+        for d in r["decisions"].as_array().into_iter().flatten() {
+            if d["keep"] == false
+                && let Some(id) = d["id"].as_str()
+            {
+                out.insert(id.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How often [`gone_sweep`] runs (one listing of `snapshots/` per agency
+/// repository each time).
+pub const GONE_SWEEP_INTERVAL_S: i64 = 600;
+
+/// Flags every confirmed snapshot (of the last [`GONE_WINDOW_S`]) that
+/// has left its agency's repository although no retention run of the
+/// controller forgot it — not only the newest, which [`observe`] checks at
+/// each run: an attacker who deletes older history, or a server that
+/// never runs again, is caught within [`GONE_SWEEP_INTERVAL_S`]. Once per
+/// snapshot, with a warning in the log and an `anomaly.flagged` audit
+/// entry. A repository that cannot be listed is skipped (logged), never
+/// read as empty.
+pub async fn gone_sweep(st: &Shared, now: i64) {
+    let since = now - GONE_WINDOW_S;
+    let forgotten = match forgotten_by_retention(st, since) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the retention runs for the disappeared-snapshot check");
+            return;
+        }
+    };
+    let by_pd: std::collections::BTreeMap<String, (String, Vec<String>)> = {
+        let d = st.desired();
+        let mut m = std::collections::BTreeMap::new();
+        for (name, s) in &d.set.servers {
+            let pd = &s.spec().perangkat_daerah;
+            if let Some(url) = crate::desired::pd_repository(&d.set, pd, &st.config) {
+                m.entry(pd.clone())
+                    .or_insert_with(|| (url, Vec::new()))
+                    .1
+                    .push(name.clone());
+            }
+        }
+        m
+    };
+    for (pd, (url, servers)) in by_pd {
+        let mut confirmed = Vec::new();
+        for server in &servers {
+            match st.store.confirmed_snapshots(server, since) {
+                Ok(rows) => confirmed.extend(rows.into_iter().map(|r| (server, r))),
+                Err(e) => {
+                    tracing::warn!(%server, error = %e, "cannot read the confirmed snapshots")
+                }
+            }
+        }
+        if confirmed.is_empty() {
+            continue;
+        }
+        let listed = match crate::repo_check::open_store(&st.config, &url) {
+            Ok(store) => store
+                .list(pulih_core::layout::SNAPSHOTS)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("{e:#}")),
+        };
+        let present: std::collections::HashSet<String> = match listed {
+            Ok(objects) => objects
+                .into_iter()
+                .filter_map(|o| {
+                    o.key
+                        .strip_prefix(pulih_core::layout::SNAPSHOTS)
+                        .map(str::to_string)
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(%pd, %url, error = %e, "cannot list the repository's snapshots for the disappeared-snapshot check");
+                continue;
+            }
+        };
+        for (server, (run, snapshot)) in confirmed {
+            if present.contains(&snapshot) || forgotten.contains(&snapshot) {
+                continue;
+            }
+            let why = gone_why(&snapshot, &run);
+            match st.store.record_signals(
+                &format!("gone:{snapshot}"),
+                server,
+                now,
+                "{}",
+                Some(&why),
+            ) {
+                Ok(true) => {
+                    tracing::warn!(%server, %why, "ransomware signal");
+                    let _ = st.store.audit(
+                        "controller",
+                        "anomaly.flagged",
+                        &format!("{server}: {why}"),
+                        now,
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(%server, error = %e, "cannot record a disappeared snapshot")
+                }
+            }
+        }
+    }
 }
 
 /// Measures a confirmed replication, records it, and flags it when it
@@ -323,6 +448,103 @@ mod tests {
         assert!(st.store.open_anomalies().unwrap().is_empty());
         stopped_sweep(&st, t1 + 3 * 86_400);
         assert!(st.store.open_anomalies().unwrap().contains_key("web"));
+    }
+
+    /// Any confirmed snapshot of the last 35 days that left the store is
+    /// flagged by the sweep, not only the newest (which the next run's
+    /// check sees), once; one that a retention run of the controller
+    /// forgot is not.
+    #[tokio::test]
+    async fn anomaly_a_confirmed_snapshot_deleted_from_the_store_is_flagged_by_the_sweep_unless_retention_forgot_it()
+     {
+        use crate::recovery::testing::{MANIFESTS, NOW, state};
+        use pulih_model::api::RunResult;
+        use pulih_model::state::{MaintenanceState, RunState};
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(
+            dir.path(),
+            &MANIFESTS.replace("url: /srv/drc", "url: DIR/drc"),
+        );
+        let url = crate::desired::pd_repository(&st.desired().set, "dkis", &st.config).unwrap();
+        let store = Store::open(&url, true).unwrap();
+        let ids: Vec<String> = (1..=3u8).map(|i| hex::encode([i; 32])).collect();
+        for (i, id) in ids.iter().enumerate() {
+            store
+                .put(&format!("snapshots/{id}"), vec![1u8].into())
+                .await
+                .unwrap();
+            let t = NOW - (3 - i as i64) * 86_400;
+            let run = format!("run-{i}");
+            st.store
+                .start_run("web", &run, "schedule", None, t)
+                .unwrap();
+            let res = RunResult {
+                trigger: "schedule".into(),
+                scheduled_for: None,
+                started_at: String::new(),
+                finished_at: String::new(),
+                state: RunState::Succeeded,
+                snapshot_id: Some(id.clone()),
+                files: 1,
+                bytes_read: 1,
+                bytes_new: 1,
+                bytes_stored: 1,
+                duration_s: 1.0,
+                errors: Vec::new(),
+            };
+            st.store.finish_run("web", &run, &res, t).unwrap();
+        }
+        gone_sweep(&st, NOW).await;
+        assert!(st.store.open_anomalies().unwrap().is_empty());
+
+        // The oldest goes (not the newest, which the next run would see).
+        store
+            .delete(&format!("snapshots/{}", ids[0]))
+            .await
+            .unwrap();
+        gone_sweep(&st, NOW).await;
+        let open = st.store.open_anomalies().unwrap();
+        let (why, _) = &open["web"];
+        assert!(
+            why.contains(&ids[0]) && why.contains("no retention run forgot it"),
+            "{why}"
+        );
+        assert_eq!(st.store.clear_anomalies("web", "ops", NOW).unwrap(), 1);
+        gone_sweep(&st, NOW + 600).await;
+        assert!(
+            st.store.open_anomalies().unwrap().is_empty(),
+            "once per snapshot"
+        );
+
+        // One the controller's retention forgot: not a signal.
+        let m = st
+            .store
+            .queue_maintenance(&["dkis".to_string()], "schedule", NOW)
+            .unwrap();
+        let report = serde_json::json!({"decisions": [{"id": ids[1], "keep": false}]});
+        st.store
+            .finish_maintenance(m[0], MaintenanceState::Succeeded, &report.to_string(), NOW)
+            .unwrap();
+        store
+            .delete(&format!("snapshots/{}", ids[1]))
+            .await
+            .unwrap();
+        gone_sweep(&st, NOW + 1200).await;
+        assert!(st.store.open_anomalies().unwrap().is_empty());
+
+        // Beyond the window: not looked at.
+        store
+            .delete(&format!("snapshots/{}", ids[2]))
+            .await
+            .unwrap();
+        gone_sweep(&st, NOW + GONE_WINDOW_S + 3 * 86_400).await;
+        assert!(st.store.open_anomalies().unwrap().is_empty());
+        gone_sweep(&st, NOW + 1800).await;
+        assert!(
+            st.store.open_anomalies().unwrap()["web"]
+                .0
+                .contains(&ids[2])
+        );
     }
 
     fn m(rewritten: f64, new_stored: f64, incompressible: f64) -> Measures {

@@ -248,6 +248,11 @@ pub trait StateStore: Send + Sync + 'static {
         server: &str,
         except_run: &str,
     ) -> StoreResult<Option<(String, String)>>;
+    /// The (run key, snapshot) of every confirmed replication of `server`
+    /// that finished at `since` or later, newest first.
+    fn confirmed_snapshots(&self, server: &str, since: i64) -> StoreResult<Vec<(String, String)>>;
+    /// The reports (JSON) of the maintenance runs made at `since` or later.
+    fn maintenance_reports_since(&self, since: i64) -> StoreResult<Vec<String>>;
     /// Server → (the newest flag no operator cleared, when).
     fn open_anomalies(&self) -> StoreResult<std::collections::HashMap<String, (String, i64)>>;
     /// Marks `server`'s flags cleared; how many were open.

@@ -5,7 +5,8 @@
 //! - `recovery-schedule`, every 30 s: fails recoveries whose DRC executor
 //!   went silent, moves every open plan run on, queues the scheduled
 //!   drills that are due, flags servers that stopped replicating
-//!   ([`crate::anomaly::stopped_sweep`]).
+//!   ([`crate::anomaly::stopped_sweep`]), and every 10 minutes confirmed
+//!   snapshots that left the store ([`crate::anomaly::gone_sweep`]).
 //! - `maintenance-schedule`, on the `[maintenance]` cron (when
 //!   configured): retention and prune of every agency repository.
 //!
@@ -36,6 +37,7 @@ pub fn start(st: &Shared) {
 
 /// Expire, advance, queue: every [`RECOVERY_INTERVAL`] until shutdown.
 async fn recovery_schedule(st: Shared, w: Worker) {
+    let mut last_gone_sweep: Option<i64> = None;
     loop {
         w.begin();
         let t = st.now();
@@ -45,6 +47,10 @@ async fn recovery_schedule(st: Shared, w: Worker) {
         plan::advance_all(&st, t);
         drill::queue_scheduled(&st, t);
         crate::anomaly::stopped_sweep(&st, t);
+        if last_gone_sweep.is_none_or(|l| t - l >= crate::anomaly::GONE_SWEEP_INTERVAL_S) {
+            crate::anomaly::gone_sweep(&st, t).await;
+            last_gone_sweep = Some(t);
+        }
         w.end(t);
         if !w.sleep(RECOVERY_INTERVAL).await {
             return;

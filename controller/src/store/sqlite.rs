@@ -605,6 +605,34 @@ impl StateStore for SqliteStore {
             .map_err(err)
     }
 
+    fn confirmed_snapshots(&self, server: &str, since: i64) -> StoreResult<Vec<(String, String)>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT run_key, snapshot_id FROM runs WHERE server = ?1 AND kind = 'replicate'
+                 AND state IN ('succeeded', 'partial') AND snapshot_id IS NOT NULL AND finished_at >= ?2
+                 ORDER BY finished_at DESC, rowid DESC",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![server, since], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    fn maintenance_reports_since(&self, since: i64) -> StoreResult<Vec<String>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT report FROM maintenance WHERE created_at >= ?1 AND report IS NOT NULL",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![since], |r| r.get::<_, String>(0))
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
     fn open_anomalies(&self) -> StoreResult<std::collections::HashMap<String, (String, i64)>> {
         let conn = self.lock();
         let mut stmt = conn
