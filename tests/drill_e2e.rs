@@ -1078,7 +1078,7 @@ fn a_postgresql_app_fails_over_takes_a_new_row_at_the_drc_and_failback_brings_it
 /// post steps append a line to `steps_log`.
 fn plan_manifests(
     drc: &Path,
-    image: &str,
+    (db_image, image): (&str, &str),
     db_src: &Path,
     web_src: &Path,
     steps_log: &Path,
@@ -1093,7 +1093,7 @@ fn plan_manifests(
   recovery:
     containers:
       - name: db
-        image: {image}
+        image: {db_image}
         command: [httpd, -f, -p, "5432", -h, /data]
         volumes: [{{source: {db}, target: /data}}]
     healthChecks:
@@ -1186,9 +1186,15 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     let dir = dir.path();
     let image = images::busybox();
     let svc = format!("pulih-test-plansvc-{}", std::process::id());
+    // The database's image has a tag of its own, gone from the engine by
+    // the drill: the drill loads it from the snapshot, and the run's
+    // teardown removes it again.
+    let db_image = format!("pulih-test/plandb:t{}", std::process::id());
     // Whatever a failed run of this test left: the recovered containers
     // (on the service network, or kept up by a drill run), then networks.
     let mut cleanup = Cleanup::new();
+    // Undone last, once no container uses it.
+    cleanup.tag(image, &db_image);
     cleanup.later(&[
         "network",
         "prune",
@@ -1221,7 +1227,7 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     let (db_key, web_key) = (key("db"), key("web"));
     let mdir = manifests::write(
         &dir.join("manifests"),
-        &plan_manifests(&drc, image, &db_src, &web_src, &steps_log),
+        &plan_manifests(&drc, (&db_image, image), &db_src, &web_src, &steps_log),
     );
     let (c, failover_token) = start_failover_controller(&PULIH, dir, &mdir);
     let (controller, url, token) = c.into_parts();
@@ -1241,6 +1247,7 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     };
     replicate("simpus-db");
     replicate("simpus-web");
+    docker(&["rmi", &db_image]);
 
     // The drill of the plan: data passes, aplikasi fails, the run stops.
     let drill = || {
@@ -1350,6 +1357,14 @@ fn a_recovery_plan_drills_group_by_group_stops_at_a_failed_group_resumes_and_its
     assert_eq!(t["networks_removed"], 1, "{run:#}");
     assert_eq!(t["containers_left"], 0, "{run:#}");
     assert_eq!(t["scratch_removed"], true, "{run:#}");
+    // The database drill, kept up, loaded its image: gone with the run.
+    assert_eq!(t["images_removed"], 1, "{run:#}");
+    assert!(
+        !docker::docker_output(&["image", "inspect", &db_image])
+            .status
+            .success(),
+        "the plan drill's loaded image is gone"
+    );
     assert_eq!(
         docker(&[
             "ps",

@@ -240,15 +240,26 @@ pub async fn run(store: Store, key: &ReaderKey, plan: &DrillPlan) -> DrillReport
         // (a half-started service is no service, and a retry starts clean).
         if let (Some(r), true) = (plan.plan_drill(), run.report.passed()) {
             let began = run.at();
-            run.step(
-                "kept up",
-                began,
-                true,
-                format!(
-                    "on {} for the later groups of plan run {r}; removed when the run ends",
-                    plan.network()
+            // What it loaded goes with the run's teardown; unrecorded, it
+            // could not: the drill fails and is torn down now instead.
+            match run.record_loaded_images() {
+                Ok(()) => run.step(
+                    "kept up",
+                    began,
+                    true,
+                    format!(
+                        "on {} for the later groups of plan run {r}; removed, with the {} images it loaded, when the run ends",
+                        plan.network(),
+                        run.loaded_images.len()
+                    ),
                 ),
-            );
+                Err(e) => {
+                    run.step("kept up", began, false, format!("{e:#}"));
+                    run.report.state = DrillState::Failed;
+                    run.report.error = Some(format!("{e:#}"));
+                    run.teardown().await;
+                }
+            }
         } else if plan.kind == RecoveryKind::Drill || !run.report.passed() {
             run.teardown().await;
             if run.report.passed() && !run.report.teardown.as_ref().is_some_and(Teardown::clean) {

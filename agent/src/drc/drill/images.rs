@@ -186,11 +186,54 @@ impl Run<'_> {
     /// hold before, and gives their tags back to what they named before;
     /// an image another recovery's container uses now is left (counted).
     pub(super) async fn remove_loaded_images(&mut self, t: &mut Teardown) {
-        for (image, before) in std::mem::take(&mut self.loaded_images) {
+        remove_images(&self.docker, std::mem::take(&mut self.loaded_images), t).await;
+    }
+
+    /// A drill of a plan's run that passes stays up until the run ends:
+    /// what it loaded is written to its scratch directory, for the run's
+    /// teardown ([`remove_recorded_images`]).
+    pub(super) fn record_loaded_images(&self) -> Result<()> {
+        let path = self.plan.scratch().join(LOADED_IMAGES);
+        std::fs::write(&path, serde_json::to_vec(&self.loaded_images)?)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// The file in a kept-up plan drill's scratch directory naming the images
+/// it loaded (and what their tags named before).
+const LOADED_IMAGES: &str = "loaded-images.json";
+
+/// Removes the images a kept-up plan drill recorded in `scratch`
+/// ([`Run::record_loaded_images`]), as its own teardown would have.
+pub(super) async fn remove_recorded_images(docker: &Docker, scratch: &Path, t: &mut Teardown) {
+    let path = scratch.join(LOADED_IMAGES);
+    let list: Vec<(String, Option<String>)> = match std::fs::read(&path) {
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(l) => l,
+            Err(e) => {
+                t.errors.push(format!("read {}: {e}", path.display()));
+                return;
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            t.errors.push(format!("read {}: {e}", path.display()));
+            return;
+        }
+    };
+    remove_images(docker, list, t).await;
+}
+
+/// Removes `images` (each loaded by a recovery, with what its tag named
+/// before), giving each tag back; one in use by another recovery's
+/// container is left (counted).
+async fn remove_images(docker: &Docker, images: Vec<(String, Option<String>)>, t: &mut Teardown) {
+    {
+        for (image, before) in images {
             let opts = bollard::query_parameters::RemoveImageOptionsBuilder::default()
                 .force(false)
                 .build();
-            match self.docker.remove_image(&image, Some(opts), None).await {
+            match docker.remove_image(&image, Some(opts), None).await {
                 Ok(_) => t.images_removed += 1,
                 Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 409, ..
@@ -212,7 +255,7 @@ impl Run<'_> {
                     .repo(&repo)
                     .tag(&tag)
                     .build();
-                if let Err(e) = self.docker.tag_image(&old, Some(opts)).await {
+                if let Err(e) = docker.tag_image(&old, Some(opts)).await {
                     t.errors
                         .push(format!("give tag {image} back to {old}: {e}"));
                 }

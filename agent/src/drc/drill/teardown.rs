@@ -251,6 +251,13 @@ pub async fn sweep_orphaned_drills(owner: &str, scratch_root: &Path) -> Result<V
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if is_drill(&name) && e.path().is_dir() {
+                // A kept-up plan drill's loaded images (its containers are
+                // gone by now); what cannot be removed is logged.
+                let mut t = Teardown::default();
+                super::images::remove_recorded_images(&docker, &e.path(), &mut t).await;
+                for err in t.errors {
+                    tracing::warn!(drill = %name, error = %err, "orphaned drill's image");
+                }
                 std::fs::remove_dir_all(e.path())
                     .with_context(|| format!("cannot remove {}", e.path().display()))?;
                 swept.insert(name);
@@ -342,9 +349,13 @@ pub async fn teardown_plan_run(run: &str, scratch_root: &Path) -> Teardown {
     let prefix = format!("{run}-");
     if let Ok(dir) = std::fs::read_dir(scratch_root) {
         for e in dir.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix)
-                && let Err(err) = std::fs::remove_dir_all(e.path())
-            {
+            if !e.file_name().to_string_lossy().starts_with(&prefix) {
+                continue;
+            }
+            // The images each kept-up drill loaded, now that no container
+            // of the run uses them.
+            super::images::remove_recorded_images(&docker, &e.path(), &mut t).await;
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
                 t.scratch_removed = false;
                 t.errors
                     .push(format!("remove {}: {err}", e.path().display()));
