@@ -154,6 +154,12 @@ fn append_only_the_honest_servers_restore_drill_and_failover_through_the_gateway
 
     let gw = start_gateway(dir, &garage);
     let (endpoint, ca, gw_key) = (gw.endpoint.clone(), gw.ca.clone(), gw.key.clone());
+    // HTTP/1.1 only: a client offering HTTP/2 first is given HTTP/1.1.
+    let addr = endpoint.strip_prefix("https://").unwrap();
+    assert_eq!(
+        pulih_test_support::tls::alpn_agreed(addr, &ca, &[b"h2", b"http/1.1"]).as_deref(),
+        Some(&b"http/1.1"[..])
+    );
     let url = format!(
         "s3://pulih/diskominfo/repo?endpoint={endpoint}&ca={}",
         ca.display()

@@ -170,11 +170,17 @@ pub async fn run(
         (Some(cert), Some(key)) => {
             let cert_pem = std::fs::read(cert).with_context(|| cert.display().to_string())?;
             let key_pem = pulih_core::storage::read_secret_file(key)?;
-            Some(
+            let tls =
                 axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem.into_bytes())
                     .await
-                    .context("loading the TLS certificate and key")?,
-            )
+                    .context("loading the TLS certificate and key")?;
+            // HTTP/1.1 only (no `h2` offered): the engine's S3 client
+            // speaks it, and a connection is one request at a time, so
+            // the per-request limits bound what one client holds.
+            let mut inner = (*tls.get_inner()).clone();
+            inner.alpn_protocols = vec![b"http/1.1".to_vec()];
+            tls.reload_from_config(std::sync::Arc::new(inner));
+            Some(tls)
         }
         _ => None,
     };
@@ -196,17 +202,21 @@ pub async fn run(
     let make = tower::make::Shared::new(service);
     match tls {
         Some(tls) => {
-            axum_server::from_tcp_rustls(listener, tls)?
-                .handle(handle)
-                .serve(make)
-                .await?
+            let mut server = axum_server::from_tcp_rustls(listener, tls)?;
+            http1_only(server.http_builder());
+            server.handle(handle).serve(make).await?
         }
         None => {
-            axum_server::from_tcp(listener)?
-                .handle(handle)
-                .serve(make)
-                .await?
+            let mut server = axum_server::from_tcp(listener)?;
+            http1_only(server.http_builder());
+            server.handle(handle).serve(make).await?
         }
     }
     Ok(())
+}
+
+/// Refuses HTTP/2 (also its cleartext prior-knowledge form): one request
+/// per connection at a time.
+fn http1_only(b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>) {
+    *b = b.clone().http1_only();
 }
