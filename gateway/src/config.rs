@@ -63,6 +63,16 @@ pub struct GatewayConfig {
     /// read whole before it goes upstream); a PUT waits for room.
     #[serde(default = "default_max_buffered")]
     pub max_buffered_bytes: u64,
+    /// A PUT body must arrive at this rate at least (after 60 s of
+    /// grace): one of `len` bytes gets `60 + len / rate` seconds, then is
+    /// refused (`RequestTimeout`), so a slow sender cannot hold the body
+    /// budget. 0 = no deadline.
+    #[serde(default = "default_min_upload_rate")]
+    pub min_upload_bytes_per_second: u64,
+    /// The most PUTs one credential has under way at once; more are
+    /// answered `SlowDown` (503, which S3 clients retry). 0 = no limit.
+    #[serde(default = "default_max_puts")]
+    pub max_puts_per_credential: usize,
     /// The one credential that may delete (the controller's maintenance, or
     /// the walidata's own `repo prune`).
     pub maintenance: Option<MaintenanceConfig>,
@@ -108,6 +118,23 @@ fn default_max_object() -> u64 {
 
 fn default_max_buffered() -> u64 {
     1 << 30
+}
+
+fn default_min_upload_rate() -> u64 {
+    64 << 10
+}
+
+fn default_max_puts() -> usize {
+    8
+}
+
+impl GatewayConfig {
+    /// How long a PUT body of `len` bytes may take to arrive
+    /// (`min_upload_bytes_per_second`), or None for no deadline.
+    pub fn upload_deadline(&self, len: u64) -> Option<std::time::Duration> {
+        let rate = self.min_upload_bytes_per_second;
+        (rate > 0).then(|| std::time::Duration::from_secs(60 + len / rate))
+    }
 }
 
 impl GatewayConfig {
@@ -178,6 +205,23 @@ impl GatewayConfig {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_put_body_gets_a_minute_and_its_length_at_the_minimum_rate() {
+        let mut c: GatewayConfig = toml::from_str(
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"/s\"\nkey_file = \"/k\"\nupstream = \"/u\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.min_upload_bytes_per_second, 64 << 10);
+        assert_eq!(c.max_puts_per_credential, 8);
+        assert_eq!(
+            c.upload_deadline(16 << 20),
+            Some(std::time::Duration::from_secs(60 + 256))
+        );
+        c.min_upload_bytes_per_second = 0;
+        assert_eq!(c.upload_deadline(16 << 20), None);
+    }
+
     use super::*;
 
     fn parse(extra: &str) -> Result<GatewayConfig, String> {

@@ -58,6 +58,7 @@ pub fn open(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
         maintenance_secret: RwLock::new(secret),
         index,
         upstreams,
+        puts: Default::default(),
     }))
 }
 

@@ -103,6 +103,27 @@ async fn read_body(
     len: u64,
     signed: Option<String>,
     keep: bool,
+    deadline: Option<std::time::Duration>,
+) -> S3Result<(Bytes, String)> {
+    match deadline {
+        None => read_body_now(body, len, signed, keep).await,
+        Some(d) => tokio::time::timeout(d, read_body_now(body, len, signed, keep))
+            .await
+            .unwrap_or_else(|_| {
+                Err(s3_error!(
+                    RequestTimeout,
+                    "the body of {len} bytes did not arrive within {} s (min_upload_bytes_per_second)",
+                    d.as_secs()
+                ))
+            }),
+    }
+}
+
+async fn read_body_now(
+    body: Option<StreamingBlob>,
+    len: u64,
+    signed: Option<String>,
+    keep: bool,
 ) -> S3Result<(Bytes, String)> {
     let mut buf = BytesMut::with_capacity(if keep { len as usize } else { 0 });
     let mut seen = 0u64;
@@ -182,6 +203,14 @@ impl S3 for GatewayS3 {
                 config.max_object_bytes
             ));
         }
+        let Some(_slot) = self.0.put_slot(&writer) else {
+            return Err(s3_error!(
+                SlowDown,
+                "this credential has {} uploads under way, the most it may",
+                config.max_puts_per_credential
+            ));
+        };
+        let deadline = config.upload_deadline(len);
         let quota = config.agency(&bucket).and_then(|a| a.quota_bytes);
         let reserve = {
             let (b, k, w) = (bucket.clone(), key.clone(), writer.clone());
@@ -207,7 +236,7 @@ impl S3 for GatewayS3 {
                 // A resend after a timeout carries the same bytes: answer
                 // as the first write was answered. Anything else would be
                 // an overwrite.
-                let (_, sha) = read_body(input.body, len, signed, false).await?;
+                let (_, sha) = read_body(input.body, len, signed, false, deadline).await?;
                 if sha == row.sha256 && len == row.size {
                     Ok(S3Response::new(PutObjectOutput {
                         e_tag: Some(etag(&row)),
@@ -242,7 +271,7 @@ impl S3 for GatewayS3 {
                         .acquire_many(kib)
                         .await
                         .map_err(|e| internal("waiting for buffer room", e))?;
-                    let (bytes, sha) = read_body(input.body, len, signed, true).await?;
+                    let (bytes, sha) = read_body(input.body, len, signed, true, deadline).await?;
                     if let Some(want) = &input.checksum_sha256 {
                         let got = base64::engine::general_purpose::STANDARD
                             .encode(hex::decode(&sha).expect("hex"));

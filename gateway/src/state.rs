@@ -21,9 +21,56 @@ pub struct Gateway {
     /// The latest time of receipt given to an object (ms): a clock now
     /// behind it ran backwards, and no delete is trusted to it.
     pub(crate) latest_receipt: std::sync::atomic::AtomicI64,
+    /// PUTs under way per credential (`max_puts_per_credential`).
+    pub(crate) puts: PutCounter,
+}
+
+/// PUTs under way, per credential.
+#[derive(Default)]
+pub(crate) struct PutCounter(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+impl PutCounter {
+    /// Counts one more PUT of `who`; None when it has `max` under way
+    /// already (0 = no limit).
+    pub(crate) fn take(&self, who: &str, max: usize) -> Option<PutSlot<'_>> {
+        let mut puts = self.0.lock().expect("puts lock");
+        let n = puts.entry(who.to_string()).or_default();
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PutSlot {
+            counter: self,
+            who: who.to_string(),
+        })
+    }
+}
+
+/// One PUT counted against its credential, until dropped.
+pub(crate) struct PutSlot<'a> {
+    counter: &'a PutCounter,
+    who: String,
+}
+
+impl Drop for PutSlot<'_> {
+    fn drop(&mut self) {
+        let mut puts = self.counter.0.lock().expect("puts lock");
+        if let Some(n) = puts.get_mut(&self.who) {
+            *n -= 1;
+            if *n == 0 {
+                puts.remove(&self.who);
+            }
+        }
+    }
 }
 
 impl Gateway {
+    /// Counts one more PUT of credential `who`; None when it has
+    /// `max_puts_per_credential` under way already.
+    pub(crate) fn put_slot(&self, who: &str) -> Option<PutSlot<'_>> {
+        self.puts.take(who, self.config().max_puts_per_credential)
+    }
+
     pub fn config(&self) -> Arc<GatewayConfig> {
         self.config.read().expect("config lock").clone()
     }
@@ -56,5 +103,25 @@ impl Gateway {
             Principal::Executor { target, .. } => agency.executors.iter().any(|t| t == target),
             Principal::Maintenance => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PutCounter;
+
+    /// A credential gets `max` uploads at once, each given back when it
+    /// ends however it ends; other credentials are not counted with it.
+    #[test]
+    fn a_credential_has_at_most_its_uploads_under_way() {
+        let c = PutCounter::default();
+        let a1 = c.take("PLH.agent.dinkes.simpus.1", 2).unwrap();
+        let _a2 = c.take("PLH.agent.dinkes.simpus.1", 2).unwrap();
+        assert!(c.take("PLH.agent.dinkes.simpus.1", 2).is_none());
+        let _b = c.take("PLH.agent.dinkes.web.1", 2).unwrap();
+        drop(a1);
+        let _a3 = c.take("PLH.agent.dinkes.simpus.1", 2).unwrap();
+        assert!(c.take("PLH.agent.dinkes.simpus.1", 2).is_none());
+        assert!((0..100).all(|_| c.take("x", 0).map(std::mem::forget).is_some()));
     }
 }
