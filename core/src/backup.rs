@@ -233,7 +233,10 @@ pub async fn backup(
     // Small blobs go into frames where the repository's version allows.
     let framing = opts
         .framing
-        .zip(pack::Framing::of_repo(&repo.config))
+        .zip(pack::Framing::of_version(
+            repo.config.version.max(key.format),
+            &key.chunker,
+        ))
         .map(|(asked, repo)| asked.within(repo).clamped());
     let packer = Arc::new(Mutex::new(Packer {
         session: session.clone(),

@@ -103,6 +103,12 @@ pub struct AgentKey {
     pub compression_level: i32,
     /// Reader recipients, by slot name; every session key is wrapped to all.
     pub recipients: BTreeMap<String, String>,
+    /// The repository's format version when the key was made (0: a key
+    /// made before keys recorded it). A writer uses the higher of this and
+    /// `config`'s, so a `config` set back to an older version (whoever
+    /// writes the store can: an agent cannot check its MAC) does not turn
+    /// padding off (FORMAT.md §4.2).
+    pub format: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -117,6 +123,14 @@ struct AgentKeyFile {
     chunker: ChunkerParams,
     compression_level: i32,
     recipients: BTreeMap<String, String>,
+    /// Written from version 3 on (older Pulih refuses the field, and
+    /// version-3 repositories alike).
+    #[serde(default, skip_serializing_if = "below_padding")]
+    format: u32,
+}
+
+fn below_padding(v: &u32) -> bool {
+    *v < 3
 }
 
 impl AgentKey {
@@ -131,6 +145,7 @@ impl AgentKey {
             chunker: config.chunker,
             compression_level: config.compression_level,
             recipients: config.recipients.clone(),
+            format: config.version,
         };
         let file = AgentKeyFile {
             pulih_agent_key: 1,
@@ -142,6 +157,7 @@ impl AgentKey {
             chunker: config.chunker,
             compression_level: config.compression_level,
             recipients: config.recipients.clone(),
+            format: config.version,
         };
         let text = serde_json::to_string_pretty(&file).expect("agent key serializes");
         (key, text)
@@ -187,6 +203,7 @@ impl AgentKey {
             chunker: f.chunker,
             compression_level: f.compression_level,
             recipients: f.recipients,
+            format: f.format,
         })
     }
 

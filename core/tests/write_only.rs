@@ -529,6 +529,27 @@ async fn an_agent_key_learns_no_small_files_exact_size_only_its_padded_bucket() 
     assert_eq!(es2[0].stored_len, es3[0].stored_len);
     assert!(es2[0].raw_len != 9 + 4 && es3[0].raw_len != 3000 + 4);
 
+    // Whoever writes the store sets `config` back to version 2 (an agent
+    // cannot check its MAC): the agent key remembers version 3, and the
+    // next night's small file is padded all the same.
+    let bytes = store.get(pulih_core::layout::CONFIG).await.unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["body"]["version"] = 2.into();
+    store
+        .put(
+            pulih_core::layout::CONFIG,
+            serde_json::to_vec(&v).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    std::fs::write(src.join("pin-baru.txt"), "7305").unwrap();
+    run("c").await;
+    let night4 = data_packs().await;
+    let (_, es4) = new_pack(&night4, &night3);
+    assert_eq!(es4[0].flags & pack::FLAG_PADDED, pack::FLAG_PADDED);
+    assert_eq!(es4[0].raw_len, 256);
+    store.put(pulih_core::layout::CONFIG, bytes).await.unwrap();
+
     // The reader gets every byte back.
     let reader = Reader::open(store.clone(), "sandi").await.unwrap();
     let snap = reader.find_snapshot("latest").await.unwrap();

@@ -62,11 +62,17 @@ impl Framing {
     /// are framed (such a blob is always the last chunk of its file, which
     /// is how a restore places it without its exact length, §4.2).
     pub fn of_repo(config: &crate::config::ConfigBody) -> Option<Framing> {
-        match config.version {
+        Framing::of_version(config.version, &config.chunker)
+    }
+
+    /// [`Framing::of_repo`] for format `version` and the chunker sizes a
+    /// writer uses.
+    pub fn of_version(version: u32, chunker: &crate::config::ChunkerParams) -> Option<Framing> {
+        match version {
             0 | 1 => None,
             2 => Some(Framing::default()),
             _ => Some(Framing {
-                max_blob: FRAME_MAX_BLOB.min(config.chunker.min_size as usize),
+                max_blob: FRAME_MAX_BLOB.min(chunker.min_size as usize),
                 padded: true,
                 ..Framing::default()
             }),
