@@ -9,7 +9,8 @@ use crate::{Error, Result};
 mod frame;
 pub use frame::{
     FLAG_FRAMED, FLAG_PADDED, FRAME_MAX_BLOB, FRAME_TARGET, FrameBuf, Framing, MAX_FRAME_RAW, Unit,
-    check_entries, max_blob_len, need_of, padded_stored_len, same_unit, slot_len, units,
+    check_entries, frame_blob, max_blob_len, need_of, padded_stored_len, same_unit, slot_len,
+    units,
 };
 
 pub const PACK_MAGIC: &[u8; 8] = b"PLHPACK1";

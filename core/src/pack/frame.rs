@@ -304,18 +304,7 @@ impl Unit {
     pub fn blob(&self, pack: &PackId, e: &PackEntry, space: &SpaceKeys) -> Result<&[u8]> {
         let what = || format!("blob {} in pack {pack}", e.id);
         let bytes = if self.framed {
-            let (s, end) = (e.inner as usize, e.inner as usize + e.raw_len as usize);
-            let slot = self
-                .raw
-                .get(s..end)
-                .ok_or_else(|| Error::corrupt(what(), "lies beyond the end of its frame"))?;
-            if e.flags & FLAG_PADDED != 0 {
-                slot_bytes(slot).ok_or_else(|| {
-                    Error::corrupt(what(), "its slot's length does not fit the slot")
-                })?
-            } else {
-                slot
-            }
+            frame_blob(&self.raw, e).map_err(|d| Error::corrupt(what(), d))?
         } else {
             &self.raw[..]
         };
@@ -332,6 +321,21 @@ impl Unit {
 
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
+    }
+}
+
+/// The bytes framed entry `e` names in a frame's decompressed bytes `raw`
+/// (not yet checked against its id): `raw[inner..inner + raw_len]`, or of
+/// a padded slot there the `len` bytes after its length. The frame's
+/// plaintext is the writer's (an agent's), so any bytes and any entry
+/// give an error, never a panic (fuzz target `pack_header`).
+pub fn frame_blob<'a>(raw: &'a [u8], e: &PackEntry) -> std::result::Result<&'a [u8], &'static str> {
+    let (s, end) = (e.inner as usize, e.inner as usize + e.raw_len as usize);
+    let slot = raw.get(s..end).ok_or("lies beyond the end of its frame")?;
+    if e.flags & FLAG_PADDED != 0 {
+        slot_bytes(slot).ok_or("its slot's length does not fit the slot")
+    } else {
+        Ok(slot)
     }
 }
 
