@@ -207,7 +207,7 @@ pub async fn gone_sweep(st: &Shared, now: i64) {
         if confirmed.is_empty() {
             continue;
         }
-        let listed = match crate::repo_check::open_store(&st.config, &url) {
+        let listed = match st.config.open_store(&url) {
             Ok(store) => store
                 .list(pulih_core::layout::SNAPSHOTS)
                 .await

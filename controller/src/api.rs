@@ -168,10 +168,10 @@ fn limited(router: Router<Shared>, limit: usize) -> Router<Shared> {
         .layer(DefaultBodyLimit::max(limit))
 }
 
-/// Refuses a request over its address's rate ([`crate::rate_limit`]).
+/// Refuses a request over its address's rate ([`pulih_core::rate_limit`]).
 async fn rate_limited(
     axum::extract::State(limiter): axum::extract::State<
-        std::sync::Arc<crate::rate_limit::RateLimiter>,
+        std::sync::Arc<pulih_core::rate_limit::RateLimiter<std::net::IpAddr>>,
     >,
     peer: Peer,
     req: Request,
@@ -232,7 +232,7 @@ pub fn router(state: Shared) -> Router {
         .route(routes::DRC_DRILL_REPORT, post(drc::report))
         .route(routes::DRC_PLAN_TEARDOWN, post(drc::plan_teardown))
         .route(routes::OPENAPI, get(crate::openapi::serve));
-    let limiter = crate::rate_limit::RateLimiter::new(
+    let limiter = pulih_core::rate_limit::RateLimiter::new(
         state.config.rate_limit_per_second,
         state.config.rate_limit_burst,
     );

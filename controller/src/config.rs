@@ -154,6 +154,28 @@ mod duration_or_zero {
 }
 
 impl ControllerConfig {
+    /// Opens a repository's store with the controller's own credentials:
+    /// the `[maintenance]` S3 credential files if set, otherwise the
+    /// environment's.
+    pub fn open_store(&self, url: &str) -> anyhow::Result<pulih_core::storage::Store> {
+        use pulih_core::storage::read_secret_file;
+        let files = self.maintenance.as_ref().and_then(|m| {
+            Some((
+                m.s3_access_key_id_file.as_ref()?,
+                m.s3_secret_access_key_file.as_ref()?,
+            ))
+        });
+        let creds = match files {
+            Some((a, s)) => Some((read_secret_file(a)?, read_secret_file(s)?)),
+            None => None,
+        };
+        Ok(pulih_core::storage::Store::open_with(
+            url,
+            false,
+            creds.as_ref().map(|(a, s)| (a.as_str(), s.as_str())),
+        )?)
+    }
+
     /// A configuration with defaults for everything but the state dir.
     pub fn new(state_dir: PathBuf) -> Self {
         ControllerConfig {

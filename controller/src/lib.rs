@@ -17,7 +17,6 @@ pub mod desired;
 pub mod error;
 pub mod maintenance;
 pub mod openapi;
-pub mod rate_limit;
 pub mod recovery;
 pub mod repo_check;
 pub mod state;

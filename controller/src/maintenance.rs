@@ -160,8 +160,10 @@ async fn run_pd(st: &Shared, pd: &str) -> Result<MaintenanceReport, NotDone> {
         )));
     }
     let key = MaintenanceKeyFile::load(&key_path)?;
-    let store =
-        crate::repo_check::open_store(&st.config, &url).map_err(|e| Fail(format!("{e:#}")))?;
+    let store = st
+        .config
+        .open_store(&url)
+        .map_err(|e| Fail(format!("{e:#}")))?;
     let repo = Repo::open(store).await?;
     let offset = utc_offset(cfg.timezone);
     // By the server each space is bound to (FORMAT.md §13).

@@ -13,10 +13,8 @@ use pulih_core::keys::MaintenanceKeyFile;
 use pulih_core::layout;
 use pulih_core::maintenance::check_snapshot;
 use pulih_core::repo::Repo;
-use pulih_core::storage::{Store, read_secret_file};
 use pulih_model::api::RunResult;
 
-use crate::config::ControllerConfig;
 use crate::desired::pd_repository;
 use crate::state::Shared;
 
@@ -29,26 +27,6 @@ pub enum Check {
     Refuted(String),
     /// The store could not be asked: why (the report is recorded as it is).
     Unchecked(String),
-}
-
-/// Opens a repository's store with the controller's own credentials: the
-/// `[maintenance]` S3 credential files if set, otherwise the environment's.
-pub fn open_store(config: &ControllerConfig, url: &str) -> anyhow::Result<Store> {
-    let files = config.maintenance.as_ref().and_then(|m| {
-        Some((
-            m.s3_access_key_id_file.as_ref()?,
-            m.s3_secret_access_key_file.as_ref()?,
-        ))
-    });
-    let creds = match files {
-        Some((a, s)) => Some((read_secret_file(a)?, read_secret_file(s)?)),
-        None => None,
-    };
-    Ok(Store::open_with(
-        url,
-        false,
-        creds.as_ref().map(|(a, s)| (a.as_str(), s.as_str())),
-    )?)
 }
 
 /// How far the store's clock may be behind the controller's before a
@@ -102,7 +80,7 @@ pub async fn reported_snapshot(
             None => return Check::Unchecked(format!("{pd} has no DRC target in the manifests")),
         }
     };
-    let store = match open_store(&st.config, &url) {
+    let store = match st.config.open_store(&url) {
         Ok(s) => s,
         Err(e) => return Check::Unchecked(format!("cannot open {url}: {e:#}")),
     };

@@ -29,6 +29,7 @@ pub mod layout;
 pub mod maintenance;
 pub mod pack;
 pub mod prune;
+pub mod rate_limit;
 pub mod repo;
 pub mod restore;
 pub mod snapshot;

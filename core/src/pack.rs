@@ -7,11 +7,12 @@ use crate::keys::{SessionKey, SpaceKeys};
 use crate::{Error, Result};
 
 mod frame;
+mod padding;
 pub use frame::{
     FLAG_FRAMED, FLAG_PADDED, FRAME_MAX_BLOB, FRAME_TARGET, FrameBuf, Framing, MAX_FRAME_RAW, Unit,
-    check_entries, frame_blob, max_blob_len, need_of, padded_stored_len, same_unit, slot_len,
-    units,
+    check_entries, frame_blob, need_of, same_unit, units,
 };
+pub use padding::{max_blob_len, padded_stored_len, slot_len};
 
 pub const PACK_MAGIC: &[u8; 8] = b"PLHPACK1";
 /// `space_id (16) ‖ header_len (4) ‖ magic (8)`.
@@ -319,7 +320,7 @@ impl PackWriter {
         let offset = self.buf.len();
         self.buf.extend_from_slice(stored);
         if flags & FLAG_PADDED != 0 {
-            frame::pad_stored(&mut self.buf, offset, flags & FLAG_COMPRESSED != 0);
+            padding::pad_stored(&mut self.buf, offset, flags & FLAG_COMPRESSED != 0);
         }
         let offset = u32::try_from(offset).expect("packs stay below 4 GiB");
         let aad = frame::frame_aad(&self.id, self.kind, flags);

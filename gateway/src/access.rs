@@ -93,6 +93,9 @@ impl S3Access for Access {
         let Some(principal) = self.0.principal(&creds.access_key) else {
             return Err(s3_error!(InvalidAccessKeyId));
         };
+        if let Err(why) = self.0.take_rate(&creds.access_key) {
+            return Err(s3_error!(SlowDown, "{why}"));
+        }
         let op = cx.s3_op().name();
         if !SERVED.contains(&op) {
             return Err(s3_error!(

@@ -73,6 +73,13 @@ pub struct GatewayConfig {
     /// answered `SlowDown` (503, which S3 clients retry). 0 = no limit.
     #[serde(default = "default_max_puts")]
     pub max_puts_per_credential: usize,
+    /// Requests one credential may make per second, in bursts of
+    /// `rate_limit_burst`; over it `SlowDown` (503, which S3 clients
+    /// retry). 0 = no limit. Changes apply within 2 s, as the config's.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_second: f64,
+    #[serde(default = "default_burst")]
+    pub rate_limit_burst: f64,
     /// The one credential that may delete (the controller's maintenance, or
     /// the walidata's own `repo prune`).
     pub maintenance: Option<MaintenanceConfig>,
@@ -128,6 +135,14 @@ fn default_max_puts() -> usize {
     8
 }
 
+fn default_rate() -> f64 {
+    1000.0
+}
+
+fn default_burst() -> f64 {
+    2000.0
+}
+
 impl GatewayConfig {
     /// How long a PUT body of `len` bytes may take to arrive
     /// (`min_upload_bytes_per_second`), or None for no deadline.
@@ -162,6 +177,10 @@ impl GatewayConfig {
             != self.upstream_secret_access_key_file.is_some()
         {
             return Err("set both upstream_access_key_id_file and upstream_secret_access_key_file, or neither".into());
+        }
+        let rate_ok = |x: f64| x.is_finite() && x >= 0.0;
+        if !rate_ok(self.rate_limit_per_second) || !rate_ok(self.rate_limit_burst) {
+            return Err("rate_limit_per_second and rate_limit_burst must be 0 or more".into());
         }
         if self.max_object_bytes == 0 {
             return Err("max_object_bytes must be more than 0".into());

@@ -53,12 +53,13 @@ pub fn open(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
     Ok(Arc::new(Gateway {
         latest_receipt,
         buffered,
-        config: RwLock::new(Arc::new(config)),
         key,
         maintenance_secret: RwLock::new(secret),
         index,
         upstreams,
         puts: Default::default(),
+        rate: RwLock::new(crate::state::rate_limiter(&config)),
+        config: RwLock::new(Arc::new(config)),
     }))
 }
 
@@ -120,6 +121,11 @@ async fn reload(gw: Arc<Gateway>, path: PathBuf, stop: CancellationToken) {
                     );
                 }
                 *gw.maintenance_secret.write().expect("secret lock") = secret;
+                if (c.rate_limit_per_second, c.rate_limit_burst)
+                    != (old.rate_limit_per_second, old.rate_limit_burst)
+                {
+                    *gw.rate.write().expect("rate lock") = crate::state::rate_limiter(&c);
+                }
                 *gw.config.write().expect("config lock") = Arc::new(c);
                 tracing::info!(config = %path.display(), "configuration read again");
             }

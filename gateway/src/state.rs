@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, RwLock};
 
+use pulih_core::rate_limit::RateLimiter;
+
 use crate::config::GatewayConfig;
 use crate::creds::{GatewayKey, Principal};
 use crate::index::Index;
@@ -23,6 +25,14 @@ pub struct Gateway {
     pub(crate) latest_receipt: std::sync::atomic::AtomicI64,
     /// PUTs under way per credential (`max_puts_per_credential`).
     pub(crate) puts: PutCounter,
+    /// Requests per credential (`rate_limit_per_second`), rebuilt when the
+    /// config's rate changes.
+    pub(crate) rate: RwLock<Option<Arc<RateLimiter<String>>>>,
+}
+
+/// The request rate limit a config asks for (None: none).
+pub(crate) fn rate_limiter(c: &GatewayConfig) -> Option<Arc<RateLimiter<String>>> {
+    RateLimiter::new(c.rate_limit_per_second, c.rate_limit_burst).map(Arc::new)
 }
 
 /// PUTs under way, per credential.
@@ -69,6 +79,21 @@ impl Gateway {
     /// `max_puts_per_credential` under way already.
     pub(crate) fn put_slot(&self, who: &str) -> Option<PutSlot<'_>> {
         self.puts.take(who, self.config().max_puts_per_credential)
+    }
+
+    /// Takes one request of credential `akid` from its rate; Err: why not.
+    pub(crate) fn take_rate(&self, akid: &str) -> Result<(), String> {
+        let Some(l) = self.rate.read().expect("rate lock").clone() else {
+            return Ok(());
+        };
+        l.check(akid.to_string(), std::time::Instant::now())
+            .map_err(|wait| {
+                format!(
+                    "more requests than this credential's rate ({}/s); retry in {} ms",
+                    self.config().rate_limit_per_second,
+                    wait.as_millis().max(1)
+                )
+            })
     }
 
     pub fn config(&self) -> Arc<GatewayConfig> {

@@ -606,6 +606,71 @@ async fn a_write_cut_off_by_a_stop_leaves_nothing_and_a_begun_delete_is_finished
     gw.stop.cancel();
 }
 
+/// A credential gets `rate_limit_burst` requests at once and then
+/// `rate_limit_per_second`: beyond, `SlowDown` (which S3 clients retry);
+/// another credential has its own rate; the rate comes back with time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_only_a_credential_over_its_request_rate_is_slowed_down() {
+    use object_store::ObjectStore;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    secret_file(&d.join("gateway.key"), &GatewayKey::generate());
+    let config = d.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{d}/state\"\nkey_file = \"{d}/gateway.key\"\nupstream = \"{d}/up\"\n\
+             rate_limit_per_second = 1.0\nrate_limit_burst = 3.0\n\
+             [[agency]]\nname = \"dinkes\"\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    let gw = Gw::run(dir, config).await;
+    // No retries: the gateway's answers as they are.
+    let client = |p: &Principal| {
+        let akid = p.access_key_id().unwrap();
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(format!("http://{}", gw.addr))
+            .with_allow_http(true)
+            .with_bucket_name("pulih")
+            .with_region("garage")
+            .with_access_key_id(&akid)
+            .with_secret_access_key(gw.key.secret(&akid))
+            .with_retry(object_store::RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            })
+            .build()
+            .unwrap()
+    };
+    let (web, db) = (
+        client(&agent("dinkes", "web")),
+        client(&agent("dinkes", "db")),
+    );
+    let path = object_store::path::Path::from("dinkes/repo/config");
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        answers.push(web.head(&path).await.unwrap_err().to_string());
+    }
+    // The burst is answered (the object is not there: 404), then
+    // SlowDown (503; a HEAD answer has no body to name it).
+    let slow = |a: &String| a.contains("503 Service Unavailable");
+    let slowed = answers.iter().filter(|a| slow(a)).count();
+    assert!(
+        answers[..3].iter().all(|a| a.contains("404 Not Found")),
+        "{answers:#?}"
+    );
+    assert!(slowed >= 2, "{answers:#?}");
+    // Another credential is not slowed by this one.
+    let other = db.head(&path).await.unwrap_err().to_string();
+    assert!(other.contains("404 Not Found"), "{other}");
+    // A second later there is room again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = web.head(&path).await.unwrap_err().to_string();
+    assert!(again.contains("404 Not Found"), "{again}");
+}
+
 /// The floor is measured on the gateway's clock; a clock set back (behind
 /// the latest receipt it gave) stops every delete rather than trust it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,7 +114,9 @@ pub async fn clear_anomaly(
         crate::desired::pd_repository(&d.set, &pd, &st.config)
             .ok_or_else(|| ApiError::Conflict(format!("{pd} has no DRC target in the manifests")))?
     };
-    let store = crate::repo_check::open_store(&st.config, &url)
+    let store = st
+        .config
+        .open_store(&url)
         .map_err(|e| ApiError::Internal(format!("cannot open {url}: {e:#}")))?;
     // The holds first: a flag cleared while its hold stays would keep
     // the history without anyone seeing why.

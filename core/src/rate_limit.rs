@@ -1,26 +1,26 @@
-//! A request rate limit per client address: a token bucket of `burst`
-//! requests refilled at `per_second` (`rate_limit_per_second`,
-//! `rate_limit_burst` in the controller's config; 0 turns it off). Over it,
-//! a request is answered 429 `rate_limited` without touching the store;
-//! the agents and the CLI retry it as any passing failure.
+//! A request rate limit per client: a token bucket of `burst` requests
+//! refilled at `per_second`, one bucket per key — the client's address at
+//! the controller (`rate_limit_per_second`, `rate_limit_burst`; over it
+//! 429 `rate_limited`, which agents and the CLI retry), the credential at
+//! the DRC gateway (over it `SlowDown`, which S3 clients retry).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// More addresses than this and the full buckets are forgotten.
+/// More keys than this and the full buckets are forgotten.
 const MAX_TRACKED: usize = 10_000;
 
-pub struct RateLimiter {
+pub struct RateLimiter<K> {
     per_second: f64,
     burst: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq> RateLimiter<K> {
     /// None when `per_second` is 0 (no limit).
-    pub fn new(per_second: f64, burst: f64) -> Option<RateLimiter> {
+    pub fn new(per_second: f64, burst: f64) -> Option<RateLimiter<K>> {
         (per_second > 0.0).then(|| RateLimiter {
             per_second,
             burst: burst.max(1.0),
@@ -28,8 +28,8 @@ impl RateLimiter {
         })
     }
 
-    /// Takes one request from `ip`'s bucket; Err: how long until the next.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// Takes one request from `key`'s bucket; Err: how long until the next.
+    pub fn check(&self, key: K, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_TRACKED {
             let (rate, burst) = (self.per_second, self.burst);
@@ -37,7 +37,7 @@ impl RateLimiter {
                 *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
             });
         }
-        let (tokens, at) = buckets.entry(ip).or_insert((self.burst, now));
+        let (tokens, at) = buckets.entry(key).or_insert((self.burst, now));
         *tokens =
             (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
         *at = now;
@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn a_burst_then_the_rate_per_address() {
-        let l = RateLimiter::new(10.0, 3.0).unwrap();
+        let l = RateLimiter::<std::net::IpAddr>::new(10.0, 3.0).unwrap();
         let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let t = Instant::now();
         for _ in 0..3 {
@@ -69,6 +69,6 @@ mod tests {
         // A tenth of a second later: one more.
         l.check(a, t + Duration::from_millis(100)).unwrap();
         assert!(l.check(a, t + Duration::from_millis(100)).is_err());
-        assert!(RateLimiter::new(0.0, 10.0).is_none());
+        assert!(RateLimiter::<String>::new(0.0, 10.0).is_none());
     }
 }
