@@ -418,8 +418,9 @@ async fn a_junk_snapshot_object_does_not_stop_another_servers_restore() {
 }
 
 /// Finding 2 of issue 20, reduced: an agent key still confirms a guessed
-/// content by its id (inherent to deduplication, FORMAT.md §10), but it no
-/// longer learns a small file's exact size from what it can read. A PIN
+/// content by its id (inherent to deduplication, FORMAT.md §10), but the
+/// index and the pack lengths no longer give a small file's exact size
+/// (its snapshots' summaries and tree lengths still do: §4.2). A PIN
 /// (4 bytes) and a password (15 bytes) take the same slot in the index; two
 /// runs that each add one small file of very different sizes write data
 /// packs of the same length; every framed entry gives a padded slot, never

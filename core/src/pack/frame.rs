@@ -101,17 +101,30 @@ impl Framing {
 
     /// Largest raw frame this choice writes.
     pub fn max_raw(&self) -> usize {
-        self.target + self.max_blob
+        self.target + self.largest_member()
+    }
+
+    /// The most raw bytes one framed blob takes: its length, or its slot's
+    /// when padded.
+    fn largest_member(&self) -> usize {
+        if self.padded {
+            slot_len(self.max_blob)
+        } else {
+            self.max_blob
+        }
     }
 
     /// Within the format's limit: a frame closed at `target` after a blob
-    /// below `max_blob` never passes [`MAX_FRAME_RAW`].
+    /// below `max_blob` (in its slot, when padded) never passes
+    /// [`MAX_FRAME_RAW`].
     pub fn clamped(self) -> Framing {
-        let max_blob = self.max_blob.min(MAX_FRAME_RAW as usize / 2);
+        let max_blob = self.max_blob.min(MAX_FRAME_RAW as usize / 4);
+        let c = Framing { max_blob, ..self };
         Framing {
-            max_blob,
-            target: self.target.clamp(1, MAX_FRAME_RAW as usize - max_blob),
-            padded: self.padded,
+            target: self
+                .target
+                .clamp(1, MAX_FRAME_RAW as usize - c.largest_member()),
+            ..c
         }
     }
 }
@@ -620,16 +633,40 @@ mod tests {
         assert_eq!(zstd::decode_all(&buf[..]).unwrap(), b"isi bingkai");
     }
 
+    /// A framing choice at the format's limit, padded or not: a frame
+    /// filled to just under its target and closed by its largest blob
+    /// (in that blob's slot) is within what readers accept.
     #[test]
     fn a_framing_choice_is_kept_within_the_format_limit() {
-        let f = Framing {
-            max_blob: 64 << 20,
-            target: 64 << 20,
-            padded: true,
+        for padded in [false, true] {
+            for (max_blob, target) in [
+                (64 << 20, 64 << 20),
+                (32 << 10, 8 << 20),
+                (128 << 10, 1 << 20),
+            ] {
+                let f = Framing {
+                    max_blob,
+                    target,
+                    padded,
+                }
+                .clamped();
+                assert!(f.max_raw() <= MAX_FRAME_RAW as usize, "{f:?}");
+                let mut buf = FrameBuf::default();
+                let small = vec![7u8; 100];
+                while buf.raw.len() + slot_len(small.len()) < f.target {
+                    buf.push(BlobId([1; 32]), &small, &f);
+                }
+                buf.push(BlobId([2; 32]), &vec![9u8; f.max_blob - 1], &f);
+                let mut inner = 0u64;
+                for (_, len) in &buf.members {
+                    inner += *len as u64;
+                }
+                assert!(inner <= MAX_FRAME_RAW as u64, "{f:?}: {inner}");
+            }
         }
-        .clamped();
-        assert!(f.max_raw() <= MAX_FRAME_RAW as usize);
         assert_eq!(Framing::default().clamped(), Framing::default());
+        let v3 = Framing::of_version(3, &crate::config::ChunkerParams::default()).unwrap();
+        assert_eq!(v3.clamped(), v3);
     }
 
     #[test]

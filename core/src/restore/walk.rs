@@ -274,7 +274,8 @@ mod tests {
 
     /// A padded blob is placed by what the file's size leaves, only as the
     /// file's last chunk and only if it fits its slot: a tree that says
-    /// otherwise is refused before anything is written.
+    /// otherwise is refused while the restore is planned (a blob whose
+    /// bytes then differ from the planned length is refused when written).
     #[test]
     fn a_padded_blob_is_placed_only_as_a_files_last_chunk_that_fits_its_slot() {
         let e = PackEntry {
