@@ -363,7 +363,19 @@ pub async fn backup(
     snapshot.summary.bytes_stored = bytes_stored;
     snapshot.summary.bytes_stored += snapshot.encode(&space, &snapshot_id).len() as u64;
     snapshot.summary.duration_s = started.elapsed().as_secs_f64();
-    let bytes = snapshot.encode(&space, &snapshot_id);
+    // In a version-3 repository the stored summary's byte counts are in
+    // buckets (FORMAT.md §6): the agent key reads them back, and a night
+    // that changed one file would otherwise show its size. The outcome
+    // (what the agent reports to the controller) keeps the exact counts.
+    let bytes = if repo.config.version.max(key.format) >= 3 {
+        Snapshot {
+            summary: snapshot.summary.bucketed(),
+            ..snapshot.clone()
+        }
+        .encode(&space, &snapshot_id)
+    } else {
+        snapshot.encode(&space, &snapshot_id)
+    };
     // The cache is saved while the snapshot uploads: it only names blobs
     // the index (written above) holds, and each is checked against the
     // index before use, so it is safe even if the snapshot PUT fails.

@@ -12,7 +12,7 @@ pub use frame::{
     FLAG_FRAMED, FLAG_PADDED, FRAME_MAX_BLOB, FRAME_TARGET, FrameBuf, Framing, MAX_FRAME_RAW, Unit,
     check_entries, frame_blob, need_of, same_unit, units,
 };
-pub use padding::{max_blob_len, padded_stored_len, slot_len};
+pub use padding::{max_blob_len, padded_stored_len, slot_len, summary_bucket};
 
 pub const PACK_MAGIC: &[u8; 8] = b"PLHPACK1";
 /// `space_id (16) ‖ header_len (4) ‖ magic (8)`.

@@ -31,6 +31,22 @@ pub struct Summary {
     pub bytes_changed: u64,
 }
 
+impl Summary {
+    /// This summary with its byte counts in buckets
+    /// ([`crate::pack::summary_bucket`]): what a version-3 repository keeps,
+    /// since an agent key reads its own snapshots' summaries.
+    pub fn bucketed(&self) -> Summary {
+        let b = crate::pack::summary_bucket;
+        Summary {
+            bytes_read: b(self.bytes_read),
+            bytes_new: b(self.bytes_new),
+            total_bytes: b(self.total_bytes),
+            bytes_changed: b(self.bytes_changed),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {

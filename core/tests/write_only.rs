@@ -419,8 +419,8 @@ async fn a_junk_snapshot_object_does_not_stop_another_servers_restore() {
 
 /// Finding 2 of issue 20, reduced: an agent key still confirms a guessed
 /// content by its id (inherent to deduplication, FORMAT.md §10), but the
-/// index and the pack lengths no longer give a small file's exact size
-/// (its snapshots' summaries and tree lengths still do: §4.2). A PIN
+/// index, the pack lengths and its snapshots' summaries no longer give a
+/// small file's exact size (tree lengths still move with it: §4.2). A PIN
 /// (4 bytes) and a password (15 bytes) take the same slot in the index; two
 /// runs that each add one small file of very different sizes write data
 /// packs of the same length; every framed entry gives a padded slot, never
@@ -529,6 +529,21 @@ async fn an_agent_key_learns_no_small_files_exact_size_only_its_padded_bucket() 
     );
     assert_eq!(es2[0].stored_len, es3[0].stored_len);
     assert!(es2[0].raw_len != 9 + 4 && es3[0].raw_len != 3000 + 4);
+    // Nor do the nights' snapshots, which the agent key reads back: their
+    // byte counts are in buckets (the 9 and the 3000 bytes alike).
+    let mut snaps = list_snapshots(&repo, |s| (s == sp.space).then(|| sp.clone()))
+        .await
+        .unwrap();
+    snaps.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time));
+    let (s2, s3) = (&snaps[1].snapshot.summary, &snaps[2].snapshot.summary);
+    assert_eq!((s2.bytes_new, s2.bytes_read), (4096, 4096), "{s2:?}");
+    assert_eq!((s3.bytes_new, s3.bytes_read), (4096, 4096), "{s3:?}");
+    for s in [s2, s3] {
+        assert_eq!(
+            pulih_core::pack::summary_bucket(s.total_bytes),
+            s.total_bytes
+        );
+    }
 
     // Whoever writes the store sets `config` back to version 2 (an agent
     // cannot check its MAC): the agent key remembers version 3, and the

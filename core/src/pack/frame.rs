@@ -625,6 +625,17 @@ mod tests {
             );
             assert_eq!(padded_stored_len(t, true), t, "a padded length is a bucket");
         }
+        // A summary's byte counts: 0 stays 0, small counts look alike,
+        // large ones move by at most 1/256.
+        let sb = crate::pack::summary_bucket;
+        assert_eq!(
+            (sb(0), sb(1), sb(9), sb(3000), sb(4096)),
+            (0, 4096, 4096, 4096, 4096)
+        );
+        for n in (4097..10_000_000u64).step_by(9973) {
+            assert!(sb(n) >= n && sb(n) <= n + n / 256, "{n} → {}", sb(n));
+            assert_eq!(sb(sb(n)), sb(n));
+        }
         // The skippable frame a compressed frame is padded with: zstd
         // decodes past it (the frame's content first, then nothing).
         let mut buf = zstd::bulk::compress(b"isi bingkai", 3).unwrap();

@@ -17,6 +17,16 @@ fn bucket(n: usize, floor: usize, shift: u32) -> usize {
     n.div_ceil(g) * g
 }
 
+/// A byte count as a version-3 snapshot's summary keeps it (FORMAT.md §6):
+/// 0 stays 0; otherwise 4 KiB at least, then rounded up to at most 1/256
+/// more, so one small file's bytes do not show in a night's counts.
+pub fn summary_bucket(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    bucket(n as usize, 4096, 8) as u64
+}
+
 /// The length of the slot a blob of `len` raw bytes takes in a padded
 /// frame: its 4-byte length, its bytes and zeros up to a bucket (256
 /// bytes at least, then at most 1/16 more).
