@@ -233,28 +233,27 @@ pub async fn gone_sweep(st: &Shared, now: i64) {
                 continue;
             }
             let why = gone_why(&snapshot, &run);
-            match st.store.record_signals(
-                &format!("gone:{snapshot}"),
-                server,
-                now,
-                "{}",
-                Some(&why),
-            ) {
-                Ok(true) => {
-                    tracing::warn!(%server, %why, "ransomware signal");
-                    let _ = st.store.audit(
-                        "controller",
-                        "anomaly.flagged",
-                        &format!("{server}: {why}"),
-                        now,
-                    );
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(%server, error = %e, "cannot record a disappeared snapshot")
-                }
-            }
+            flag_once(st, &format!("gone:{snapshot}"), server, now, &why);
         }
+    }
+}
+
+/// Records flag `why` of `server` under `key` (a sweep's own key: once per
+/// key, so a cleared flag is not raised again by the next sweep); a new
+/// one is logged as a warning and audited `anomaly.flagged`.
+fn flag_once(st: &Shared, key: &str, server: &str, now: i64, why: &str) {
+    match st.store.record_signals(key, server, now, "{}", Some(why)) {
+        Ok(true) => {
+            tracing::warn!(%server, %why, "ransomware signal");
+            let _ = st.store.audit(
+                "controller",
+                "anomaly.flagged",
+                &format!("{server}: {why}"),
+                now,
+            );
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(%server, %key, error = %e, "cannot record a flag"),
     }
 }
 
@@ -363,20 +362,7 @@ pub fn stopped_sweep(st: &Shared, now: i64) {
         let Some(why) = stopped(now, last, rpo) else {
             continue;
         };
-        let key = format!("stopped:{name}:{last}");
-        match st.store.record_signals(&key, name, now, "{}", Some(&why)) {
-            Ok(true) => {
-                tracing::warn!(server = %name, %why, "ransomware signal");
-                let _ = st.store.audit(
-                    "controller",
-                    "anomaly.flagged",
-                    &format!("{name}: {why}"),
-                    now,
-                );
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(server = %name, error = %e, "cannot record a stopped server"),
-        }
+        flag_once(st, &format!("stopped:{name}:{last}"), name, now, &why);
     }
 }
 

@@ -541,16 +541,7 @@ async fn a_newer_format_version_is_refused() {
     )
     .unwrap();
     let (_, keys) = support::init(&store, PASS).await;
-    let bytes = store.get(pulih_core::layout::CONFIG).await.unwrap();
-    let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    v["body"]["version"] = 4.into();
-    store
-        .put(
-            pulih_core::layout::CONFIG,
-            serde_json::to_vec(&v).unwrap().into(),
-        )
-        .await
-        .unwrap();
+    support::set_config_version(&store, 4).await;
     let err = pulih_core::repo::Repo::open(store.clone())
         .await
         .err()

@@ -548,16 +548,7 @@ async fn an_agent_key_learns_no_small_files_exact_size_only_its_padded_bucket() 
     // Whoever writes the store sets `config` back to version 2 (an agent
     // cannot check its MAC): the agent key remembers version 3, and the
     // next night's small file is padded all the same.
-    let bytes = store.get(pulih_core::layout::CONFIG).await.unwrap();
-    let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    v["body"]["version"] = 2.into();
-    store
-        .put(
-            pulih_core::layout::CONFIG,
-            serde_json::to_vec(&v).unwrap().into(),
-        )
-        .await
-        .unwrap();
+    let bytes = support::set_config_version(&store, 2).await;
     std::fs::write(src.join("pin-baru.txt"), "7305").unwrap();
     run("c").await;
     let night4 = data_packs().await;
