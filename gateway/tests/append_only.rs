@@ -543,6 +543,23 @@ fn time_now() -> i64 {
         .as_secs() as i64
 }
 
+/// A gateway config in `d` over a directory upstream (`d/up`) for agency
+/// `dinkes`, with `extra` lines before its tables; its key file made.
+fn dir_gateway(d: &Path, extra: &str) -> PathBuf {
+    secret_file(&d.join("gateway.key"), &GatewayKey::generate());
+    let config = d.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{d}/state\"\nkey_file = \"{d}/gateway.key\"\nupstream = \"{d}/up\"\n\
+             {extra}\n[[agency]]\nname = \"dinkes\"\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
 /// A write the gateway never acknowledged (it stopped between reserving
 /// the key and committing it) leaves nothing: at the next start the
 /// upstream object is removed and the key is free; a delete it had begun
@@ -551,17 +568,7 @@ fn time_now() -> i64 {
 async fn a_write_cut_off_by_a_stop_leaves_nothing_and_a_begun_delete_is_finished() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    secret_file(&d.join("gateway.key"), &GatewayKey::generate());
-    let config = d.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\nstate_dir = \"{d}/state\"\nkey_file = \"{d}/gateway.key\"\nupstream = \"{d}/up\"\n\
-             [[agency]]\nname = \"dinkes\"\n",
-            d = d.display()
-        ),
-    )
-    .unwrap();
+    let config = dir_gateway(d, "");
     // As a stop would leave them: a reserved key whose bytes reached the
     // upstream store, and a committed object marked for deletion.
     let index = pulih_gateway::index::Index::open(&d.join("state")).unwrap();
@@ -613,19 +620,10 @@ async fn a_write_cut_off_by_a_stop_leaves_nothing_and_a_begun_delete_is_finished
 async fn append_only_a_credential_over_its_request_rate_is_slowed_down() {
     use object_store::ObjectStore;
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    secret_file(&d.join("gateway.key"), &GatewayKey::generate());
-    let config = d.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\nstate_dir = \"{d}/state\"\nkey_file = \"{d}/gateway.key\"\nupstream = \"{d}/up\"\n\
-             rate_limit_per_second = 1.0\nrate_limit_burst = 3.0\n\
-             [[agency]]\nname = \"dinkes\"\n",
-            d = d.display()
-        ),
-    )
-    .unwrap();
+    let config = dir_gateway(
+        dir.path(),
+        "rate_limit_per_second = 1.0\nrate_limit_burst = 3.0",
+    );
     let gw = Gw::run(dir, config).await;
     // No retries: the gateway's answers as they are.
     let client = |p: &Principal| {
@@ -677,20 +675,15 @@ async fn append_only_a_credential_over_its_request_rate_is_slowed_down() {
 async fn a_clock_that_ran_backwards_stops_every_delete() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    secret_file(&d.join("gateway.key"), &GatewayKey::generate());
     secret_file(&d.join("maint-secret"), MAINT_SECRET);
-    let config = d.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\nstate_dir = \"{d}/state\"\nkey_file = \"{d}/gateway.key\"\nupstream = \"{d}/up\"\n\
-             retention_floor_days = 0\n\
-             [maintenance]\naccess_key = \"{MAINT_AKID}\"\nsecret_file = \"{d}/maint-secret\"\n\
-             [[agency]]\nname = \"dinkes\"\n",
-            d = d.display()
+    let config = dir_gateway(
+        d,
+        &format!(
+            "retention_floor_days = 0\n\
+             [maintenance]\naccess_key = \"{MAINT_AKID}\"\nsecret_file = \"{}/maint-secret\"",
+            d.display()
         ),
-    )
-    .unwrap();
+    );
     let gw = Gw::run(dir, config).await;
     let maint = gw.store_as("dinkes", MAINT_AKID, MAINT_SECRET);
     maint.put("old", b"1".to_vec().into()).await.unwrap();
