@@ -369,34 +369,37 @@ pub fn stopped_sweep(st: &Shared, now: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pulih_model::api::RunResult;
+    use pulih_model::state::RunState;
 
-    #[test]
-    fn a_server_stopped_after_twice_its_rpo_is_flagged_once_and_a_clear_holds() {
-        use crate::recovery::testing::{MANIFESTS, NOW, state};
-        use pulih_model::api::RunResult;
-        use pulih_model::state::RunState;
-        let dir = tempfile::tempdir().unwrap();
-        let st = state(dir.path(), MANIFESTS);
-        let at = |t: i64| {
-            time::OffsetDateTime::from_unix_timestamp(t)
-                .unwrap()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap()
-        };
-        let ok = |t: i64| RunResult {
+    /// A replication that succeeded at `t`, naming `snapshot`.
+    fn succeeded(t: i64, snapshot: Option<String>) -> RunResult {
+        let at = time::OffsetDateTime::from_unix_timestamp(t)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        RunResult {
             trigger: "schedule".into(),
             scheduled_for: None,
-            started_at: at(t),
-            finished_at: at(t),
+            started_at: at.clone(),
+            finished_at: at,
             state: RunState::Succeeded,
-            snapshot_id: None,
+            snapshot_id: snapshot,
             files: 1,
             bytes_read: 1,
             bytes_new: 1,
             bytes_stored: 1,
             duration_s: 1.0,
             errors: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_server_stopped_after_twice_its_rpo_is_flagged_once_and_a_clear_holds() {
+        use crate::recovery::testing::{MANIFESTS, NOW, state};
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(dir.path(), MANIFESTS);
+        let ok = |t: i64| succeeded(t, None);
         let t0 = NOW - 10 * 86_400;
         st.store
             .start_run("web", "run-1", "schedule", None, t0)
@@ -444,8 +447,8 @@ mod tests {
     async fn anomaly_a_confirmed_snapshot_deleted_from_the_store_is_flagged_by_the_sweep_unless_retention_forgot_it()
      {
         use crate::recovery::testing::{MANIFESTS, NOW, state};
-        use pulih_model::api::RunResult;
-        use pulih_model::state::{MaintenanceState, RunState};
+
+        use pulih_model::state::MaintenanceState;
         let dir = tempfile::tempdir().unwrap();
         let st = state(
             dir.path(),
@@ -464,21 +467,9 @@ mod tests {
             st.store
                 .start_run("web", &run, "schedule", None, t)
                 .unwrap();
-            let res = RunResult {
-                trigger: "schedule".into(),
-                scheduled_for: None,
-                started_at: String::new(),
-                finished_at: String::new(),
-                state: RunState::Succeeded,
-                snapshot_id: Some(id.clone()),
-                files: 1,
-                bytes_read: 1,
-                bytes_new: 1,
-                bytes_stored: 1,
-                duration_s: 1.0,
-                errors: Vec::new(),
-            };
-            st.store.finish_run("web", &run, &res, t).unwrap();
+            st.store
+                .finish_run("web", &run, &succeeded(t, Some(id.clone())), t)
+                .unwrap();
         }
         gone_sweep(&st, NOW).await;
         assert!(st.store.open_anomalies().unwrap().is_empty());
