@@ -5,8 +5,9 @@
 //! - `recovery-schedule`, every 30 s: fails recoveries whose DRC executor
 //!   went silent, moves every open plan run on, queues the scheduled
 //!   drills that are due, flags servers that stopped replicating
-//!   ([`crate::anomaly::stopped_sweep`]), and every 10 minutes confirmed
-//!   snapshots that left the store ([`crate::anomaly::gone_sweep`]).
+//!   ([`crate::anomaly::stopped_sweep`]).
+//! - `gone-sweep`, every 10 minutes: confirmed snapshots that left the
+//!   store ([`crate::anomaly::gone_sweep`]).
 //! - `maintenance-schedule`, on the `[maintenance]` cron (when
 //!   configured): retention and prune of every agency repository.
 //!
@@ -28,6 +29,8 @@ pub fn start(st: &Shared) {
     let s = st.clone();
     st.tasks
         .start_worker("recovery-schedule", |w| recovery_schedule(s, w));
+    let s = st.clone();
+    st.tasks.start_worker("gone-sweep", |w| gone_sweep(s, w));
     if let Some(cfg) = st.config.maintenance.clone() {
         let s = st.clone();
         st.tasks
@@ -37,7 +40,6 @@ pub fn start(st: &Shared) {
 
 /// Expire, advance, queue: every [`RECOVERY_INTERVAL`] until shutdown.
 async fn recovery_schedule(st: Shared, w: Worker) {
-    let mut last_gone_sweep: Option<i64> = None;
     loop {
         w.begin();
         let t = st.now();
@@ -47,12 +49,24 @@ async fn recovery_schedule(st: Shared, w: Worker) {
         plan::advance_all(&st, t);
         drill::queue_scheduled(&st, t);
         crate::anomaly::stopped_sweep(&st, t);
-        if last_gone_sweep.is_none_or(|l| t - l >= crate::anomaly::GONE_SWEEP_INTERVAL_S) {
-            crate::anomaly::gone_sweep(&st, t).await;
-            last_gone_sweep = Some(t);
-        }
         w.end(t);
         if !w.sleep(RECOVERY_INTERVAL).await {
+            return;
+        }
+    }
+}
+
+/// Confirmed snapshots that left the store, every
+/// [`crate::anomaly::GONE_SWEEP_INTERVAL_S`] until shutdown: a worker of
+/// its own, so a slow store never holds up the recovery schedule.
+async fn gone_sweep(st: Shared, w: Worker) {
+    let every = Duration::from_secs(crate::anomaly::GONE_SWEEP_INTERVAL_S as u64);
+    loop {
+        w.begin();
+        let t = st.now();
+        crate::anomaly::gone_sweep(&st, t).await;
+        w.end(t);
+        if !w.sleep(every).await {
             return;
         }
     }

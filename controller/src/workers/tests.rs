@@ -31,14 +31,17 @@ async fn every_worker_has_stopped_after_shutdown() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let names: Vec<&str> = st.tasks.workers().iter().map(|w| w.name).collect();
-    assert_eq!(names, ["maintenance-schedule", "recovery-schedule"]);
+    assert_eq!(
+        names,
+        ["gone-sweep", "maintenance-schedule", "recovery-schedule"]
+    );
     assert!(
         st.tasks
             .workers()
             .iter()
             .all(|w| w.state != WorkerState::Stopped)
     );
-    assert_eq!(st.tasks.len(), 3);
+    assert_eq!(st.tasks.len(), 4);
 
     let asked = Instant::now();
     cancel.cancel();
@@ -55,6 +58,6 @@ async fn every_worker_has_stopped_after_shutdown() {
     for w in st.tasks.workers() {
         assert_eq!(w.state, WorkerState::Stopped, "{}", w.name);
     }
-    let recovery = &st.tasks.workers()[1];
+    let recovery = &st.tasks.workers()[2];
     assert!(recovery.runs >= 1 && recovery.last_run.is_some());
 }
