@@ -37,5 +37,6 @@ pub mod storage;
 pub mod tree;
 pub mod trees;
 pub mod verify;
+pub mod writers;
 
 pub use error::{Error, Result};

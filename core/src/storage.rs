@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjPath;
@@ -42,6 +42,22 @@ pub struct Store {
     url: String,
     /// For `file://` stores: the directory, which must exist to open.
     local_dir: Option<std::path::PathBuf>,
+    /// For S3 stores: what a request of our own needs (`writers.rs`).
+    s3: Option<Arc<S3Params>>,
+}
+
+/// An S3 store's endpoint, bucket, prefix and credentials as the store
+/// was opened with them.
+pub(crate) struct S3Params {
+    pub endpoint: String,
+    pub bucket: String,
+    /// The repository's prefix in the bucket, without slashes around it.
+    pub prefix: String,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub ca: Option<String>,
+    pub timeout: std::time::Duration,
 }
 
 fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
@@ -126,6 +142,7 @@ impl Store {
                 inner: mem,
                 url: url.to_owned(),
                 local_dir: None,
+                s3: None,
             });
         }
         if url.starts_with("s3://") {
@@ -165,6 +182,7 @@ impl Store {
             inner: Arc::new(fs),
             url: url.to_owned(),
             local_dir: Some(path),
+            s3: None,
         })
     }
 
@@ -243,7 +261,7 @@ impl Store {
         // Only the timeout: the other client options (allow_http, and what
         // the AWS_* environment set) stay.
         b = b.with_config(
-            object_store::aws::AmazonS3ConfigKey::Client(object_store::ClientConfigKey::Timeout),
+            AmazonS3ConfigKey::Client(object_store::ClientConfigKey::Timeout),
             format!("{}ms", timeout.as_millis()),
         );
         // A private CA (e.g. the DKIS CA of an append-only gateway): trusted
@@ -272,6 +290,20 @@ impl Store {
         if let Some((id, secret)) = credentials {
             b = b.with_access_key_id(id).with_secret_access_key(secret);
         }
+        let conf = |k: AmazonS3ConfigKey| b.get_config_value(&k);
+        // object_store's defaults where the URL and environment say nothing.
+        let region = conf(AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".into());
+        let params = S3Params {
+            endpoint: conf(AmazonS3ConfigKey::Endpoint)
+                .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
+            bucket: bucket.to_owned(),
+            prefix: prefix.clone(),
+            region,
+            access_key_id: conf(AmazonS3ConfigKey::AccessKeyId),
+            secret_access_key: conf(AmazonS3ConfigKey::SecretAccessKey),
+            ca,
+            timeout,
+        };
         let s3 = b.build().map_err(|e| bad(e.to_string()))?;
         let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
             Arc::new(s3)
@@ -282,7 +314,12 @@ impl Store {
             inner,
             url: url.to_owned(),
             local_dir: None,
+            s3: Some(Arc::new(params)),
         })
+    }
+
+    pub(crate) fn s3_params(&self) -> Option<&S3Params> {
+        self.s3.as_deref()
     }
 
     pub fn url(&self) -> &str {

@@ -720,3 +720,67 @@ async fn a_clock_that_ran_backwards_stops_every_delete() {
     assert_eq!(maint.list("").await.unwrap().len(), 2);
     gw.stop.cancel();
 }
+
+/// What the ransomware signals read (SECURITY.md "Ransomware signals"):
+/// a listing names, for every object, the credential that wrote it and
+/// the gateway's time of receipt — two servers of one agency each get
+/// their own packs, and no writer can date an object. A `file://` store
+/// has no writers to tell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_only_a_listing_names_each_objects_writer_and_receipt() {
+    use pulih_core::writers::list_writers;
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let config = dir_gateway(dir.path(), "");
+    let gw = Gw::run(dir, config).await;
+    let t0 = time_now() * 1000 - 1000;
+    let walidata = gw.store("dinkes", &reader("dinkes"));
+    let (repo, keys) = support::init(&walidata, "sandi").await;
+    let (web_key, _) = AgentKey::new(&keys.master, &repo.config);
+    let (db_key, _) = AgentKey::new(&keys.master, &repo.config);
+    std::fs::create_dir_all(&work).unwrap();
+    real_backup(
+        &gw.store("dinkes", &agent("dinkes", "web")),
+        &web_key,
+        &work,
+        "web",
+    )
+    .await;
+    real_backup(
+        &gw.store("dinkes", &agent("dinkes", "db")),
+        &db_key,
+        &work,
+        "db",
+    )
+    .await;
+    let t1 = time_now() * 1000 + 1000;
+
+    let listed = list_writers(&walidata, "data/").await.unwrap().unwrap();
+    let packs = walidata.list("data/").await.unwrap();
+    assert_eq!(listed.len(), packs.len(), "{listed:#?}");
+    let by = |server: &str| {
+        let id = agent("dinkes", server).access_key_id().unwrap();
+        listed
+            .iter()
+            .filter(|w| w.writer.as_deref() == Some(id.as_str()))
+            .count()
+    };
+    assert!(by("web") >= 1 && by("db") >= 1, "{listed:#?}");
+    assert_eq!(by("web") + by("db"), listed.len(), "{listed:#?}");
+    for w in &listed {
+        assert!(w.key.starts_with("data/"), "{w:?}");
+        assert!((t0..=t1).contains(&w.received_ms), "{w:?}");
+        assert!(packs.iter().any(|p| p.key == w.key && p.size == w.size));
+    }
+    // The config, written by the walidata's credential.
+    let config = list_writers(&walidata, "config").await.unwrap().unwrap();
+    assert_eq!(
+        config[0].writer,
+        reader("dinkes").access_key_id(),
+        "{config:?}"
+    );
+    let local = tempfile::tempdir().unwrap();
+    let file = Store::open(local.path().to_str().unwrap(), false).unwrap();
+    assert!(list_writers(&file, "data/").await.unwrap().is_none());
+    gw.stop.cancel();
+}
