@@ -18,16 +18,30 @@
 //! - `incompressible`: stored bytes per new byte of the run (agent's
 //!   summary), 1.0 for random data.
 //!
+//! - `received`: through the append-only gateway, the bytes of the packs
+//!   the server's own credential wrote since its previous confirmed
+//!   snapshot, by the gateway's receipts (`received.rs`). The only measure
+//!   a compromised agent cannot bend: the others rest on its summary
+//!   (`rewritten`, `incompressible`) or on the packs its snapshot names
+//!   (`new_stored`).
+//!
 //! A run is flagged when (a) `rewritten` is at least 30 % and at least five
 //! times the server's median of its last 14 unflagged runs plus 5 points,
 //! and `new_stored` is at least 25 % (the rewrite is really new data); or
 //! (b) `new_stored` is at least 50 % while `incompressible` is at least
 //! 0.9 and at least ten times the median `new_stored` of its history
-//! (something the agent's own counts may hide: the store saw it). Both
-//! are far above what a month of ordinary nights or a large addition of
-//! ordinary files does (tests/control_e2e.rs `anomaly_…`); (b) also fires
-//! on a legitimate upload of already-compressed data larger than all the
-//! server held, which an operator clears.
+//! (something the agent's own counts may hide: the store saw it); or (c)
+//! `received` is at least half of what the server held (the smaller of the
+//! run's claimed total and the median total of its history, so a claimed
+//! total cannot dilute it) and at least ten times its median `received`,
+//! with at least three runs of history through the gateway. Encrypting
+//! most files in place writes about as many bytes as they hold, as
+//! incompressible packs; an ordinary night writes a few percent, and an
+//! addition of ordinary files compresses. All three are far above what a
+//! month of ordinary nights or a large addition of ordinary files does
+//! (tests/control_e2e.rs `anomaly_…`); (b) and (c) also fire on a
+//! legitimate upload of already-compressed data larger than half of all
+//! the server held, which an operator clears.
 //!
 //! A confirmed snapshot that **left the store** although no retention run
 //! of the controller forgot it is flagged: the server's previous one at
@@ -58,6 +72,10 @@ pub struct Measures {
     pub rewritten: f64,
     pub new_stored: f64,
     pub incompressible: f64,
+    /// Bytes the gateway received from the server for the run (rule c);
+    /// None through a store that does not name writers.
+    #[serde(default)]
+    pub received: Option<u64>,
 }
 
 impl Measures {
@@ -73,6 +91,7 @@ impl Measures {
             } else {
                 s.bytes_stored as f64 / s.bytes_new as f64
             },
+            received: None,
         }
     }
 }
@@ -106,7 +125,37 @@ pub fn judge(now: &Measures, history: &[Measures]) -> Option<String> {
             usual_new * 100.0
         ));
     }
+    let past: Vec<f64> = history
+        .iter()
+        .filter_map(|m| m.received)
+        .map(|r| r as f64)
+        .collect();
+    if let Some(r) = now.received
+        && past.len() >= 3
+    {
+        let usual_total = median(history.iter().map(|m| m.total_bytes as f64).collect());
+        let held = (now.total_bytes as f64).min(usual_total).max(1.0);
+        let usual = median(past);
+        let r = r as f64;
+        if r >= 0.5 * held && r >= 10.0 * usual {
+            return Some(format!(
+                "the gateway received {} from this server for this run, {:.0} % of what it held and {:.0} times its usual {}: files encrypted in place look like this, whatever the agent reports",
+                bytes(r),
+                r / held * 100.0,
+                r / usual.max(1.0),
+                bytes(usual)
+            ));
+        }
+    }
     None
+}
+
+fn bytes(n: f64) -> String {
+    if n >= (1u64 << 30) as f64 {
+        format!("{:.1} GiB", n / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", n / (1u64 << 20) as f64)
+    }
 }
 
 /// Whether the server's previous confirmed snapshot has left the store
@@ -257,11 +306,36 @@ fn flag_once(st: &Shared, key: &str, server: &str, now: i64, why: &str) {
     }
 }
 
+/// What the gateway received from `server` since its previous confirmed
+/// snapshot (rule c); None for its first, or through a store that does
+/// not name writers.
+async fn received(
+    st: &Shared,
+    server: &str,
+    run_key: &str,
+    store: &Store,
+    c: &CheckedSnapshot,
+) -> Option<u64> {
+    let agency = {
+        let d = st.desired();
+        d.set.servers.get(server)?.spec().perangkat_daerah.clone()
+    };
+    let (_, prev) = st.store.previous_snapshot(server, run_key).ok()??;
+    let id: pulih_core::id::SnapshotId = prev.parse().ok()?;
+    let after = store
+        .info(&pulih_core::layout::snapshot(&id))
+        .await
+        .ok()??
+        .modified;
+    crate::received::received(store, &agency, server, after, c.stored_at).await
+}
+
 /// Measures a confirmed replication, records it, and flags it when it
 /// looks like ransomware: the controller's record, the hold in the
 /// repository, the log and the audit log.
 pub async fn observe(st: &Shared, server: &str, run_key: &str, store: &Store, c: &CheckedSnapshot) {
-    let now = Measures::of(c);
+    let mut now = Measures::of(c);
+    now.received = received(st, server, run_key, store, c).await;
     let history: Vec<Measures> = match st.store.recent_signals(server, run_key, HISTORY) {
         Ok(rows) => rows
             .iter()
@@ -530,6 +604,7 @@ mod tests {
             rewritten,
             new_stored,
             incompressible,
+            received: None,
         }
     }
 
@@ -547,5 +622,28 @@ mod tests {
         assert_eq!(judge(&m(0.45, 0.35, 0.5), &busy), None);
         // No history yet: the absolute thresholds still hold.
         assert!(judge(&m(0.95, 0.9, 1.0), &[]).is_some());
+    }
+
+    #[test]
+    fn what_the_gateway_received_flags_a_rewrite_the_agent_hides() {
+        let gib = 1u64 << 30;
+        let with = |received: u64, total: u64| Measures {
+            received: Some(received),
+            total_bytes: total,
+            ..m(0.0, 0.0, 0.1)
+        };
+        let nights: Vec<Measures> = (0..14).map(|_| with(gib / 50, gib)).collect();
+        // The agent says nothing changed, names no new pack, and claims a
+        // total a hundred times larger: the gateway's count still flags it.
+        let why = judge(&with(gib * 9 / 10, 100 * gib), &nights).unwrap();
+        assert!(why.contains("the gateway received"), "{why}");
+        // An ordinary night, and an addition of a third as much again
+        // (compressed text, as it reaches the store).
+        assert_eq!(judge(&with(gib / 40, gib), &nights), None);
+        assert_eq!(judge(&with(gib / 3, gib * 4 / 3), &nights), None);
+        // Without three runs of history through the gateway: not judged.
+        assert_eq!(judge(&with(gib, gib), &nights[..2]), None);
+        let direct: Vec<Measures> = (0..14).map(|_| m(0.02, 0.01, 0.4)).collect();
+        assert_eq!(judge(&with(gib, gib), &direct), None);
     }
 }

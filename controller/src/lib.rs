@@ -17,6 +17,7 @@ pub mod desired;
 pub mod error;
 pub mod maintenance;
 pub mod openapi;
+pub mod received;
 pub mod recovery;
 pub mod repo_check;
 pub mod state;

@@ -108,19 +108,17 @@ pub async fn list_writers(store: &Store, prefix: &str) -> Result<Option<Vec<Writ
     let mut token: Option<String> = None;
     let mut out = Vec::new();
     loop {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        q.append_pair("list-type", "2")
-            .append_pair("prefix", &full)
-            .append_pair("fetch-owner", "true");
-        if let Some(t) = &token {
-            q.append_pair("continuation-token", t);
-        }
-        let url = format!(
-            "{}/{}?{}",
-            p.endpoint.trim_end_matches('/'),
-            p.bucket,
+        let query = {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("list-type", "2")
+                .append_pair("prefix", &full)
+                .append_pair("fetch-owner", "true");
+            if let Some(t) = &token {
+                q.append_pair("continuation-token", t);
+            }
             q.finish()
-        );
+        };
+        let url = format!("{}/{}?{query}", p.endpoint.trim_end_matches('/'), p.bucket);
         let headers = sign(p, &url).map_err(err)?;
         let mut req = client.get(&url);
         for (k, v) in headers {
