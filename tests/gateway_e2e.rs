@@ -4,6 +4,9 @@
 //! commands pointed at it by URL alone. The honest server's restore,
 //! drill and failover get its own latest snapshot through it.
 
+#[path = "../core/tests/support/forge.rs"]
+mod forge;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -84,6 +87,8 @@ fn credential(dir: &Path, key: &Path, role: &[&str], name: &str) -> PathBuf {
 struct Gw {
     proc: Proc,
     endpoint: String,
+    /// The maintenance credential (a `with` dir).
+    maintenance: PathBuf,
     ca: PathBuf,
     key: PathBuf,
     tls_key: PathBuf,
@@ -101,6 +106,14 @@ fn start_gateway(dir: &Path, garage: &Garage) -> Gw {
     let (ca, cert, tls_key) = pulih_test_support::tls::dkis_ca(dir, "gateway-tls");
     write_secret(&dir.join("up-id"), &garage.key_id);
     write_secret(&dir.join("up-secret"), &garage.secret);
+    // The DRC's maintenance credential (the controller's), as a `with` dir.
+    let maintenance = dir.join("cred-maintenance");
+    std::fs::create_dir_all(&maintenance).unwrap();
+    write_secret(&maintenance.join("access-key-id"), "drc-maintenance");
+    write_secret(
+        &maintenance.join("secret-access-key"),
+        "maintenance secret of the DRC gateway 0123456789",
+    );
     let config = dir.join("gateway.toml");
     std::fs::write(
         &config,
@@ -108,6 +121,7 @@ fn start_gateway(dir: &Path, garage: &Garage) -> Gw {
             "listen = \"127.0.0.1:0\"\ntls_cert_file = \"{cert}\"\ntls_key_file = \"{tls_key}\"\n\
              state_dir = \"{d}/gw-state\"\nkey_file = \"{key}\"\nupstream = \"{up}\"\n\
              upstream_access_key_id_file = \"{d}/up-id\"\nupstream_secret_access_key_file = \"{d}/up-secret\"\n\
+             [maintenance]\naccess_key = \"drc-maintenance\"\nsecret_file = \"{d}/cred-maintenance/secret-access-key\"\n\
              [[agency]]\nname = \"diskominfo\"\nexecutors = [\"drc\"]\n",
             cert = cert.display(),
             tls_key = tls_key.display(),
@@ -135,6 +149,7 @@ fn start_gateway(dir: &Path, garage: &Garage) -> Gw {
     Gw {
         proc: gateway,
         endpoint,
+        maintenance,
         ca,
         key: gw_key,
         tls_key,
@@ -431,4 +446,242 @@ fn enrolment_issues_the_agents_gateway_credential_and_it_replicates_through_the_
     agent.stop();
     cproc.stop();
     gw.proc.stop();
+}
+
+/// Ransomware signals from what the gateway received (issue 20, what to
+/// build 2: "measured from what the gateway observed"). A compromised
+/// server holds its agent key, its gateway credential and its controller
+/// credential: after five honest nights it uploads its files encrypted in
+/// place and reports a snapshot whose summary says nothing changed. The
+/// agent's counts see nothing; the controller, reading through the
+/// gateway with the maintenance credential who wrote each pack and when,
+/// flags the run and holds the history before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anomaly_a_rewrite_the_agent_hides_is_flagged_from_what_the_gateway_received() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let gw = start_gateway(dir, &garage);
+    let query = format!("endpoint={}&ca={}", gw.endpoint, gw.ca.display());
+    let repo = format!("s3://pulih/diskominfo?{query}");
+    let walidata = credential(dir, &gw.key, &["--reader", "diskominfo"], "walidata");
+    let me = credential(dir, &gw.key, &["--agent", "diskominfo/portal"], "portal");
+    let (pass, key) = walidata_makes_portal(dir, &walidata, &repo);
+    let keys_dir = dir.join("maintenance-keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    run_ok(
+        with(&walidata)
+            .args([
+                "repo",
+                "add-maintenance-key",
+                "--repo",
+                &repo,
+                "--passphrase-file",
+            ])
+            .arg(&pass)
+            .arg("--out")
+            .arg(keys_dir.join("diskominfo.key")),
+    );
+    let src = dir.join("portal");
+    std::fs::create_dir_all(&src).unwrap();
+    let mdir = manifests::write(
+        &dir.join("manifests"),
+        &(drc_target(&format!("s3://pulih?{query}"))
+            + &agency(DISKOMINFO, false)
+            + &server("portal", "diskominfo")
+            + &format!("  sources: [{{path: {}}}]\n", src.display())),
+    );
+    let m = &gw.maintenance;
+    let controller = Controller::start(
+        &PULIH,
+        dir,
+        &format!(
+            "pusat_data_subnets = [\"127.0.0.0/8\"]\n[maintenance]\nschedule = \"0 0 1 1 *\"\n\
+             keys_dir = {:?}\ns3_access_key_id_file = {:?}\ns3_secret_access_key_file = {:?}\n",
+            keys_dir.display().to_string(),
+            m.join("access-key-id").display().to_string(),
+            m.join("secret-access-key").display().to_string(),
+        ),
+    );
+    controller.apply(&PULIH, &mdir);
+    let (_cproc, url, token) = controller.into_parts();
+    let api = format!("{url}/api/v1");
+    let admin = std::fs::read_to_string(&token).unwrap().trim().to_owned();
+    let http = reqwest::Client::new();
+    let call =
+        |method: reqwest::Method, path: String, auth: String, body: Option<serde_json::Value>| {
+            let req = http
+                .request(method, format!("{api}{path}"))
+                .bearer_auth(auth);
+            let req = match body {
+                Some(b) => req.json(&b),
+                None => req,
+            };
+            async move {
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                (
+                    status,
+                    resp.json::<serde_json::Value>().await.unwrap_or_default(),
+                )
+            }
+        };
+    use reqwest::Method as M;
+    let (_, t) = call(
+        M::POST,
+        "/servers/portal/enroll-token".into(),
+        admin.clone(),
+        None,
+    )
+    .await;
+    let facts = serde_json::json!({"hostname": "portal", "os": "linux", "agent_version": "t"});
+    let (s, e) = call(
+        M::POST,
+        "/agents/enroll".into(),
+        String::new(),
+        Some(serde_json::json!({"server": "portal", "token": t["token"], "facts": facts})),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    let cred = e["credential"].as_str().unwrap().to_owned();
+    let report = |run_key: String, snapshot: String| {
+        let body = serde_json::json!({
+            "trigger": "schedule", "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": "2026-01-01T00:00:05Z", "state": "succeeded", "snapshot_id": snapshot,
+        });
+        let path = format!("/agents/portal/runs/{run_key}/result");
+        let f = call(M::POST, path, cred.clone(), Some(body));
+        async move {
+            let (s, b) = f.await;
+            assert_eq!(s, 200, "{run_key}: {b}");
+        }
+    };
+    let anomaly = || async {
+        call(M::GET, "/servers/portal".into(), admin.clone(), None)
+            .await
+            .1["anomaly"]
+            .clone()
+    };
+
+    // The portal's pages: 60 of text, 24 KiB each; a few change each night.
+    let page = |seed: u64, len: usize| -> Vec<u8> {
+        let words = [
+            "layanan", "publik", "warga", "izin", "pajak", "daerah", "surat",
+        ];
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
+            out.push(b' ');
+        }
+        out
+    };
+    for f in 0..60u64 {
+        std::fs::write(src.join(format!("hal-{f:02}.html")), page(f, 24 << 10)).unwrap();
+    }
+    let cache = dir.join("cache");
+    let mut ids = Vec::new();
+    for night in 1..=5u64 {
+        let p = src.join(format!("hal-{:02}.html", night * 7 % 60));
+        let mut b = std::fs::read(&p).unwrap();
+        b.extend_from_slice(&page(100 + night, 800));
+        std::fs::write(&p, b).unwrap();
+        let out = run_ok(
+            with(&me)
+                .args(["repo", "backup", "--json", "--repo", &repo, "--agent-key"])
+                .arg(&key)
+                .arg("--cache-dir")
+                .arg(&cache)
+                .args(["--tag", "server=portal"])
+                .arg(&src),
+        );
+        let id = last_json(&out)["snapshot_id"].as_str().unwrap().to_owned();
+        report(format!("night-{night}"), id.clone()).await;
+        assert!(anomaly().await.is_null(), "night {night} flagged");
+        ids.push(id);
+    }
+
+    // The attack: every page encrypted in place and uploaded through the
+    // gateway under the server's own credential, in a snapshot whose
+    // summary says nothing was read, changed or stored.
+    let store = pulih_core::storage::Store::open_with(
+        &repo,
+        false,
+        Some((
+            &std::fs::read_to_string(me.join("access-key-id"))
+                .unwrap()
+                .trim(),
+            std::fs::read_to_string(me.join("secret-access-key"))
+                .unwrap()
+                .trim(),
+        )),
+    )
+    .unwrap();
+    let agent_key = pulih_core::keys::AgentKey::load(&key).unwrap();
+    let mut f = forge::Forge::new(&agent_key);
+    let mut nodes = Vec::new();
+    for n in 0..60 {
+        let noise: Vec<u8> = (0..24 << 10).map(|_| rand::random::<u8>()).collect();
+        let blob = f.data(&noise);
+        nodes.push(forge::file(
+            &format!("hal-{n:02}.html"),
+            vec![blob],
+            noise.len() as u64,
+        ));
+    }
+    let pages = f.tree(nodes);
+    let root = f.tree(vec![forge::dir("portal", pages)]);
+    let forged = f
+        .snapshot(&store, root, &["server=portal"], &forge::now())
+        .await
+        .to_hex();
+    report("ransom".into(), forged.clone()).await;
+
+    let (_, runs) = call(
+        M::GET,
+        "/runs?server=portal&limit=10".into(),
+        admin.clone(),
+        None,
+    )
+    .await;
+    let ransom = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_key"] == "ransom")
+        .unwrap();
+    assert_eq!(
+        ransom["state"], "succeeded",
+        "confirmed as the server's: {ransom}"
+    );
+    let flag = anomaly().await;
+    let reason = flag["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not flagged: {flag}"));
+    assert!(reason.contains("the gateway received"), "{reason}");
+    // The hold is in the repository, where every prune sees it.
+    let held = pulih_core::storage::Store::open_with(
+        &repo,
+        false,
+        Some((
+            &std::fs::read_to_string(walidata.join("access-key-id"))
+                .unwrap()
+                .trim(),
+            std::fs::read_to_string(walidata.join("secret-access-key"))
+                .unwrap()
+                .trim(),
+        )),
+    )
+    .unwrap()
+    .list("holds/")
+    .await
+    .unwrap();
+    assert!(held.iter().any(|h| h.key.contains(&forged)), "{held:?}");
+    let listed = snapshots(&walidata, &repo, &pass, &["--server", "portal"]);
+    for id in &ids {
+        assert!(listed.to_string().contains(id.as_str()), "{id}");
+    }
 }

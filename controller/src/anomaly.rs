@@ -321,13 +321,8 @@ async fn received(
         d.set.servers.get(server)?.spec().perangkat_daerah.clone()
     };
     let (_, prev) = st.store.previous_snapshot(server, run_key).ok()??;
-    let id: pulih_core::id::SnapshotId = prev.parse().ok()?;
-    let after = store
-        .info(&pulih_core::layout::snapshot(&id))
-        .await
-        .ok()??
-        .modified;
-    crate::received::received(store, &agency, server, after, c.stored_at).await
+    let prev: pulih_core::id::SnapshotId = prev.parse().ok()?;
+    crate::received::received(store, &agency, server, &prev, &c.id).await
 }
 
 /// Measures a confirmed replication, records it, and flags it when it

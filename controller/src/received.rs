@@ -12,6 +12,8 @@
 //! sizes of the packs the snapshot names.
 
 use pulih_core::gateway_creds::Principal;
+use pulih_core::id::SnapshotId;
+use pulih_core::layout;
 use pulih_core::storage::Store;
 use pulih_core::writers::{Written, list_writers};
 
@@ -41,34 +43,39 @@ pub fn received_in(
 }
 
 /// What the gateway received from `server` (of agency `agency`) for the
-/// run whose snapshot reached the store at `until_s`, since its previous
-/// confirmed snapshot reached it at `after_s` (Unix seconds, the store's
-/// receipts): one listing of the agency's `data/`. None where the store
-/// does not tell writers, or cannot be listed (logged).
+/// run that wrote snapshot `this`, since its previous confirmed snapshot
+/// `prev`: one listing of the agency's `snapshots/` (their receipts, to
+/// the millisecond) and one of its `data/`. None where the store does not
+/// tell writers, either snapshot is not listed, or a listing fails
+/// (logged).
 pub async fn received(
     store: &Store,
     agency: &str,
     server: &str,
-    after_s: i64,
-    until_s: i64,
+    prev: &SnapshotId,
+    this: &SnapshotId,
 ) -> Option<u64> {
-    match list_writers(store, "data/").await {
-        // Receipts are in ms, snapshot times in whole seconds: a pack in
-        // the previous snapshot's second belongs to it (packs are written
-        // before their snapshot), one in this snapshot's second to this run.
-        Ok(Some(listing)) => received_in(
-            &listing,
-            agency,
-            server,
-            after_s * 1000 + 999,
-            until_s * 1000 + 999,
-        ),
-        Ok(None) => None,
-        Err(e) => {
-            tracing::warn!(%server, error = %e, "cannot list what the gateway received");
-            None
+    let list = |prefix: &'static str| async move {
+        match list_writers(store, prefix).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(%server, error = %e, "cannot list what the gateway received");
+                None
+            }
         }
-    }
+    };
+    let snapshots = list("snapshots/").await?;
+    let receipt = |id: &SnapshotId| {
+        let key = layout::snapshot(id);
+        snapshots
+            .iter()
+            .find(|w| w.key == key)
+            .map(|w| w.received_ms)
+    };
+    // A pack received in the same millisecond as the previous snapshot
+    // belongs to that run (packs are written before their snapshot).
+    let (after, until) = (receipt(prev)?, receipt(this)?);
+    received_in(&list("data/").await?, agency, server, after, until)
 }
 
 #[cfg(test)]
