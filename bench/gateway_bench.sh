@@ -12,11 +12,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:?usage: gateway_bench.sh WORKDIR [--size BYTES] [--runs N]}; shift
-size=$((1 << 30)); runs=3
+size=$((1 << 30)); runs=3; legs="direct gateway"; corpus=$work/gw-corpus
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --restic) legs="direct gateway restic"; shift ;;
+    --corpus) corpus=$2; shift 2 ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -24,15 +26,15 @@ pulih=${PULIH:-$here/../target/release/pulih}
 [ -x "$pulih" ] || { echo "build it first: cargo build --release -p pulih" >&2; exit 1; }
 command -v garage >/dev/null || { echo "needs garage (../shared/TOOLS.md)" >&2; exit 1; }
 rm -rf "$work/gw-run"; run=$work/gw-run; mkdir -p "$run"
-corpus=$work/gw-corpus
 [ -d "$corpus" ] || python3 "$here/make_corpus.py" build "$corpus" --size "$size" --seed 7 >/dev/null
-bytes=$(du -sb "$corpus" | cut -f1)
+bytes=$(du -sb "$corpus" | cut -f1); files=$(find "$corpus" -type f | wc -l)
 
 . "$here/garage.sh"
 gw_pid=
-cleanup() { [ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null; garage_stop; }
+cleanup() { [ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null; garage_stop; rm -rf "$run"/out-*; }
 trap cleanup EXIT
-garage_start "$run/garage" bench-direct bench-gw
+case $legs in *restic*) command -v restic >/dev/null || { echo "needs restic (../shared/TOOLS.md)" >&2; exit 1; } ;; esac
+garage_start "$run/garage" bench-direct bench-gw bench-restic
 
 # The gateway: TLS from a throwaway CA, Garage upstream (its own bucket).
 cd "$run"
@@ -75,31 +77,45 @@ leg() { # leg NAME RUN: init, initial backup, restore; appends "name step secs g
             env_args=() ;;
     gateway) url="s3://pulih/bench/r$n?endpoint=$gw_endpoint&ca=$run/ca.pem"
             env_args=(PULIH_S3_ACCESS_KEY_ID_FILE="$run/cred/access-key-id" PULIH_S3_SECRET_ACCESS_KEY_FILE="$run/cred/secret-access-key") ;;
+    restic) export RESTIC_REPOSITORY="s3:http://$garage_endpoint/bench-restic/r$n" RESTIC_PASSWORD="bench gateway" ;;
   esac
-  env "${env_args[@]}" "$pulih" repo init --repo "$url" --passphrase-file pass --agent-key-out "key-$name-$n" >/dev/null
+  if [ "$name" = restic ]; then restic init >/dev/null
+  else env "${env_args[@]}" "$pulih" repo init --repo "$url" --passphrase-file pass --agent-key-out "key-$name-$n" >/dev/null; fi
   for step in backup restore; do
     local g0 w0 t0 t1
     g0=$(ticks "$garage_pid"); w0=$(ticks "$gw_pid"); t0=$(date +%s.%N)
-    if [ $step = backup ]; then
+    if [ "$name" = restic ]; then
+      if [ $step = backup ]; then restic backup -q "$corpus" >/dev/null
+      else restic restore -q latest --target "out-$name-$n" >/dev/null; fi
+    elif [ $step = backup ]; then
       env "${env_args[@]}" "$pulih" repo backup --repo "$url" --agent-key "key-$name-$n" --cache-dir "cache-$name-$n" --json "$corpus" >/dev/null
     else
-      rm -rf out; env "${env_args[@]}" "$pulih" repo restore --repo "$url" --passphrase-file pass latest --target out >/dev/null
+      env "${env_args[@]}" "$pulih" repo restore --repo "$url" --passphrase-file pass latest --target "out-$name-$n" >/dev/null
     fi
     t1=$(date +%s.%N)
     echo "$name $step $(echo "$t1 - $t0" | bc) $(( ($(ticks "$garage_pid") - g0) )) $(( ($(ticks "$gw_pid") - w0) ))" >> results.txt
+    if [ $step = restore ]; then # every file back (outside the timing)
+      local got; got=$(find "out-$name-$n" -type f | wc -l)
+      [ "$got" = "$files" ] || { echo "$name run $n restored $got files of $files" >&2; exit 1; }
+    fi
   done
-  rm -rf out "cache-$name-$n"
+  # Restored trees stay until the end: deleting one right before the next
+  # restore slows that one on ext4 without a journal (BENCHMARKS.md, issue 19).
+  rm -rf "cache-$name-$n"
 }
 : > results.txt
+read -r -a order <<< "$legs"
 for n in $(seq "$runs"); do
-  if [ $((n % 2)) = 1 ]; then leg direct "$n"; leg gateway "$n"; else leg gateway "$n"; leg direct "$n"; fi
+  # Each run starts with the next leg: every tool goes first, last, between.
+  k=${#order[@]}
+  for i in $(seq 0 $((k - 1))); do leg "${order[$(( (i + n - 1) % k ))]}" "$n"; done
 done
 
 echo "corpus: $bytes bytes ($(find "$corpus" -type f | wc -l) files), $runs alternating runs, $(nproc) cores, garage $garage_version"
 echo
 echo "| path | step | wall s (median) | MB/s | garage CPU s | gateway CPU s |"
 echo "|---|---|---|---|---|---|"
-for name in direct gateway; do for step in backup restore; do
+for name in $legs; do for step in backup restore; do
   python3 - "$name" "$step" "$bytes" "$hz" "$run/results.txt" <<'PY'
 import sys, statistics
 name, step, size, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -107,7 +123,8 @@ rows = [l.split() for l in open(sys.argv[5]) if l.split()[:2] == [name, step]]
 w = statistics.median(float(r[2]) for r in rows)
 g = statistics.median(int(r[3]) for r in rows) / hz
 gw = statistics.median(int(r[4]) for r in rows) / hz
-label = "Garage direct (http, loopback)" if name == "direct" else "gateway (https) → Garage"
+label = {"direct": "Garage direct (http, loopback)", "gateway": "gateway (https) → Garage",
+         "restic": "restic 0.14, Garage direct (http)"}[name]
 print(f"| {label} | {step} | {w:.2f} | {size / w / 1e6:.0f} | {g:.1f} | {gw if name == 'gateway' else 0:.1f} |")
 PY
 done; done
