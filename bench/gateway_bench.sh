@@ -12,13 +12,15 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:?usage: gateway_bench.sh WORKDIR [--size BYTES] [--runs N]}; shift
-size=$((1 << 30)); runs=3; legs="direct gateway"; corpus=$work/gw-corpus
+size=$((1 << 30)); runs=3; rtt=; rate=; legs="direct gateway"; corpus=$work/gw-corpus
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --restic) legs="direct gateway restic"; shift ;;
     --corpus) corpus=$2; shift 2 ;;
+    --rtt) rtt=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -31,7 +33,8 @@ bytes=$(du -sb "$corpus" | cut -f1); files=$(find "$corpus" -type f | wc -l)
 
 . "$here/garage.sh"
 gw_pid=
-cleanup() { [ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null; garage_stop; rm -rf "$run"/out-*; }
+netem_pids=
+cleanup() { for p in $gw_pid $netem_pids; do kill "$p" 2>/dev/null; done; garage_stop; rm -rf "$run"/out-*; }
 trap cleanup EXIT
 case $legs in *restic*) command -v restic >/dev/null || { echo "needs restic (../shared/TOOLS.md)" >&2; exit 1; } ;; esac
 garage_start "$run/garage" bench-direct bench-gw bench-restic
@@ -65,6 +68,21 @@ for _ in $(seq 100); do grep -q '^gateway: ' gw.out 2>/dev/null && break; sleep 
 gw_endpoint=$(sed -n 's/^gateway: //p' gw.out)
 [ -n "$gw_endpoint" ] || { cat gw.log >&2; exit 1; }
 "$pulih" drc credential --key-file gw-key --reader bench --out-dir cred >/dev/null 2>&1
+# The restores' endpoints: the stores themselves, or a link in front of each.
+far_garage=$garage_endpoint; far_gw=$gw_endpoint
+if [ -n "$rtt$rate" ]; then
+  netem=${PULIH_NETEM_BIN:-$here/../target/release/pulih-netem}
+  [ -x "$netem" ] || (cd "$here/.." && cargo build --release -p pulih-test-support --bin pulih-netem)
+  link() { # link NAME HOST:PORT: starts a link to it, prints its address
+    "$netem" --to "$2" ${rtt:+--rtt "$rtt"} ${rate:+--rate "$rate"} > "netem-$1.out" 2> "netem-$1.log" &
+    netem_pids="$netem_pids $!"
+    for _ in $(seq 100); do [ -s "netem-$1.out" ] && break; sleep 0.1; done
+    head -1 "netem-$1.out" | grep -o '[0-9.]*:[0-9]*' | head -1
+  }
+  far_garage=$(link garage "$garage_endpoint")
+  far_gw=https://$(link gateway "${gw_endpoint#https://}")
+  [ -n "$far_garage" ] && [ "$far_gw" != https:// ] || { cat netem-*.log >&2; exit 1; }
+fi
 printf 'bench gateway\n' > pass; chmod 600 pass
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -86,11 +104,13 @@ leg() { # leg NAME RUN: init, initial backup, restore; appends "name step secs g
     g0=$(ticks "$garage_pid"); w0=$(ticks "$gw_pid"); t0=$(date +%s.%N)
     if [ "$name" = restic ]; then
       if [ $step = backup ]; then restic backup -q "$corpus" >/dev/null
-      else restic restore -q latest --target "out-$name-$n" >/dev/null; fi
+      else RESTIC_REPOSITORY="s3:http://$far_garage/bench-restic/r$n" restic restore -q latest --target "out-$name-$n" >/dev/null; fi
     elif [ $step = backup ]; then
       env "${env_args[@]}" "$pulih" repo backup --repo "$url" --agent-key "key-$name-$n" --cache-dir "cache-$name-$n" --json "$corpus" >/dev/null
     else
-      env "${env_args[@]}" "$pulih" repo restore --repo "$url" --passphrase-file pass latest --target "out-$name-$n" >/dev/null
+      local far=${url/$gw_endpoint/$far_gw}
+      [ "$name" = direct ] && far=${url/$garage_endpoint/$far_garage}
+      env "${env_args[@]}" "$pulih" repo restore --repo "$far" --passphrase-file pass latest --target "out-$name-$n" >/dev/null
     fi
     t1=$(date +%s.%N)
     echo "$name $step $(echo "$t1 - $t0" | bc) $(( ($(ticks "$garage_pid") - g0) )) $(( ($(ticks "$gw_pid") - w0) ))" >> results.txt
@@ -111,7 +131,7 @@ for n in $(seq "$runs"); do
   for i in $(seq 0 $((k - 1))); do leg "${order[$(( (i + n - 1) % k ))]}" "$n"; done
 done
 
-echo "corpus: $bytes bytes ($(find "$corpus" -type f | wc -l) files), $runs alternating runs, $(nproc) cores, garage $garage_version"
+echo "corpus: $bytes bytes ($files files), $runs alternating runs, $(nproc) cores, garage $garage_version${rtt:+, restores with ${rtt} RTT}${rate:+ capped at $rate}"
 echo
 echo "| path | step | wall s (median) | MB/s | garage CPU s | gateway CPU s |"
 echo "|---|---|---|---|---|---|"

@@ -611,7 +611,7 @@ async fn anomaly_a_rewrite_the_agent_hides_is_flagged_from_what_the_gateway_rece
         &repo,
         false,
         Some((
-            &std::fs::read_to_string(me.join("access-key-id"))
+            std::fs::read_to_string(me.join("access-key-id"))
                 .unwrap()
                 .trim(),
             std::fs::read_to_string(me.join("secret-access-key"))
@@ -667,7 +667,7 @@ async fn anomaly_a_rewrite_the_agent_hides_is_flagged_from_what_the_gateway_rece
         &repo,
         false,
         Some((
-            &std::fs::read_to_string(walidata.join("access-key-id"))
+            std::fs::read_to_string(walidata.join("access-key-id"))
                 .unwrap()
                 .trim(),
             std::fs::read_to_string(walidata.join("secret-access-key"))

@@ -115,9 +115,10 @@ async fn reload(gw: Arc<Gateway>, path: PathBuf, stop: CancellationToken) {
                     || c.key_file != old.key_file
                     || c.tls_cert_file != old.tls_cert_file
                     || c.tls_key_file != old.tls_key_file
+                    || c.max_buffered_bytes != old.max_buffered_bytes
                 {
                     tracing::warn!(
-                        "listen, state_dir, upstream, key_file and the TLS files take effect at the next start"
+                        "listen, state_dir, upstream, key_file, the TLS files and max_buffered_bytes take effect at the next start"
                     );
                 }
                 *gw.maintenance_secret.write().expect("secret lock") = secret;
