@@ -27,14 +27,32 @@ done
 pulih=${PULIH:-$here/../target/release/pulih}
 [ -x "$pulih" ] || { echo "build it first: cargo build --release -p pulih" >&2; exit 1; }
 command -v garage >/dev/null || { echo "needs garage (../shared/TOOLS.md)" >&2; exit 1; }
-rm -rf "$work/gw-run"; run=$work/gw-run; mkdir -p "$run"
+# Everything a run writes (repositories, Garage's data, restores) goes to a
+# fresh ext4 (no journal, like this disk) on a loop device, as
+# bench/repo_bench.sh does: on this disk a restore right after an earlier
+# run's trees were deleted pays for the deleted inodes (BENCHMARKS.md,
+# issue 19), a cost set by the previous run, not by the tool.
+run=$work/gw-run
+mountpoint -q "$run" && umount "$run"
+rm -rf "$run" "$work/gw-run.img"; mkdir -p "$run"
+scratch="a fresh ext4 (no journal) on a loop device"
+if [ "$(id -u)" = 0 ] && truncate -s 48G "$work/gw-run.img" \
+   && mkfs.ext4 -q -F -O ^has_journal -N 2000000 -E lazy_itable_init=0 "$work/gw-run.img" \
+   && mount -o loop "$work/gw-run.img" "$run"; then :
+else
+  rm -f "$work/gw-run.img"; scratch="a directory on this machine's disk (no loop device)"
+fi
 [ -d "$corpus" ] || python3 "$here/make_corpus.py" build "$corpus" --size "$size" --seed 7 >/dev/null
 bytes=$(du -sb "$corpus" | cut -f1); files=$(find "$corpus" -type f | wc -l)
 
 . "$here/garage.sh"
 gw_pid=
 netem_pids=
-cleanup() { for p in $gw_pid $netem_pids; do kill "$p" 2>/dev/null; done; garage_stop; rm -rf "$run"/out-*; }
+cleanup() {
+  for p in $gw_pid $netem_pids; do kill "$p" 2>/dev/null; done; garage_stop
+  cp "$run/results.txt" "$work/gw-results.txt" 2>/dev/null || true
+  cd /; if mountpoint -q "$run"; then umount "$run"; rm -f "$work/gw-run.img"; else rm -rf "$run"/out-*; fi
+}
 trap cleanup EXIT
 case $legs in *restic*) command -v restic >/dev/null || { echo "needs restic (../shared/TOOLS.md)" >&2; exit 1; } ;; esac
 garage_start "$run/garage" bench-direct bench-gw bench-restic
@@ -131,7 +149,7 @@ for n in $(seq "$runs"); do
   for i in $(seq 0 $((k - 1))); do leg "${order[$(( (i + n - 1) % k ))]}" "$n"; done
 done
 
-echo "corpus: $bytes bytes ($files files), $runs alternating runs, $(nproc) cores, garage $garage_version${rtt:+, restores with ${rtt} RTT}${rate:+ capped at $rate}"
+echo "corpus: $bytes bytes ($files files), $runs alternating runs, $(nproc) cores, garage $garage_version, written to $scratch${rtt:+, restores with ${rtt} RTT}${rate:+ capped at $rate}"
 echo
 echo "| path | step | wall s (median) | MB/s | garage CPU s | gateway CPU s |"
 echo "|---|---|---|---|---|---|"
