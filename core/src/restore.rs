@@ -14,6 +14,7 @@ mod fs;
 mod measure;
 mod ranges;
 mod walk;
+pub(crate) use walk::placed_len;
 
 pub use measure::{Expanded, measure};
 

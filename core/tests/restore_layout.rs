@@ -372,3 +372,79 @@ async fn a_snapshot_that_names_a_subtree_many_times_is_measured_and_bounded_befo
     assert!(err.contains("expands to 3000 blob references"), "{err}");
     assert!(!target.exists());
 }
+
+/// `verify` refuses what a restore refuses in a file's content list, so a
+/// snapshot that verifies restores: a padded blob (FORMAT.md §4.2) placed
+/// anywhere but at a file's end or given more bytes than its slot holds,
+/// and contents whose lengths do not add up to the file's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_a_file_whose_contents_a_restore_would_refuse() {
+    use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
+    let store = Store::open(&format!("memory://layout-{}", rand::random::<u64>()), true).unwrap();
+    let (repo, reader_keys) = support::init(&store, "sandi").await;
+    let (agent, _) = AgentKey::new(&reader_keys.master, &repo.config);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("srv");
+    std::fs::create_dir_all(&src).unwrap();
+    let pin = b"PIN 4471\n";
+    std::fs::write(src.join("pin.txt"), pin).unwrap();
+    backup(
+        store.clone(),
+        &agent,
+        &[src],
+        &BackupOptions::new("srv".into(), dir.path().join("cache")),
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap();
+    let honest = Reader::open(store.clone(), "sandi").await.unwrap();
+    let report = pulih_core::verify::verify(&honest, None).await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+
+    // The padded blob of pin.txt (a small file's one chunk), reused.
+    let padded = agent.space.blob_id(pin);
+    let mut f = forge::Forge::new(&agent);
+    let plain = f.data(b"abc");
+    let mut twice = forge::file("twice", vec![padded, padded], 9);
+    twice.size = Some(18);
+    let mut long = forge::file("long", vec![padded], 9);
+    long.size = Some(100_000);
+    let mut short = forge::file("short", vec![plain], 3);
+    short.size = Some(5);
+    let leaf = f.tree(vec![long, short, twice]);
+    let root = f.tree(vec![forge::dir("srv", leaf)]);
+    let id = f
+        .snapshot(&store, root, &["server=srv"], &forge::now())
+        .await;
+
+    let reader = Reader::open(store.clone(), "sandi").await.unwrap();
+    let report = pulih_core::verify::verify(&reader, None).await.unwrap();
+    let problems = report.problems.join("\n");
+    for (file, what) in [
+        ("/srv/twice", "is padded but not the file's last chunk"),
+        ("/srv/long", "cannot hold the 100000 bytes"),
+        ("/srv/short", "content length 3 differs from size 5"),
+    ] {
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains(&id.to_hex()) && p.contains(file) && p.contains(what)),
+            "{file}: {problems}"
+        );
+    }
+    assert_eq!(report.problems.len(), 3, "{problems}");
+    // And the restore refuses the same snapshot.
+    let snap = reader.find_snapshot(&id.to_hex()).await.unwrap();
+    let err = restore(
+        &reader,
+        &snap,
+        &dir.path().join("out"),
+        &RestoreOptions::default(),
+        Arc::new(RestoreProgress::default()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("data blob"), "{err}");
+}

@@ -243,7 +243,7 @@ pub(super) async fn plan(
 /// is ever padded (it is shorter than the chunker's minimum), so its length
 /// is what the file's size leaves, which must fit its slot. The blob's
 /// bytes are checked against it when written.
-fn placed_len(
+pub(crate) fn placed_len(
     e: &crate::pack::PackEntry,
     last: bool,
     size: u64,
