@@ -65,6 +65,9 @@ enum RepoCommand {
     RevokeDrill(init::RevokeDrillArgs),
     /// Retention with the maintenance key: forget by policy, prune whole unused packs.
     Maintain(forget::MaintainArgs),
+    /// Raise the repository to this build's format (3: padded frames of
+    /// small files from the next backup on; what is stored stays).
+    Upgrade(init::UpgradeArgs),
 }
 
 /// `--repo URL` / `PULIH_REPO`.
@@ -148,6 +151,7 @@ pub async fn run(args: RepoArgs) -> Result<u8> {
         RepoCommand::GrantDrill(a) => init::grant_drill(a).await,
         RepoCommand::RevokeDrill(a) => init::revoke_drill(a).await,
         RepoCommand::Maintain(a) => forget::run_maintain(a).await,
+        RepoCommand::Upgrade(a) => init::upgrade(a).await,
         RepoCommand::Backup(a) => backup::run(a).await,
         RepoCommand::Restore(a) => restore::run(a).await,
         RepoCommand::Snapshots(a) => snapshots::run(a).await,

@@ -396,6 +396,38 @@ impl Reader {
         })
     }
 
+    /// Raises the repository's format version to this build's
+    /// ([`FORMAT_VERSION`]; `pulih repo upgrade`): from the next backup on,
+    /// small files' frames are padded (FORMAT.md §4.2); everything stored
+    /// stays as it is and reads as before. `Ok(None)` when it already is.
+    /// Builds older than the new version no longer open the repository.
+    /// The `config` object is replaced, so a store that never overwrites
+    /// (the append-only gateway) refuses it.
+    pub async fn upgrade(&self) -> Result<Option<(u32, u32)>> {
+        let from = self.repo.config.version;
+        if from >= FORMAT_VERSION {
+            return Ok(None);
+        }
+        let mac_key = self.keys.master.config_mac_key();
+        // What is stored now is what this reader opened: nothing changed
+        // it in between (its MAC checked again).
+        let stored = self.repo.store.get(crate::layout::CONFIG).await?;
+        if ConfigBody::parse_verified(&stored, &mac_key)? != self.repo.config {
+            return Err(Error::Invalid(
+                "the repository's config changed after it was opened; run the upgrade again".into(),
+            ));
+        }
+        let body = ConfigBody {
+            version: FORMAT_VERSION,
+            ..self.repo.config.clone()
+        };
+        self.repo
+            .store
+            .put(crate::layout::CONFIG, body.encode(&mac_key).into())
+            .await?;
+        Ok(Some((from, FORMAT_VERSION)))
+    }
+
     pub fn space_keys(&self, space: SpaceId) -> SpaceKeys {
         self.keys.master.space(space)
     }

@@ -153,6 +153,39 @@ pub async fn add_maintenance_key(a: AddMaintenanceKeyArgs) -> Result<u8> {
 }
 
 #[derive(Args)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    repo: RepoUrl,
+    #[command(flatten)]
+    passphrase: Passphrase,
+}
+
+/// The walidata raises the repository's format version (FORMAT.md §3.1):
+/// the next backups pad small files' frames (§4.2). It replaces `config`,
+/// which the append-only gateway never does: run it against the store.
+pub async fn upgrade(a: UpgradeArgs) -> Result<u8> {
+    let store = a.repo.open()?;
+    let url = store.url().to_owned();
+    let reader = Reader::open(store, &a.passphrase.read()?).await?;
+    match reader.upgrade().await {
+        Ok(None) => println!(
+            "{url} is already format {}: nothing to do",
+            reader.repo.config.version
+        ),
+        Ok(Some((from, to))) => println!(
+            "upgraded {url} from format {from} to {to}: backups from now on pad small files' frames (FORMAT.md §4.2); what is stored stays as it is. Pulih builds that read only formats up to {from} (agents, executors, the walidata's) no longer open it: upgrade them first"
+        ),
+        Err(e @ pulih_core::Error::Store { .. }) => {
+            return Err(anyhow::anyhow!(
+                "{e}\nthe store did not let `config` be replaced (the append-only gateway never overwrites an object): run the upgrade against the store itself, with its own credentials"
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Args)]
 pub struct GrantDrillArgs {
     #[command(flatten)]
     repo: RepoUrl,
