@@ -7,7 +7,7 @@
 //!   cargo run --release -p pulih-core --example frame_sizes -- \
 //!       CORPUS_DIR SCRATCH_DIR [--restore] none 128k:1m 128k:4m 256k:1m …
 //!
-//! A choice is `none` (no frames: format-1 packing) or
+//! A choice is `none` (no frames: a format-1 repository) or
 //! `MAX_BLOB:TARGET` (blobs below MAX_BLOB framed, a frame closed at
 //! TARGET raw bytes). Each repository is deleted after it is measured.
 
@@ -75,7 +75,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             kdf: pulih_core::keys::PassphraseKdf { m_kib: 64, t: 1 },
             ..Default::default()
         };
-        let (repo, keys) = Repo::init(store.clone(), "measure", &init).await?;
+        let (mut repo, keys) = Repo::init(store.clone(), "measure", &init).await?;
+        if framing.is_none() {
+            // No frames: a version-1 repository (version 3 pads, and
+            // refuses a backup without frames).
+            repo.config.version = 1;
+            let body = repo.config.encode(&keys.master.config_mac_key());
+            store.put(pulih_core::layout::CONFIG, body.into()).await?;
+        }
         let (agent, _) = AgentKey::new(&keys.master, &repo.config);
         let mut opts = BackupOptions::new("measure".into(), scratch.join("cache-unused"));
         opts.framing = framing;

@@ -80,8 +80,9 @@ pub struct BackupOptions {
     /// as given: a failback backs up the DRC's copy of a server's paths
     /// (restored under a scratch directory) as the server's own paths.
     pub root: Option<PathBuf>,
-    /// How small data blobs are framed (FORMAT.md §4.1); None: never.
-    /// Only used where the repository's version allows frames.
+    /// How small data blobs are framed (FORMAT.md §4.1); None: never,
+    /// which a version-3 repository refuses (its frames pad, §4.2). Only
+    /// used where the repository's version allows frames.
     pub framing: Option<pack::Framing>,
 }
 
@@ -147,6 +148,11 @@ pub async fn backup(
     });
     let repo = Repo::open(store).await?;
     repo.check_agent_key(key)?;
+    if opts.framing.is_none() && repo.config.version.max(key.format) >= 3 {
+        return Err(Error::Invalid(
+            "frames cannot be turned off in a version-3 repository: small files would be stored at their exact length (FORMAT.md §4.2)".into(),
+        ));
+    }
     let phase =
         |what: &str| tracing::debug!(ms = started.elapsed().as_millis() as u64, "backup: {what}");
     phase("repository open");

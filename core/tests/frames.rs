@@ -446,7 +446,11 @@ async fn frames_store_many_small_files_in_fewer_bytes() {
             true,
         )
         .unwrap();
-        let (repo, keys) = support::init(&store, PASS).await;
+        let (mut repo, keys) = support::init(&store, PASS).await;
+        // Frames against none, unpadded both: version 2 (a version-3
+        // repository refuses a backup without frames).
+        support::set_config_version(&store, 2).await;
+        repo.config.version = 2;
         let agent = AgentKey::new(&keys.master, &repo.config).0;
         let cache = dir.path().join(format!("cache-{framed}"));
         run(&store, &agent, &src, &cache, |o| {
@@ -549,4 +553,37 @@ async fn a_newer_format_version_is_refused() {
         .to_string();
     assert!(err.contains("format version 4 is not supported"), "{err}");
     drop(keys);
+}
+
+/// A version-3 repository's padding is not a backup's option: a backup
+/// asking for no frames there is refused before it writes anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_3_repository_refuses_a_backup_without_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &format!("memory://frames-off-{}", rand::random::<u64>()),
+        true,
+    )
+    .unwrap();
+    let (repo, keys) = support::init(&store, PASS).await;
+    assert_eq!(repo.config.version, 3);
+    let agent = AgentKey::new(&keys.master, &repo.config).0;
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("pin.txt"), "PIN 4471\n").unwrap();
+    let mut o = BackupOptions::new("srv".into(), dir.path().join("cache"));
+    o.framing = None;
+    let err = backup(
+        store.clone(),
+        &agent,
+        &[src],
+        &o,
+        Arc::new(Progress::default()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cannot be turned off"), "{err}");
+    assert!(store.list("data/").await.unwrap().is_empty());
+    assert!(store.list("snapshots/").await.unwrap().is_empty());
 }
