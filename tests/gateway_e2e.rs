@@ -131,10 +131,23 @@ fn start_gateway(dir: &Path, garage: &Garage) -> Gw {
         ),
     )
     .unwrap();
+    let (gateway, endpoint) = spawn_gateway(dir, &config, "gateway.log");
+    Gw {
+        proc: gateway,
+        endpoint,
+        maintenance,
+        ca,
+        key: gw_key,
+        tls_key,
+    }
+}
+
+/// `pulih drc serve --config CONFIG` (log `dir/log`); its HTTPS endpoint.
+fn spawn_gateway(dir: &Path, config: &Path, log: &str) -> (Proc, String) {
     let mut gateway = Proc::spawn(
         "gateway",
-        PULIH.cmd().args(["drc", "serve", "--config"]).arg(&config),
-        dir.join("gateway.log"),
+        PULIH.cmd().args(["drc", "serve", "--config"]).arg(config),
+        dir.join(log),
     );
     let mut line = String::new();
     std::io::BufReader::new(gateway.child.stdout.take().unwrap())
@@ -146,14 +159,30 @@ fn start_gateway(dir: &Path, garage: &Garage) -> Gw {
         .unwrap_or_else(|| panic!("{line}\n{}", gateway.log_text()))
         .to_owned();
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
-    Gw {
-        proc: gateway,
-        endpoint,
-        maintenance,
-        ca,
-        key: gw_key,
-        tls_key,
-    }
+    (gateway, endpoint)
+}
+
+/// Enrols `server` through the controller's API (`api`, admin token
+/// `admin`) as its agent would: the EnrollResponse.
+async fn enrol(http: &reqwest::Client, api: &str, admin: &str, server: &str) -> serde_json::Value {
+    let t: serde_json::Value = http
+        .post(format!("{api}/servers/{server}/enroll-token"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let facts = serde_json::json!({"hostname": server, "os": "linux", "agent_version": "t"});
+    let resp = http
+        .post(format!("{api}/agents/enroll"))
+        .json(&serde_json::json!({"server": server, "token": t["token"], "facts": facts}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
 }
 
 #[test]
@@ -527,22 +556,7 @@ async fn anomaly_a_rewrite_the_agent_hides_is_flagged_from_what_the_gateway_rece
             }
         };
     use reqwest::Method as M;
-    let (_, t) = call(
-        M::POST,
-        "/servers/portal/enroll-token".into(),
-        admin.clone(),
-        None,
-    )
-    .await;
-    let facts = serde_json::json!({"hostname": "portal", "os": "linux", "agent_version": "t"});
-    let (s, e) = call(
-        M::POST,
-        "/agents/enroll".into(),
-        String::new(),
-        Some(serde_json::json!({"server": "portal", "token": t["token"], "facts": facts})),
-    )
-    .await;
-    assert_eq!(s, 200, "{e}");
+    let e = enrol(&http, &api, &admin, "portal").await;
     let cred = e["credential"].as_str().unwrap().to_owned();
     let report = |run_key: String, snapshot: String| {
         let body = serde_json::json!({
@@ -684,4 +698,109 @@ async fn anomaly_a_rewrite_the_agent_hides_is_flagged_from_what_the_gateway_rece
     for id in &ids {
         assert!(listed.to_string().contains(id.as_str()), "{id}");
     }
+}
+
+/// What to build 1: credentials "issued at enrolment and revocable". The
+/// gateway follows the controller's revocation feed: a server enrolled
+/// again gets a new credential and its old one is refused, another
+/// server's goes on working; a gateway restarted while the controller is
+/// down still refuses it (its cache of the feed, 0600).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_only_the_gateway_refuses_credentials_the_controller_replaced() {
+    let garage = Garage::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let gw = start_gateway(dir, &garage);
+    let query = format!("endpoint={}&ca={}", gw.endpoint, gw.ca.display());
+    let target = drc_target(&format!("s3://pulih?{query}")) + &agency(DISKOMINFO, false);
+    let with_sources = |name: &str| server(name, "diskominfo") + "  sources: [{path: /srv}]\n";
+    let both = manifests::write(
+        &dir.join("manifests"),
+        &(target + &with_sources("portal") + &with_sources("web")),
+    );
+    let controller = Controller::start(
+        &PULIH,
+        dir,
+        &format!(
+            "pusat_data_subnets = [\"127.0.0.0/8\"]\n[gateway]\nkey_file = {:?}\n",
+            gw.key.display().to_string()
+        ),
+    );
+    controller.apply(&PULIH, &both);
+    let (cproc, url, token) = controller.into_parts();
+    let api = format!("{url}/api/v1");
+    let admin = std::fs::read_to_string(&token).unwrap().trim().to_owned();
+    let http = reqwest::Client::new();
+    let key_of = |e: &serde_json::Value| {
+        let c = &e["store_credential"];
+        (
+            c["access_key_id"].as_str().unwrap().to_owned(),
+            c["secret_access_key"].as_str().unwrap().to_owned(),
+        )
+    };
+    let old = key_of(&enrol(&http, &api, &admin, "portal").await);
+    let web = key_of(&enrol(&http, &api, &admin, "web").await);
+    // A credential's serial is its enrolment's second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let new = key_of(&enrol(&http, &api, &admin, "portal").await);
+    assert_ne!(old.0, new.0);
+    let reads = |endpoint: &str, c: &(String, String)| {
+        let repo = format!(
+            "s3://pulih/diskominfo?endpoint={endpoint}&ca={}",
+            gw.ca.display()
+        );
+        let store =
+            pulih_core::storage::Store::open_with(&repo, false, Some((&c.0, &c.1))).unwrap();
+        async move { store.list("data/").await.is_ok() }
+    };
+    let until = |what: &'static str, endpoint: String, c: (String, String), want: bool| {
+        let reads = &reads;
+        async move {
+            for _ in 0..100 {
+                if reads(&endpoint, &c).await == want {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            panic!(
+                "{what}: still {}",
+                if want { "refused" } else { "accepted" }
+            );
+        }
+    };
+    // Without the feed all three work (none is in the config's `revoked`).
+    for c in [&old, &web, &new] {
+        assert!(reads(&gw.endpoint, c).await, "{}", c.0);
+    }
+
+    // The gateway follows the controller (its config, read again).
+    let config = dir.join("gateway.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[controller]\nurl = \"{url}\"\npoll_seconds = 1\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    until(
+        "the replaced credential",
+        gw.endpoint.clone(),
+        old.clone(),
+        false,
+    )
+    .await;
+    assert!(reads(&gw.endpoint, &new).await && reads(&gw.endpoint, &web).await);
+
+    // The controller goes down and the gateway restarts: what it revoked
+    // stays revoked, the rest goes on.
+    cproc.stop();
+    gw.proc.stop();
+    let (again, endpoint) = spawn_gateway(dir, &config, "gateway-2.log");
+    assert!(!reads(&endpoint, &old).await);
+    assert!(reads(&endpoint, &new).await && reads(&endpoint, &web).await);
+    let cache = dir.join("gw-state/revocations.json");
+    let mode = std::fs::metadata(&cache).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    again.stop();
 }

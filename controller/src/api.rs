@@ -5,6 +5,7 @@
 mod agents;
 mod drc;
 mod drills;
+mod gateway;
 mod manifests;
 mod plans;
 mod servers;
@@ -103,7 +104,7 @@ pub fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -231,6 +232,7 @@ pub fn router(state: Shared) -> Router {
         .route(routes::DRC_DRILL_START, post(drc::start))
         .route(routes::DRC_DRILL_REPORT, post(drc::report))
         .route(routes::DRC_PLAN_TEARDOWN, post(drc::plan_teardown))
+        .route(routes::GATEWAY_REVOCATIONS, get(gateway::revocations))
         .route(routes::OPENAPI, get(crate::openapi::serve));
     let limiter = pulih_core::rate_limit::RateLimiter::new(
         state.config.rate_limit_per_second,

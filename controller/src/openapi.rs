@@ -299,6 +299,14 @@ const OPS: &[Op] = &[
         "Recorded",
         "drc",
     ),
+    (
+        "get",
+        routes::GATEWAY_REVOCATIONS,
+        "The append-only gateway's revocation feed: the lowest valid serial of each credential issued at enrolment",
+        None,
+        "GatewayRevocations",
+        "gateway",
+    ),
 ];
 
 fn add<T: JsonSchema>(
@@ -349,6 +357,7 @@ pub fn document() -> Value {
     add::<DrillStartResponse>(&mut generator, "DrillStartResponse", &mut named);
     add::<pulih_model::drill::DrillReport>(&mut generator, "DrillReport", &mut named);
     add::<pulih_model::drill::Teardown>(&mut generator, "Teardown", &mut named);
+    add::<pulih_model::api::GatewayRevocations>(&mut generator, "GatewayRevocations", &mut named);
     add::<ErrorBody>(&mut generator, "ErrorBody", &mut named);
     named.insert(
         "Recorded".into(),
@@ -393,7 +402,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The admin token, the failover authorization, an approver's token, an agent's own credential on /agents/{server}/…, or a DRC executor's on /drc/{target}/…"}}
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The admin token, the failover authorization, an approver's token, an agent's own credential on /agents/{server}/…, a DRC executor's on /drc/{target}/…, or the gateway's feed secret on /gateway/…"}}
         }
     })
 }

@@ -143,6 +143,38 @@ impl GatewayKey {
     pub fn secret(&self, akid: &str) -> String {
         hex::encode(hmac::sign(&self.0, akid.as_bytes()).as_ref())
     }
+
+    /// Whether `presented` is `akid`'s secret (constant time).
+    pub fn is_secret(&self, akid: &str, presented: &str) -> bool {
+        hex::decode(presented.trim())
+            .is_ok_and(|tag| hmac::verify(&self.0, akid.as_bytes(), &tag).is_ok())
+    }
+}
+
+/// The id whose secret the gateway shows the controller to read the
+/// revocation feed (`GET /api/v1/gateway/revocations`): both hold the
+/// gateway key, so no other secret is handed out for it.
+pub const FEED_ID: &str = "PLH.feed";
+
+/// The key of a principal in the revocation feed: `agent:<server>`,
+/// `executor:<target>` (None for readers and maintenance, which the
+/// controller does not issue).
+pub fn feed_key(p: &Principal) -> Option<String> {
+    match p {
+        Principal::Agent { server, .. } => Some(format!("agent:{server}")),
+        Principal::Executor { target, .. } => Some(format!("executor:{target}")),
+        _ => None,
+    }
+}
+
+/// The serial of an issued principal.
+pub fn serial(p: &Principal) -> Option<u32> {
+    match p {
+        Principal::Agent { serial, .. }
+        | Principal::Reader { serial, .. }
+        | Principal::Executor { serial, .. } => Some(*serial),
+        Principal::Maintenance => None,
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The controller's request bodies (JSON, from agents, executors and ops)
-//! from arbitrary bytes: every body type the API decodes is tried, never
+//! The controller's request bodies (JSON, from agents, executors and ops),
+//! and the revocation feed the gateway reads from it, from arbitrary bytes: every body type the API decodes is tried, never
 //! a panic; a manifest apply's files go through the same parse and
 //! validation the controller runs on them. What decodes re-encodes to
 //! JSON that decodes again.
@@ -31,6 +31,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = round_trip::<RunResult>(data);
     let _ = round_trip::<RunStartRequest>(data);
     let _ = round_trip::<Teardown>(data);
+    // The other way: the controller's revocation feed as the gateway reads it.
+    let _ = round_trip::<pulih_gateway::floors::Feed>(data);
     if let Some(req) = round_trip::<ApplyRequest>(data) {
         let mut set = ManifestSet::default();
         let mut diags = Vec::new();

@@ -86,6 +86,10 @@ pub struct GatewayConfig {
     /// Issued credentials no longer accepted (their access key ids).
     #[serde(default)]
     pub revoked: Vec<String>,
+    /// The controller whose revocation feed the gateway follows (the
+    /// credentials it issued at enrolment and replaced); none: only
+    /// `revoked`.
+    pub controller: Option<ControllerFeed>,
     /// The agencies: each one's prefix in the bucket is its name.
     #[serde(default, rename = "agency")]
     pub agencies: Vec<AgencyConfig>,
@@ -97,6 +101,23 @@ pub struct MaintenanceConfig {
     pub access_key: String,
     /// The secret, in a file readable by its owner only.
     pub secret_file: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerFeed {
+    /// The controller's URL (`https://…`; plain `http://` only on
+    /// loopback).
+    pub url: String,
+    /// A CA to trust for it beside the system's roots (the DKIS CA).
+    pub ca_file: Option<PathBuf>,
+    /// Seconds between two asks.
+    #[serde(default = "default_poll")]
+    pub poll_seconds: u64,
+}
+
+fn default_poll() -> u64 {
+    30
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -192,6 +213,26 @@ impl GatewayConfig {
             ));
         }
         crate::creds::check_name("bucket", &self.bucket)?;
+        if let Some(c) = &self.controller {
+            let u = url::Url::parse(&c.url)
+                .map_err(|e| format!("[controller] url `{}`: {e}", c.url))?;
+            let loopback = match u.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            match u.scheme() {
+                "https" => {}
+                "http" if loopback => {}
+                _ => {
+                    return Err(format!(
+                        "[controller] url `{}`: use https:// (plain http:// only on loopback)",
+                        c.url
+                    ));
+                }
+            }
+        }
         let mut seen = BTreeMap::new();
         for a in &self.agencies {
             crate::creds::check_name("agency name", &a.name)?;

@@ -18,6 +18,8 @@
 
 pub mod access;
 pub mod config;
+pub mod feed;
+pub mod floors;
 pub use pulih_core::gateway_creds as creds;
 pub mod import;
 pub mod index;

@@ -50,6 +50,7 @@ pub fn open(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
     }
     let buffered = tokio::sync::Semaphore::new(config.max_buffered_bytes.div_ceil(1024) as usize);
     let latest_receipt = std::sync::atomic::AtomicI64::new(index.latest_receipt()?);
+    let floors = crate::floors::Floors::load(&config.state_dir)?;
     Ok(Arc::new(Gateway {
         latest_receipt,
         buffered,
@@ -59,6 +60,7 @@ pub fn open(config_path: &Path) -> anyhow::Result<Arc<Gateway>> {
         upstreams,
         puts: Default::default(),
         rate: RwLock::new(crate::state::rate_limiter(&config)),
+        floors,
         config: RwLock::new(Arc::new(config)),
     }))
 }
@@ -199,6 +201,7 @@ pub async fn run(
     tracing::info!(%addr, tls = tls.is_some(), floor_days = config.retention_floor_days, "gateway serving");
 
     tokio::spawn(reload(gw.clone(), config_path.to_owned(), stop.clone()));
+    tokio::spawn(crate::feed::poll(gw.clone(), stop.clone()));
     let handle = axum_server::Handle::new();
     {
         let (handle, stop) = (handle.clone(), stop.clone());

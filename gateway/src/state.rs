@@ -28,6 +28,8 @@ pub struct Gateway {
     /// Requests per credential (`rate_limit_per_second`), rebuilt when the
     /// config's rate changes.
     pub(crate) rate: RwLock<Option<Arc<RateLimiter<String>>>>,
+    /// The controller's revocation floors (`feed.rs`).
+    pub(crate) floors: crate::floors::Floors,
 }
 
 /// The request rate limit a config asks for (None: none).
@@ -111,7 +113,7 @@ impl Gateway {
         if config.revoked.iter().any(|r| r == akid) {
             return None;
         }
-        Principal::parse(akid)
+        Principal::parse(akid).filter(|p| !self.floors.revokes(p))
     }
 
     /// Whether `p` may read (and write new objects in) agency `agency`'s

@@ -676,3 +676,17 @@ pub struct DrillView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<crate::drill::DrillReport>,
 }
+
+/// The append-only gateway's revocation feed (`GET /gateway/revocations`,
+/// docs/GATEWAY.md): for each principal the controller issued a gateway
+/// credential to at enrolment (`agent:<server>`, `executor:<target>`), the
+/// lowest serial still valid — the serial of its latest enrolment, so an
+/// earlier credential of it is revoked; for a server no manifest names
+/// any more, the time of the answer (every credential issued so far).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayRevocations {
+    /// When the controller made it (Unix seconds).
+    pub generated_at: i64,
+    pub floors: BTreeMap<String, u32>,
+}

@@ -54,6 +54,9 @@ pub const DRC_DRILL_START: &str = "/drc/{target}/drills/{id}/start";
 pub const DRC_DRILL_REPORT: &str = "/drc/{target}/drills/{id}/report";
 pub const DRC_PLAN_TEARDOWN: &str = "/drc/{target}/plan-runs/{id}/teardown";
 
+/// The append-only gateway's revocation feed (issued credentials' floors).
+pub const GATEWAY_REVOCATIONS: &str = "/gateway/revocations";
+
 pub const OPENAPI: &str = "/openapi.json";
 
 /// Every route under [`PREFIX`] that the OpenAPI document describes (all
@@ -96,6 +99,7 @@ pub const DOCUMENTED: &[&str] = &[
     DRC_DRILL_START,
     DRC_DRILL_REPORT,
     DRC_PLAN_TEARDOWN,
+    GATEWAY_REVOCATIONS,
 ];
 
 /// Fills `template`'s `{param}`s, in order, with `args` (each
