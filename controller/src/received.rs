@@ -65,6 +65,14 @@ pub async fn received(
         }
     };
     let snapshots = list("snapshots/").await?;
+    // Not the gateway (Garage or S3 directly): no writer to count by, and
+    // no listing of every pack for nothing.
+    if !snapshots
+        .iter()
+        .any(|w| w.writer.as_deref().and_then(Principal::parse).is_some())
+    {
+        return None;
+    }
     let receipt = |id: &SnapshotId| {
         let key = layout::snapshot(id);
         snapshots
