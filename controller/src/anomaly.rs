@@ -11,8 +11,9 @@
 //!   since it last saw them (`bytes_changed`). Encrypting files in place
 //!   rewrites nearly all of them; nightly work changes a few percent; adding
 //!   files rewrites nothing.
-//! - `new_stored`: bytes of the packs the snapshot names that its parent did
-//!   not, as the store has them (not as the agent says). Encrypted data
+//! - `new_stored`: bytes of the packs the snapshot names that the server's
+//!   previous confirmed snapshot did not, as the store has them (not as
+//!   the agent says). Encrypted data
 //!   neither deduplicates nor compresses, so a rewrite by ransomware lands
 //!   in the store nearly byte for byte.
 //! - `incompressible`: stored bytes per new byte of the run (agent's
@@ -20,7 +21,8 @@
 //!
 //! - `received`: through the append-only gateway, the bytes of the packs
 //!   the server's own credential wrote since its previous confirmed
-//!   snapshot, by the gateway's receipts (`received.rs`). The only measure
+//!   snapshot, by the gateway's receipts (`received.rs`), or, if larger,
+//!   `new_stored`'s bytes (packs staged on earlier nights and used now). The only measure
 //!   a compromised agent cannot bend: the others rest on its summary
 //!   (`rewritten`, `incompressible`) or on the packs its snapshot names
 //!   (`new_stored`).
@@ -330,7 +332,11 @@ async fn received(
 /// repository, the log and the audit log.
 pub async fn observe(st: &Shared, server: &str, run_key: &str, store: &Store, c: &CheckedSnapshot) {
     let mut now = Measures::of(c);
-    now.received = received(st, server, run_key, store, c).await;
+    // Packs written before the window but first named now (staged on
+    // earlier nights) count too: the larger of the two.
+    now.received = received(st, server, run_key, store, c)
+        .await
+        .map(|r| r.max(c.new_pack_bytes));
     let history: Vec<Measures> = match st.store.recent_signals(server, run_key, HISTORY) {
         Ok(rows) => rows
             .iter()

@@ -122,7 +122,15 @@ async fn with_key(
         Ok(r) => r,
         Err(e) => return Check::Unchecked(format!("cannot open the repository: {e}")),
     };
-    let c = match check_snapshot(&repo, &key, id, server).await {
+    // The server's previous confirmed snapshot: what "new" is measured
+    // against (its packs), not the parent the agent names.
+    let previous = st
+        .store
+        .previous_snapshot(server, run_key)
+        .ok()
+        .flatten()
+        .and_then(|(_, p)| p.parse::<SnapshotId>().ok());
+    let c = match check_snapshot(&repo, &key, id, server, previous.as_ref()).await {
         Ok(Some(c)) => c,
         Ok(None) => return Check::Refuted(format!("the repository holds no snapshot {id}")),
         Err(

@@ -72,9 +72,9 @@ pub struct CheckedSnapshot {
     pub stored_at: i64,
     /// What its writer says of the run (agent-controlled).
     pub summary: crate::snapshot::Summary,
-    /// The store's sizes of the packs it names that its parent did not
-    /// (all of them without a readable parent): what the run added, as the
-    /// store has it.
+    /// The store's sizes of the packs it names that the server's previous
+    /// confirmed snapshot (or its parent) did not (all of them without a
+    /// readable one): what the run added, as the store has it.
     pub new_pack_bytes: u64,
 }
 
@@ -87,6 +87,7 @@ pub async fn check_snapshot(
     key: &MaintenanceKeyFile,
     id: &crate::id::SnapshotId,
     server: &str,
+    previous: Option<&crate::id::SnapshotId>,
 ) -> Result<Option<CheckedSnapshot>> {
     if key.repo_id != repo.config.repo_id {
         return Err(Error::KeyMismatch {
@@ -102,7 +103,10 @@ pub async fn check_snapshot(
     let space = crate::snapshot::Snapshot::space_of(&bytes, id)?;
     let snapshot = crate::snapshot::Snapshot::decode(&bytes, &space_keys(&key.key, space), id)?;
     let keys = space_keys(&key.key, space);
-    let before: HashSet<PackId> = match &snapshot.parent {
+    // What "new" is measured against: the server's previous confirmed
+    // snapshot where the caller knows it (the agent's `parent` is its own
+    // say, and Pulih's backups name none), else the parent.
+    let before: HashSet<PackId> = match previous.or(snapshot.parent.as_ref()) {
         Some(p) => match repo.store.get(&layout::snapshot(p)).await {
             Ok(b) => crate::snapshot::Snapshot::decode(&b, &keys, p)
                 .ok()

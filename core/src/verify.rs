@@ -218,8 +218,16 @@ pub async fn verify(reader: &Reader, read_data_percent: Option<f64>) -> Result<V
 /// cannot hold what the size leaves, or lengths that do not add up to the
 /// size. Blobs no index lists are reported on their own.
 fn file_layout(node: &crate::tree::Node, idx: &crate::index::SpaceIndex) -> Option<String> {
-    let content = node.content.as_deref().filter(|c| !c.is_empty())?;
+    if node.kind != crate::tree::NodeKind::File {
+        return None;
+    }
     let size = node.size.unwrap_or(0);
+    let content = node.content.as_deref().unwrap_or_default();
+    if content.is_empty() {
+        // A hard link's later names are restored from its first.
+        return (size != 0 && node.link_id.is_none())
+            .then(|| format!("content length 0 differs from size {size}"));
+    }
     let mut offset = 0u64;
     for (i, id) in content.iter().enumerate() {
         let loc = idx.lookup(id)?;

@@ -16,6 +16,10 @@ use serde::Deserialize;
 use crate::storage::{S3Params, Store};
 use crate::{Error, Result};
 
+/// The most pages (of up to 1000 objects) one listing follows: 10 M
+/// objects, 160 TB of 16 MiB packs.
+const MAX_PAGES: usize = 10_000;
+
 /// One object of a listing with its writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -107,6 +111,7 @@ pub async fn list_writers(store: &Store, prefix: &str) -> Result<Option<Vec<Writ
     let client = client(p).map_err(err)?;
     let mut token: Option<String> = None;
     let mut out = Vec::new();
+    let mut pages = 0usize;
     loop {
         let query = {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
@@ -145,7 +150,16 @@ pub async fn list_writers(store: &Store, prefix: &str) -> Result<Option<Vec<Writ
             w.key = rel.to_owned();
             out.push(w);
         }
+        pages += 1;
         match next {
+            // A store that names the same page again, or never ends, is
+            // not followed for ever.
+            Some(t) if token.as_deref() == Some(t.as_str()) => {
+                return Err(err(format!("the store named page `{t}` twice")));
+            }
+            Some(_) if pages >= MAX_PAGES => {
+                return Err(err(format!("more than {MAX_PAGES} pages")));
+            }
             Some(t) => token = Some(t),
             None => return Ok(Some(out)),
         }

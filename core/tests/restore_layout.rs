@@ -376,7 +376,8 @@ async fn a_snapshot_that_names_a_subtree_many_times_is_measured_and_bounded_befo
 /// `verify` refuses what a restore refuses in a file's content list, so a
 /// snapshot that verifies restores: a padded blob (FORMAT.md §4.2) placed
 /// anywhere but at a file's end or given more bytes than its slot holds,
-/// and contents whose lengths do not add up to the file's size.
+/// and contents whose lengths (none at all, too) do not add up to the
+/// file's size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_names_a_file_whose_contents_a_restore_would_refuse() {
     use pulih_core::restore::{RestoreOptions, RestoreProgress, restore};
@@ -411,7 +412,9 @@ async fn verify_names_a_file_whose_contents_a_restore_would_refuse() {
     long.size = Some(100_000);
     let mut short = forge::file("short", vec![plain], 3);
     short.size = Some(5);
-    let leaf = f.tree(vec![long, short, twice]);
+    let mut hollow = forge::file("hollow", vec![], 0);
+    hollow.size = Some(7);
+    let leaf = f.tree(vec![hollow, long, short, twice]);
     let root = f.tree(vec![forge::dir("srv", leaf)]);
     let id = f
         .snapshot(&store, root, &["server=srv"], &forge::now())
@@ -424,6 +427,7 @@ async fn verify_names_a_file_whose_contents_a_restore_would_refuse() {
         ("/srv/twice", "is padded but not the file's last chunk"),
         ("/srv/long", "cannot hold the 100000 bytes"),
         ("/srv/short", "content length 3 differs from size 5"),
+        ("/srv/hollow", "content length 0 differs from size 7"),
     ] {
         assert!(
             report
@@ -433,7 +437,7 @@ async fn verify_names_a_file_whose_contents_a_restore_would_refuse() {
             "{file}: {problems}"
         );
     }
-    assert_eq!(report.problems.len(), 3, "{problems}");
+    assert_eq!(report.problems.len(), 4, "{problems}");
     // And the restore refuses the same snapshot.
     let snap = reader.find_snapshot(&id.to_hex()).await.unwrap();
     let err = restore(
@@ -446,5 +450,8 @@ async fn verify_names_a_file_whose_contents_a_restore_would_refuse() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(err.contains("data blob"), "{err}");
+    assert!(
+        err.contains("data blob") || err.contains("differs from size"),
+        "{err}"
+    );
 }

@@ -51,13 +51,19 @@ async fn fetch(gw: &Gateway, c: &ControllerFeed) -> anyhow::Result<Feed> {
 
 /// Asks the controller every `poll_seconds` while the config names one.
 pub async fn poll(gw: Arc<Gateway>, stop: CancellationToken) {
+    // Floors raised but not yet kept on disk (a failed write is tried
+    // again at the next ask).
+    let mut unsaved = false;
+    let mut failures = 0u32;
     loop {
         let config = gw.config();
         let wait = match &config.controller {
             Some(c) => {
                 match fetch(&gw, c).await {
                     Ok(feed) => {
-                        if gw.floors.raise(&feed.floors) {
+                        failures = 0;
+                        unsaved |= gw.floors.raise(&feed.floors);
+                        if unsaved {
                             let cache = gw.floors.snapshot(feed.generated_at);
                             let bytes = serde_json::to_vec(&cache).expect("feed serializes");
                             match pulih_core::storage::write_private_atomic(
@@ -65,7 +71,10 @@ pub async fn poll(gw: Arc<Gateway>, stop: CancellationToken) {
                                 &bytes,
                                 true,
                             ) {
-                                Ok(()) => tracing::info!("revocation feed: floors raised"),
+                                Ok(()) => {
+                                    unsaved = false;
+                                    tracing::info!("revocation feed: floors raised")
+                                }
                                 Err(e) => {
                                     tracing::error!(error = %e, "cannot keep the revocation feed's floors")
                                 }
@@ -73,7 +82,14 @@ pub async fn poll(gw: Arc<Gateway>, stop: CancellationToken) {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "revocation feed: the controller did not answer; the floors known stay")
+                        failures += 1;
+                        // Said louder once it lasts: revocations stop
+                        // arriving while it does.
+                        if failures >= 10 {
+                            tracing::error!(error = %e, failures, "revocation feed: the controller has not answered for a while; the floors known stay")
+                        } else {
+                            tracing::warn!(error = %e, "revocation feed: the controller did not answer; the floors known stay")
+                        }
                     }
                 }
                 Duration::from_secs(c.poll_seconds.max(1))

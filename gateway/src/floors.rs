@@ -10,9 +10,9 @@ use std::sync::RwLock;
 use pulih_core::gateway_creds::{Principal, feed_key, serial};
 use serde::{Deserialize, Serialize};
 
-/// What the controller answers, and what the cache file holds.
+/// What the controller answers, and what the cache file holds. Fields a
+/// newer controller adds are ignored, not a reason to stop following it.
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Feed {
     pub generated_at: i64,
     pub floors: BTreeMap<String, u32>,

@@ -682,7 +682,7 @@ pub struct DrillView {
 /// credential to at enrolment (`agent:<server>`, `executor:<target>`), the
 /// lowest serial still valid — the serial of its latest enrolment, so an
 /// earlier credential of it is revoked; for a server no manifest names
-/// any more, the time of the answer (every credential issued so far).
+/// any more, one past it (every credential issued so far).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayRevocations {

@@ -40,11 +40,10 @@ pub async fn revocations(
                 floors.insert(format!("agent:{}", a.server), serial)
             }
             // No manifest names it any more: every credential issued so
-            // far is revoked; one enrolled after it is added again is not.
-            None => floors.insert(
-                format!("agent:{}", a.server),
-                u32::try_from(st.now()).unwrap_or(u32::MAX),
-            ),
+            // far is revoked (a fixed floor, so the gateway's cache does
+            // not change with every ask); one enrolled after it is added
+            // again is not.
+            None => floors.insert(format!("agent:{}", a.server), serial.saturating_add(1)),
         };
     }
     Ok(Json(GatewayRevocations {
