@@ -51,7 +51,8 @@ netem_pids=
 cleanup() {
   for p in $gw_pid $netem_pids; do kill "$p" 2>/dev/null; done; garage_stop
   cp "$run/results.txt" "$work/gw-results.txt" 2>/dev/null || true
-  cd /; if mountpoint -q "$run"; then umount "$run"; rm -f "$work/gw-run.img"; else rm -rf "$run"/out-*; fi
+  wait 2>/dev/null || true   # the killed servers let go of the filesystem
+  cd /; if mountpoint -q "$run"; then umount "$run" || umount -l "$run"; rm -f "$work/gw-run.img"; else rm -rf "$run"/out-*; fi
 }
 trap cleanup EXIT
 case $legs in *restic*) command -v restic >/dev/null || { echo "needs restic (../shared/TOOLS.md)" >&2; exit 1; } ;; esac
