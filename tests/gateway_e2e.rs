@@ -142,6 +142,14 @@ fn start_gateway(dir: &Path, garage: &Garage) -> Gw {
     }
 }
 
+/// The store at `repo` opened with the gateway credential in `creds` (a
+/// `with` dir), as the library sees it.
+fn store_as(repo: &str, creds: &Path) -> pulih_core::storage::Store {
+    let read = |f: &str| std::fs::read_to_string(creds.join(f)).unwrap();
+    let (id, secret) = (read("access-key-id"), read("secret-access-key"));
+    pulih_core::storage::Store::open_with(repo, false, Some((id.trim(), secret.trim()))).unwrap()
+}
+
 /// `pulih drc serve --config CONFIG` (log `dir/log`); its HTTPS endpoint.
 fn spawn_gateway(dir: &Path, config: &Path, log: &str) -> (Proc, String) {
     let mut gateway = Proc::spawn(
@@ -621,19 +629,7 @@ async fn anomaly_a_rewrite_the_agent_hides_is_flagged_from_what_the_gateway_rece
     // The attack: every page encrypted in place and uploaded through the
     // gateway under the server's own credential, in a snapshot whose
     // summary says nothing was read, changed or stored.
-    let store = pulih_core::storage::Store::open_with(
-        &repo,
-        false,
-        Some((
-            std::fs::read_to_string(me.join("access-key-id"))
-                .unwrap()
-                .trim(),
-            std::fs::read_to_string(me.join("secret-access-key"))
-                .unwrap()
-                .trim(),
-        )),
-    )
-    .unwrap();
+    let store = store_as(&repo, &me);
     let agent_key = pulih_core::keys::AgentKey::load(&key).unwrap();
     let mut f = forge::Forge::new(&agent_key);
     let mut nodes = Vec::new();
@@ -677,22 +673,7 @@ async fn anomaly_a_rewrite_the_agent_hides_is_flagged_from_what_the_gateway_rece
         .unwrap_or_else(|| panic!("not flagged: {flag}"));
     assert!(reason.contains("the gateway received"), "{reason}");
     // The hold is in the repository, where every prune sees it.
-    let held = pulih_core::storage::Store::open_with(
-        &repo,
-        false,
-        Some((
-            std::fs::read_to_string(walidata.join("access-key-id"))
-                .unwrap()
-                .trim(),
-            std::fs::read_to_string(walidata.join("secret-access-key"))
-                .unwrap()
-                .trim(),
-        )),
-    )
-    .unwrap()
-    .list("holds/")
-    .await
-    .unwrap();
+    let held = store_as(&repo, &walidata).list("holds/").await.unwrap();
     assert!(held.iter().any(|h| h.key.contains(&forged)), "{held:?}");
     let listed = snapshots(&walidata, &repo, &pass, &["--server", "portal"]);
     for id in &ids {
