@@ -92,14 +92,15 @@ far_garage=$garage_endpoint; far_gw=$gw_endpoint
 if [ -n "$rtt$rate" ]; then
   netem=${PULIH_NETEM_BIN:-$here/../target/release/pulih-netem}
   [ -x "$netem" ] || (cd "$here/.." && cargo build --release -p pulih-test-support --bin pulih-netem)
-  link() { # link NAME HOST:PORT: starts a link to it, prints its address
+  link() { # link NAME HOST:PORT: starts a link to it (in this shell, so
+    # cleanup can stop it); its address is then in netem-NAME.out
     "$netem" --to "$2" ${rtt:+--rtt "$rtt"} ${rate:+--rate "$rate"} > "netem-$1.out" 2> "netem-$1.log" &
     netem_pids="$netem_pids $!"
     for _ in $(seq 100); do [ -s "netem-$1.out" ] && break; sleep 0.1; done
-    head -1 "netem-$1.out" | grep -o '[0-9.]*:[0-9]*' | head -1
   }
-  far_garage=$(link garage "$garage_endpoint")
-  far_gw=https://$(link gateway "${gw_endpoint#https://}")
+  addr() { head -1 "netem-$1.out" | grep -o '[0-9.]*:[0-9]*' | head -1; }
+  link garage "$garage_endpoint"; link gateway "${gw_endpoint#https://}"
+  far_garage=$(addr garage); far_gw=https://$(addr gateway)
   [ -n "$far_garage" ] && [ "$far_gw" != https:// ] || { cat netem-*.log >&2; exit 1; }
 fi
 printf 'bench gateway\n' > pass; chmod 600 pass
