@@ -170,6 +170,22 @@ fn spawn_gateway(dir: &Path, config: &Path, log: &str) -> (Proc, String) {
     (gateway, endpoint)
 }
 
+/// A controller in `dir` that holds `gw`'s key (it issues gateway
+/// credentials at enrolment), with the manifests in `mdir` applied:
+/// (process, URL, admin token file).
+fn issuing_controller(dir: &Path, gw: &Gw, mdir: &Path) -> (Proc, String, PathBuf) {
+    let controller = Controller::start(
+        &PULIH,
+        dir,
+        &format!(
+            "pusat_data_subnets = [\"127.0.0.0/8\"]\n[gateway]\nkey_file = {:?}\n",
+            gw.key.display().to_string()
+        ),
+    );
+    controller.apply(&PULIH, mdir);
+    controller.into_parts()
+}
+
 /// Enrols `server` through the controller's API (`api`, admin token
 /// `admin`) as its agent would: the EnrollResponse.
 async fn enrol(http: &reqwest::Client, api: &str, admin: &str, server: &str) -> serde_json::Value {
@@ -400,16 +416,7 @@ fn enrolment_issues_the_agents_gateway_credential_and_it_replicates_through_the_
             + &server("portal", "diskominfo")
             + &format!("  sources: [{{path: {}}}]\n", src.display())),
     );
-    let controller = Controller::start(
-        &PULIH,
-        dir,
-        &format!(
-            "pusat_data_subnets = [\"127.0.0.0/8\"]\n[gateway]\nkey_file = {:?}\n",
-            gw.key.display().to_string()
-        ),
-    );
-    controller.apply(&PULIH, &mdir);
-    let (cproc, url, token) = controller.into_parts();
+    let (cproc, url, token) = issuing_controller(dir, &gw, &mdir);
     let t = enroll_token(PULIH.ops(&url, &token), "portal");
     let agent = Agent {
         url: &url,
@@ -699,16 +706,7 @@ async fn append_only_the_gateway_refuses_credentials_the_controller_replaced() {
         &dir.join("manifests"),
         &(target + &with_sources("portal") + &with_sources("web")),
     );
-    let controller = Controller::start(
-        &PULIH,
-        dir,
-        &format!(
-            "pusat_data_subnets = [\"127.0.0.0/8\"]\n[gateway]\nkey_file = {:?}\n",
-            gw.key.display().to_string()
-        ),
-    );
-    controller.apply(&PULIH, &both);
-    let (cproc, url, token) = controller.into_parts();
+    let (cproc, url, token) = issuing_controller(dir, &gw, &both);
     let api = format!("{url}/api/v1");
     let admin = std::fs::read_to_string(&token).unwrap().trim().to_owned();
     let http = reqwest::Client::new();
