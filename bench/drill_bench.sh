@@ -7,7 +7,11 @@
 # Usage: bench/drill_bench.sh [BYTES] [RUNS] [--store file|s3]
 #   (default: 1 GiB, 3 runs, a filesystem DRC store; --store s3 puts the
 #   repository in a single-node Garage on loopback, bench/garage.sh, which
-#   the drill then restores from, as a DRC on an S3 store does)
+#   the drill then restores from, as a DRC on an S3 store does; --store
+#   gateway puts the append-only gateway, bench/gateway.sh, in front of
+#   that Garage: the walidata makes the repository and the server's key
+#   with a reader credential, the backup goes through with the server's
+#   agent credential, the drill with the DRC executor's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 store=file; pos=()
@@ -17,7 +21,7 @@ while [ $# -gt 0 ]; do
     *) pos+=("$1"); shift ;;
   esac
 done
-case $store in file|s3) ;; *) echo "--store is file or s3" >&2; exit 2 ;; esac
+case $store in file|s3|gateway) ;; *) echo "--store is file, s3 or gateway" >&2; exit 2 ;; esac
 size=${pos[0]:-1073741824}
 runs=${pos[1]:-3}
 cargo build --release -q -p pulih --bin pulih
@@ -25,24 +29,40 @@ pulih=$PWD/target/release/pulih
 bash tests/images/busybox-app.sh pulih-test/busybox:1
 work=$(mktemp -d /var/tmp/pulih-drill-bench.XXXXXX)
 . bench/garage.sh
-trap 'garage_stop; rm -rf "$work"' EXIT
-repo=$work/drc
-if [ $store = s3 ]; then
-  command -v garage >/dev/null || { echo "--store s3 needs garage (../shared/TOOLS.md)" >&2; exit 1; }
+. bench/gateway.sh
+trap 'gateway_stop; garage_stop; rm -rf "$work"' EXIT
+repo=$work/drc; target=$repo
+# Who runs each step: the walidata (init, key), the agent, the executor.
+as_walidata=(); as_agent=(); as_executor=()
+if [ $store != file ]; then
+  command -v garage >/dev/null || { echo "--store $store needs garage (../shared/TOOLS.md)" >&2; exit 1; }
   garage_start "$work/garage" drc
-  repo="s3://drc/dkis?endpoint=http://$garage_endpoint&region=garage"
+  repo="s3://drc/dkis?endpoint=http://$garage_endpoint&region=garage"; target=$repo
+fi
+if [ $store = gateway ]; then
+  gateway_start "$work/gw" drc dkis drc
+  for who in "reader dkis walidata" "agent dkis/bench agent" "executor drc executor"; do
+    set -- $who; gateway_credential "$1" "$2" "$work/cred-$3"
+  done
+  read -r -a as_walidata <<< "$(gateway_env "$work/cred-walidata")"
+  read -r -a as_agent <<< "$(gateway_env "$work/cred-agent")"
+  read -r -a as_executor <<< "$(gateway_env "$work/cred-executor")"
+  target="s3://pulih?endpoint=$gw_endpoint&ca=$gw_ca"
+  repo="s3://pulih/dkis/repo?endpoint=$gw_endpoint&ca=$gw_ca"
 fi
 python3 bench/make_corpus.py build "$work/data" --size "$size" --seed 7 >/dev/null
 echo "<p>rows: 3</p>" > "$work/data/index.html"
 (umask 077; echo "bench walidata" > "$work/pass")
-"$pulih" repo init --repo "$repo" --passphrase-file "$work/pass" --agent-key-out "$work/agent.key" >/dev/null
-"$pulih" repo backup --repo "$repo" --agent-key "$work/agent.key" --tag server=bench "$work/data" >/dev/null
+env "${as_walidata[@]}" "$pulih" repo init --repo "$repo" --passphrase-file "$work/pass" >/dev/null
+env "${as_walidata[@]}" "$pulih" repo add-agent-key --repo "$repo" --passphrase-file "$work/pass" \
+  --out "$work/agent.key" --server bench >/dev/null
+env "${as_agent[@]}" "$pulih" repo backup --repo "$repo" --agent-key "$work/agent.key" --tag server=bench "$work/data" >/dev/null
 mkdir -p "$work/manifests"
 cat > "$work/manifests/bench.yaml" <<YAML
 apiVersion: pulih.io/v1alpha1
 kind: DrcTarget
 metadata: {name: drc}
-spec: {url: "$repo"}
+spec: {url: "$target"}
 ---
 apiVersion: pulih.io/v1alpha1
 kind: PerangkatDaerah
@@ -75,11 +95,11 @@ spec:
 YAML
 out=bench/results/drill-$(date -u +%Y%m%dT%H%M%SZ).txt
 mkdir -p bench/results
-echo "# $(nproc) cores, $(uname -r), pulih $(git rev-parse --short HEAD), $(du -sb "$work/data" | cut -f1) bytes in $(find "$work/data" -type f | wc -l) files, store: $([ $store = s3 ] && echo "Garage $garage_version on loopback ($repo)" || echo "filesystem ($repo)")" | tee "$out"
+echo "# $(nproc) cores, $(uname -r), pulih $(git rev-parse --short HEAD), $(du -sb "$work/data" | cut -f1) bytes in $(find "$work/data" -type f | wc -l) files, store: $(case $store in s3) echo "Garage $garage_version on loopback ($repo)" ;; gateway) echo "the gateway (https, loopback) in front of Garage $garage_version ($repo)" ;; *) echo "filesystem ($repo)" ;; esac)" | tee "$out"
 for i in $(seq "$runs"); do
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   t0=$(date +%s.%N)
-  "$pulih" drc drill bench -f "$work/manifests" --repo "$repo" --passphrase-file "$work/pass" \
+  env "${as_executor[@]}" "$pulih" drc drill bench -f "$work/manifests" --repo "$repo" --passphrase-file "$work/pass" \
     --scratch-dir "$work/scratch" --json > "$work/report.json"
   wall=$(echo "$(date +%s.%N) - $t0" | bc)
   python3 - "$work/report.json" "$wall" <<'PY' | tee -a "$out"

@@ -46,7 +46,7 @@ fi
 bytes=$(du -sb "$corpus" | cut -f1); files=$(find "$corpus" -type f | wc -l)
 
 . "$here/garage.sh"
-gw_pid=
+. "$here/gateway.sh"
 netem_pids=
 cleanup() {
   for p in $gw_pid $netem_pids; do kill "$p" 2>/dev/null; done; garage_stop
@@ -59,34 +59,9 @@ case $legs in *restic*) command -v restic >/dev/null || { echo "needs restic (..
 garage_start "$run/garage" bench-direct bench-gw bench-restic
 
 # The gateway: TLS from a throwaway CA, Garage upstream (its own bucket).
+gateway_start "$run/gw" bench-gw bench
+gateway_credential reader bench "$run/cred"
 cd "$run"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
-  -keyout ca.key -out ca.pem 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-  -keyout gw.key -out gw.csr 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' > san.ext
-openssl x509 -req -in gw.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out gw.pem 2>/dev/null
-chmod 600 gw.key
-printf '%s\n' "$AWS_ACCESS_KEY_ID" > up-id; printf '%s\n' "$AWS_SECRET_ACCESS_KEY" > up-secret; chmod 600 up-id up-secret
-"$pulih" drc gateway-key --out gw-key 2>/dev/null
-cat > gateway.toml <<TOML
-listen = "127.0.0.1:0"
-tls_cert_file = "$run/gw.pem"
-tls_key_file = "$run/gw.key"
-state_dir = "$run/gw-state"
-key_file = "$run/gw-key"
-upstream = "s3://bench-gw/?endpoint=http://$garage_endpoint&region=garage&unsigned_payload=true"
-upstream_access_key_id_file = "$run/up-id"
-upstream_secret_access_key_file = "$run/up-secret"
-[[agency]]
-name = "bench"
-TOML
-"$pulih" drc serve --config gateway.toml > gw.out 2> gw.log &
-gw_pid=$!
-for _ in $(seq 100); do grep -q '^gateway: ' gw.out 2>/dev/null && break; sleep 0.1; done
-gw_endpoint=$(sed -n 's/^gateway: //p' gw.out)
-[ -n "$gw_endpoint" ] || { cat gw.log >&2; exit 1; }
-"$pulih" drc credential --key-file gw-key --reader bench --out-dir cred >/dev/null 2>&1
 # The restores' endpoints: the stores themselves, or a link in front of each.
 far_garage=$garage_endpoint; far_gw=$gw_endpoint
 if [ -n "$rtt$rate" ]; then
@@ -113,7 +88,7 @@ leg() { # leg NAME RUN: init, initial backup, restore; appends "name step secs g
   case $name in
     direct) url="s3://bench-direct/r$n?endpoint=http://$garage_endpoint&region=garage"
             env_args=() ;;
-    gateway) url="s3://pulih/bench/r$n?endpoint=$gw_endpoint&ca=$run/ca.pem"
+    gateway) url="s3://pulih/bench/r$n?endpoint=$gw_endpoint&ca=$gw_ca"
             env_args=(PULIH_S3_ACCESS_KEY_ID_FILE="$run/cred/access-key-id" PULIH_S3_SECRET_ACCESS_KEY_FILE="$run/cred/secret-access-key") ;;
     restic) export RESTIC_REPOSITORY="s3:http://$garage_endpoint/bench-restic/r$n" RESTIC_PASSWORD="bench gateway" ;;
   esac
