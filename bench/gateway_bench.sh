@@ -7,8 +7,10 @@
 #   bench/gateway_bench.sh WORKDIR [--size BYTES] [--runs N]
 #
 # Needs garage (docs: ../shared/TOOLS.md), openssl (the test CA), python3.
-# Prints a Markdown table: wall seconds (median), MB/s of the corpus,
-# Garage's and the gateway's CPU seconds per run.
+# Prints a Markdown table: wall seconds (median), MB/s of the corpus, the
+# repository's bytes (Pulih's backup report, restic's raw-data stats: what
+# a restore reads over the link, less the index) and the link rate that
+# makes, Garage's and the gateway's CPU seconds per run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:?usage: gateway_bench.sh WORKDIR [--size BYTES] [--runs N]}; shift
@@ -101,14 +103,22 @@ leg() { # leg NAME RUN: init, initial backup, restore; appends "name step secs g
       if [ $step = backup ]; then restic backup -q "$corpus" >/dev/null
       else RESTIC_REPOSITORY="s3:http://$far_garage/bench-restic/r$n" restic restore -q latest --target "out-$name-$n" >/dev/null; fi
     elif [ $step = backup ]; then
-      env "${env_args[@]}" "$pulih" repo backup --repo "$url" --agent-key "key-$name-$n" --cache-dir "cache-$name-$n" --json "$corpus" >/dev/null
+      env "${env_args[@]}" "$pulih" repo backup --repo "$url" --agent-key "key-$name-$n" --cache-dir "cache-$name-$n" --json "$corpus" > "backup-$name-$n.json"
     else
       local far=${url/$gw_endpoint/$far_gw}
       [ "$name" = direct ] && far=${url/$garage_endpoint/$far_garage}
       env "${env_args[@]}" "$pulih" repo restore --repo "$far" --passphrase-file pass latest --target "out-$name-$n" >/dev/null
     fi
     t1=$(date +%s.%N)
-    echo "$name $step $(echo "$t1 - $t0" | bc) $(( ($(ticks "$garage_pid") - g0) )) $(( ($(ticks "$gw_pid") - w0) ))" >> results.txt
+    # What the repository holds (so what a restore reads over the link),
+    # outside the timing: Pulih's backup report, restic's raw-data stats.
+    local stored=0
+    if [ $step = backup ]; then
+      if [ "$name" = restic ]; then stored=$(restic stats --mode raw-data --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_size"])')
+      else stored=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bytes_stored"])' "backup-$name-$n.json"); fi
+      echo "$stored" > "stored-$name-$n"
+    else stored=$(cat "stored-$name-$n"); fi
+    echo "$name $step $(echo "$t1 - $t0" | bc) $(( ($(ticks "$garage_pid") - g0) )) $(( ($(ticks "$gw_pid") - w0) )) $stored" >> results.txt
     if [ $step = restore ]; then # every file back (outside the timing)
       local got; got=$(find "out-$name-$n" -type f | wc -l)
       [ "$got" = "$files" ] || { echo "$name run $n restored $got files of $files" >&2; exit 1; }
@@ -128,8 +138,8 @@ done
 
 echo "corpus: $bytes bytes ($files files), $runs alternating runs, $(nproc) cores, garage $garage_version, written to $scratch${rtt:+, restores with ${rtt} RTT}${rate:+ capped at $rate}"
 echo
-echo "| path | step | wall s (median) | MB/s | garage CPU s | gateway CPU s |"
-echo "|---|---|---|---|---|---|"
+echo "| path | step | wall s (median) | MB/s of the corpus | repository MB | Mbit/s of the repository | garage CPU s | gateway CPU s |"
+echo "|---|---|---|---|---|---|---|---|"
 for name in $legs; do for step in backup restore; do
   python3 - "$name" "$step" "$bytes" "$hz" "$run/results.txt" <<'PY'
 import sys, statistics
@@ -138,8 +148,9 @@ rows = [l.split() for l in open(sys.argv[5]) if l.split()[:2] == [name, step]]
 w = statistics.median(float(r[2]) for r in rows)
 g = statistics.median(int(r[3]) for r in rows) / hz
 gw = statistics.median(int(r[4]) for r in rows) / hz
+repo = statistics.median(int(r[5]) for r in rows)
 label = {"direct": "Garage direct (http, loopback)", "gateway": "gateway (https) → Garage",
          "restic": "restic 0.14, Garage direct (http)"}[name]
-print(f"| {label} | {step} | {w:.2f} | {size / w / 1e6:.0f} | {g:.1f} | {gw if name == 'gateway' else 0:.1f} |")
+print(f"| {label} | {step} | {w:.2f} | {size / w / 1e6:.0f} | {repo / 1e6:.1f} | {repo * 8 / w / 1e6:.1f} | {g:.1f} | {gw if name == 'gateway' else 0:.1f} |")
 PY
 done; done
