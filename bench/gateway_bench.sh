@@ -4,7 +4,8 @@
 # and through `pulih drc serve` (HTTPS, loopback, in front of the same
 # Garage), alternating, in one run.
 #
-#   bench/gateway_bench.sh WORKDIR [--size BYTES] [--runs N]
+#   bench/gateway_bench.sh WORKDIR [--size BYTES] [--runs N] [--restic]
+#       [--rustic] [--corpus DIR] [--rtt TIME] [--rate RATE]
 #
 # Needs garage (docs: ../shared/TOOLS.md), openssl (the test CA), python3.
 # Prints a Markdown table: wall seconds (median), MB/s of the corpus, the
@@ -19,7 +20,8 @@ while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
-    --restic) legs="direct gateway restic"; shift ;;
+    --restic) legs="$legs restic"; shift ;;
+    --rustic) legs="$legs rustic"; shift ;;
     --corpus) corpus=$2; shift 2 ;;
     --rtt) rtt=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
@@ -57,8 +59,14 @@ cleanup() {
   cd /; if mountpoint -q "$run"; then umount "$run" || umount -l "$run"; rm -f "$work/gw-run.img"; else rm -rf "$run"/out-*; fi
 }
 trap cleanup EXIT
-case $legs in *restic*) command -v restic >/dev/null || { echo "needs restic (../shared/TOOLS.md)" >&2; exit 1; } ;; esac
-garage_start "$run/garage" bench-direct bench-gw bench-restic
+for t in restic rustic; do
+  case $legs in *$t*) command -v $t >/dev/null || { echo "needs $t (../shared/TOOLS.md)" >&2; exit 1; } ;; esac
+done
+garage_start "$run/garage" bench-direct bench-gw bench-restic bench-rustic
+rustic_profile() { # NAME ENDPOINT RUN: rustic's opendal S3 options take a profile file (no flags)
+  printf '[repository]\nrepository = "opendal:s3"\npassword = "bench gateway"\n[repository.options]\nbucket = "bench-rustic"\nroot = "/r%s"\nendpoint = "http://%s"\nregion = "garage"\naccess_key_id = "%s"\nsecret_access_key = "%s"\n' \
+    "$3" "$2" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > "$run/rustic-$1-$3.toml"
+}
 
 # The gateway: TLS from a throwaway CA, Garage upstream (its own bucket).
 gateway_start "$run/gw" bench-gw bench
@@ -93,8 +101,10 @@ leg() { # leg NAME RUN: init, initial backup, restore; appends "name step secs g
     gateway) url="s3://pulih/bench/r$n?endpoint=$gw_endpoint&ca=$gw_ca"
             env_args=(PULIH_S3_ACCESS_KEY_ID_FILE="$run/cred/access-key-id" PULIH_S3_SECRET_ACCESS_KEY_FILE="$run/cred/secret-access-key") ;;
     restic) export RESTIC_REPOSITORY="s3:http://$garage_endpoint/bench-restic/r$n" RESTIC_PASSWORD="bench gateway" ;;
+    rustic) rustic_profile near "$garage_endpoint" "$n"; rustic_profile far "$far_garage" "$n" ;;
   esac
   if [ "$name" = restic ]; then restic init >/dev/null
+  elif [ "$name" = rustic ]; then rustic -P "$run/rustic-near-$n" init >/dev/null 2>&1
   else env "${env_args[@]}" "$pulih" repo init --repo "$url" --passphrase-file pass --agent-key-out "key-$name-$n" >/dev/null; fi
   for step in backup restore; do
     local g0 w0 t0 t1
@@ -102,6 +112,9 @@ leg() { # leg NAME RUN: init, initial backup, restore; appends "name step secs g
     if [ "$name" = restic ]; then
       if [ $step = backup ]; then restic backup -q "$corpus" >/dev/null
       else RESTIC_REPOSITORY="s3:http://$far_garage/bench-restic/r$n" restic restore -q latest --target "out-$name-$n" >/dev/null; fi
+    elif [ "$name" = rustic ]; then
+      if [ $step = backup ]; then rustic -P "$run/rustic-near-$n" backup "$corpus" >/dev/null 2>&1
+      else rustic -P "$run/rustic-far-$n" restore latest "out-$name-$n" >/dev/null 2>&1; fi
     elif [ $step = backup ]; then
       env "${env_args[@]}" "$pulih" repo backup --repo "$url" --agent-key "key-$name-$n" --cache-dir "cache-$name-$n" --json "$corpus" > "backup-$name-$n.json"
     else
@@ -111,10 +124,12 @@ leg() { # leg NAME RUN: init, initial backup, restore; appends "name step secs g
     fi
     t1=$(date +%s.%N)
     # What the repository holds (so what a restore reads over the link),
-    # outside the timing: Pulih's backup report, restic's raw-data stats.
+    # outside the timing: Pulih's backup report, restic's raw-data stats
+    # (rustic's: not read, 0).
     local stored=0
     if [ $step = backup ]; then
-      if [ "$name" = restic ]; then stored=$(restic stats --mode raw-data --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_size"])')
+      if [ "$name" = rustic ]; then :
+      elif [ "$name" = restic ]; then stored=$(restic stats --mode raw-data --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_size"])')
       else stored=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bytes_stored"])' "backup-$name-$n.json"); fi
       echo "$stored" > "stored-$name-$n"
     else stored=$(cat "stored-$name-$n"); fi
@@ -150,7 +165,9 @@ g = statistics.median(int(r[3]) for r in rows) / hz
 gw = statistics.median(int(r[4]) for r in rows) / hz
 repo = statistics.median(int(r[5]) for r in rows)
 label = {"direct": "Garage direct (http, loopback)", "gateway": "gateway (https) → Garage",
-         "restic": "restic 0.14, Garage direct (http)"}[name]
-print(f"| {label} | {step} | {w:.2f} | {size / w / 1e6:.0f} | {repo / 1e6:.1f} | {repo * 8 / w / 1e6:.1f} | {g:.1f} | {gw if name == 'gateway' else 0:.1f} |")
+         "restic": "restic 0.14, Garage direct (http)",
+         "rustic": "rustic, Garage direct (http)"}[name]
+rb = f"{repo / 1e6:.1f} | {repo * 8 / w / 1e6:.1f}" if repo else "— | —"
+print(f"| {label} | {step} | {w:.2f} | {size / w / 1e6:.0f} | {rb} | {g:.1f} | {gw if name == 'gateway' else 0:.1f} |")
 PY
 done; done
