@@ -14,7 +14,7 @@
 # makes, Garage's and the gateway's CPU seconds per run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-work=${1:?usage: gateway_bench.sh WORKDIR [--size BYTES] [--runs N]}; shift
+work=${1:?usage: gateway_bench.sh WORKDIR [--size BYTES] [--runs N] [--restic] [--rustic] [--corpus DIR] [--rtt TIME] [--rate RATE]}; shift
 size=$((1 << 30)); runs=3; rtt=; rate=; legs="direct gateway"; corpus=$work/gw-corpus
 while [ $# -gt 0 ]; do
   case $1 in
@@ -93,7 +93,7 @@ printf 'bench gateway\n' > pass; chmod 600 pass
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 declare -A wall
-leg() { # leg NAME RUN: init, initial backup, restore; appends "name step secs garage_s gw_s"
+leg() { # leg NAME RUN: init, initial backup, restore; appends "name step secs garage_ticks gw_ticks repo_bytes"
   local name=$1 n=$2 url
   case $name in
     direct) url="s3://bench-direct/r$n?endpoint=http://$garage_endpoint&region=garage"
